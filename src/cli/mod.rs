@@ -1,0 +1,93 @@
+//! The `eddy` command line: flags in, calls into the library, exit codes out.
+//!
+//! Exit codes: 0 success, 1 handler failure (or `check` found errors), 2 usage or load error.
+
+mod check;
+mod output;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Integration runtime: durable events routed to sandboxed JavaScript handlers.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one event through one handler and print what happened.
+    Run(run::RunArgs),
+    /// Load every handler and report syntax and load errors as file:line:col: message.
+    Check(check::CheckArgs),
+}
+
+/// Flags shared by commands that read `eddy.toml`.
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// Config file [default: ./eddy.toml, optional]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<(eddy_config::Config, PathBuf)> {
+        let explicit = self.config.is_some();
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(eddy_config::DEFAULT_CONFIG_FILE));
+        Ok((eddy_config::Config::load(&path, explicit)?, path))
+    }
+}
+
+use crate::config as eddy_config;
+
+/// Failure of a command, with the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// The handler ran and failed (exit 1).
+    Handler,
+    /// Usage, config or load error (exit 2), already printed or to print.
+    Usage(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Check(args) => check::check(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Handler) => ExitCode::from(1),
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `eddy run <handler.js> --event <json|@file|->`: one event through one handler.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+
+use super::{ConfigArgs, Failure, output};
+use crate::event::{Event, new_id};
+use crate::runtime::{InvocationRequest, Runtime, handler_id};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The handler file.
+    handler: PathBuf,
+    /// The event: inline JSON, @file, or - for standard input.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    event: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Data folder for handler state [default: `data` in eddy.toml, else ./.eddy]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Failure> {
+    let (config, config_path) = args.config.load()?;
+    let event = read_event(&args.event)?;
+    let file = args
+        .handler
+        .canonicalize()
+        .with_context(|| format!("cannot read handler {}", args.handler.display()))?;
+    let root = handlers_root(&config.handlers, &file)?;
+    let id = handler_id(&root, &file)
+        .ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
+    let data = args.data.unwrap_or(config.data.clone());
+    let store = Store::open(&data).map_err(anyhow::Error::from)?;
+    let runtime = Arc::new(
+        Runtime::new(
+            &config,
+            &config_path,
+            &shown_root(&root, &args.handler),
+            store,
+        )
+        .map_err(anyhow::Error::from)?,
+    );
+    if let Err(e) = runtime.load(&id, &file).await {
+        return Err(Failure::Usage(anyhow!("{}", e.render())));
+    }
+    let request = InvocationRequest {
+        delivery_id: new_id(),
+        attempt: 1,
+        idempotency_key: format!("{}:{}", event.id, id),
+        event,
+    };
+    let report = runtime.invoke(&id, request).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+    } else {
+        output::print_report(&report);
+    }
+    if report.outcome.is_success() {
+        Ok(())
+    } else {
+        Err(Failure::Handler)
+    }
+}
+
+fn read_event(arg: &str) -> anyhow::Result<Event> {
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the event from standard input")?;
+        text
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read event file {path}"))?
+    } else {
+        arg.to_owned()
+    };
+    Ok(Event::from_json(&text, "eddy/cli")?)
+}
+
+/// The handlers folder if the file is inside it, else the file's own folder.
+fn handlers_root(configured: &Path, file: &Path) -> anyhow::Result<PathBuf> {
+    if let Ok(root) = configured.canonicalize()
+        && file.starts_with(&root)
+    {
+        return Ok(root);
+    }
+    file.parent()
+        .map(Path::to_owned)
+        .ok_or_else(|| anyhow!("{} has no parent folder", file.display()))
+}
+
+/// The root as the user would write it, for readable stack traces: the handler argument's
+/// folder when it is the root, else the canonical path.
+fn shown_root(root: &Path, handler_arg: &Path) -> PathBuf {
+    match handler_arg.parent() {
+        Some(parent)
+            if parent.canonicalize().is_ok_and(|p| p == root) && !parent.as_os_str().is_empty() =>
+        {
+            parent.to_owned()
+        }
+        _ => root.to_owned(),
+    }
+}

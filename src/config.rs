@@ -1,0 +1,256 @@
+//! `eddy.toml`: every operator setting, with defaults, validated when loaded.
+//!
+//! The file is optional; a missing default file means "all defaults". Unknown keys are
+//! errors that name the key, so a typo never silently falls back to a default.
+//! Relative paths in the file are taken relative to the file's own folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file read when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
+
+/// Errors reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: [net] allow_private entry {entry:?} is not a CIDR (like \"127.0.0.1/32\")")]
+    Cidr { path: PathBuf, entry: String },
+    #[error("{path}: {key} must be {expected}")]
+    Range {
+        path: PathBuf,
+        key: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder of handler files.
+    pub handlers: PathBuf,
+    /// Folder of the embedded store.
+    pub data: PathBuf,
+    /// Address `eddy serve` listens on.
+    pub listen: SocketAddr,
+    /// Outbound network policy for handlers' `fetch`.
+    pub net: NetConfig,
+    /// Isolate limits and pool sizes.
+    pub runtime: RuntimeConfig,
+}
+
+/// `[net]`: outbound network settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    /// CIDRs exempted from the private/loopback/link-local refusal (e.g. "127.0.0.1/32").
+    pub allow_private: Vec<String>,
+    /// Largest response body a handler may receive.
+    pub max_response_bytes: u64,
+    /// Time allowed to open a connection.
+    pub connect_timeout_ms: u64,
+    /// Most redirects followed for one request.
+    pub max_redirects: u32,
+}
+
+/// `[runtime]`: isolate limits and pool sizes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// V8 heap limit of each isolate.
+    pub heap_limit_mb: u64,
+    /// Default wall-clock limit of one invocation (a handler's `config.timeoutMs` overrides it).
+    pub timeout_ms: u64,
+    /// Default CPU time one invocation may use (a handler's `config.cpuLimitMs` overrides it).
+    pub cpu_limit_ms: u64,
+    /// Most isolates kept for one handler.
+    pub isolates_per_handler: usize,
+    /// Most invocations interleaved on one isolate's event loop.
+    pub invocations_per_isolate: usize,
+    /// Most console output kept per invocation.
+    pub max_log_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            handlers: PathBuf::from("handlers"),
+            data: PathBuf::from(".eddy"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            net: NetConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: Vec::new(),
+            max_response_bytes: 10 * 1024 * 1024,
+            connect_timeout_ms: 10_000,
+            max_redirects: 10,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            heap_limit_mb: 128,
+            timeout_ms: 30_000,
+            cpu_limit_ms: 10_000,
+            isolates_per_handler: 2,
+            invocations_per_isolate: 16,
+            max_log_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`; when `explicit` is false a missing file means defaults.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and validates the text of a config file found at `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.handlers = base.join(&config.handlers);
+        config.data = base.join(&config.data);
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        self.allow_private_nets(path)?;
+        let range = |ok: bool, key, expected| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Range {
+                    path: path.to_owned(),
+                    key,
+                    expected,
+                })
+            }
+        };
+        let rt = &self.runtime;
+        range(
+            (16..=16_384).contains(&rt.heap_limit_mb),
+            "runtime.heap_limit_mb",
+            "between 16 and 16384",
+        )?;
+        range(rt.timeout_ms >= 1, "runtime.timeout_ms", "at least 1")?;
+        range(rt.cpu_limit_ms >= 1, "runtime.cpu_limit_ms", "at least 1")?;
+        range(
+            (1..=64).contains(&rt.isolates_per_handler),
+            "runtime.isolates_per_handler",
+            "between 1 and 64",
+        )?;
+        range(
+            rt.invocations_per_isolate >= 1,
+            "runtime.invocations_per_isolate",
+            "at least 1",
+        )?;
+        range(
+            self.net.max_response_bytes >= 1,
+            "net.max_response_bytes",
+            "at least 1",
+        )
+    }
+
+    /// The `[net] allow_private` entries as networks.
+    pub fn allow_private_nets(&self, path: &Path) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.net
+            .allow_private
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Cidr {
+                        path: path.to_owned(),
+                        entry: entry.clone(),
+                    })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", Path::new("eddy.toml")).unwrap();
+        assert_eq!(c.runtime.heap_limit_mb, 128);
+        assert_eq!(c.runtime.timeout_ms, 30_000);
+        assert_eq!(c.handlers, PathBuf::from("handlers"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[net]\nallow_privat = []\n", Path::new("eddy.toml")).unwrap_err();
+        assert!(err.to_string().contains("allow_privat"), "{err}");
+        let err = Config::parse("colour = 1\n", Path::new("eddy.toml")).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file() {
+        let c = Config::parse("handlers = \"h\"\n", Path::new("/etc/eddy/eddy.toml")).unwrap();
+        assert_eq!(c.handlers, PathBuf::from("/etc/eddy/h"));
+    }
+
+    #[test]
+    fn cidrs_are_checked() {
+        let c = Config::parse(
+            "[net]\nallow_private = [\"127.0.0.1/32\", \"::1\"]\n",
+            Path::new("e.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.allow_private_nets(Path::new("e.toml")).unwrap().len(), 2);
+        let err = Config::parse(
+            "[net]\nallow_private = [\"localhost\"]\n",
+            Path::new("e.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("localhost"), "{err}");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let err = Config::parse("[runtime]\nheap_limit_mb = 1\n", Path::new("e.toml")).unwrap_err();
+        assert!(err.to_string().contains("runtime.heap_limit_mb"), "{err}");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_explicit_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eddy.toml");
+        assert!(Config::load(&path, false).is_ok());
+        assert!(Config::load(&path, true).is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! One V8 isolate with one handler module loaded, owned by its own thread.
+//!
+//! `JsRuntime` is not `Send`, so each isolate lives on a dedicated thread with a
+//! current-thread tokio runtime and receives work over a channel. The thread ends when the
+//! channel closes or when the isolate is stopped (CPU or heap limit, uncaught error); the
+//! pool then makes a fresh one.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions, v8};
+use tokio::sync::{mpsc, oneshot};
+
+use super::capture::Capture;
+use super::handler::HandlerConfig;
+use super::invocation::Invocations;
+use super::loader::HandlerLoader;
+use super::net::AllowNet;
+use super::ops::HostState;
+use super::report::{InvocationReport, InvocationRequest};
+use super::secrets::Secrets;
+use super::watchdog::{Meter, Termination};
+use super::{LoadError, Shared, snapshot};
+
+/// What an isolate needs to load its handler.
+#[derive(Clone)]
+pub struct IsolateSpec {
+    pub handler: String,
+    pub file: PathBuf,
+    pub root: PathBuf,
+    pub shared: Arc<Shared>,
+}
+
+/// Facts learnt while loading, reported to the pool.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: HandlerConfig,
+    pub timeout: Duration,
+    pub cpu_limit: Duration,
+}
+
+/// A unit of work for the isolate thread.
+pub struct Job {
+    pub request: InvocationRequest,
+    pub reply: oneshot::Sender<InvocationReport>,
+}
+
+/// The pool's handle on one isolate thread.
+pub struct IsolateHandle {
+    /// Closing it (dropping the handle) lets the thread finish its work and exit.
+    tx: mpsc::UnboundedSender<Job>,
+    pub inflight: Arc<AtomicUsize>,
+    pub dead: Arc<AtomicBool>,
+}
+
+impl IsolateHandle {
+    /// Queues `job`; gives it back if the thread is gone.
+    pub fn send(&self, job: Job) -> Result<(), Job> {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(job).map_err(|e| {
+            self.inflight.fetch_sub(1, Ordering::SeqCst);
+            e.0
+        })
+    }
+
+    /// False once the isolate was stopped or its thread ended.
+    pub fn is_alive(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst) && !self.tx.is_closed()
+    }
+}
+
+/// Starts an isolate thread and waits until the handler is loaded.
+pub async fn spawn(spec: IsolateSpec) -> Result<(IsolateHandle, Loaded), LoadError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (loaded_tx, loaded_rx) = oneshot::channel();
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let dead = Arc::new(AtomicBool::new(false));
+    let (thread_inflight, thread_dead) = (inflight.clone(), dead.clone());
+    std::thread::Builder::new()
+        .name(format!("eddy-isolate:{}", spec.handler))
+        .spawn(move || thread_main(spec, loaded_tx, rx, thread_inflight, thread_dead))
+        .map_err(|e| LoadError::host(format!("cannot start an isolate thread: {e}")))?;
+    let loaded = loaded_rx
+        .await
+        .map_err(|_| LoadError::host("the isolate thread stopped while loading"))??;
+    Ok((IsolateHandle { tx, inflight, dead }, loaded))
+}
+
+fn thread_main(
+    spec: IsolateSpec,
+    loaded_tx: oneshot::Sender<Result<Loaded, LoadError>>,
+    rx: mpsc::UnboundedReceiver<Job>,
+    inflight: Arc<AtomicUsize>,
+    dead: Arc<AtomicBool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = loaded_tx.send(Err(LoadError::host(format!(
+                "cannot start a tokio runtime: {e}"
+            ))));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        match Isolate::create(&spec).await {
+            Ok((isolate, loaded)) => {
+                let _ = loaded_tx.send(Ok(loaded.clone()));
+                isolate.serve(rx, loaded, inflight).await;
+            }
+            Err(e) => {
+                let _ = loaded_tx.send(Err(e));
+            }
+        }
+    });
+    dead.store(true, Ordering::SeqCst);
+}
+
+/// A live isolate with the handler's entry points.
+pub struct Isolate {
+    pub runtime: JsRuntime,
+    pub meter: Arc<Meter>,
+    pub invoke: v8::Global<v8::Function>,
+    pub handler_fn: v8::Global<v8::Function>,
+    pub spec: IsolateSpec,
+}
+
+impl Isolate {
+    async fn create(spec: &IsolateSpec) -> Result<(Self, Loaded), LoadError> {
+        let settings = &spec.shared.settings;
+        let loader = HandlerLoader::new(&spec.root).map_err(|e| {
+            LoadError::host(format!(
+                "cannot open handlers folder {}: {e}",
+                spec.root.display()
+            ))
+        })?;
+        let main = loader
+            .main_specifier(&spec.file)
+            .map_err(|e| LoadError::host(e.to_string()))?;
+        let heap_bytes = settings.heap_limit_mb as usize * 1024 * 1024;
+        let mut runtime = JsRuntime::try_new(RuntimeOptions {
+            startup_snapshot: Some(snapshot::startup_snapshot()),
+            extensions: snapshot::extensions(),
+            module_loader: Some(Rc::new(loader)),
+            create_params: Some(v8::CreateParams::default().heap_limits(0, heap_bytes)),
+            ..Default::default()
+        })
+        .map_err(|e| LoadError::host(format!("cannot create an isolate: {e}")))?;
+        let meter = Meter::register(runtime.v8_isolate().thread_safe_handle());
+        let heap_meter = meter.clone();
+        let limit_mb = settings.heap_limit_mb;
+        runtime.add_near_heap_limit_callback(move |current, _initial| {
+            heap_meter.terminate(Termination::HeapLimit { limit_mb });
+            // Room for the termination to unwind; the isolate is discarded right after.
+            current * 2
+        });
+        runtime.op_state().borrow_mut().put(HostState {
+            state: spec.shared.store.handler_state(&spec.handler),
+            secrets: Arc::new(Secrets::default()),
+            allow_net: AllowNet::default(),
+            http: spec.shared.http.clone(),
+            captures: Default::default(),
+            max_log_bytes: settings.max_log_bytes,
+        });
+        let (invoke, inspect) =
+            super::js::bootstrap(&mut runtime).map_err(|e| LoadError::host(e.to_string()))?;
+        let load_limit = Duration::from_millis(settings.cpu_limit_ms);
+        let (config_json, handler_fn) =
+            super::js::evaluate_handler(&mut runtime, &meter, &main, &inspect, load_limit)
+                .await
+                .map_err(|e| e.into_load_error(&spec.root))?;
+        let loaded = apply_config(spec, &mut runtime, &config_json)?;
+        let isolate = Self {
+            runtime,
+            meter,
+            invoke,
+            handler_fn,
+            spec: spec.clone(),
+        };
+        Ok((isolate, loaded))
+    }
+
+    async fn serve(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Job>,
+        loaded: Loaded,
+        inflight: Arc<AtomicUsize>,
+    ) {
+        let mut invocations = Invocations::new(self, loaded, inflight);
+        std::future::poll_fn(|cx| invocations.poll(cx, &mut rx)).await;
+    }
+}
+
+/// Reads the handler's config, resolves its secrets and network grant, and hands them to
+/// the ops.
+fn apply_config(
+    spec: &IsolateSpec,
+    runtime: &mut JsRuntime,
+    config_json: &str,
+) -> Result<Loaded, LoadError> {
+    let config =
+        HandlerConfig::from_json(config_json).map_err(|e| LoadError::config(e.to_string()))?;
+    let allow_net = AllowNet::parse(&config.allow_net)
+        .map_err(|e| LoadError::config(format!("config.allowNet: {e}")))?;
+    let secrets = spec
+        .shared
+        .secret_source
+        .resolve(&config.secrets, &spec.root)
+        .map_err(|e| LoadError::config(e.to_string()))?;
+    let settings = &spec.shared.settings;
+    let timeout = config.timeout(settings.timeout_ms);
+    let cpu_limit = config.cpu_limit(settings.cpu_limit_ms, timeout);
+    {
+        let state = runtime.op_state();
+        let mut state = state.borrow_mut();
+        let host = state.borrow_mut::<HostState>();
+        host.secrets = Arc::new(secrets);
+        host.allow_net = allow_net;
+    }
+    Ok(Loaded {
+        config,
+        timeout,
+        cpu_limit,
+    })
+}
+
+/// A fresh, empty capture for a new invocation.
+pub fn register_capture(runtime: &mut JsRuntime, id: u32) {
+    let state = runtime.op_state();
+    let mut state = state.borrow_mut();
+    state
+        .borrow_mut::<HostState>()
+        .captures
+        .insert(id, Capture::default());
+}
+
+/// Poll helper shared by load and serve: one poll of the event loop, charged as busy time.
+pub fn poll_event_loop(
+    runtime: &mut JsRuntime,
+    meter: &Meter,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Result<(), deno_core::error::CoreError>> {
+    meter.busy(|| runtime.poll_event_loop(cx, PollEventLoopOptions::default()))
+}

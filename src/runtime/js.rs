@@ -1,0 +1,210 @@
+//! V8 glue: bootstrapping an isolate made from the snapshot, evaluating the handler module,
+//! and moving values across the boundary. Everything that needs a V8 scope is here.
+
+use std::path::Path;
+use std::task::Poll;
+use std::time::Duration;
+
+use deno_core::error::{CoreError, CoreErrorKind, JsError};
+use deno_core::{JsRuntime, ModuleSpecifier, serde_v8, v8};
+
+use super::LoadError;
+use super::isolate::poll_event_loop;
+use super::watchdog::{Meter, Termination};
+
+/// Errors in the glue itself or in evaluating the handler module.
+#[derive(Debug, thiserror::Error)]
+pub enum GlueError {
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    #[error("{}", .0.exception_message)]
+    Js(#[from] Box<JsError>),
+    #[error("internal: {0}")]
+    Shape(&'static str),
+    #[error(
+        "handler module did not finish loading within {0:?} (a top-level await that never settles?)"
+    )]
+    LoadTimeout(Duration),
+    #[error("handler module never finished loading: its top-level await can never settle")]
+    Stalled,
+    #[error("{0}")]
+    Stopped(String),
+    #[error("cannot convert value: {0}")]
+    Convert(#[from] serde_v8::Error),
+}
+
+impl GlueError {
+    /// A load error, located at `file:line:col` when the JS error says where.
+    pub fn into_load_error(self, root: &Path) -> LoadError {
+        match self {
+            GlueError::Core(core) => match *core.0 {
+                CoreErrorKind::Js(js) => located(&js, root),
+                other => LoadError::module(other.to_string()),
+            },
+            GlueError::Js(js) => located(&js, root),
+            GlueError::Stopped(why) => LoadError::module(why),
+            other => LoadError::module(other.to_string()),
+        }
+    }
+}
+
+fn located(js: &JsError, root: &Path) -> LoadError {
+    let message = js
+        .exception_message
+        .trim_start_matches("Uncaught ")
+        .to_owned();
+    let frame = js.frames.iter().find(|f| {
+        f.file_name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("file:"))
+    });
+    match frame {
+        Some(f) => LoadError::located(
+            display_file(f.file_name.as_deref().unwrap_or_default(), root),
+            f.line_number.unwrap_or(0) as u32,
+            f.column_number.unwrap_or(0) as u32,
+            message,
+        ),
+        None => LoadError::module(message),
+    }
+}
+
+/// `file:///abs/handlers/x.js` as a path relative to the current folder where possible.
+pub fn display_file(url: &str, root: &Path) -> String {
+    let Some(path) = ModuleSpecifier::parse(url)
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+    else {
+        return url.to_owned();
+    };
+    let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    match path.strip_prefix(&canonical_root) {
+        Ok(rel) => root.join(rel).display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// Runs the snapshot's bootstrap once: removes `Deno` and friends, returns `invoke` and
+/// `inspectModule`.
+pub fn bootstrap(
+    runtime: &mut JsRuntime,
+) -> Result<(v8::Global<v8::Function>, v8::Global<v8::Function>), GlueError> {
+    let pair = runtime.execute_script("ext:eddy/bootstrap", "globalThis.__eddyBootstrap()")?;
+    deno_core::scope!(scope, runtime);
+    let pair = v8::Local::new(scope, pair);
+    let pair =
+        v8::Local::<v8::Array>::try_from(pair).map_err(|_| GlueError::Shape("bootstrap result"))?;
+    let get = |i| {
+        pair.get_index(scope, i)
+            .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
+            .map(|f| v8::Global::new(scope, f))
+            .ok_or(GlueError::Shape("bootstrap entry point"))
+    };
+    Ok((get(0)?, get(1)?))
+}
+
+/// Loads and evaluates the handler module under a CPU budget and a wall-clock limit, then
+/// returns its config (as JSON) and its default export.
+pub async fn evaluate_handler(
+    runtime: &mut JsRuntime,
+    meter: &Meter,
+    main: &ModuleSpecifier,
+    inspect: &v8::Global<v8::Function>,
+    cpu_limit: Duration,
+) -> Result<(String, v8::Global<v8::Function>), GlueError> {
+    meter.start(0, cpu_limit);
+    let result = evaluate_module(runtime, meter, main, cpu_limit).await;
+    meter.finish(0);
+    if let Some(why) = meter.termination() {
+        return Err(GlueError::Stopped(describe_termination(
+            why,
+            "while loading",
+        )));
+    }
+    let namespace = runtime.get_module_namespace(result?)?;
+    let exports = {
+        deno_core::scope!(scope, runtime);
+        let ns: v8::Local<v8::Value> = v8::Local::new(scope, namespace).into();
+        v8::Global::new(scope, ns)
+    };
+    let described = meter
+        .busy(|| runtime.call_with_args(inspect, &[exports]))
+        .await?;
+    deno_core::scope!(scope, runtime);
+    let described = v8::Local::new(scope, described);
+    let (config, handler): (String, serde_v8::Value) = serde_v8::from_v8(scope, described)?;
+    let handler = v8::Local::<v8::Function>::try_from(handler.v8_value)
+        .map_err(|_| GlueError::Shape("default export"))?;
+    Ok((config, v8::Global::new(scope, handler)))
+}
+
+async fn evaluate_module(
+    runtime: &mut JsRuntime,
+    meter: &Meter,
+    main: &ModuleSpecifier,
+    cpu_limit: Duration,
+) -> Result<deno_core::ModuleId, GlueError> {
+    let id = runtime.load_main_es_module(main).await?;
+    let mut evaluation = Box::pin(meter.busy(|| runtime.mod_evaluate(id)));
+    // The wall-clock limit on loading is generous: it only catches top-level awaits on
+    // timers or fetches that never end.
+    let wall_limit = cpu_limit.max(Duration::from_secs(10));
+    let drive = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = evaluation.as_mut().poll(cx) {
+            return Poll::Ready(r.map_err(GlueError::from));
+        }
+        match poll_event_loop(runtime, meter, cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Ready(Ok(())) => match evaluation.as_mut().poll(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(GlueError::from)),
+                Poll::Pending => Poll::Ready(Err(GlueError::Stalled)),
+            },
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    tokio::time::timeout(wall_limit, drive)
+        .await
+        .map_err(|_| GlueError::LoadTimeout(wall_limit))??;
+    Ok(id)
+}
+
+/// A human description of why an isolate was stopped.
+pub fn describe_termination(why: Termination, when: &str) -> String {
+    match why {
+        Termination::CpuLimit { limit_ms } => {
+            format!("stopped {when}: used more than {limit_ms} ms of CPU time")
+        }
+        Termination::HeapLimit { limit_mb } => {
+            format!("stopped {when}: reached the heap limit of {limit_mb} MiB")
+        }
+    }
+}
+
+/// Builds the arguments of one `invoke` call: handler, event JSON, and the ctx info.
+pub fn invoke_args<T: serde::Serialize>(
+    runtime: &mut JsRuntime,
+    handler: &v8::Global<v8::Function>,
+    event_json: &str,
+    info: &T,
+) -> Result<[v8::Global<v8::Value>; 3], GlueError> {
+    deno_core::scope!(scope, runtime);
+    let handler: v8::Local<v8::Value> = v8::Local::new(scope, handler).into();
+    let event = v8::String::new(scope, event_json)
+        .ok_or(GlueError::Shape("event too large for a JS string"))?;
+    let info = serde_v8::to_v8(scope, info)?;
+    Ok([
+        v8::Global::new(scope, handler),
+        v8::Global::new(scope, v8::Local::<v8::Value>::from(event)),
+        v8::Global::new(scope, info),
+    ])
+}
+
+/// Reads the plain object `invoke` resolves with.
+pub fn read_value<T: serde::de::DeserializeOwned>(
+    runtime: &mut JsRuntime,
+    value: v8::Global<v8::Value>,
+) -> Result<T, GlueError> {
+    deno_core::scope!(scope, runtime);
+    let value = v8::Local::new(scope, value);
+    Ok(serde_v8::from_v8(scope, value)?)
+}

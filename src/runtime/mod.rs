@@ -1,0 +1,193 @@
+//! The runtime: user JavaScript handlers in sandboxed V8 isolates.
+//!
+//! Owns isolates and their threads, the startup snapshot, limits (CPU, heap, wall clock),
+//! the module loader, and the ops that are the handlers' only way to the host. It does no
+//! routing, queueing or retrying: it runs one event through one handler and reports.
+//!
+//! Facade: [`Runtime::load`] and [`Runtime::invoke`].
+
+mod capture;
+mod handler;
+mod invocation;
+mod isolate;
+mod js;
+mod loader;
+pub mod net;
+mod ops;
+mod pool;
+mod report;
+mod secrets;
+mod snapshot;
+mod watchdog;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use capture::{Capture, FetchRecord, LogLine};
+pub use handler::HandlerConfig;
+pub use ops::{HttpClient, HttpSettings};
+pub use report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
+pub use secrets::{SecretError, SecretSource};
+pub use snapshot::startup_snapshot;
+
+use crate::config::{Config, RuntimeConfig};
+use crate::store::Store;
+use pool::Pool;
+
+/// Errors setting the runtime up.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Secrets(#[from] SecretError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Why a handler could not be loaded; `location` is `(file, line, column)` when known.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{}", self.render())]
+pub struct LoadError {
+    pub location: Option<(String, u32, u32)>,
+    pub message: String,
+}
+
+impl LoadError {
+    fn host(message: impl Into<String>) -> Self {
+        Self {
+            location: None,
+            message: message.into(),
+        }
+    }
+    fn config(message: impl Into<String>) -> Self {
+        Self::host(message)
+    }
+    fn module(message: impl Into<String>) -> Self {
+        Self::host(message)
+    }
+    fn located(file: String, line: u32, column: u32, message: String) -> Self {
+        Self {
+            location: Some((file, line, column)),
+            message,
+        }
+    }
+
+    /// `file:line:col: message`, or just the message.
+    pub fn render(&self) -> String {
+        match &self.location {
+            Some((file, line, col)) => format!("{file}:{line}:{col}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// What every isolate shares: store, HTTP client, secrets source and limits.
+pub struct Shared {
+    pub store: Store,
+    pub http: Arc<HttpClient>,
+    pub secret_source: SecretSource,
+    pub settings: RuntimeConfig,
+}
+
+/// A loaded handler, as the runtime knows it.
+#[derive(Debug, Clone)]
+pub struct HandlerInfo {
+    pub id: String,
+    pub file: PathBuf,
+    pub config: HandlerConfig,
+    pub timeout: Duration,
+    pub cpu_limit: Duration,
+}
+
+/// Runs handlers; cheap to share behind an `Arc`.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    root: PathBuf,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+}
+
+impl Runtime {
+    /// A runtime for the handlers under `root`, with the operator settings of `config`.
+    pub fn new(
+        config: &Config,
+        config_path: &Path,
+        root: &Path,
+        store: Store,
+    ) -> Result<Self, RuntimeError> {
+        let policy = net::NetPolicy::new(config.allow_private_nets(config_path)?);
+        let http = HttpClient::new(
+            policy,
+            HttpSettings {
+                max_response_bytes: config.net.max_response_bytes,
+                connect_timeout: Duration::from_millis(config.net.connect_timeout_ms),
+                max_redirects: config.net.max_redirects,
+            },
+        )?;
+        let shared = Shared {
+            store,
+            http: Arc::new(http),
+            secret_source: SecretSource::load(root)?,
+            settings: config.runtime.clone(),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            root: root.to_owned(),
+            pools: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The handlers folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Loads (or reloads) handler `id` from `file`: one isolate is started to evaluate it.
+    /// On error the previous version, if any, stays in use.
+    pub async fn load(&self, id: &str, file: &Path) -> Result<HandlerInfo, LoadError> {
+        let spec = isolate::IsolateSpec {
+            handler: id.to_owned(),
+            file: file.to_owned(),
+            root: self.root.clone(),
+            shared: self.shared.clone(),
+        };
+        let pool = Pool::start(spec).await?;
+        let info = pool.info();
+        self.lock().insert(id.to_owned(), Arc::new(pool));
+        Ok(info)
+    }
+
+    /// Runs one event through handler `id`, which must have been loaded.
+    pub async fn invoke(&self, id: &str, request: InvocationRequest) -> InvocationReport {
+        let pool = self.lock().get(id).cloned();
+        let report = match pool {
+            Some(pool) => pool.invoke(request).await,
+            None => pool::unavailable(id, format!("handler {id} is not loaded")),
+        };
+        if report.capture.state_writes == 0 {
+            return report;
+        }
+        if let Err(e) = self.shared.store.flush().await {
+            return pool::unavailable(id, format!("handler state could not be made durable: {e}"));
+        }
+        report
+    }
+
+    /// Isolates alive now, across all handlers.
+    pub fn live_isolates(&self) -> usize {
+        self.lock().values().map(|p| p.live_isolates()).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pool>>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The handler id of `file` under `root`: its relative path without `.js`.
+pub fn handler_id(root: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root).ok()?;
+    let text = rel.to_str()?.strip_suffix(".js")?;
+    Some(text.replace(std::path::MAIN_SEPARATOR, "/"))
+}

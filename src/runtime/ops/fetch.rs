@@ -1,0 +1,422 @@
+//! `fetch`: one pooled reqwest client for the whole process, with the network policy checked
+//! before every hop. Redirects are followed here, not by reqwest, so each hop is checked
+//! against the handler's `allowNet` as well as the address policy.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deno_core::{
+    CancelFuture, CancelHandle, OpState, RcRef, Resource, ResourceId, ToJsBuffer, op2,
+};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::HostState;
+use crate::runtime::capture::FetchRecord;
+use crate::runtime::net::{self, GuardedResolver, NetError, NetPolicy};
+
+/// Limits of outbound HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_response_bytes: u64,
+    pub connect_timeout: Duration,
+    pub max_redirects: u32,
+}
+
+/// The process-wide client: connection pool, guarded DNS, and limits.
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: Arc<NetPolicy>,
+    settings: HttpSettings,
+}
+
+impl HttpClient {
+    /// Builds the client; proxies from the environment are ignored because a proxy would
+    /// make the address checks meaningless.
+    pub fn new(policy: NetPolicy, settings: HttpSettings) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+            .no_proxy()
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(concat!("eddy/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            policy,
+            settings,
+        })
+    }
+}
+
+/// Failures of `fetch`; all surface as `TypeError`, as in browsers.
+#[derive(Debug, thiserror::Error, deno_error::JsError)]
+pub enum FetchOpError {
+    #[class(type)]
+    #[error("fetch: {0}")]
+    Net(#[from] NetError),
+    #[class(type)]
+    #[error("fetch: invalid URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[class(type)]
+    #[error("fetch: invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    #[class(type)]
+    #[error("fetch to {url} failed: {detail}")]
+    Transport { url: String, detail: String },
+    #[class(type)]
+    #[error(
+        "fetch to {url}: response body is larger than {limit} bytes ([net] max_response_bytes)"
+    )]
+    TooLarge { url: String, limit: u64 },
+    #[class(type)]
+    #[error("fetch to {url}: redirected, and the request said redirect: \"error\"")]
+    RedirectRefused { url: String },
+    #[class(type)]
+    #[error("fetch to {url}: more than {max} redirects")]
+    TooManyRedirects { url: String, max: u32 },
+    #[class(type)]
+    #[error("fetch was aborted")]
+    Aborted,
+}
+
+/// A request as the JS side describes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchArgs {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    has_body: bool,
+    redirect: String,
+    cancel_rid: Option<ResourceId>,
+    invocation: Option<u32>,
+}
+
+/// The response handed back to JS, body read whole (bounded by the size cap).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchReply {
+    status: u16,
+    status_text: String,
+    url: String,
+    redirected: bool,
+    headers: Vec<(String, String)>,
+    body: ToJsBuffer,
+}
+
+struct FetchCancelHandle(CancelHandle);
+
+impl Resource for FetchCancelHandle {
+    fn name(&self) -> Cow<'_, str> {
+        "eddyFetchCancelHandle".into()
+    }
+    fn close(self: Rc<Self>) {
+        self.0.cancel();
+    }
+}
+
+/// A cancel handle for one request; closing its resource aborts the request.
+#[op2(fast)]
+#[smi]
+pub fn op_eddy_fetch_cancel_handle(state: &mut OpState) -> ResourceId {
+    state
+        .resource_table
+        .add(FetchCancelHandle(CancelHandle::new()))
+}
+
+/// Sends a request, following redirects as asked, and records every hop in the capture.
+#[op2]
+#[serde]
+pub async fn op_eddy_fetch_send(
+    state: Rc<RefCell<OpState>>,
+    #[serde] args: FetchArgs,
+    #[buffer(copy)] body: bytes::Bytes,
+) -> Result<FetchReply, FetchOpError> {
+    let cancel = args.cancel_rid.and_then(|rid| {
+        state
+            .borrow()
+            .resource_table
+            .get::<FetchCancelHandle>(rid)
+            .ok()
+    });
+    let exchange = Exchange::new(&state, args, body)?;
+    match cancel {
+        Some(handle) => exchange
+            .run(&state)
+            .or_cancel(RcRef::map(&handle, |h| &h.0))
+            .await
+            .map_err(|_| FetchOpError::Aborted)?,
+        None => exchange.run(&state).await,
+    }
+}
+
+/// One fetch call: the request as it stands at the current hop.
+struct Exchange {
+    http: Arc<HttpClient>,
+    allow: net::AllowNet,
+    invocation: Option<u32>,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<bytes::Bytes>,
+    redirect: Redirect,
+}
+
+#[derive(PartialEq)]
+enum Redirect {
+    Follow,
+    Manual,
+    Error,
+}
+
+impl Exchange {
+    fn new(
+        state: &Rc<RefCell<OpState>>,
+        args: FetchArgs,
+        body: bytes::Bytes,
+    ) -> Result<Self, FetchOpError> {
+        let state = state.borrow();
+        let host = state.borrow::<HostState>();
+        let url = Url::parse(&args.url).map_err(|e| FetchOpError::Url {
+            url: args.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let method =
+            Method::from_bytes(args.method.as_bytes()).map_err(|e| FetchOpError::Invalid {
+                what: "method",
+                detail: e.to_string(),
+            })?;
+        let redirect = match args.redirect.as_str() {
+            "manual" => Redirect::Manual,
+            "error" => Redirect::Error,
+            _ => Redirect::Follow,
+        };
+        Ok(Self {
+            http: host.http.clone(),
+            allow: host.allow_net.clone(),
+            invocation: args.invocation,
+            method,
+            url,
+            headers: header_map(&args.headers)?,
+            body: args.has_body.then_some(body),
+            redirect,
+        })
+    }
+
+    async fn run(mut self, state: &Rc<RefCell<OpState>>) -> Result<FetchReply, FetchOpError> {
+        let max = self.http.settings.max_redirects;
+        let mut redirected = false;
+        for hop in 0..=max {
+            let started = Instant::now();
+            let result = self.send_once().await;
+            self.record(
+                state,
+                started,
+                result
+                    .as_ref()
+                    .map(|r| r.status())
+                    .map_err(|e| e.to_string()),
+            );
+            let response = result?;
+            let Some(next) = self.next_hop(&response)? else {
+                return read_reply(response, redirected, self.http.settings.max_response_bytes)
+                    .await;
+            };
+            if hop == max {
+                return Err(FetchOpError::TooManyRedirects {
+                    url: self.url.to_string(),
+                    max,
+                });
+            }
+            self.follow(response.status(), next);
+            redirected = true;
+        }
+        unreachable!("the loop returns on its last hop")
+    }
+
+    async fn send_once(&self) -> Result<reqwest::Response, FetchOpError> {
+        net::check_target(&self.url, &self.allow, &self.http.policy)?;
+        let mut request = self
+            .http
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone());
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| transport_error(self.url.as_str(), &e))
+    }
+
+    /// The URL to go to next, if this response is a redirect that should be followed.
+    fn next_hop(&self, response: &reqwest::Response) -> Result<Option<Url>, FetchOpError> {
+        let status = response.status();
+        let is_redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
+        let location = response.headers().get(header::LOCATION);
+        let (true, Some(location)) = (is_redirect, location) else {
+            return Ok(None);
+        };
+        match self.redirect {
+            Redirect::Manual => Ok(None),
+            Redirect::Error => Err(FetchOpError::RedirectRefused {
+                url: self.url.to_string(),
+            }),
+            Redirect::Follow => {
+                let location = location.to_str().unwrap_or_default();
+                self.url
+                    .join(location)
+                    .map(Some)
+                    .map_err(|e| FetchOpError::Url {
+                        url: location.to_owned(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Applies the fetch standard's redirect rules for method, body and credentials.
+    fn follow(&mut self, status: StatusCode, next: Url) {
+        let to_get = (status == StatusCode::SEE_OTHER && self.method != Method::HEAD)
+            || (matches!(status.as_u16(), 301 | 302) && self.method == Method::POST);
+        if to_get {
+            self.method = Method::GET;
+            self.body = None;
+            for name in [
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::CONTENT_ENCODING,
+                header::CONTENT_LANGUAGE,
+                header::CONTENT_LOCATION,
+            ] {
+                self.headers.remove(name);
+            }
+        }
+        if next.origin() != self.url.origin() {
+            // Credentials meant for one origin must not travel to another.
+            self.headers.remove(header::AUTHORIZATION);
+            self.headers.remove(header::COOKIE);
+            self.headers.remove(header::PROXY_AUTHORIZATION);
+        }
+        self.url = next;
+    }
+
+    fn record(
+        &self,
+        state: &Rc<RefCell<OpState>>,
+        started: Instant,
+        outcome: Result<StatusCode, String>,
+    ) {
+        let Some(invocation) = self.invocation else {
+            return;
+        };
+        let mut state = state.borrow_mut();
+        let host = state.borrow_mut::<HostState>();
+        let secrets = host.secrets.clone();
+        if let Some(capture) = host.captures.get_mut(&invocation) {
+            capture.fetch(FetchRecord {
+                method: self.method.to_string(),
+                url: secrets.redact(self.url.as_str()).into_owned(),
+                status: outcome.as_ref().ok().map(|s| s.as_u16()),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                error: outcome.err().map(|e| secrets.redact(&e).into_owned()),
+            });
+        }
+    }
+}
+
+fn header_map(pairs: &[(String, String)]) -> Result<HeaderMap, FetchOpError> {
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| FetchOpError::Invalid {
+            what: "header name",
+            detail: format!("{name:?}: {e}"),
+        })?;
+        // Header values are byte strings: each char stands for one byte (latin-1).
+        let bytes: Option<Vec<u8>> = value
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).ok())
+            .collect();
+        let value = bytes
+            .and_then(|b| HeaderValue::from_bytes(&b).ok())
+            .ok_or_else(|| FetchOpError::Invalid {
+                what: "header value",
+                detail: format!("{name}: {value:?}"),
+            })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn transport_error(url: &str, err: &reqwest::Error) -> FetchOpError {
+    if let Some(net) = net::find_net_error(err) {
+        return FetchOpError::Net(net.clone());
+    }
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    FetchOpError::Transport {
+        url: url.to_owned(),
+        detail,
+    }
+}
+
+async fn read_reply(
+    mut response: reqwest::Response,
+    redirected: bool,
+    limit: u64,
+) -> Result<FetchReply, FetchOpError> {
+    let url = response.url().to_string();
+    let too_large = || FetchOpError::TooLarge {
+        url: url.clone(),
+        limit,
+    };
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(&url, &e))?
+    {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.as_bytes().iter().map(|&b| char::from(b)).collect(),
+            )
+        })
+        .collect();
+    Ok(FetchReply {
+        status: response.status().as_u16(),
+        status_text: response
+            .status()
+            .canonical_reason()
+            .unwrap_or("")
+            .to_owned(),
+        url: url.clone(),
+        redirected,
+        headers,
+        body: body.into(),
+    })
+}

@@ -1,0 +1,85 @@
+//! `ctx.state`: ops over the isolate's own handler namespace. The handler id comes from
+//! [`HostState`], never from JavaScript, so one handler cannot name another's keys.
+
+use deno_core::{OpState, op2};
+
+use super::HostState;
+use crate::store::StoreError;
+
+/// A state operation that failed; surfaces in JS as the named error class.
+#[derive(Debug, thiserror::Error, deno_error::JsError)]
+pub enum StateOpError {
+    #[class(type)]
+    #[error("ctx.state: {0}")]
+    Invalid(StoreError),
+    #[class(generic)]
+    #[error("ctx.state: {0}")]
+    Store(StoreError),
+    #[class(type)]
+    #[error("ctx.state.set: value is not valid JSON: {0}")]
+    Json(String),
+}
+
+impl From<StoreError> for StateOpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::KeyLength { .. } | StoreError::ValueTooLarge { .. } => Self::Invalid(e),
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// The JSON text stored under `key`, or null.
+#[op2]
+#[string]
+pub fn op_eddy_state_get(
+    state: &mut OpState,
+    #[string] key: &str,
+) -> Result<Option<String>, StateOpError> {
+    let value = state.borrow::<HostState>().state.get(key)?;
+    Ok(value.map(|v| v.to_string()))
+}
+
+/// Stores the JSON text `json` under `key`.
+#[op2(fast)]
+pub fn op_eddy_state_set(
+    state: &mut OpState,
+    #[smi] invocation: u32,
+    #[string] key: &str,
+    #[string] json: &str,
+) -> Result<(), StateOpError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| StateOpError::Json(e.to_string()))?;
+    let host = state.borrow_mut::<HostState>();
+    host.state.set(key, &value)?;
+    host.mark_written(invocation);
+    Ok(())
+}
+
+/// Removes `key`; true if it existed.
+#[op2(fast)]
+pub fn op_eddy_state_delete(
+    state: &mut OpState,
+    #[smi] invocation: u32,
+    #[string] key: &str,
+) -> Result<bool, StateOpError> {
+    let host = state.borrow_mut::<HostState>();
+    let existed = host.state.delete(key)?;
+    host.mark_written(invocation);
+    Ok(existed)
+}
+
+/// JSON array of `{ key, value }` whose key starts with `prefix`.
+#[op2]
+#[string]
+pub fn op_eddy_state_list(
+    state: &mut OpState,
+    #[string] prefix: &str,
+    #[smi] limit: u32,
+) -> Result<String, StateOpError> {
+    let entries = state
+        .borrow::<HostState>()
+        .state
+        .list(prefix, limit as usize)?;
+    serde_json::to_string(&entries).map_err(|e| StateOpError::Json(e.to_string()))
+}

@@ -1,0 +1,131 @@
+//! The isolates of one handler. Invocations go to the least busy live isolate; a new isolate
+//! is started while all are at their interleaving limit and the handler is below its isolate
+//! limit. Dead isolates (stopped by a limit) are dropped and replaced on demand.
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::oneshot;
+
+use super::isolate::{self, IsolateHandle, IsolateSpec, Job, Loaded};
+use super::report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
+use super::{HandlerInfo, LoadError};
+
+/// All isolates of one handler version.
+pub struct Pool {
+    spec: IsolateSpec,
+    loaded: Loaded,
+    isolates: Mutex<Vec<IsolateHandle>>,
+    /// Held while an isolate is being started, so bursts start one at a time.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl Pool {
+    /// Loads the handler in a first isolate.
+    pub async fn start(spec: IsolateSpec) -> Result<Self, LoadError> {
+        let (handle, loaded) = isolate::spawn(spec.clone()).await?;
+        Ok(Self {
+            spec,
+            loaded,
+            isolates: Mutex::new(vec![handle]),
+            starting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// What loading found.
+    pub fn info(&self) -> HandlerInfo {
+        HandlerInfo {
+            id: self.spec.handler.clone(),
+            file: self.spec.file.clone(),
+            config: self.loaded.config.clone(),
+            timeout: self.loaded.timeout,
+            cpu_limit: self.loaded.cpu_limit,
+        }
+    }
+
+    /// Isolates alive now.
+    pub fn live_isolates(&self) -> usize {
+        self.lock().iter().filter(|h| h.is_alive()).count()
+    }
+
+    /// Runs one invocation on some isolate of this handler.
+    pub async fn invoke(&self, request: InvocationRequest) -> InvocationReport {
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job { request, reply };
+        // A few tries: an isolate may die between being picked and receiving the job.
+        for _ in 0..3 {
+            if let Err(e) = self.ensure_capacity().await {
+                return unavailable(&self.spec.handler, e.render());
+            }
+            job = match self.send_to_least_busy(job) {
+                Ok(()) => {
+                    return answer.await.unwrap_or_else(|_| {
+                        unavailable(
+                            &self.spec.handler,
+                            "the isolate stopped before answering".into(),
+                        )
+                    });
+                }
+                Err(job) => job,
+            };
+        }
+        unavailable(
+            &self.spec.handler,
+            "no isolate could take the invocation".into(),
+        )
+    }
+
+    /// Starts an isolate when every live one is at its interleaving limit and the handler
+    /// is below its isolate limit (or none is alive).
+    async fn ensure_capacity(&self) -> Result<(), LoadError> {
+        let settings = &self.spec.shared.settings;
+        if self.has_room(settings.invocations_per_isolate) {
+            return Ok(());
+        }
+        let _starting = self.starting.lock().await;
+        // Another task may have started one while this one waited.
+        if self.has_room(settings.invocations_per_isolate)
+            || self.live_isolates() >= settings.isolates_per_handler
+        {
+            return Ok(());
+        }
+        let (handle, _) = isolate::spawn(self.spec.clone()).await?;
+        self.lock().push(handle);
+        Ok(())
+    }
+
+    fn has_room(&self, per_isolate: usize) -> bool {
+        let mut isolates = self.lock();
+        isolates.retain(IsolateHandle::is_alive);
+        isolates
+            .iter()
+            .any(|h| h.inflight.load(Ordering::SeqCst) < per_isolate)
+    }
+
+    fn send_to_least_busy(&self, job: Job) -> Result<(), Job> {
+        let mut isolates = self.lock();
+        isolates.retain(IsolateHandle::is_alive);
+        match isolates
+            .iter()
+            .min_by_key(|h| h.inflight.load(Ordering::SeqCst))
+        {
+            Some(handle) => handle.send(job),
+            None => Err(job),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<IsolateHandle>> {
+        self.isolates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A report for an invocation that could not run at all.
+pub fn unavailable(handler: &str, message: String) -> InvocationReport {
+    InvocationReport {
+        handler: handler.to_owned(),
+        outcome: Outcome::Failure(HandlerFailure::host(FailureKind::Unavailable, message)),
+        started_at: crate::event::now_rfc3339(),
+        duration_ms: 0.0,
+        capture: Default::default(),
+    }
+}

@@ -1,0 +1,149 @@
+//! The embedded store: the only module that uses sled.
+//!
+//! It owns tree names, key layouts and record versions (see [`keys`]), and refuses to open a
+//! data folder written by a newer schema or one that is locked or damaged: eddy never starts
+//! empty over existing data.
+
+mod keys;
+mod state;
+
+use std::path::{Path, PathBuf};
+
+pub use state::{HandlerState, StateEntry};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the data folder {path}: {detail}")]
+    Open { path: PathBuf, detail: String },
+    #[error("data folder {path} has schema version {found}, this eddy reads version {expected}")]
+    Version {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state key must be 1 to {max} bytes, got {len}")]
+    KeyLength { len: usize, max: usize },
+    #[error("state value is {len} bytes, the limit is {max}")]
+    ValueTooLarge { len: usize, max: usize },
+    #[error("stored record is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// A handle on the open store; cheap to clone and shared by every thread.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    state: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let open_err = |detail: String| StoreError::Open {
+            path: dir.to_owned(),
+            detail,
+        };
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| open_err(describe_open_error(&e)))?;
+        Self::check_schema(&db, dir)?;
+        let state = db.open_tree(keys::TREE_STATE)?;
+        Ok(Self { db, state })
+    }
+
+    /// A store that lives in memory and disappears with the process.
+    pub fn temporary() -> Result<Self, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let state = db.open_tree(keys::TREE_STATE)?;
+        Ok(Self { db, state })
+    }
+
+    fn check_schema(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
+        let meta = db.open_tree(keys::TREE_META)?;
+        match meta.get(keys::META_SCHEMA_VERSION)? {
+            None => {
+                meta.insert(
+                    keys::META_SCHEMA_VERSION,
+                    &keys::SCHEMA_VERSION.to_be_bytes(),
+                )?;
+                Ok(())
+            }
+            Some(raw) => {
+                let found = <[u8; 4]>::try_from(raw.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version record".into()))?;
+                if found == keys::SCHEMA_VERSION {
+                    Ok(())
+                } else {
+                    Err(StoreError::Version {
+                        path: dir.to_owned(),
+                        found,
+                        expected: keys::SCHEMA_VERSION,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The state namespace of one handler.
+    pub fn handler_state(&self, handler: &str) -> HandlerState {
+        HandlerState::new(self.state.clone(), handler)
+    }
+
+    /// Makes every write so far durable; concurrent callers share one flush.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn describe_open_error(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            "it is in use by another eddy process (pass another data folder, or stop that process)"
+                .into()
+        }
+        sled::Error::Io(io) if io.raw_os_error() == Some(11) => {
+            "it is in use by another eddy process (pass another data folder, or stop that process)"
+                .into()
+        }
+        sled::Error::Corruption { .. } => format!("{e}; the files were left as they are"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path())
+            .err()
+            .expect("second open must fail");
+        assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree(keys::TREE_META).unwrap();
+            meta.insert(keys::META_SCHEMA_VERSION, &99u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).err().expect("must refuse");
+        assert!(
+            matches!(err, StoreError::Version { found: 99, .. }),
+            "{err}"
+        );
+    }
+}
