@@ -34,6 +34,8 @@ const globals = {
   fetch,
   Headers,
   NonRetryableError,
+  // Defined by deno_core as enumerable; browsers have it non-enumerable like the rest.
+  queueMicrotask: globalThis.queueMicrotask,
   ReadableStream: streams.ReadableStream,
   Request,
   Response,

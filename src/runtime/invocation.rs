@@ -13,7 +13,7 @@ use deno_core::v8;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::isolate::{Isolate, Job, Loaded, poll_event_loop, register_capture};
+use super::isolate::{Isolate, Job, Loaded, Reply, poll_event_loop, register_capture};
 use super::js;
 use super::ops::HostState;
 use super::report::{FailureKind, HandlerFailure, InvocationReport, Outcome};
@@ -26,7 +26,7 @@ struct InFlight {
     deadline: Pin<Box<tokio::time::Sleep>>,
     started: Instant,
     started_at: String,
-    reply: oneshot::Sender<InvocationReport>,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// The `info` argument of the JS `invoke` function.
@@ -66,6 +66,8 @@ pub struct Invocations {
     queued: Arc<AtomicUsize>,
     next_id: u32,
     closing: bool,
+    /// Why the isolate must go, once known; in-flight invocations fail with it.
+    stopped: Option<(FailureKind, String)>,
 }
 
 impl Invocations {
@@ -77,6 +79,7 @@ impl Invocations {
             queued,
             next_id: 1,
             closing: false,
+            stopped: None,
         }
     }
 
@@ -84,7 +87,7 @@ impl Invocations {
     pub fn poll(
         &mut self,
         cx: &mut Context<'_>,
-        rx: &mut mpsc::UnboundedReceiver<Job>,
+        rx: &mut mpsc::UnboundedReceiver<Box<Job>>,
     ) -> Poll<()> {
         while !self.closing {
             match rx.poll_recv(cx) {
@@ -99,14 +102,11 @@ impl Invocations {
                 super::watchdog::Termination::CpuLimit { .. } => FailureKind::CpuLimit,
                 super::watchdog::Termination::HeapLimit { .. } => FailureKind::HeapLimit,
             };
-            self.fail_all(
-                kind,
-                &js::describe_termination(why, "during the invocation"),
-            );
+            self.stopped = Some((kind, js::describe_termination(why, "during the invocation")));
             return Poll::Ready(());
         }
         if let Poll::Ready(Err(e)) = looped {
-            self.fail_all(FailureKind::Crashed, &uncaught_message(&e));
+            self.stopped = Some((FailureKind::Crashed, uncaught_message(&e)));
             return Poll::Ready(());
         }
         self.poll_inflight(cx);
@@ -139,7 +139,7 @@ impl Invocations {
         }
     }
 
-    fn start(&mut self, job: Job) {
+    fn start(&mut self, job: Box<Job>) {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let started = Instant::now();
@@ -238,28 +238,33 @@ impl Invocations {
             }
             ok => ok,
         };
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        let _ = entry.reply.send(InvocationReport {
+        self.release_queued();
+        let _ = entry.reply.send(Reply::Done(InvocationReport {
             handler: self.isolate.spec.handler.clone(),
             outcome,
             started_at: entry.started_at,
             duration_ms: entry.started.elapsed().as_secs_f64() * 1000.0,
             capture,
-        });
+        }));
     }
 
-    fn fail_all(&mut self, kind: FailureKind, message: &str) {
+    /// One job fewer counts against this isolate.
+    pub fn release_queued(&self) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Fails every invocation still in flight with the reason the isolate stopped.
+    pub fn fail_all_inflight(&mut self) {
+        let (kind, message) = self
+            .stopped
+            .take()
+            .unwrap_or((FailureKind::Crashed, "the isolate stopped".to_owned()));
         for entry in std::mem::take(&mut self.inflight) {
-            self.finish(entry, Outcome::Failure(HandlerFailure::host(kind, message)));
+            self.finish(
+                entry,
+                Outcome::Failure(HandlerFailure::host(kind, message.clone())),
+            );
         }
-    }
-}
-
-impl Drop for Invocations {
-    fn drop(&mut self) {
-        // Invocations still queued in the channel are answered by the pool (their reply
-        // sender is dropped); the ones in flight here must not vanish silently.
-        self.fail_all(FailureKind::Crashed, "the isolate stopped");
     }
 }
 
@@ -292,14 +297,20 @@ fn uncaught_message(e: &CoreError) -> String {
     format!("uncaught error outside the handler's promise (the isolate was replaced): {e}")
 }
 
-/// Rewrites `file:///abs/handlers/x.js` in a stack to `handlers/x.js`, as the user wrote it.
+/// Drops the runtime's own frames from a stack and rewrites `file:///abs/handlers/x.js` to
+/// `handlers/x.js`, as the user wrote it.
 fn shorten_paths(stack: &str, root: &std::path::Path) -> String {
+    let own = stack
+        .lines()
+        .filter(|line| !(line.trim_start().starts_with("at ") && line.contains("ext:")))
+        .collect::<Vec<_>>()
+        .join("\n");
     let Ok(canonical) = root.canonicalize() else {
-        return stack.to_owned();
+        return own;
     };
     let Ok(url) = deno_core::ModuleSpecifier::from_directory_path(&canonical) else {
-        return stack.to_owned();
+        return own;
     };
     let shown = format!("{}/", root.display().to_string().trim_end_matches('/'));
-    stack.replace(url.as_str(), &shown)
+    own.replace(url.as_str(), &shown)
 }

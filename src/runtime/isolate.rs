@@ -45,20 +45,28 @@ pub struct Loaded {
 /// A unit of work for the isolate thread.
 pub struct Job {
     pub request: InvocationRequest,
-    pub reply: oneshot::Sender<InvocationReport>,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// The answer to a [`Job`].
+pub enum Reply {
+    /// The invocation ran (successfully or not).
+    Done(InvocationReport),
+    /// The isolate stopped before starting it; the pool may send it elsewhere.
+    NotStarted(InvocationRequest),
 }
 
 /// The pool's handle on one isolate thread.
 pub struct IsolateHandle {
     /// Closing it (dropping the handle) lets the thread finish its work and exit.
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<Box<Job>>,
     pub inflight: Arc<AtomicUsize>,
     pub dead: Arc<AtomicBool>,
 }
 
 impl IsolateHandle {
     /// Queues `job`; gives it back if the thread is gone.
-    pub fn send(&self, job: Job) -> Result<(), Job> {
+    pub fn send(&self, job: Box<Job>) -> Result<(), Box<Job>> {
         self.inflight.fetch_add(1, Ordering::SeqCst);
         self.tx.send(job).map_err(|e| {
             self.inflight.fetch_sub(1, Ordering::SeqCst);
@@ -92,7 +100,7 @@ pub async fn spawn(spec: IsolateSpec) -> Result<(IsolateHandle, Loaded), LoadErr
 fn thread_main(
     spec: IsolateSpec,
     loaded_tx: oneshot::Sender<Result<Loaded, LoadError>>,
-    rx: mpsc::UnboundedReceiver<Job>,
+    rx: mpsc::UnboundedReceiver<Box<Job>>,
     inflight: Arc<AtomicUsize>,
     dead: Arc<AtomicBool>,
 ) {
@@ -108,11 +116,12 @@ fn thread_main(
             return;
         }
     };
+    let serve_dead = dead.clone();
     rt.block_on(async move {
         match Isolate::create(&spec).await {
             Ok((isolate, loaded)) => {
                 let _ = loaded_tx.send(Ok(loaded.clone()));
-                isolate.serve(rx, loaded, inflight).await;
+                isolate.serve(rx, loaded, inflight, serve_dead).await;
             }
             Err(e) => {
                 let _ = loaded_tx.send(Err(e));
@@ -188,12 +197,21 @@ impl Isolate {
 
     async fn serve(
         self,
-        mut rx: mpsc::UnboundedReceiver<Job>,
+        mut rx: mpsc::UnboundedReceiver<Box<Job>>,
         loaded: Loaded,
         inflight: Arc<AtomicUsize>,
+        dead: Arc<AtomicBool>,
     ) {
         let mut invocations = Invocations::new(self, loaded, inflight);
         std::future::poll_fn(|cx| invocations.poll(cx, &mut rx)).await;
+        // Mark the isolate dead before answering anyone, so no new job is sent here.
+        dead.store(true, Ordering::SeqCst);
+        invocations.fail_all_inflight();
+        rx.close();
+        while let Ok(job) = rx.try_recv() {
+            invocations.release_queued();
+            let _ = job.reply.send(Reply::NotStarted(job.request));
+        }
     }
 }
 

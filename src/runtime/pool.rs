@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 
-use super::isolate::{self, IsolateHandle, IsolateSpec, Job, Loaded};
+use super::isolate::{self, IsolateHandle, IsolateSpec, Job, Loaded, Reply};
 use super::report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
 use super::{HandlerInfo, LoadError};
 
@@ -49,25 +49,27 @@ impl Pool {
     }
 
     /// Runs one invocation on some isolate of this handler.
-    pub async fn invoke(&self, request: InvocationRequest) -> InvocationReport {
-        let (reply, answer) = oneshot::channel();
-        let mut job = Job { request, reply };
-        // A few tries: an isolate may die between being picked and receiving the job.
+    pub async fn invoke(&self, mut request: InvocationRequest) -> InvocationReport {
+        // A few tries: an isolate may stop between being picked and starting the job.
         for _ in 0..3 {
             if let Err(e) = self.ensure_capacity().await {
                 return unavailable(&self.spec.handler, e.render());
             }
-            job = match self.send_to_least_busy(job) {
-                Ok(()) => {
-                    return answer.await.unwrap_or_else(|_| {
-                        unavailable(
-                            &self.spec.handler,
-                            "the isolate stopped before answering".into(),
-                        )
-                    });
+            let (reply, answer) = oneshot::channel();
+            if let Err(job) = self.send_to_least_busy(Box::new(Job { request, reply })) {
+                request = job.request;
+                continue;
+            }
+            match answer.await {
+                Ok(Reply::Done(report)) => return report,
+                Ok(Reply::NotStarted(back)) => request = back,
+                Err(_) => {
+                    return unavailable(
+                        &self.spec.handler,
+                        "the isolate stopped before answering".into(),
+                    );
                 }
-                Err(job) => job,
-            };
+            }
         }
         unavailable(
             &self.spec.handler,
@@ -102,7 +104,7 @@ impl Pool {
             .any(|h| h.inflight.load(Ordering::SeqCst) < per_isolate)
     }
 
-    fn send_to_least_busy(&self, job: Job) -> Result<(), Job> {
+    fn send_to_least_busy(&self, job: Box<Job>) -> Result<(), Box<Job>> {
         let mut isolates = self.lock();
         isolates.retain(IsolateHandle::is_alive);
         match isolates

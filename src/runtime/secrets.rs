@@ -96,7 +96,7 @@ pub struct Secrets {
 
 impl Secrets {
     fn new(mut pairs: Vec<(String, String)>) -> Self {
-        pairs.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
         Self { pairs }
     }
 

@@ -103,11 +103,8 @@ impl Store {
 
 fn describe_open_error(e: &sled::Error) -> String {
     match e {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-            "it is in use by another eddy process (pass another data folder, or stop that process)"
-                .into()
-        }
-        sled::Error::Io(io) if io.raw_os_error() == Some(11) => {
+        // sled reports a held file lock as an I/O error whose text names the lock.
+        sled::Error::Io(io) if io.to_string().contains("acquire lock") => {
             "it is in use by another eddy process (pass another data folder, or stop that process)"
                 .into()
         }

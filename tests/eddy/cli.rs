@@ -1,0 +1,263 @@
+//! The `eddy` binary: output, `--json`, exit codes, config errors, `eddy check`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::support::*;
+
+fn eddy(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("eddy runs")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn fixture(rel: &str) -> String {
+    fixtures().join(rel).display().to_string()
+}
+
+#[test]
+fn run_prints_outcome_and_console_and_exits_zero() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().display().to_string();
+    let out = eddy(
+        &[
+            "run",
+            &fixture("uses_helper.js"),
+            "--event",
+            r#"{"type":"t","data":{"word":"hi"}}"#,
+            "--data",
+            &d,
+        ],
+        data.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("ok: uses_helper succeeded in "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("console:\n") && stdout.contains(" log   HI!"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_json_is_one_object() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().display().to_string();
+    let out = eddy(
+        &[
+            "run",
+            &fixture("outcomes.js"),
+            "--event",
+            r#"{"type":"t","data":{"mode":"error"}}"#,
+            "--data",
+            &d,
+            "--json",
+        ],
+        data.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(report["outcome"]["status"], "failure");
+    assert_eq!(report["outcome"]["kind"], "error");
+    assert_eq!(report["outcome"]["message"], "plain failure");
+    assert!(report["logs"].is_array() && report["fetches"].is_array());
+}
+
+#[test]
+fn run_takes_the_event_from_a_file_or_stdin() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().display().to_string();
+    let event = data.path().join("event.json");
+    std::fs::write(&event, r#"{"type":"t","data":{"word":"file"}}"#).unwrap();
+    let at = format!("@{}", event.display());
+    let out = eddy(
+        &[
+            "run",
+            &fixture("uses_helper.js"),
+            "--event",
+            &at,
+            "--data",
+            &d,
+        ],
+        data.path(),
+    );
+    assert!(text(&out).0.contains("FILE!"), "{:?}", text(&out));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "run",
+            &fixture("uses_helper.js"),
+            "--event",
+            "-",
+            "--data",
+            &d,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"type":"t","data":{"word":"stdin"}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(text(&out).0.contains("STDIN!"), "{:?}", text(&out));
+}
+
+#[test]
+fn usage_and_load_errors_exit_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let syntax = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken/syntax.js");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "run".into(),
+                syntax.display().to_string(),
+                "--event".into(),
+                r#"{"type":"t"}"#.into(),
+            ],
+            "syntax.js:2:13: SyntaxError",
+        ),
+        (
+            vec![
+                "run".into(),
+                fixture("globals.js"),
+                "--event".into(),
+                "{not json".into(),
+            ],
+            "event is not valid JSON",
+        ),
+        (
+            vec![
+                "run".into(),
+                fixture("globals.js"),
+                "--event".into(),
+                r#"{"data":1}"#.into(),
+            ],
+            "event has no \"type\"",
+        ),
+        (
+            vec![
+                "run".into(),
+                fixture("nope.js"),
+                "--event".into(),
+                r#"{"type":"t"}"#.into(),
+            ],
+            "cannot read handler",
+        ),
+        (vec!["run".into(), fixture("globals.js")], "--event"),
+        (
+            vec![
+                "run".into(),
+                fixture("globals.js"),
+                "--event".into(),
+                r#"{"type":"t"}"#.into(),
+                "--config".into(),
+                "missing.toml".into(),
+            ],
+            "missing.toml",
+        ),
+    ];
+    for (mut args, expected) in cases {
+        args.extend(["--data".into(), d.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = eddy(&args, dir.path());
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unknown_config_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("eddy.toml"), "[net]\nallow_privat = []\n").unwrap();
+    let out = eddy(
+        &["run", &fixture("globals.js"), "--event", r#"{"type":"t"}"#],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("allow_privat"), "{:?}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_lists_every_fetch() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("eddy.toml"),
+        "data = \"state\"\n[net]\nallow_private = [\"127.0.0.1/32\"]\n",
+    )
+    .unwrap();
+    let event = format!(
+        r#"{{"type":"accounts.patch","data":{{"base":"{}","id":7,"name":"Ada"}}}}"#,
+        api.base()
+    );
+    let handler = fixture("crm_sync.js");
+    let cwd = dir.path().to_owned();
+    let out =
+        tokio::task::spawn_blocking(move || eddy(&["run", &handler, "--event", &event], &cwd))
+            .await
+            .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let line = format!("PATCH {}/contacts/7 -> 200 (", api.base());
+    assert!(
+        stdout.contains("fetch:\n") && stdout.contains(&line),
+        "{stdout}"
+    );
+    assert!(
+        dir.path().join("state").is_dir(),
+        "state goes to the configured data folder"
+    );
+}
+
+#[test]
+fn check_reports_each_error_as_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
+    let b = broken.display().to_string();
+    let out = eddy(&["check", "--handlers", &b], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "{b}/syntax.js:2:13: SyntaxError: Unexpected token ';'"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad_config.js: invalid `config` export: unknown field `allownet`"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("good.js") && !stdout.contains("not_a_handler"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("1 handler(s) loaded, 6 with errors"),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("handlers");
+    std::fs::create_dir(&good).unwrap();
+    std::fs::write(good.join("ok.js"), "export default async () => {};").unwrap();
+    let out = eddy(&["check"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+}

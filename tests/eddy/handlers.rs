@@ -1,0 +1,177 @@
+//! Handler behaviour: the JS environment, ctx, state, console capture, outcomes, isolation.
+
+use serde_json::json;
+
+use crate::support::*;
+use eddy::runtime::FailureKind;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_globals_behave_and_host_globals_are_absent() {
+    let rt = runtime();
+    load(&rt, "globals").await;
+    assert_ok(&invoke(&rt, "globals", json!({})).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_classes_follow_the_standard() {
+    let rt = runtime();
+    load(&rt, "web_fetch_classes").await;
+    assert_ok(&invoke(&rt, "web_fetch_classes", json!({})).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helper_modules_can_be_imported() {
+    let rt = runtime();
+    load(&rt, "uses_helper").await;
+    let report = invoke(&rt, "uses_helper", json!({"word": "sync"})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "SYNC!");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_is_durable_per_handler_and_private() {
+    let rt = runtime();
+    load(&rt, "state").await;
+    load(&rt, "state_peek").await;
+    assert_ok(&invoke(&rt, "state", json!({})).await);
+    let second = invoke(&rt, "state", json!({})).await;
+    assert_ok(&second);
+    assert_eq!(logs(&second), "runs 2");
+    let peek = invoke(&rt, "state_peek", json!({})).await;
+    assert_ok(&peek);
+    assert_eq!(logs(&peek), r#"{"listed":[]}"#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_is_captured_with_levels_and_secrets_redacted() {
+    let rt = runtime();
+    load(&rt, "console_levels").await;
+    let report = invoke(&rt, "console_levels", json!({})).await;
+    assert_ok(&report);
+    let levels: Vec<_> = report
+        .capture
+        .logs
+        .iter()
+        .map(|l| l.level.as_str())
+        .collect();
+    assert_eq!(levels, ["debug", "info", "log", "warn", "error", "log"]);
+    assert_eq!(report.capture.logs[2].message, "log line { n: 1 }");
+    assert!(
+        report
+            .capture
+            .logs
+            .iter()
+            .all(|l| l.time.ends_with('Z') && l.time.len() == 24)
+    );
+    assert_eq!(
+        report.capture.logs[5].message,
+        "token is [secret:EDDY_TEST_SECRET]"
+    );
+
+    let failed = invoke(&rt, "console_levels", json!({"fail": true})).await;
+    let text = serde_json::to_string(&failed).unwrap();
+    assert!(!text.contains("s3cr3t-value-91"), "secret leaked: {text}");
+    assert!(
+        text.contains("failed with [secret:EDDY_TEST_SECRET]"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outcomes_carry_kind_stack_and_retry_hints() {
+    let rt = runtime();
+    load(&rt, "outcomes").await;
+    assert_ok(&invoke(&rt, "outcomes", json!({"mode": "ok"})).await);
+    let cases = [
+        ("error", FailureKind::Error, "Error", "plain failure"),
+        (
+            "non_retryable",
+            FailureKind::NonRetryable,
+            "NonRetryableError",
+            "bad event, never retry",
+        ),
+        (
+            "retry_after",
+            FailureKind::RetryAfter,
+            "RetryAfterError",
+            "come back later",
+        ),
+        ("string", FailureKind::Error, "Error", "a string was thrown"),
+        ("reject", FailureKind::Error, "TypeError", "rejected"),
+    ];
+    for (mode, kind, name, message) in cases {
+        let report = invoke(&rt, "outcomes", json!({"mode": mode})).await;
+        let eddy::runtime::Outcome::Failure(f) = &report.outcome else {
+            panic!("{mode} should fail: {report:?}");
+        };
+        assert_eq!(
+            (f.kind, f.name.as_str(), f.message.as_str()),
+            (kind, name, message),
+            "{mode}"
+        );
+        assert_eq!(f.is_retryable(), mode != "non_retryable", "{mode}");
+        if mode != "string" {
+            let stack = f.stack.as_deref().unwrap_or_default();
+            assert!(
+                stack.contains("outcomes.js:"),
+                "{mode}: stack names file, line and column: {stack}"
+            );
+            assert!(
+                !stack.contains("ext:eddy"),
+                "{mode}: runtime frames are hidden: {stack}"
+            );
+        }
+    }
+    let report = invoke(&rt, "outcomes", json!({"mode": "retry_after"})).await;
+    let eddy::runtime::Outcome::Failure(f) = report.outcome else {
+        unreachable!()
+    };
+    assert_eq!(f.retry_after(), Some(std::time::Duration::from_secs(30)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prototype_pollution_does_not_cross_handlers() {
+    let rt = runtime();
+    load(&rt, "pollute").await;
+    load(&rt, "observe").await;
+    assert_ok(&invoke(&rt, "pollute", json!({})).await);
+    let report = invoke(&rt, "observe", json!({})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), r#"{"map":2,"json":1,"fetch":"fetch"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interleaved_invocations_keep_their_own_logs() {
+    let api = FakeApi::start().await;
+    let rt = runtime();
+    load(&rt, "concurrent").await;
+    let runs = (0..8).map(|_| {
+        let rt = rt.clone();
+        let base = api.base();
+        tokio::spawn(
+            async move { invoke(&rt, "concurrent", json!({"base": base, "ms": 150})).await },
+        )
+    });
+    for run in futures::future::join_all(runs).await {
+        let report = run.unwrap();
+        assert_ok(&report);
+        let lines: Vec<_> = report
+            .capture
+            .logs
+            .iter()
+            .map(|l| l.message.clone())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let id = lines[0].strip_prefix("start ").expect("start line");
+        assert_eq!(lines[1], format!("end {id}"));
+        assert_eq!(report.capture.fetches.len(), 1);
+    }
+    let overlap = api
+        .state
+        .max_in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        overlap >= 2,
+        "invocations of one handler ran one at a time (max in flight {overlap})"
+    );
+}

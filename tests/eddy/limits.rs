@@ -1,0 +1,88 @@
+//! Limits: CPU, heap, wall clock, uncaught errors; a stopped isolate is replaced and the
+//! next event runs normally.
+
+use serde_json::json;
+
+use crate::support::*;
+use eddy::runtime::{FailureKind, Outcome};
+
+fn failure_kind(report: &eddy::runtime::InvocationReport) -> FailureKind {
+    match &report.outcome {
+        Outcome::Failure(f) => f.kind,
+        Outcome::Success => panic!("expected a failure: {report:?}"),
+    }
+}
+
+async fn misbehave_then_recover(mode: &str, expected: FailureKind) {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    let report = invoke(&rt, "limits", json!({"mode": mode})).await;
+    assert_eq!(failure_kind(&report), expected, "{mode}: {report:?}");
+    let healthy = invoke(&rt, "limits", json!({})).await;
+    assert_ok(&healthy);
+    assert_eq!(logs(&healthy), "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_loop_is_stopped_by_the_cpu_limit() {
+    misbehave_then_recover("spin", FailureKind::CpuLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn microtask_loop_is_stopped_by_the_cpu_limit() {
+    misbehave_then_recover("spin_microtasks", FailureKind::CpuLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_memory_terminates_the_isolate_not_the_process() {
+    misbehave_then_recover("oom", FailureKind::HeapLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promise_that_never_settles_times_out() {
+    misbehave_then_recover("hang", FailureKind::Timeout).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uncaught_error_outside_the_handler_fails_the_invocation() {
+    misbehave_then_recover("uncaught", FailureKind::Crashed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_isolate_does_not_take_healthy_invocations_down_twice() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    for _ in 0..3 {
+        assert_eq!(
+            failure_kind(&invoke(&rt, "limits", json!({"mode": "spin"})).await),
+            FailureKind::CpuLimit
+        );
+        assert_ok(&invoke(&rt, "limits", json!({})).await);
+    }
+    assert!(rt.live_isolates() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_errors_name_file_line_and_column() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
+    let rt = runtime_with(&root, "[runtime]\ncpu_limit_ms = 300\n");
+    let cases = [
+        (
+            "syntax",
+            "syntax.js:2:13: SyntaxError: Unexpected token ';'",
+        ),
+        ("no_default", "a handler must `export default` a function"),
+        ("bad_config", "unknown field `allownet`"),
+        ("missing_secret", "secret EDDY_TEST_NEVER_SET is not set"),
+        ("top_level_throw", "top_level_throw.js:1:20: SyntaxError"),
+        ("top_level_spin", "used more than 300 ms of CPU time"),
+    ];
+    for (id, expected) in cases {
+        let err = rt
+            .load(id, &root.join(format!("{id}.js")))
+            .await
+            .expect_err(id);
+        assert!(err.render().contains(expected), "{id}: {}", err.render());
+    }
+    assert!(rt.load("good", &root.join("good.js")).await.is_ok());
+}

@@ -1,0 +1,9 @@
+//! eddy's integration tests: one binary, real handler files as fixtures, and fake
+//! third-party APIs served on 127.0.0.1.
+
+mod attacks;
+mod cli;
+mod fetch;
+mod handlers;
+mod limits;
+mod support;

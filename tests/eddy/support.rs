@@ -1,0 +1,248 @@
+//! Shared test support: a runtime over the fixture handlers and a fake third-party API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, patch};
+use axum::{Json, Router};
+use eddy::config::Config;
+use eddy::event::{Event, new_id};
+use eddy::runtime::{InvocationReport, InvocationRequest, Runtime};
+use eddy::store::Store;
+use serde_json::{Value, json};
+
+/// The fixture handlers folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/handlers")
+}
+
+/// Config text used by most tests: loopback exempted so the fake API is reachable.
+pub const LOOPBACK_CONFIG: &str = "[net]\nallow_private = [\"127.0.0.1/32\"]\nmax_response_bytes = 65536\n[runtime]\ncpu_limit_ms = 2000\nheap_limit_mb = 64\n";
+
+/// A runtime over `root` with the given config text and a temporary store.
+pub fn runtime_with(root: &Path, config_text: &str) -> Arc<Runtime> {
+    let config = Config::parse(config_text, Path::new("eddy.toml")).expect("test config parses");
+    let store = Store::temporary().expect("temporary store");
+    Arc::new(Runtime::new(&config, Path::new("eddy.toml"), root, store).expect("runtime starts"))
+}
+
+/// A runtime over the fixture handlers.
+pub fn runtime() -> Arc<Runtime> {
+    runtime_with(&fixtures(), LOOPBACK_CONFIG)
+}
+
+/// Loads fixture `id` (path under the handlers folder without `.js`).
+pub async fn load(rt: &Runtime, id: &str) {
+    let file = rt.root().join(format!("{id}.js"));
+    if let Err(e) = rt.load(id, &file).await {
+        panic!("{id} should load: {e}");
+    }
+}
+
+/// Runs one event with `data` through handler `id`.
+pub async fn invoke(rt: &Runtime, id: &str, data: Value) -> InvocationReport {
+    let event = Event::from_value(json!({ "type": "test.event", "data": data }), "tests")
+        .expect("valid event");
+    let request = InvocationRequest {
+        idempotency_key: format!("{}:{id}", event.id),
+        event,
+        delivery_id: new_id(),
+        attempt: 1,
+    };
+    rt.invoke(id, request).await
+}
+
+/// All console messages of a report, one per line.
+pub fn logs(report: &InvocationReport) -> String {
+    report
+        .capture
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Panics with the whole report unless it succeeded.
+pub fn assert_ok(report: &InvocationReport) {
+    assert!(
+        report.outcome.is_success(),
+        "expected success, got {report:#?}"
+    );
+}
+
+/// One request the fake API received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+/// Shared state of the fake API.
+#[derive(Default)]
+pub struct FakeState {
+    pub seen: Mutex<Vec<Seen>>,
+    /// Requests the CRM route should answer with 429 before succeeding.
+    pub rate_limit_next: AtomicUsize,
+    in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+}
+
+/// A fake third-party API on 127.0.0.1: a CRM that checks bearer tokens and rate limits,
+/// plus echo, redirect, large and slow routes.
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    pub state: Arc<FakeState>,
+}
+
+/// The bearer token the fake CRM accepts.
+pub const CRM_TOKEN: &str = "crm-test-token-5c1e";
+
+impl FakeApi {
+    pub async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let app = Router::new()
+            .route("/contacts/{id}", patch(crm_patch))
+            .route("/echo", any(echo))
+            .route("/text", get(|| async { "plain text" }))
+            .route("/bytes", get(|| async { (0..=255u8).collect::<Vec<u8>>() }))
+            .route("/big", get(|| async { vec![b'x'; 200_000] }))
+            .route("/redirect", get(redirect))
+            .route("/slow", get(slow))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake api");
+        let addr = listener.local_addr().expect("fake api address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+}
+
+fn record(state: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    state.seen.lock().unwrap().push(Seen {
+        method: method.to_string(),
+        path: uri.to_string(),
+        headers,
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
+}
+
+async fn crm_patch(
+    State(state): State<Arc<FakeState>>,
+    UrlPath(id): UrlPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, &method, &uri, &headers, &body);
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {CRM_TOKEN}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "bad token"})),
+        )
+            .into_response();
+    }
+    if state.rate_limit_next.load(Ordering::SeqCst) > 0 {
+        state.rate_limit_next.fetch_sub(1, Ordering::SeqCst);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "7")],
+            "slow down",
+        )
+            .into_response();
+    }
+    let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Json(json!({ "id": id, "synced": true, "name": sent["name"] })).into_response()
+}
+
+async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Json<Value> {
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Json(json!({
+        "method": method.as_str(),
+        "query": uri.query().unwrap_or(""),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+        "body_len": body.len(),
+    }))
+}
+
+async fn redirect(Query(q): Query<HashMap<String, String>>) -> Response {
+    let to = q.get("to").cloned().unwrap_or_else(|| "/text".into());
+    (StatusCode::FOUND, [("location", to)]).into_response()
+}
+
+async fn slow(
+    State(state): State<Arc<FakeState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> &'static str {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let ms = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(100);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    "slow"
+}
+
+/// A TCP listener that only counts connections: the target of requests that must be refused.
+pub struct Tripwire {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Tripwire {
+    pub async fn start(ip: &str) -> Option<Self> {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.ok()?;
+        let addr = listener.local_addr().ok()?;
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((_socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Some(Self { addr, connections })
+    }
+
+    pub fn count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
