@@ -2,7 +2,10 @@
 // Evaluated once when the startup snapshot is made.
 import { core, primordials } from "ext:core/mod.js";
 import { console } from "ext:eddy/10_console.js";
-import { fetch, Headers, Request, Response } from "ext:eddy/20_fetch.js";
+import { Headers } from "ext:eddy/20_headers.js";
+import { Request } from "ext:eddy/22_request.js";
+import { Response } from "ext:eddy/23_response.js";
+import { fetch } from "ext:eddy/26_fetch.js";
 import { inspectModule, invoke, NonRetryableError, RetryAfterError } from "ext:eddy/30_invoke.js";
 import { crypto } from "ext:eddy/40_crypto.js";
 

@@ -247,6 +247,14 @@ mod tests {
     }
 
     #[test]
+    fn example_file_lists_the_defaults() {
+        let example =
+            Config::parse(include_str!("../eddy.example.toml"), Path::new("eddy.toml")).unwrap();
+        let default = Config::default();
+        assert_eq!(format!("{example:?}"), format!("{default:?}"));
+    }
+
+    #[test]
     fn missing_default_file_is_fine_but_explicit_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eddy.toml");

@@ -1,0 +1,141 @@
+//! Runtime benchmark: `cargo bench --bench runtime`. Prints, for this machine:
+//! - cold start: loading a handler into a fresh isolate from the startup snapshot
+//!   (thread, isolate, bootstrap, module evaluation), p50/p99;
+//! - warm overhead: invoking a trivial handler on a warm isolate, end to end through the
+//!   runtime facade, p50/p99;
+//! - resident memory per idle isolate, from the process RSS before and after loading many.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy::config::Config;
+use eddy::event::Event;
+use eddy::runtime::{InvocationRequest, Runtime};
+use eddy::store::Store;
+
+const COLD_SAMPLES: usize = 200;
+const WARM_SAMPLES: usize = 20_000;
+
+fn main() {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    tokio.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("handlers");
+    std::fs::create_dir(&root).expect("handlers dir");
+    std::fs::write(
+        root.join("trivial.js"),
+        "export default async function (event, ctx) {}\n",
+    )
+    .expect("write");
+    for i in 0..COLD_SAMPLES {
+        std::fs::write(
+            root.join(format!("h{i}.js")),
+            "export default async function (event) { return event.id; }\n",
+        )
+        .expect("write");
+    }
+    let rt = Arc::new(runtime(&root));
+    // The first load also makes the snapshot: measured on its own.
+    let started = Instant::now();
+    rt.load("trivial", &root.join("trivial.js"))
+        .await
+        .expect("load");
+    let first = started.elapsed();
+
+    let rss_before = rss_bytes();
+    let mut cold = Vec::with_capacity(COLD_SAMPLES);
+    for i in 0..COLD_SAMPLES {
+        let id = format!("h{i}");
+        let started = Instant::now();
+        rt.load(&id, &root.join(format!("{id}.js")))
+            .await
+            .expect("load");
+        cold.push(started.elapsed());
+    }
+    let rss_after = rss_bytes();
+    let per_isolate = (rss_after.saturating_sub(rss_before)) as f64 / COLD_SAMPLES as f64;
+
+    let event =
+        Event::from_json(r#"{"type":"bench.event","data":{"n":1}}"#, "bench").expect("event");
+    let request = InvocationRequest {
+        event,
+        delivery_id: "d".into(),
+        attempt: 1,
+        idempotency_key: "k".into(),
+    };
+    for _ in 0..1000 {
+        rt.invoke("trivial", request.clone()).await;
+    }
+    let mut warm = Vec::with_capacity(WARM_SAMPLES);
+    for _ in 0..WARM_SAMPLES {
+        let started = Instant::now();
+        let report = rt.invoke("trivial", request.clone()).await;
+        warm.push(started.elapsed());
+        assert!(report.outcome.is_success());
+    }
+
+    println!(
+        "eddy runtime benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "first load (includes making the snapshot): {:.2} ms",
+        ms(first)
+    );
+    let (p50, p99) = percentiles(&mut cold);
+    println!(
+        "cold start, handler load from snapshot ({COLD_SAMPLES} samples): p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
+    let (p50, p99) = percentiles(&mut warm);
+    println!(
+        "warm invocation, trivial handler ({WARM_SAMPLES} samples): p50 {:.1} us, p99 {:.1} us",
+        us(p50),
+        us(p99)
+    );
+    println!(
+        "resident memory per idle isolate: {:.2} MiB ({} isolates, RSS {:.1} -> {:.1} MiB)",
+        per_isolate / 1048576.0,
+        COLD_SAMPLES,
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0
+    );
+}
+
+fn runtime(root: &Path) -> Runtime {
+    let config = Config::parse("", Path::new("eddy.toml")).expect("config");
+    let store = Store::temporary().expect("store");
+    Runtime::new(&config, Path::new("eddy.toml"), root, store).expect("runtime")
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000_000.0
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
