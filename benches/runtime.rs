@@ -14,8 +14,8 @@ use eddy::event::Event;
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::Store;
 
-const COLD_SAMPLES: usize = 200;
-const WARM_SAMPLES: usize = 20_000;
+const COLD_SAMPLES: usize = 30;
+const WARM_SAMPLES: usize = 2_000;
 
 fn main() {
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -44,9 +44,7 @@ async fn run() {
     let rt = Arc::new(runtime(&root));
     // The first load also makes the snapshot: measured on its own.
     let started = Instant::now();
-    rt.load("trivial", &root.join("trivial.js"))
-        .await
-        .expect("load");
+    rt.load("trivial", &root.join("trivial.js")).await.expect("load");
     let first = started.elapsed();
 
     let rss_before = rss_bytes();
@@ -54,16 +52,13 @@ async fn run() {
     for i in 0..COLD_SAMPLES {
         let id = format!("h{i}");
         let started = Instant::now();
-        rt.load(&id, &root.join(format!("{id}.js")))
-            .await
-            .expect("load");
+        rt.load(&id, &root.join(format!("{id}.js"))).await.expect("load");
         cold.push(started.elapsed());
     }
     let rss_after = rss_bytes();
     let per_isolate = (rss_after.saturating_sub(rss_before)) as f64 / COLD_SAMPLES as f64;
 
-    let event =
-        Event::from_json(r#"{"type":"bench.event","data":{"n":1}}"#, "bench").expect("event");
+    let event = Event::from_json(r#"{"type":"bench.event","data":{"n":1}}"#, "bench").expect("event");
     let request = InvocationRequest {
         event,
         delivery_id: "d".into(),
@@ -85,10 +80,7 @@ async fn run() {
         "eddy runtime benchmark ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "first load (includes making the snapshot): {:.2} ms",
-        ms(first)
-    );
+    println!("first load (includes making the snapshot): {:.2} ms", ms(first));
     let (p50, p99) = percentiles(&mut cold);
     println!(
         "cold start, handler load from snapshot ({COLD_SAMPLES} samples): p50 {:.2} ms, p99 {:.2} ms",

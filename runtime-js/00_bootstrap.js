@@ -3,10 +3,11 @@
 import { core, primordials } from "ext:core/mod.js";
 import { console } from "ext:eddy/10_console.js";
 import { Headers } from "ext:eddy/20_headers.js";
+import { loadStreams } from "ext:eddy/21_body.js";
 import { Request } from "ext:eddy/22_request.js";
 import { Response } from "ext:eddy/23_response.js";
 import { fetch } from "ext:eddy/26_fetch.js";
-import { inspectModule, invoke, NonRetryableError, RetryAfterError } from "ext:eddy/30_invoke.js";
+import { configure, inspectModule, invoke, NonRetryableError, RetryAfterError } from "ext:eddy/30_invoke.js";
 import { crypto } from "ext:eddy/40_crypto.js";
 
 const { ObjectDefineProperty, ObjectFreeze } = primordials;
@@ -18,10 +19,19 @@ const { structuredClone } = core.loadExtScript("ext:deno_web/02_structured_clone
 const timers = core.loadExtScript("ext:deno_web/02_timers.js");
 const abort = core.loadExtScript("ext:deno_web/03_abort_signal.js");
 const { atob, btoa } = core.loadExtScript("ext:deno_web/05_base64.js");
-const streams = core.loadExtScript("ext:deno_web/06_streams.js");
 const encoding = core.loadExtScript("ext:deno_web/08_text_encoding.js");
 
 // Like browsers: writable, configurable, not enumerable.
+function defineData(name, value) {
+  ObjectDefineProperty(globalThis, name, {
+    __proto__: null,
+    value,
+    writable: true,
+    enumerable: false,
+    configurable: true,
+  });
+}
+
 const globals = {
   AbortController: abort.AbortController,
   AbortSignal: abort.AbortSignal,
@@ -39,7 +49,6 @@ const globals = {
   NonRetryableError,
   // Defined by deno_core as enumerable; browsers have it non-enumerable like the rest.
   queueMicrotask: globalThis.queueMicrotask,
-  ReadableStream: streams.ReadableStream,
   Request,
   Response,
   RetryAfterError,
@@ -52,17 +61,27 @@ const globals = {
   URLSearchParams: url.URLSearchParams,
 };
 for (const name in globals) {
-  ObjectDefineProperty(globalThis, name, {
-    __proto__: null,
-    value: globals[name],
-    writable: true,
-    enumerable: false,
-    configurable: true,
-  });
+  defineData(name, globals[name]);
 }
 
+// Streams load on first use (see 21_body.js); until then the global is an accessor that
+// loads them and then turns itself into a plain data property.
+ObjectDefineProperty(globalThis, "ReadableStream", {
+  __proto__: null,
+  enumerable: false,
+  configurable: true,
+  get() {
+    const value = loadStreams().ReadableStream;
+    defineData("ReadableStream", value);
+    return value;
+  },
+  set(value) {
+    defineData("ReadableStream", value);
+  },
+});
+
 // Called once per isolate before any handler code runs: removes every door to the host
-// and hands the host its two entry points.
+// and hands the host its entry points.
 ObjectDefineProperty(globalThis, "__eddyBootstrap", {
   __proto__: null,
   configurable: true,
@@ -70,6 +89,6 @@ ObjectDefineProperty(globalThis, "__eddyBootstrap", {
     delete globalThis.Deno;
     delete globalThis.__bootstrap;
     delete globalThis.__eddyBootstrap;
-    return ObjectFreeze([invoke, inspectModule]);
+    return ObjectFreeze([invoke, inspectModule, configure]);
   },
 });

@@ -9,8 +9,14 @@ const { Console, setNoColorFns } = core.loadExtScript("ext:deno_web/01_console.j
 // Captured logs are stored and shown later, never written to a terminal: no colour codes.
 setNoColorFns(() => true, () => true);
 
-/** Holds the invocation id (a number) of the code that is running. */
-const invocationVar = new core.AsyncVariable();
+/**
+ * The id of the invocation whose code is running: `invoke` sets it as the async context, which
+ * V8 carries across awaits, promise reactions and (in deno_web) timers. Zero outside any.
+ */
+function currentInvocation() {
+  const context = core.getAsyncContext();
+  return typeof context === "number" ? context : 0;
+}
 
 const LEVEL_BY_NUMBER = ["debug", "log", "warn", "error"];
 const LEVEL_BY_METHOD = {
@@ -26,9 +32,8 @@ const LEVEL_BY_METHOD = {
 let currentLevel = null;
 
 function print(message, level) {
-  const invocation = invocationVar.get();
   op_eddy_console_write(
-    typeof invocation === "number" ? invocation : 0,
+    currentInvocation(),
     currentLevel ?? LEVEL_BY_NUMBER[level] ?? "log",
     message,
   );
@@ -52,4 +57,4 @@ ArrayPrototypeForEach(ObjectKeys(inner), (name) => {
   };
 });
 
-export { console, invocationVar };
+export { console, currentInvocation };

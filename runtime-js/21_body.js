@@ -37,18 +37,14 @@ const webidl = core.loadExtScript("ext:deno_webidl/00_webidl.js");
 const { URLSearchParamsPrototype } = core.loadExtScript(
   "ext:deno_web/00_url.js",
 );
-const {
-  acquireReadableStreamDefaultReader,
-  createReadableByteStream,
-  isReadableStreamDisturbed,
-  isReadableStreamLocked,
-  readableByteStreamControllerClose,
-  readableByteStreamControllerEnqueue,
-  readableStreamCancel,
-  readableStreamCollectIntoUint8Array,
-  readableStreamDisturb,
-  ReadableStreamPrototype,
-} = core.loadExtScript("ext:deno_web/06_streams.js");
+// deno_web's streams are the largest script of all: kept out of the startup snapshot and
+// loaded the first time a body is read as a stream (or `ReadableStream` is touched), so
+// isolates that never use streams start faster. Until then no ReadableStream can exist.
+let streams = null;
+function loadStreams() {
+  if (streams === null) streams = core.loadExtScript("ext:deno_web/06_streams.js");
+  return streams;
+}
 const { TextDecoder } = core.loadExtScript("ext:deno_web/08_text_encoding.js");
 
 // Captured now so later tampering with these prototypes cannot reach us.
@@ -88,14 +84,14 @@ function newBody(bytes) {
 function isBodyUsed(body) {
   if (body === null) return false;
   if (body.used) return true;
-  return body.stream !== null && isReadableStreamDisturbed(body.stream);
+  return body.stream !== null && loadStreams().isReadableStreamDisturbed(body.stream);
 }
 
 // "unusable" in the spec: disturbed or locked.
 function unusableReason(body) {
   if (body === null) return null;
   if (isBodyUsed(body)) return "body already used";
-  if (body.stream !== null && isReadableStreamLocked(body.stream)) {
+  if (body.stream !== null && loadStreams().isReadableStreamLocked(body.stream)) {
     return "body is locked by a stream reader";
   }
   return null;
@@ -112,21 +108,21 @@ function bodyStream(body) {
   if (body.stream === null) {
     const chunk = body.used ? null : body.bytes;
     // A byte stream, like browsers give, so BYOB readers work too.
-    body.stream = createReadableByteStream(
+    body.stream = loadStreams().createReadableByteStream(
       (controller) => {
         if (chunk !== null && TypedArrayPrototypeGetByteLength(chunk) > 0) {
           // Enqueue transfers the buffer, so hand over a private copy.
-          readableByteStreamControllerEnqueue(controller, copyBytes(chunk));
+          loadStreams().readableByteStreamControllerEnqueue(controller, copyBytes(chunk));
         }
-        readableByteStreamControllerClose(controller);
+        loadStreams().readableByteStreamControllerClose(controller);
       },
       noop,
       resolvedNoop,
     );
     if (body.used) {
       // Already consumed through text() & co.: present it as a read stream.
-      acquireReadableStreamDefaultReader(body.stream);
-      readableStreamDisturb(body.stream);
+      loadStreams().acquireReadableStreamDefaultReader(body.stream);
+      loadStreams().readableStreamDisturb(body.stream);
     }
   }
   return body.stream;
@@ -140,8 +136,8 @@ function takeBody(body) {
   body.used = true;
   body.bytes = null;
   if (body.stream !== null) {
-    acquireReadableStreamDefaultReader(body.stream);
-    readableStreamCancel(body.stream, undefined);
+    loadStreams().acquireReadableStreamDefaultReader(body.stream);
+    loadStreams().readableStreamCancel(body.stream, undefined);
   }
   return bytes;
 }
@@ -161,7 +157,7 @@ async function consumeBody(self, proto, iface, method) {
   }
   if (body.stream !== null) {
     // Read through the stream so it ends up disturbed, as the spec has it.
-    const bytes = await readableStreamCollectIntoUint8Array(body.stream);
+    const bytes = await loadStreams().readableStreamCollectIntoUint8Array(body.stream);
     body.used = true;
     body.bytes = null;
     return bytes;
@@ -215,7 +211,7 @@ function unsupportedBody(kind, prefix) {
 // buffer do not show through.
 function extractBody(value, prefix) {
   if (typeof value === "object" || typeof value === "function") {
-    if (ObjectPrototypeIsPrototypeOf(ReadableStreamPrototype, value)) {
+    if (streams !== null && ObjectPrototypeIsPrototypeOf(streams.ReadableStreamPrototype, value)) {
       throw unsupportedBody("ReadableStream", prefix);
     }
     if (core.isAnyArrayBuffer(value)) {
@@ -260,6 +256,7 @@ function extractBody(value, prefix) {
 }
 
 export {
+  loadStreams,
   _body,
   bodyArrayBuffer,
   bodyBytes,

@@ -10,7 +10,7 @@
 // are captured when this module is evaluated (before any user code runs).
 
 import { core, primordials } from "ext:core/mod.js";
-import { invocationVar } from "ext:eddy/10_console.js";
+import { currentInvocation } from "ext:eddy/10_console.js";
 import { _list, lowerName, newHeaders } from "ext:eddy/20_headers.js";
 import { _body, copyBytes, newBody } from "ext:eddy/21_body.js";
 import {
@@ -138,7 +138,7 @@ function sendRequest(request, signal) {
           redirect: request[_redirect],
           cancelRid,
           // Which invocation to record this exchange for.
-          invocation: invocationVar.get() ?? null,
+          invocation: currentInvocation() || null,
         },
         // A copy: the bytes may be shared with clones of the Request.
         body !== null ? copyBytes(body.bytes) : new Uint8Array(0),

@@ -1,7 +1,6 @@
-// Runs one invocation: builds `event` and `ctx`, calls the handler, and turns whatever
-// happens into a plain outcome object, so the host never has to interpret JS exceptions.
+// Runs invocations: builds `event` and `ctx`, calls the handler, and reports how it ended
+// through op_eddy_invocation_done, so the host never has to interpret JS exceptions.
 import { core, primordials } from "ext:core/mod.js";
-import { invocationVar } from "ext:eddy/10_console.js";
 
 const {
   Error,
@@ -15,6 +14,7 @@ const {
   TypeError,
 } = primordials;
 const {
+  op_eddy_invocation_done,
   op_eddy_state_delete,
   op_eddy_state_get,
   op_eddy_state_list,
@@ -48,35 +48,42 @@ function checkKey(key) {
   return key;
 }
 
-// Promise-returning, so a future remote store keeps the same API. The invocation id lets
-// the host know which invocation wrote (and must be flushed before it reports).
-function makeState(invocation) {
-  return ObjectFreeze({
-    async get(key) {
-      const raw = op_eddy_state_get(checkKey(key));
-      return raw === null ? undefined : JSONParse(raw);
-    },
-    async set(key, value) {
-      const json = JSONStringify(value);
-      if (json === undefined) {
-        throw new TypeError("ctx.state.set: value must be JSON-serialisable");
-      }
-      op_eddy_state_set(invocation, checkKey(key), json);
-    },
-    async delete(key) {
-      return op_eddy_state_delete(invocation, checkKey(key));
-    },
-    async list(options = {}) {
-      const prefix = options?.prefix ?? "";
-      const limit = options?.limit ?? 100;
-      if (typeof prefix !== "string") throw new TypeError("ctx.state.list: prefix must be a string");
-      if (typeof limit !== "number" || !(limit >= 1)) {
-        throw new TypeError("ctx.state.list: limit must be a number >= 1");
-      }
-      return JSONParse(op_eddy_state_list(prefix, limit > 1000 ? 1000 : limit));
-    },
-  });
+const _invocation = Symbol("invocation");
+
+/**
+ * `ctx.state`. Promise-returning, so a future remote store keeps the same API. The
+ * invocation id tells the host which invocation wrote, and so must wait for a flush.
+ */
+class HandlerState {
+  constructor(invocation) {
+    this[_invocation] = invocation;
+    ObjectFreeze(this);
+  }
+  async get(key) {
+    const raw = op_eddy_state_get(checkKey(key));
+    return raw === null ? undefined : JSONParse(raw);
+  }
+  async set(key, value) {
+    const json = JSONStringify(value);
+    if (json === undefined) {
+      throw new TypeError("ctx.state.set: value must be JSON-serialisable");
+    }
+    op_eddy_state_set(this[_invocation], checkKey(key), json);
+  }
+  async delete(key) {
+    return op_eddy_state_delete(this[_invocation], checkKey(key));
+  }
+  async list(options = {}) {
+    const prefix = options?.prefix ?? "";
+    const limit = options?.limit ?? 100;
+    if (typeof prefix !== "string") throw new TypeError("ctx.state.list: prefix must be a string");
+    if (typeof limit !== "number" || !(limit >= 1)) {
+      throw new TypeError("ctx.state.list: limit must be a number >= 1");
+    }
+    return JSONParse(op_eddy_state_list(prefix, limit > 1000 ? 1000 : limit));
+  }
 }
+ObjectFreeze(HandlerState.prototype);
 
 function describeError(error) {
   try {
@@ -98,39 +105,17 @@ function describeError(error) {
       };
     }
     return { kind: "error", retryAfterMs: null, name: "Error", message: String(error), stack: null };
-  } catch (e) {
+  } catch {
     return { kind: "error", retryAfterMs: null, name: "Error", message: "thrown value could not be described", stack: null };
   }
 }
 
-/**
- * Called by the host for each invocation. `info` carries the invocation id and the
- * `ctx` fields; returns a promise of `{ ok: true }` or `{ ok: false, error }`.
- */
-function invoke(handler, eventJson, info) {
-  const previous = invocationVar.enter(info.invocation);
-  try {
-    const event = JSONParse(eventJson);
-    const ctx = ObjectFreeze({
-      handler: info.handler,
-      deliveryId: info.deliveryId,
-      attempt: info.attempt,
-      idempotencyKey: info.idempotencyKey,
-      secrets: ObjectFreeze(info.secrets),
-      state: makeState(info.invocation),
-    });
-    const run = async () => await handler(event, ctx);
-    return PromisePrototypeThen(
-      run(),
-      () => ({ ok: true }),
-      (error) => ({ ok: false, error: describeError(error) }),
-    );
-  } finally {
-    core.setAsyncContext(previous);
-  }
-}
+// Set once per isolate by `configure`, after the handler's config passed validation.
+let handlerFn = null;
+let handlerName = "";
+let secrets = ObjectFreeze({});
 
-/** Checks the module's exports once at load; returns [config as JSON, default export]. */
+/** Checks the module's exports once at load; returns the config as JSON. */
 function inspectModule(namespace) {
   if (typeof namespace.default !== "function") {
     throw new TypeError("a handler must `export default` a function (event, ctx)");
@@ -139,7 +124,49 @@ function inspectModule(namespace) {
   if (config === null || typeof config !== "object") {
     throw new TypeError("`export const config` must be an object");
   }
-  return [JSONStringify(config), namespace.default];
+  handlerFn = namespace.default;
+  return JSONStringify(config);
 }
 
-export { inspectModule, invoke, NonRetryableError, RetryAfterError };
+/** Hands the handler its name and granted secrets. */
+function configure(name, grantedSecrets) {
+  handlerName = name;
+  secrets = ObjectFreeze(grantedSecrets);
+}
+
+function succeeded(id) {
+  op_eddy_invocation_done(id, "");
+}
+
+function failed(id, error) {
+  op_eddy_invocation_done(id, JSONStringify(describeError(error)));
+}
+
+async function run(event, ctx) {
+  await handlerFn(event, ctx);
+}
+
+/**
+ * Starts invocation `id`; it ends by calling op_eddy_invocation_done with "" for success
+ * or the JSON description of the failure.
+ */
+function invoke(id, eventJson, deliveryId, attempt, idempotencyKey) {
+  const previous = core.getAsyncContext();
+  core.setAsyncContext(id);
+  try {
+    const event = JSONParse(eventJson);
+    const ctx = ObjectFreeze({
+      handler: handlerName,
+      deliveryId,
+      attempt,
+      idempotencyKey,
+      secrets,
+      state: new HandlerState(id),
+    });
+    PromisePrototypeThen(run(event, ctx), () => succeeded(id), (error) => failed(id, error));
+  } finally {
+    core.setAsyncContext(previous);
+  }
+}
+
+export { configure, inspectModule, invoke, NonRetryableError, RetryAfterError };

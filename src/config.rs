@@ -16,10 +16,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: [net] allow_private entry {entry:?} is not a CIDR (like \"127.0.0.1/32\")")]
@@ -173,11 +170,7 @@ impl Config {
             "runtime.invocations_per_isolate",
             "at least 1",
         )?;
-        range(
-            self.net.max_response_bytes >= 1,
-            "net.max_response_bytes",
-            "at least 1",
-        )
+        range(self.net.max_response_bytes >= 1, "net.max_response_bytes", "at least 1")
     }
 
     /// The `[net] allow_private` entries as networks.
@@ -232,11 +225,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.allow_private_nets(Path::new("e.toml")).unwrap().len(), 2);
-        let err = Config::parse(
-            "[net]\nallow_private = [\"localhost\"]\n",
-            Path::new("e.toml"),
-        )
-        .unwrap_err();
+        let err = Config::parse("[net]\nallow_private = [\"localhost\"]\n", Path::new("e.toml")).unwrap_err();
         assert!(err.to_string().contains("localhost"), "{err}");
     }
 
@@ -248,8 +237,7 @@ mod tests {
 
     #[test]
     fn example_file_lists_the_defaults() {
-        let example =
-            Config::parse(include_str!("../eddy.example.toml"), Path::new("eddy.toml")).unwrap();
+        let example = Config::parse(include_str!("../eddy.example.toml"), Path::new("eddy.toml")).unwrap();
         let default = Config::default();
         assert_eq!(format!("{example:?}"), format!("{default:?}"));
     }

@@ -39,8 +39,7 @@ impl Event {
     /// Builds an event from user JSON, filling a missing `id` (UUIDv7), `time` (now) and
     /// `source` (`default_source`).
     pub fn from_json(text: &str, default_source: &str) -> Result<Self, EventError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
         Self::from_value(value, default_source)
     }
 
@@ -116,25 +115,15 @@ mod tests {
 
     #[test]
     fn keeps_given_attributes() {
-        let e = Event::from_json(
-            r#"{"type":"a","id":"x","source":"s","time":"t","subject":"u"}"#,
-            "cli",
-        )
-        .unwrap();
-        assert_eq!(
-            (e.id.as_str(), e.source.as_str(), e.time.as_str()),
-            ("x", "s", "t")
-        );
+        let e = Event::from_json(r#"{"type":"a","id":"x","source":"s","time":"t","subject":"u"}"#, "cli").unwrap();
+        assert_eq!((e.id.as_str(), e.source.as_str(), e.time.as_str()), ("x", "s", "t"));
         assert_eq!(e.subject.as_deref(), Some("u"));
         assert_eq!(e.data, serde_json::Value::Null);
     }
 
     #[test]
     fn rejects_bad_events() {
-        assert!(matches!(
-            Event::from_json("{", "c"),
-            Err(EventError::Json(_))
-        ));
+        assert!(matches!(Event::from_json("{", "c"), Err(EventError::Json(_))));
         assert_eq!(Event::from_json("[]", "c"), Err(EventError::NotObject));
         assert_eq!(Event::from_json("{}", "c"), Err(EventError::MissingType));
         assert_eq!(
@@ -145,12 +134,7 @@ mod tests {
 
     #[test]
     fn type_syntax() {
-        for ok in [
-            "a",
-            "accounts.patch",
-            "github.pull_request.opened",
-            "a-b_c.D9",
-        ] {
+        for ok in ["a", "accounts.patch", "github.pull_request.opened", "a-b_c.D9"] {
             assert!(validate_type(ok).is_ok(), "{ok}");
         }
         for bad in ["", ".", "a.", ".a", "a..b", "a b", "a/b", "ü"] {

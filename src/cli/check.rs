@@ -42,11 +42,7 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
     }
     let ok = files.len() - failed;
     eprintln!("{ok} handler(s) loaded, {failed} with errors");
-    if failed == 0 {
-        Ok(())
-    } else {
-        Err(Failure::Handler)
-    }
+    if failed == 0 { Ok(()) } else { Err(Failure::Handler) }
 }
 
 /// Every handler file under `root`: `.js` files, skipping helpers (names starting with `_`).
@@ -54,8 +50,8 @@ pub fn handler_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .with_context(|| format!("cannot read handlers folder {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read handlers folder {}", dir.display()))?;
         for entry in entries {
             let path = entry?.path();
             let helper = path

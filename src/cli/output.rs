@@ -5,10 +5,7 @@ use crate::runtime::{InvocationReport, Outcome};
 /// Prints outcome, console lines and fetches of one invocation.
 pub fn print_report(report: &InvocationReport) {
     match &report.outcome {
-        Outcome::Success => println!(
-            "ok: {} succeeded in {:.1} ms",
-            report.handler, report.duration_ms
-        ),
+        Outcome::Success => println!("ok: {} succeeded in {:.1} ms", report.handler, report.duration_ms),
         Outcome::Failure(f) => {
             let retry = match (f.is_retryable(), f.retry_after_ms) {
                 (false, _) => "will not be retried".to_owned(),
@@ -44,13 +41,8 @@ pub fn print_report(report: &InvocationReport) {
     if !report.capture.fetches.is_empty() {
         println!("fetch:");
         for f in &report.capture.fetches {
-            let status = f
-                .status
-                .map_or_else(|| "error".to_owned(), |s| s.to_string());
-            println!(
-                "  {} {} -> {status} ({:.0} ms)",
-                f.method, f.url, f.duration_ms
-            );
+            let status = f.status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+            println!("  {} {} -> {status} ({:.0} ms)", f.method, f.url, f.duration_ms);
             if let Some(e) = &f.error {
                 println!("    {e}");
             }

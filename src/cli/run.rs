@@ -36,18 +36,11 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         .canonicalize()
         .with_context(|| format!("cannot read handler {}", args.handler.display()))?;
     let root = handlers_root(&config.handlers, &file)?;
-    let id = handler_id(&root, &file)
-        .ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
+    let id = handler_id(&root, &file).ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
     let data = args.data.unwrap_or(config.data.clone());
     let store = Store::open(&data).map_err(anyhow::Error::from)?;
     let runtime = Arc::new(
-        Runtime::new(
-            &config,
-            &config_path,
-            &shown_root(&root, &args.handler),
-            store,
-        )
-        .map_err(anyhow::Error::from)?,
+        Runtime::new(&config, &config_path, &shown_root(&root, &args.handler), store).map_err(anyhow::Error::from)?,
     );
     if let Err(e) = runtime.load(&id, &file).await {
         return Err(Failure::Usage(anyhow!("{}", e.render())));
@@ -105,9 +98,7 @@ fn handlers_root(configured: &Path, file: &Path) -> anyhow::Result<PathBuf> {
 /// folder when it is the root, else the canonical path.
 fn shown_root(root: &Path, handler_arg: &Path) -> PathBuf {
     match handler_arg.parent() {
-        Some(parent)
-            if parent.canonicalize().is_ok_and(|p| p == root) && !parent.as_os_str().is_empty() =>
-        {
+        Some(parent) if parent.canonicalize().is_ok_and(|p| p == root) && !parent.as_os_str().is_empty() => {
             parent.to_owned()
         }
         _ => root.to_owned(),

@@ -35,21 +35,14 @@ pub enum ConfigExportError {
 impl HandlerConfig {
     /// Parses the JSON form of the `config` export.
     pub fn from_json(json: &str) -> Result<Self, ConfigExportError> {
-        let config: Self =
-            serde_json::from_str(json).map_err(|e| ConfigExportError::Invalid(e.to_string()))?;
-        if config
-            .timeout_ms
-            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
-        {
+        let config: Self = serde_json::from_str(json).map_err(|e| ConfigExportError::Invalid(e.to_string()))?;
+        if config.timeout_ms.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS) {
             return Err(ConfigExportError::Range {
                 key: "timeoutMs",
                 max: MAX_TIMEOUT_MS,
             });
         }
-        if config
-            .cpu_limit_ms
-            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
-        {
+        if config.cpu_limit_ms.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS) {
             return Err(ConfigExportError::Range {
                 key: "cpuLimitMs",
                 max: MAX_TIMEOUT_MS,
@@ -75,21 +68,12 @@ mod tests {
 
     #[test]
     fn parses_the_documented_shape() {
-        let c = HandlerConfig::from_json(
-            r#"{"secrets":["A"],"allowNet":["x.example"],"timeoutMs":10000}"#,
-        )
-        .unwrap();
+        let c = HandlerConfig::from_json(r#"{"secrets":["A"],"allowNet":["x.example"],"timeoutMs":10000}"#).unwrap();
         assert_eq!(c.secrets, ["A"]);
         assert_eq!(c.allow_net, ["x.example"]);
         assert_eq!(c.timeout(30_000), Duration::from_secs(10));
-        assert_eq!(
-            c.cpu_limit(20_000, c.timeout(30_000)),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            HandlerConfig::from_json("{}").unwrap(),
-            HandlerConfig::default()
-        );
+        assert_eq!(c.cpu_limit(20_000, c.timeout(30_000)), Duration::from_secs(10));
+        assert_eq!(HandlerConfig::from_json("{}").unwrap(), HandlerConfig::default());
     }
 
     #[test]

@@ -1,53 +1,31 @@
 //! The serve loop of one isolate: starts invocations as jobs arrive, drives the event loop,
-//! enforces wall-clock limits, and turns results into reports.
+//! collects the ends the JS side reports, enforces wall-clock limits, and writes reports.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use deno_core::error::{CoreError, JsError};
-use deno_core::v8;
-use serde::{Deserialize, Serialize};
+use deno_core::error::CoreError;
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::isolate::{Isolate, Job, Loaded, Reply, poll_event_loop, register_capture};
-use super::js;
-use super::ops::HostState;
+use super::js::{self, InvokeArgs};
 use super::report::{FailureKind, HandlerFailure, InvocationReport, Outcome};
-
-type CallFuture = Pin<Box<dyn Future<Output = Result<v8::Global<v8::Value>, Box<JsError>>>>>;
+use super::watchdog::Termination;
+use eddy_runtime_js::HostState;
 
 struct InFlight {
     id: u32,
-    call: CallFuture,
     deadline: Pin<Box<tokio::time::Sleep>>,
     started: Instant,
     started_at: String,
     reply: oneshot::Sender<Reply>,
 }
 
-/// The `info` argument of the JS `invoke` function.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InvokeInfo<'a> {
-    invocation: u32,
-    handler: &'a str,
-    delivery_id: &'a str,
-    attempt: u32,
-    idempotency_key: &'a str,
-    secrets: std::collections::BTreeMap<&'a str, &'a str>,
-}
-
-/// What the JS `invoke` resolves with.
-#[derive(Deserialize)]
-struct InvokeResult {
-    ok: bool,
-    error: Option<JsFailure>,
-}
-
+/// How a handler failed, as the JS side describes it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct JsFailure {
@@ -84,14 +62,10 @@ impl Invocations {
     }
 
     /// One turn of the loop; ready when the isolate must go (stopped, or no more work).
-    pub fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        rx: &mut mpsc::UnboundedReceiver<Box<Job>>,
-    ) -> Poll<()> {
+    pub fn poll(&mut self, cx: &mut Context<'_>, rx: &mut mpsc::UnboundedReceiver<Box<Job>>) -> Poll<()> {
         while !self.closing {
             match rx.poll_recv(cx) {
-                Poll::Ready(Some(job)) => self.start(job),
+                Poll::Ready(Some(job)) => self.start(*job),
                 Poll::Ready(None) => self.closing = true,
                 Poll::Pending => break,
             }
@@ -99,8 +73,8 @@ impl Invocations {
         let looped = poll_event_loop(&mut self.isolate.runtime, &self.isolate.meter, cx);
         if let Some(why) = self.isolate.meter.termination() {
             let kind = match why {
-                super::watchdog::Termination::CpuLimit { .. } => FailureKind::CpuLimit,
-                super::watchdog::Termination::HeapLimit { .. } => FailureKind::HeapLimit,
+                Termination::CpuLimit { .. } => FailureKind::CpuLimit,
+                Termination::HeapLimit { .. } => FailureKind::HeapLimit,
             };
             self.stopped = Some((kind, js::describe_termination(why, "during the invocation")));
             return Poll::Ready(());
@@ -109,112 +83,87 @@ impl Invocations {
             self.stopped = Some((FailureKind::Crashed, uncaught_message(&e)));
             return Poll::Ready(());
         }
-        self.poll_inflight(cx);
+        self.collect_finished();
+        self.expire(cx);
         if self.closing && self.inflight.is_empty() {
             return Poll::Ready(());
         }
         Poll::Pending
     }
 
-    fn poll_inflight(&mut self, cx: &mut Context<'_>) {
+    fn start(&mut self, job: Job) {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let entry = InFlight {
+            id,
+            deadline: Box::pin(tokio::time::sleep(self.loaded.timeout)),
+            started: Instant::now(),
+            started_at: crate::event::now_rfc3339(),
+            reply: job.reply,
+        };
+        register_capture(&mut self.isolate.runtime, id);
+        self.isolate.meter.start(id, self.loaded.cpu_limit);
+        let request = &job.request;
+        let started = match serde_json::to_string(&request.event) {
+            Ok(event_json) => {
+                let args = InvokeArgs {
+                    id,
+                    event_json: &event_json,
+                    delivery_id: &request.delivery_id,
+                    attempt: request.attempt,
+                    idempotency_key: &request.idempotency_key,
+                };
+                let runtime = &mut self.isolate.runtime;
+                let invoke = &self.isolate.invoke;
+                self.isolate
+                    .meter
+                    .busy(|| js::call_invoke(runtime, invoke, &args))
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("event cannot be serialised: {e}")),
+        };
+        match started {
+            Ok(()) => self.inflight.push(entry),
+            // Stopped by a limit while starting: the loop fails it with the limit's reason.
+            Err(_) if self.isolate.meter.termination().is_some() => self.inflight.push(entry),
+            Err(message) => {
+                let failure = HandlerFailure::host(FailureKind::Crashed, message);
+                self.finish(entry, Outcome::Failure(failure));
+            }
+        }
+    }
+
+    /// Turns the ends reported by `op_eddy_invocation_done` into reports.
+    fn collect_finished(&mut self) {
+        let finished = {
+            let state = self.isolate.runtime.op_state();
+            let mut state = state.borrow_mut();
+            std::mem::take(&mut state.borrow_mut::<HostState>().finished)
+        };
+        for (id, failure) in finished {
+            // An invocation that already timed out may still end later: nobody waits for it.
+            let Some(at) = self.inflight.iter().position(|e| e.id == id) else {
+                continue;
+            };
+            let entry = self.inflight.swap_remove(at);
+            self.finish(entry, outcome_of(&failure));
+        }
+    }
+
+    fn expire(&mut self, cx: &mut Context<'_>) {
         let mut i = 0;
         while i < self.inflight.len() {
-            let meter = &self.isolate.meter;
-            let entry = &mut self.inflight[i];
-            if let Poll::Ready(result) = meter.busy(|| entry.call.as_mut().poll(cx)) {
-                let entry = self.inflight.swap_remove(i);
-                let outcome = self.outcome(result);
-                self.finish(entry, outcome);
-            } else if entry.deadline.as_mut().poll(cx).is_ready() {
+            if self.inflight[i].deadline.as_mut().poll(cx).is_ready() {
                 let entry = self.inflight.swap_remove(i);
                 let limit = self.loaded.timeout.as_millis();
-                let failure = HandlerFailure::host(
-                    FailureKind::Timeout,
-                    format!("handler did not finish within {limit} ms"),
+                let message = format!("handler did not finish within {limit} ms");
+                self.finish(
+                    entry,
+                    Outcome::Failure(HandlerFailure::host(FailureKind::Timeout, message)),
                 );
-                self.finish(entry, Outcome::Failure(failure));
             } else {
                 i += 1;
             }
-        }
-    }
-
-    fn start(&mut self, job: Box<Job>) {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        let started = Instant::now();
-        let started_at = crate::event::now_rfc3339();
-        register_capture(&mut self.isolate.runtime, id);
-        self.isolate.meter.start(id, self.loaded.cpu_limit);
-        let call = self.call(id, &job);
-        let deadline = Box::pin(tokio::time::sleep(self.loaded.timeout));
-        let entry = InFlight {
-            id,
-            call,
-            deadline,
-            started,
-            started_at,
-            reply: job.reply,
-        };
-        self.inflight.push(entry);
-    }
-
-    fn call(&mut self, id: u32, job: &Job) -> CallFuture {
-        let request = &job.request;
-        let event_json = match serde_json::to_string(&request.event) {
-            Ok(json) => json,
-            Err(e) => return failed_call(format!("event cannot be serialised: {e}")),
-        };
-        let secrets = {
-            let state = self.isolate.runtime.op_state();
-            let state = state.borrow();
-            state.borrow::<HostState>().secrets.clone()
-        };
-        let info = InvokeInfo {
-            invocation: id,
-            handler: &self.isolate.spec.handler,
-            delivery_id: &request.delivery_id,
-            attempt: request.attempt,
-            idempotency_key: &request.idempotency_key,
-            secrets: secrets.pairs().collect(),
-        };
-        let runtime = &mut self.isolate.runtime;
-        match js::invoke_args(runtime, &self.isolate.handler_fn, &event_json, &info) {
-            Ok(args) => {
-                let invoke = &self.isolate.invoke;
-                Box::pin(
-                    self.isolate
-                        .meter
-                        .busy(|| runtime.call_with_args(invoke, &args)),
-                )
-            }
-            Err(e) => failed_call(e.to_string()),
-        }
-    }
-
-    fn outcome(&mut self, result: Result<v8::Global<v8::Value>, Box<JsError>>) -> Outcome {
-        let value = match result {
-            Ok(value) => value,
-            Err(e) => {
-                let failure =
-                    HandlerFailure::host(FailureKind::Crashed, e.exception_message.clone());
-                return Outcome::Failure(failure);
-            }
-        };
-        match js::read_value::<InvokeResult>(&mut self.isolate.runtime, value) {
-            Ok(InvokeResult { ok: true, .. }) => Outcome::Success,
-            Ok(InvokeResult { error: Some(e), .. }) => Outcome::Failure(HandlerFailure {
-                kind: e.kind,
-                name: e.name,
-                message: e.message,
-                stack: e.stack,
-                retry_after_ms: e.retry_after_ms.map(|ms| ms.round() as u64),
-            }),
-            Ok(_) => Outcome::Failure(HandlerFailure::host(
-                FailureKind::Crashed,
-                "invoke returned no outcome",
-            )),
-            Err(e) => Outcome::Failure(HandlerFailure::host(FailureKind::Crashed, e.to_string())),
         }
     }
 
@@ -260,36 +209,28 @@ impl Invocations {
             .take()
             .unwrap_or((FailureKind::Crashed, "the isolate stopped".to_owned()));
         for entry in std::mem::take(&mut self.inflight) {
-            self.finish(
-                entry,
-                Outcome::Failure(HandlerFailure::host(kind, message.clone())),
-            );
+            self.finish(entry, Outcome::Failure(HandlerFailure::host(kind, message.clone())));
         }
     }
 }
 
-fn failed_call(message: String) -> CallFuture {
-    Box::pin(async move {
-        Err(Box::new(JsError {
-            exception_message: message,
-            ..empty_js_error()
-        }))
-    })
-}
-
-fn empty_js_error() -> JsError {
-    JsError {
-        name: None,
-        message: None,
-        stack: None,
-        cause: None,
-        exception_message: String::new(),
-        frames: Vec::new(),
-        source_line: None,
-        source_line_frame_index: None,
-        aggregated: None,
-        additional_properties: Vec::new(),
-        stack_is_custom: false,
+/// The outcome for what `op_eddy_invocation_done` reported: "" or a failure as JSON.
+fn outcome_of(failure: &str) -> Outcome {
+    if failure.is_empty() {
+        return Outcome::Success;
+    }
+    match serde_json::from_str::<JsFailure>(failure) {
+        Ok(e) => Outcome::Failure(HandlerFailure {
+            kind: e.kind,
+            name: e.name,
+            message: e.message,
+            stack: e.stack,
+            retry_after_ms: e.retry_after_ms.map(|ms| ms.round() as u64),
+        }),
+        Err(e) => Outcome::Failure(HandlerFailure::host(
+            FailureKind::Crashed,
+            format!("unreadable failure: {e}"),
+        )),
     }
 }
 
@@ -313,4 +254,31 @@ fn shorten_paths(stack: &str, root: &std::path::Path) -> String {
     };
     let shown = format!("{}/", root.display().to_string().trim_end_matches('/'));
     own.replace(url.as_str(), &shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_from_the_js_report() {
+        assert_eq!(outcome_of(""), Outcome::Success);
+        let json =
+            r#"{"kind":"retry_after","retryAfterMs":1500.4,"name":"RetryAfterError","message":"m","stack":null}"#;
+        let Outcome::Failure(f) = outcome_of(json) else {
+            panic!()
+        };
+        assert_eq!((f.kind, f.retry_after_ms), (FailureKind::RetryAfter, Some(1500)));
+        let Outcome::Failure(f) = outcome_of("{") else { panic!() };
+        assert_eq!(f.kind, FailureKind::Crashed);
+    }
+
+    #[test]
+    fn stacks_lose_runtime_frames() {
+        let stack = "Error: x\n    at default (file:///nowhere/h.js:2:9)\n    at run (ext:eddy/30_invoke.js:1:1)";
+        assert_eq!(
+            shorten_paths(stack, std::path::Path::new("/nowhere")),
+            "Error: x\n    at default (file:///nowhere/h.js:2:9)"
+        );
+    }
 }

@@ -12,16 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions, v8};
+use eddy_runtime_js::net::AllowNet;
+use eddy_runtime_js::{Capture, HostState, Secrets};
 use tokio::sync::{mpsc, oneshot};
 
-use super::capture::Capture;
 use super::handler::HandlerConfig;
 use super::invocation::Invocations;
 use super::loader::HandlerLoader;
-use super::net::AllowNet;
-use super::ops::HostState;
 use super::report::{InvocationReport, InvocationRequest};
-use super::secrets::Secrets;
+use super::state::StoreState;
 use super::watchdog::{Meter, Termination};
 use super::{LoadError, Shared, snapshot};
 
@@ -104,15 +103,10 @@ fn thread_main(
     inflight: Arc<AtomicUsize>,
     dead: Arc<AtomicBool>,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = loaded_tx.send(Err(LoadError::host(format!(
-                "cannot start a tokio runtime: {e}"
-            ))));
+            let _ = loaded_tx.send(Err(LoadError::host(format!("cannot start a tokio runtime: {e}"))));
             return;
         }
     };
@@ -136,25 +130,21 @@ pub struct Isolate {
     pub runtime: JsRuntime,
     pub meter: Arc<Meter>,
     pub invoke: v8::Global<v8::Function>,
-    pub handler_fn: v8::Global<v8::Function>,
     pub spec: IsolateSpec,
 }
 
 impl Isolate {
     async fn create(spec: &IsolateSpec) -> Result<(Self, Loaded), LoadError> {
         let settings = &spec.shared.settings;
-        let loader = HandlerLoader::new(&spec.root).map_err(|e| {
-            LoadError::host(format!(
-                "cannot open handlers folder {}: {e}",
-                spec.root.display()
-            ))
-        })?;
+        let loader = HandlerLoader::new(&spec.root)
+            .map_err(|e| LoadError::host(format!("cannot open handlers folder {}: {e}", spec.root.display())))?;
         let main = loader
             .main_specifier(&spec.file)
             .map_err(|e| LoadError::host(e.to_string()))?;
         let heap_bytes = settings.heap_limit_mb as usize * 1024 * 1024;
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
-            startup_snapshot: Some(snapshot::startup_snapshot()),
+            startup_snapshot: Some(snapshot::STARTUP_SNAPSHOT),
+            residual_lazy_js_sources: snapshot::LAZY_SOURCES,
             extensions: snapshot::extensions(),
             module_loader: Some(Rc::new(loader)),
             create_params: Some(v8::CreateParams::default().heap_limits(0, heap_bytes)),
@@ -170,26 +160,27 @@ impl Isolate {
             current * 2
         });
         runtime.op_state().borrow_mut().put(HostState {
-            state: spec.shared.store.handler_state(&spec.handler),
+            state: Box::new(StoreState(spec.shared.store.handler_state(&spec.handler))),
             secrets: Arc::new(Secrets::default()),
             allow_net: AllowNet::default(),
             http: spec.shared.http.clone(),
             captures: Default::default(),
             max_log_bytes: settings.max_log_bytes,
+            finished: Vec::new(),
         });
-        let (invoke, inspect) =
-            super::js::bootstrap(&mut runtime).map_err(|e| LoadError::host(e.to_string()))?;
+        let entry = super::js::bootstrap(&mut runtime).map_err(|e| LoadError::host(e.to_string()))?;
         let load_limit = Duration::from_millis(settings.cpu_limit_ms);
-        let (config_json, handler_fn) =
-            super::js::evaluate_handler(&mut runtime, &meter, &main, &inspect, load_limit)
-                .await
-                .map_err(|e| e.into_load_error(&spec.root))?;
-        let loaded = apply_config(spec, &mut runtime, &config_json)?;
+        let config_json = super::js::evaluate_handler(&mut runtime, &meter, &main, &entry.inspect, load_limit)
+            .await
+            .map_err(|e| e.into_load_error(&spec.root))?;
+        let (loaded, secrets) = apply_config(spec, &mut runtime, &config_json)?;
+        super::js::configure(&mut runtime, &entry.configure, &spec.handler, &secrets)
+            .await
+            .map_err(|e| LoadError::host(e.to_string()))?;
         let isolate = Self {
             runtime,
             meter,
-            invoke,
-            handler_fn,
+            invoke: entry.invoke,
             spec: spec.clone(),
         };
         Ok((isolate, loaded))
@@ -221,16 +212,16 @@ fn apply_config(
     spec: &IsolateSpec,
     runtime: &mut JsRuntime,
     config_json: &str,
-) -> Result<Loaded, LoadError> {
-    let config =
-        HandlerConfig::from_json(config_json).map_err(|e| LoadError::config(e.to_string()))?;
-    let allow_net = AllowNet::parse(&config.allow_net)
-        .map_err(|e| LoadError::config(format!("config.allowNet: {e}")))?;
+) -> Result<(Loaded, Arc<Secrets>), LoadError> {
+    let config = HandlerConfig::from_json(config_json).map_err(|e| LoadError::config(e.to_string()))?;
+    let allow_net =
+        AllowNet::parse(&config.allow_net).map_err(|e| LoadError::config(format!("config.allowNet: {e}")))?;
     let secrets = spec
         .shared
         .secret_source
         .resolve(&config.secrets, &spec.root)
         .map_err(|e| LoadError::config(e.to_string()))?;
+    let secrets = Arc::new(secrets);
     let settings = &spec.shared.settings;
     let timeout = config.timeout(settings.timeout_ms);
     let cpu_limit = config.cpu_limit(settings.cpu_limit_ms, timeout);
@@ -238,24 +229,22 @@ fn apply_config(
         let state = runtime.op_state();
         let mut state = state.borrow_mut();
         let host = state.borrow_mut::<HostState>();
-        host.secrets = Arc::new(secrets);
+        host.secrets = secrets.clone();
         host.allow_net = allow_net;
     }
-    Ok(Loaded {
+    let loaded = Loaded {
         config,
         timeout,
         cpu_limit,
-    })
+    };
+    Ok((loaded, secrets))
 }
 
 /// A fresh, empty capture for a new invocation.
 pub fn register_capture(runtime: &mut JsRuntime, id: u32) {
     let state = runtime.op_state();
     let mut state = state.borrow_mut();
-    state
-        .borrow_mut::<HostState>()
-        .captures
-        .insert(id, Capture::default());
+    state.borrow_mut::<HostState>().captures.insert(id, Capture::default());
 }
 
 /// Poll helper shared by load and serve: one poll of the event loop, charged as busy time.

@@ -11,6 +11,7 @@ use deno_core::{JsRuntime, ModuleSpecifier, serde_v8, v8};
 use super::LoadError;
 use super::isolate::poll_event_loop;
 use super::watchdog::{Meter, Termination};
+use eddy_runtime_js::Secrets;
 
 /// Errors in the glue itself or in evaluating the handler module.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +22,7 @@ pub enum GlueError {
     Js(#[from] Box<JsError>),
     #[error("internal: {0}")]
     Shape(&'static str),
-    #[error(
-        "handler module did not finish loading within {0:?} (a top-level await that never settles?)"
-    )]
+    #[error("handler module did not finish loading within {0:?} (a top-level await that never settles?)")]
     LoadTimeout(Duration),
     #[error("handler module never finished loading: its top-level await can never settle")]
     Stalled,
@@ -49,15 +48,11 @@ impl GlueError {
 }
 
 fn located(js: &JsError, root: &Path) -> LoadError {
-    let message = js
-        .exception_message
-        .trim_start_matches("Uncaught ")
-        .to_owned();
-    let frame = js.frames.iter().find(|f| {
-        f.file_name
-            .as_deref()
-            .is_some_and(|n| n.starts_with("file:"))
-    });
+    let message = js.exception_message.trim_start_matches("Uncaught ").to_owned();
+    let frame = js
+        .frames
+        .iter()
+        .find(|f| f.file_name.as_deref().is_some_and(|n| n.starts_with("file:")));
     match frame {
         Some(f) => LoadError::located(
             display_file(f.file_name.as_deref().unwrap_or_default(), root),
@@ -71,10 +66,7 @@ fn located(js: &JsError, root: &Path) -> LoadError {
 
 /// `file:///abs/handlers/x.js` as a path relative to the current folder where possible.
 pub fn display_file(url: &str, root: &Path) -> String {
-    let Some(path) = ModuleSpecifier::parse(url)
-        .ok()
-        .and_then(|u| u.to_file_path().ok())
-    else {
+    let Some(path) = ModuleSpecifier::parse(url).ok().and_then(|u| u.to_file_path().ok()) else {
         return url.to_owned();
     };
     let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
@@ -84,42 +76,50 @@ pub fn display_file(url: &str, root: &Path) -> String {
     }
 }
 
-/// Runs the snapshot's bootstrap once: removes `Deno` and friends, returns `invoke` and
-/// `inspectModule`.
-pub fn bootstrap(
-    runtime: &mut JsRuntime,
-) -> Result<(v8::Global<v8::Function>, v8::Global<v8::Function>), GlueError> {
-    let pair = runtime.execute_script("ext:eddy/bootstrap", "globalThis.__eddyBootstrap()")?;
+/// The JS entry points an isolate keeps after bootstrap.
+pub struct EntryPoints {
+    /// `invoke(id, eventJson, deliveryId, attempt, idempotencyKey)`.
+    pub invoke: v8::Global<v8::Function>,
+    /// `inspectModule(namespace)`: checks exports, returns the config as JSON.
+    pub inspect: v8::Global<v8::Function>,
+    /// `configure(name, secrets)`.
+    pub configure: v8::Global<v8::Function>,
+}
+
+/// Runs the snapshot's bootstrap once: removes `Deno` and friends, returns the entry points.
+pub fn bootstrap(runtime: &mut JsRuntime) -> Result<EntryPoints, GlueError> {
+    let entries = runtime.execute_script("ext:eddy/bootstrap", "globalThis.__eddyBootstrap()")?;
     deno_core::scope!(scope, runtime);
-    let pair = v8::Local::new(scope, pair);
-    let pair =
-        v8::Local::<v8::Array>::try_from(pair).map_err(|_| GlueError::Shape("bootstrap result"))?;
+    let entries = v8::Local::new(scope, entries);
+    let entries = v8::Local::<v8::Array>::try_from(entries).map_err(|_| GlueError::Shape("bootstrap result"))?;
     let get = |i| {
-        pair.get_index(scope, i)
+        entries
+            .get_index(scope, i)
             .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
             .map(|f| v8::Global::new(scope, f))
             .ok_or(GlueError::Shape("bootstrap entry point"))
     };
-    Ok((get(0)?, get(1)?))
+    Ok(EntryPoints {
+        invoke: get(0)?,
+        inspect: get(1)?,
+        configure: get(2)?,
+    })
 }
 
 /// Loads and evaluates the handler module under a CPU budget and a wall-clock limit, then
-/// returns its config (as JSON) and its default export.
+/// checks its exports and returns its config as JSON.
 pub async fn evaluate_handler(
     runtime: &mut JsRuntime,
     meter: &Meter,
     main: &ModuleSpecifier,
     inspect: &v8::Global<v8::Function>,
     cpu_limit: Duration,
-) -> Result<(String, v8::Global<v8::Function>), GlueError> {
+) -> Result<String, GlueError> {
     meter.start(0, cpu_limit);
     let result = evaluate_module(runtime, meter, main, cpu_limit).await;
     meter.finish(0);
     if let Some(why) = meter.termination() {
-        return Err(GlueError::Stopped(describe_termination(
-            why,
-            "while loading",
-        )));
+        return Err(GlueError::Stopped(describe_termination(why, "while loading")));
     }
     let namespace = runtime.get_module_namespace(result?)?;
     let exports = {
@@ -127,15 +127,63 @@ pub async fn evaluate_handler(
         let ns: v8::Local<v8::Value> = v8::Local::new(scope, namespace).into();
         v8::Global::new(scope, ns)
     };
-    let described = meter
-        .busy(|| runtime.call_with_args(inspect, &[exports]))
-        .await?;
+    let config = meter.busy(|| runtime.call_with_args(inspect, &[exports])).await?;
+    read_value(runtime, config)
+}
+
+/// Hands the handler its name and secrets (once, after its config passed validation).
+pub async fn configure(
+    runtime: &mut JsRuntime,
+    configure: &v8::Global<v8::Function>,
+    handler: &str,
+    secrets: &Secrets,
+) -> Result<(), GlueError> {
+    let args = {
+        deno_core::scope!(scope, runtime);
+        let name = serde_v8::to_v8(scope, handler)?;
+        let secrets: std::collections::BTreeMap<&str, &str> = secrets.pairs().collect();
+        let secrets = serde_v8::to_v8(scope, secrets)?;
+        [v8::Global::new(scope, name), v8::Global::new(scope, secrets)]
+    };
+    runtime.call_with_args(configure, &args).await?;
+    Ok(())
+}
+
+/// The arguments of one `invoke` call.
+pub struct InvokeArgs<'a> {
+    pub id: u32,
+    pub event_json: &'a str,
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+    pub idempotency_key: &'a str,
+}
+
+/// Starts one invocation. `invoke` itself only builds `ctx` and calls the handler, so it
+/// returns at once; the end is reported through `op_eddy_invocation_done`.
+pub fn call_invoke(
+    runtime: &mut JsRuntime,
+    invoke: &v8::Global<v8::Function>,
+    args: &InvokeArgs<'_>,
+) -> Result<(), GlueError> {
     deno_core::scope!(scope, runtime);
-    let described = v8::Local::new(scope, described);
-    let (config, handler): (String, serde_v8::Value) = serde_v8::from_v8(scope, described)?;
-    let handler = v8::Local::<v8::Function>::try_from(handler.v8_value)
-        .map_err(|_| GlueError::Shape("default export"))?;
-    Ok((config, v8::Global::new(scope, handler)))
+    v8::tc_scope!(let tc, scope);
+    let argv = [
+        v8::Integer::new_from_unsigned(tc, args.id).into(),
+        js_string(tc, args.event_json)?,
+        js_string(tc, args.delivery_id)?,
+        v8::Integer::new_from_unsigned(tc, args.attempt).into(),
+        js_string(tc, args.idempotency_key)?,
+    ];
+    let function = v8::Local::new(tc, invoke);
+    let receiver = v8::undefined(tc).into();
+    if function.call(tc, receiver, &argv).is_some() {
+        return Ok(());
+    }
+    if tc.is_execution_terminating() {
+        return Err(GlueError::Stopped("execution was terminated".into()));
+    }
+    let message = tc.exception().map(|e| e.to_rust_string_lossy(tc)).unwrap_or_default();
+    Err(GlueError::Stopped(format!("invoke threw: {message}")))
 }
 
 async fn evaluate_module(
@@ -180,26 +228,13 @@ pub fn describe_termination(why: Termination, when: &str) -> String {
     }
 }
 
-/// Builds the arguments of one `invoke` call: handler, event JSON, and the ctx info.
-pub fn invoke_args<T: serde::Serialize>(
-    runtime: &mut JsRuntime,
-    handler: &v8::Global<v8::Function>,
-    event_json: &str,
-    info: &T,
-) -> Result<[v8::Global<v8::Value>; 3], GlueError> {
-    deno_core::scope!(scope, runtime);
-    let handler: v8::Local<v8::Value> = v8::Local::new(scope, handler).into();
-    let event = v8::String::new(scope, event_json)
-        .ok_or(GlueError::Shape("event too large for a JS string"))?;
-    let info = serde_v8::to_v8(scope, info)?;
-    Ok([
-        v8::Global::new(scope, handler),
-        v8::Global::new(scope, v8::Local::<v8::Value>::from(event)),
-        v8::Global::new(scope, info),
-    ])
+fn js_string<'s>(scope: &mut v8::PinScope<'s, '_>, text: &str) -> Result<v8::Local<'s, v8::Value>, GlueError> {
+    v8::String::new(scope, text)
+        .map(v8::Local::<v8::Value>::from)
+        .ok_or(GlueError::Shape("string too large for V8"))
 }
 
-/// Reads the plain object `invoke` resolves with.
+/// Reads a value returned from JavaScript.
 pub fn read_value<T: serde::de::DeserializeOwned>(
     runtime: &mut JsRuntime,
     value: v8::Global<v8::Value>,

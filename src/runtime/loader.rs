@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use deno_core::error::ModuleLoaderError;
 use deno_core::{
-    ModuleLoadOptions, ModuleLoadReferrer, ModuleLoadResponse, ModuleLoader, ModuleSource,
-    ModuleSourceCode, ModuleSpecifier, ModuleType, ResolutionKind,
+    ModuleLoadOptions, ModuleLoadReferrer, ModuleLoadResponse, ModuleLoader, ModuleSource, ModuleSourceCode,
+    ModuleSpecifier, ModuleType, ResolutionKind,
 };
 use deno_error::JsErrorBox;
 
@@ -67,18 +67,16 @@ impl ModuleLoader for HandlerLoader {
             };
         }
         if !(specifier.starts_with("./") || specifier.starts_with("../")) {
-            return refuse(
-                "handlers may only import files inside the handlers folder, by relative path (./ or ../)",
-            );
+            return refuse("handlers may only import files inside the handlers folder, by relative path (./ or ../)");
         }
         let base = ModuleSpecifier::parse(referrer).map_err(JsErrorBox::from_err)?;
         if base.scheme() != "file" {
             return refuse("only handler files may import");
         }
         let url = base.join(specifier).map_err(JsErrorBox::from_err)?;
-        let path = url.to_file_path().map_err(|_| {
-            JsErrorBox::type_error(format!("import of {specifier:?} refused: not a file path"))
-        })?;
+        let path = url
+            .to_file_path()
+            .map_err(|_| JsErrorBox::type_error(format!("import of {specifier:?} refused: not a file path")))?;
         self.check_inside(&path, specifier)?;
         Ok(url)
     }
@@ -100,17 +98,14 @@ impl HandlerLoader {
         options: &ModuleLoadOptions,
     ) -> Result<ModuleSource, ModuleLoaderError> {
         let shown = specifier.as_str();
-        let path = specifier.to_file_path().map_err(|_| {
-            JsErrorBox::type_error(format!("import of {shown:?} refused: not a file"))
-        })?;
+        let path = specifier
+            .to_file_path()
+            .map_err(|_| JsErrorBox::type_error(format!("import of {shown:?} refused: not a file")))?;
         let real = path
             .canonicalize()
             .map_err(|e| JsErrorBox::generic(format!("cannot load {}: {e}", path.display())))?;
         self.check_inside(&real, shown)?;
-        let is_js = matches!(
-            real.extension().and_then(|e| e.to_str()),
-            Some("js" | "mjs")
-        );
+        let is_js = matches!(real.extension().and_then(|e| e.to_str()), Some("js" | "mjs"));
         if !is_js || options.requested_module_type != deno_core::RequestedModuleType::None {
             return Err(JsErrorBox::type_error(format!(
                 "import of {shown:?} refused: only JavaScript modules (.js, .mjs) can be imported"
@@ -166,9 +161,7 @@ mod tests {
             "../secret.js",
             "./../../../../etc/passwd",
         ] {
-            let err = l
-                .resolve(spec, main.as_str(), ResolutionKind::Import)
-                .unwrap_err();
+            let err = l.resolve(spec, main.as_str(), ResolutionKind::Import).unwrap_err();
             assert!(err.to_string().contains("refused"), "{spec}: {err}");
         }
     }

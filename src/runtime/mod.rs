@@ -6,18 +6,15 @@
 //!
 //! Facade: [`Runtime::load`] and [`Runtime::invoke`].
 
-mod capture;
 mod handler;
 mod invocation;
 mod isolate;
 mod js;
 mod loader;
-pub mod net;
-mod ops;
 mod pool;
 mod report;
-mod secrets;
 mod snapshot;
+mod state;
 mod watchdog;
 
 use std::collections::HashMap;
@@ -25,12 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use capture::{Capture, FetchRecord, LogLine};
+pub use eddy_runtime_js::net;
+pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine, SecretError, SecretSource};
 pub use handler::HandlerConfig;
-pub use ops::{HttpClient, HttpSettings};
 pub use report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
-pub use secrets::{SecretError, SecretSource};
-pub use snapshot::startup_snapshot;
 
 use crate::config::{Config, RuntimeConfig};
 use crate::store::Store;
@@ -111,12 +106,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime for the handlers under `root`, with the operator settings of `config`.
-    pub fn new(
-        config: &Config,
-        config_path: &Path,
-        root: &Path,
-        store: Store,
-    ) -> Result<Self, RuntimeError> {
+    pub fn new(config: &Config, config_path: &Path, root: &Path, store: Store) -> Result<Self, RuntimeError> {
         let policy = net::NetPolicy::new(config.allow_private_nets(config_path)?);
         let http = HttpClient::new(
             policy,

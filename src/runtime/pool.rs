@@ -64,17 +64,11 @@ impl Pool {
                 Ok(Reply::Done(report)) => return report,
                 Ok(Reply::NotStarted(back)) => request = back,
                 Err(_) => {
-                    return unavailable(
-                        &self.spec.handler,
-                        "the isolate stopped before answering".into(),
-                    );
+                    return unavailable(&self.spec.handler, "the isolate stopped before answering".into());
                 }
             }
         }
-        unavailable(
-            &self.spec.handler,
-            "no isolate could take the invocation".into(),
-        )
+        unavailable(&self.spec.handler, "no isolate could take the invocation".into())
     }
 
     /// Starts an isolate when every live one is at its interleaving limit and the handler
@@ -86,9 +80,7 @@ impl Pool {
         }
         let _starting = self.starting.lock().await;
         // Another task may have started one while this one waited.
-        if self.has_room(settings.invocations_per_isolate)
-            || self.live_isolates() >= settings.isolates_per_handler
-        {
+        if self.has_room(settings.invocations_per_isolate) || self.live_isolates() >= settings.isolates_per_handler {
             return Ok(());
         }
         let (handle, _) = isolate::spawn(self.spec.clone()).await?;
@@ -99,18 +91,13 @@ impl Pool {
     fn has_room(&self, per_isolate: usize) -> bool {
         let mut isolates = self.lock();
         isolates.retain(IsolateHandle::is_alive);
-        isolates
-            .iter()
-            .any(|h| h.inflight.load(Ordering::SeqCst) < per_isolate)
+        isolates.iter().any(|h| h.inflight.load(Ordering::SeqCst) < per_isolate)
     }
 
     fn send_to_least_busy(&self, job: Box<Job>) -> Result<(), Box<Job>> {
         let mut isolates = self.lock();
         isolates.retain(IsolateHandle::is_alive);
-        match isolates
-            .iter()
-            .min_by_key(|h| h.inflight.load(Ordering::SeqCst))
-        {
+        match isolates.iter().min_by_key(|h| h.inflight.load(Ordering::SeqCst)) {
             Some(handle) => handle.send(job),
             None => Err(job),
         }

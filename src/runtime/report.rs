@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::capture::Capture;
 use crate::event::Event;
+use eddy_runtime_js::Capture;
 
 /// One event to run through one handler.
 #[derive(Debug, Clone)]
@@ -131,11 +131,7 @@ mod tests {
     fn outcome_serialises_with_a_status_tag() {
         let json = serde_json::to_value(Outcome::Success).unwrap();
         assert_eq!(json, serde_json::json!({"status": "success"}));
-        let json = serde_json::to_value(Outcome::Failure(HandlerFailure::host(
-            FailureKind::CpuLimit,
-            "x",
-        )))
-        .unwrap();
+        let json = serde_json::to_value(Outcome::Failure(HandlerFailure::host(FailureKind::CpuLimit, "x"))).unwrap();
         assert_eq!(json["status"], "failure");
         assert_eq!(json["kind"], "cpu_limit");
     }

@@ -98,8 +98,7 @@ impl Meter {
         if start == 0 {
             return;
         }
-        let busy_now =
-            self.busy_ns.load(Ordering::SeqCst) + self.now_ns().saturating_sub(start - 1);
+        let busy_now = self.busy_ns.load(Ordering::SeqCst) + self.now_ns().saturating_sub(start - 1);
         let over = lock(&self.budgets)
             .iter()
             .find(|(_, at_start, limit)| busy_now.saturating_sub(*at_start) > *limit)

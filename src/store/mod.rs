@@ -17,11 +17,7 @@ pub enum StoreError {
     #[error("cannot open the data folder {path}: {detail}")]
     Open { path: PathBuf, detail: String },
     #[error("data folder {path} has schema version {found}, this eddy reads version {expected}")]
-    Version {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
+    Version { path: PathBuf, found: u32, expected: u32 },
     #[error("store error: {0}")]
     Sled(#[from] sled::Error),
     #[error("state key must be 1 to {max} bytes, got {len}")]
@@ -66,10 +62,7 @@ impl Store {
         let meta = db.open_tree(keys::TREE_META)?;
         match meta.get(keys::META_SCHEMA_VERSION)? {
             None => {
-                meta.insert(
-                    keys::META_SCHEMA_VERSION,
-                    &keys::SCHEMA_VERSION.to_be_bytes(),
-                )?;
+                meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
                 Ok(())
             }
             Some(raw) => {
@@ -105,8 +98,7 @@ fn describe_open_error(e: &sled::Error) -> String {
     match e {
         // sled reports a held file lock as an I/O error whose text names the lock.
         sled::Error::Io(io) if io.to_string().contains("acquire lock") => {
-            "it is in use by another eddy process (pass another data folder, or stop that process)"
-                .into()
+            "it is in use by another eddy process (pass another data folder, or stop that process)".into()
         }
         sled::Error::Corruption { .. } => format!("{e}; the files were left as they are"),
         other => other.to_string(),
@@ -121,9 +113,7 @@ mod tests {
     fn second_open_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path())
-            .err()
-            .expect("second open must fail");
+        let err = Store::open(dir.path()).err().expect("second open must fail");
         assert!(err.to_string().contains("in use"), "{err}");
     }
 
@@ -133,14 +123,10 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let meta = db.open_tree(keys::TREE_META).unwrap();
-            meta.insert(keys::META_SCHEMA_VERSION, &99u32.to_be_bytes())
-                .unwrap();
+            meta.insert(keys::META_SCHEMA_VERSION, &99u32.to_be_bytes()).unwrap();
             db.flush().unwrap();
         }
         let err = Store::open(dir.path()).err().expect("must refuse");
-        assert!(
-            matches!(err, StoreError::Version { found: 99, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StoreError::Version { found: 99, .. }), "{err}");
     }
 }

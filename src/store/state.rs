@@ -45,18 +45,14 @@ impl HandlerState {
 
     /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.tree
-            .get(self.key(key)?)?
-            .map(|raw| decode(&raw))
-            .transpose()
+        self.tree.get(self.key(key)?)?.map(|raw| decode(&raw)).transpose()
     }
 
     /// Stores `value` under `key`.
     pub fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
         let key = self.key(key)?;
         let mut record = vec![keys::STATE_RECORD_V1];
-        serde_json::to_writer(&mut record, value)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        serde_json::to_writer(&mut record, value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if record.len() - 1 > MAX_VALUE_BYTES {
             return Err(StoreError::ValueTooLarge {
                 len: record.len() - 1,
@@ -142,18 +138,9 @@ mod tests {
     fn limits() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap().handler_state("h");
-        assert!(matches!(
-            s.set("", &json!(1)),
-            Err(StoreError::KeyLength { .. })
-        ));
-        assert!(matches!(
-            s.get(&"k".repeat(1025)),
-            Err(StoreError::KeyLength { .. })
-        ));
+        assert!(matches!(s.set("", &json!(1)), Err(StoreError::KeyLength { .. })));
+        assert!(matches!(s.get(&"k".repeat(1025)), Err(StoreError::KeyLength { .. })));
         let big = json!("x".repeat(MAX_VALUE_BYTES));
-        assert!(matches!(
-            s.set("k", &big),
-            Err(StoreError::ValueTooLarge { .. })
-        ));
+        assert!(matches!(s.set("k", &big), Err(StoreError::ValueTooLarge { .. })));
     }
 }

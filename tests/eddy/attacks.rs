@@ -57,15 +57,8 @@ async fn symlinks_cannot_lead_outside_the_folder() {
     )
     .unwrap();
     let rt = runtime_with(&root, "");
-    let err = rt
-        .load("h", &root.join("h.js"))
-        .await
-        .expect_err("symlink escape");
-    assert!(
-        err.render().contains("outside the handlers folder"),
-        "{}",
-        err.render()
-    );
+    let err = rt.load("h", &root.join("h.js")).await.expect_err("symlink escape");
+    assert!(err.render().contains("outside the handlers folder"), "{}", err.render());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,21 +146,13 @@ async fn redirects_are_checked_on_every_hop() {
 async fn refused_fetches_fail_the_handler_with_a_clear_error() {
     let rt = runtime_with(&fixtures(), "");
     load(&rt, "crm_sync").await;
-    let report = invoke(
-        &rt,
-        "crm_sync",
-        json!({"base": "http://127.0.0.1:9", "id": 1}),
-    )
-    .await;
+    let report = invoke(&rt, "crm_sync", json!({"base": "http://127.0.0.1:9", "id": 1})).await;
     let Outcome::Failure(f) = &report.outcome else {
         panic!("must fail")
     };
     assert!(f.message.contains("loopback address"), "{}", f.message);
     assert!(
-        f.stack
-            .as_deref()
-            .unwrap_or_default()
-            .contains("crm_sync.js:5:"),
+        f.stack.as_deref().unwrap_or_default().contains("crm_sync.js:5:"),
         "{:?}",
         f.stack
     );

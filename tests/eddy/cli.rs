@@ -42,10 +42,7 @@ fn run_prints_outcome_and_console_and_exits_zero() {
     );
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(
-        stdout.starts_with("ok: uses_helper succeeded in "),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("ok: uses_helper succeeded in "), "{stdout}");
     assert!(
         stdout.contains("console:\n") && stdout.contains(" log   HI!"),
         "{stdout}"
@@ -84,27 +81,13 @@ fn run_takes_the_event_from_a_file_or_stdin() {
     std::fs::write(&event, r#"{"type":"t","data":{"word":"file"}}"#).unwrap();
     let at = format!("@{}", event.display());
     let out = eddy(
-        &[
-            "run",
-            &fixture("uses_helper.js"),
-            "--event",
-            &at,
-            "--data",
-            &d,
-        ],
+        &["run", &fixture("uses_helper.js"), "--event", &at, "--data", &d],
         data.path(),
     );
     assert!(text(&out).0.contains("FILE!"), "{:?}", text(&out));
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args([
-            "run",
-            &fixture("uses_helper.js"),
-            "--event",
-            "-",
-            "--data",
-            &d,
-        ])
+        .args(["run", &fixture("uses_helper.js"), "--event", "-", "--data", &d])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -211,17 +194,13 @@ async fn run_lists_every_fetch() {
     );
     let handler = fixture("crm_sync.js");
     let cwd = dir.path().to_owned();
-    let out =
-        tokio::task::spawn_blocking(move || eddy(&["run", &handler, "--event", &event], &cwd))
-            .await
-            .unwrap();
+    let out = tokio::task::spawn_blocking(move || eddy(&["run", &handler, "--event", &event], &cwd))
+        .await
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let line = format!("PATCH {}/contacts/7 -> 200 (", api.base());
-    assert!(
-        stdout.contains("fetch:\n") && stdout.contains(&line),
-        "{stdout}"
-    );
+    assert!(stdout.contains("fetch:\n") && stdout.contains(&line), "{stdout}");
     assert!(
         dir.path().join("state").is_dir(),
         "state goes to the configured data folder"
@@ -237,9 +216,7 @@ fn check_reports_each_error_as_file_line_col() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains(&format!(
-            "{b}/syntax.js:2:13: SyntaxError: Unexpected token ';'"
-        )),
+        stdout.contains(&format!("{b}/syntax.js:2:13: SyntaxError: Unexpected token ';'")),
         "{stdout}"
     );
     assert!(
@@ -250,10 +227,7 @@ fn check_reports_each_error_as_file_line_col() {
         !stdout.contains("good.js") && !stdout.contains("not_a_handler"),
         "{stdout}"
     );
-    assert!(
-        stderr.contains("1 handler(s) loaded, 6 with errors"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("1 handler(s) loaded, 6 with errors"), "{stderr}");
 
     let good = dir.path().join("handlers");
     std::fs::create_dir(&good).unwrap();

@@ -34,10 +34,7 @@ async fn crm_sync_uses_secrets_state_and_retry_after() {
     let Outcome::Failure(f) = &limited.outcome else {
         panic!("429 must fail: {limited:?}")
     };
-    assert_eq!(
-        (f.kind, f.retry_after_ms),
-        (FailureKind::RetryAfter, Some(7000))
-    );
+    assert_eq!((f.kind, f.retry_after_ms), (FailureKind::RetryAfter, Some(7000)));
     let report = invoke(&rt, "crm_sync", data).await;
     assert_ok(&report);
     assert_eq!(logs(&report), "synced contact 42 attempt 1");
@@ -45,20 +42,14 @@ async fn crm_sync_uses_secrets_state_and_retry_after() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].method, "PATCH");
     assert_eq!(seen[1].path, "/contacts/42");
-    assert_eq!(
-        seen[1].headers["authorization"],
-        format!("Bearer {CRM_TOKEN}")
-    );
+    assert_eq!(seen[1].headers["authorization"], format!("Bearer {CRM_TOKEN}"));
     assert!(seen[1].headers["idempotency-key"].ends_with(":crm_sync"));
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&seen[1].body).unwrap()["name"],
         "Ada"
     );
     let text = serde_json::to_string(&report).unwrap();
-    assert!(
-        !text.contains(CRM_TOKEN),
-        "the token must not appear in the report"
-    );
+    assert!(!text.contains(CRM_TOKEN), "the token must not appear in the report");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -20,6 +20,20 @@ async fn fetch_classes_follow_the_standard() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn synchronous_handlers_work_and_fail_like_async_ones() {
+    let rt = runtime();
+    load(&rt, "sync_handler").await;
+    let report = invoke(&rt, "sync_handler", json!({})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "sync ok");
+    let report = invoke(&rt, "sync_handler", json!({"fail": true})).await;
+    let eddy::runtime::Outcome::Failure(f) = &report.outcome else {
+        panic!("must fail")
+    };
+    assert_eq!((f.kind, f.message.as_str()), (FailureKind::Error, "sync failure"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn helper_modules_can_be_imported() {
     let rt = runtime();
     load(&rt, "uses_helper").await;
@@ -48,12 +62,7 @@ async fn console_is_captured_with_levels_and_secrets_redacted() {
     load(&rt, "console_levels").await;
     let report = invoke(&rt, "console_levels", json!({})).await;
     assert_ok(&report);
-    let levels: Vec<_> = report
-        .capture
-        .logs
-        .iter()
-        .map(|l| l.level.as_str())
-        .collect();
+    let levels: Vec<_> = report.capture.logs.iter().map(|l| l.level.as_str()).collect();
     assert_eq!(levels, ["debug", "info", "log", "warn", "error", "log"]);
     assert_eq!(report.capture.logs[2].message, "log line { n: 1 }");
     assert!(
@@ -63,18 +72,12 @@ async fn console_is_captured_with_levels_and_secrets_redacted() {
             .iter()
             .all(|l| l.time.ends_with('Z') && l.time.len() == 24)
     );
-    assert_eq!(
-        report.capture.logs[5].message,
-        "token is [secret:EDDY_TEST_SECRET]"
-    );
+    assert_eq!(report.capture.logs[5].message, "token is [secret:EDDY_TEST_SECRET]");
 
     let failed = invoke(&rt, "console_levels", json!({"fail": true})).await;
     let text = serde_json::to_string(&failed).unwrap();
     assert!(!text.contains("s3cr3t-value-91"), "secret leaked: {text}");
-    assert!(
-        text.contains("failed with [secret:EDDY_TEST_SECRET]"),
-        "{text}"
-    );
+    assert!(text.contains("failed with [secret:EDDY_TEST_SECRET]"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,28 +151,18 @@ async fn interleaved_invocations_keep_their_own_logs() {
     let runs = (0..8).map(|_| {
         let rt = rt.clone();
         let base = api.base();
-        tokio::spawn(
-            async move { invoke(&rt, "concurrent", json!({"base": base, "ms": 150})).await },
-        )
+        tokio::spawn(async move { invoke(&rt, "concurrent", json!({"base": base, "ms": 150})).await })
     });
     for run in futures::future::join_all(runs).await {
         let report = run.unwrap();
         assert_ok(&report);
-        let lines: Vec<_> = report
-            .capture
-            .logs
-            .iter()
-            .map(|l| l.message.clone())
-            .collect();
+        let lines: Vec<_> = report.capture.logs.iter().map(|l| l.message.clone()).collect();
         assert_eq!(lines.len(), 2, "{lines:?}");
         let id = lines[0].strip_prefix("start ").expect("start line");
         assert_eq!(lines[1], format!("end {id}"));
         assert_eq!(report.capture.fetches.len(), 1);
     }
-    let overlap = api
-        .state
-        .max_in_flight
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let overlap = api.state.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         overlap >= 2,
         "invocations of one handler ran one at a time (max in flight {overlap})"

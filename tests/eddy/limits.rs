@@ -67,10 +67,7 @@ async fn load_errors_name_file_line_and_column() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
     let rt = runtime_with(&root, "[runtime]\ncpu_limit_ms = 300\n");
     let cases = [
-        (
-            "syntax",
-            "syntax.js:2:13: SyntaxError: Unexpected token ';'",
-        ),
+        ("syntax", "syntax.js:2:13: SyntaxError: Unexpected token ';'"),
         ("no_default", "a handler must `export default` a function"),
         ("bad_config", "unknown field `allownet`"),
         ("missing_secret", "secret EDDY_TEST_NEVER_SET is not set"),
@@ -78,10 +75,7 @@ async fn load_errors_name_file_line_and_column() {
         ("top_level_spin", "used more than 300 ms of CPU time"),
     ];
     for (id, expected) in cases {
-        let err = rt
-            .load(id, &root.join(format!("{id}.js")))
-            .await
-            .expect_err(id);
+        let err = rt.load(id, &root.join(format!("{id}.js"))).await.expect_err(id);
         assert!(err.render().contains(expected), "{id}: {}", err.render());
     }
     assert!(rt.load("good", &root.join("good.js")).await.is_ok());

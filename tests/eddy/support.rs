@@ -49,8 +49,7 @@ pub async fn load(rt: &Runtime, id: &str) {
 
 /// Runs one event with `data` through handler `id`.
 pub async fn invoke(rt: &Runtime, id: &str, data: Value) -> InvocationReport {
-    let event = Event::from_value(json!({ "type": "test.event", "data": data }), "tests")
-        .expect("valid event");
+    let event = Event::from_value(json!({ "type": "test.event", "data": data }), "tests").expect("valid event");
     let request = InvocationRequest {
         idempotency_key: format!("{}:{id}", event.id),
         event,
@@ -73,10 +72,7 @@ pub fn logs(report: &InvocationReport) -> String {
 
 /// Panics with the whole report unless it succeeded.
 pub fn assert_ok(report: &InvocationReport) {
-    assert!(
-        report.outcome.is_success(),
-        "expected success, got {report:#?}"
-    );
+    assert!(report.outcome.is_success(), "expected success, got {report:#?}");
 }
 
 /// One request the fake API received.
@@ -140,12 +136,7 @@ impl FakeApi {
 fn record(state: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
     let headers = headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     state.seen.lock().unwrap().push(Seen {
         method: method.to_string(),
@@ -164,23 +155,12 @@ async fn crm_patch(
     body: Bytes,
 ) -> Response {
     record(&state, &method, &uri, &headers, &body);
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {CRM_TOKEN}"))
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "bad token"})),
-        )
-            .into_response();
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {CRM_TOKEN}")) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad token"}))).into_response();
     }
     if state.rate_limit_next.load(Ordering::SeqCst) > 0 {
         state.rate_limit_next.fetch_sub(1, Ordering::SeqCst);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "7")],
-            "slow down",
-        )
-            .into_response();
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], "slow down").into_response();
     }
     let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Json(json!({ "id": id, "synced": true, "name": sent["name"] })).into_response()
@@ -189,12 +169,7 @@ async fn crm_patch(
 async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Json<Value> {
     let headers: HashMap<String, String> = headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     Json(json!({
         "method": method.as_str(),
@@ -210,10 +185,7 @@ async fn redirect(Query(q): Query<HashMap<String, String>>) -> Response {
     (StatusCode::FOUND, [("location", to)]).into_response()
 }
 
-async fn slow(
-    State(state): State<Arc<FakeState>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> &'static str {
+async fn slow(State(state): State<Arc<FakeState>>, Query(q): Query<HashMap<String, String>>) -> &'static str {
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let ms = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(100);

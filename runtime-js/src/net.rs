@@ -330,9 +330,7 @@ impl Resolve for GuardedResolver {
             }
             // Name the first refused address: it tells the operator what to exempt.
             let err = match refused {
-                Some(NetError::Forbidden { ip, kind }) => {
-                    NetError::ResolvedForbidden { host, ip, kind }
-                }
+                Some(NetError::Forbidden { ip, kind }) => NetError::ResolvedForbidden { host, ip, kind },
                 _ => no_address("no addresses found".into()),
             };
             Err(Box::new(err) as _)
@@ -395,10 +393,7 @@ mod tests {
         let p = NetPolicy::default();
         for (kind, ips) in FORBIDDEN.lines().filter_map(|l| l.split_once(" = ")) {
             for ip in words(ips).map(ip) {
-                let want = Err(NetError::Forbidden {
-                    ip,
-                    kind: kind.trim(),
-                });
+                let want = Err(NetError::Forbidden { ip, kind: kind.trim() });
                 assert_eq!(p.check_ip(ip), want, "{ip}");
             }
         }
@@ -455,10 +450,7 @@ mod tests {
         }
         let err = AllowNet::parse(&["ok.com".into(), "http://x".into()]).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("invalid config.allowNet entry \"http://x\": "),
-            "{msg}"
-        );
+        assert!(msg.starts_with("invalid config.allowNet entry \"http://x\": "), "{msg}");
     }
 
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -473,15 +465,10 @@ mod tests {
             let want = Err(NetError::Scheme(url(u).scheme().into()));
             assert_eq!(target(u, "*", ""), want, "{u}");
         }
-        let msg = target("file:///etc/passwd", "*", "")
-            .unwrap_err()
-            .to_string();
+        let msg = target("file:///etc/passwd", "*", "").unwrap_err().to_string();
         let want = "scheme \"file:\" is not allowed: fetch only supports http: and https:";
         assert_eq!(msg, want);
-        assert_eq!(
-            target("https://a.com/", "", ""),
-            Err(NetError::NetworkDisabled)
-        );
+        assert_eq!(target("https://a.com/", "", ""), Err(NetError::NetworkDisabled));
         let err = target("https://b.com/", "a.com", "").unwrap_err();
         let want = NetError::HostNotAllowed {
             host: "b.com".into(),
@@ -498,10 +485,7 @@ mod tests {
             http://[fd00:ec2::254]/ http://0/";
         for u in words(sneaky) {
             let res = target(u, "*", "");
-            assert!(
-                matches!(res, Err(NetError::Forbidden { .. })),
-                "{u}: {res:?}"
-            );
+            assert!(matches!(res, Err(NetError::Forbidden { .. })), "{u}: {res:?}");
         }
         let res = target("http://0x7f.1:3000/", "127.0.0.1:3000", "127.0.0.0/8");
         assert_eq!(res, Ok(()));
@@ -509,17 +493,12 @@ mod tests {
 
     async fn resolve_localhost(cidrs: &str) -> Result<Vec<SocketAddr>, BoxError> {
         let resolver = GuardedResolver::new(Arc::new(policy(cidrs)));
-        Ok(resolver
-            .resolve("localhost".parse().unwrap())
-            .await?
-            .collect())
+        Ok(resolver.resolve("localhost".parse().unwrap()).await?.collect())
     }
 
     #[tokio::test]
     async fn resolver_refuses_loopback_by_default() {
-        let err = resolve_localhost("")
-            .await
-            .expect_err("localhost must be refused");
+        let err = resolve_localhost("").await.expect_err("localhost must be refused");
         let net = find_net_error(&*err).expect("a NetError in the chain");
         assert!(matches!(net, NetError::ResolvedForbidden { host, .. } if host == "localhost"));
         let msg = net.to_string();

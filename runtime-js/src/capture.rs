@@ -50,7 +50,7 @@ impl Capture {
         }
         self.log_bytes += message.len();
         self.logs.push(LogLine {
-            time: crate::event::now_rfc3339(),
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             level: level.to_owned(),
             message,
         });

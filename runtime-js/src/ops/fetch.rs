@@ -8,17 +8,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deno_core::{
-    CancelFuture, CancelHandle, OpState, RcRef, Resource, ResourceId, ToJsBuffer, op2,
-};
+use deno_core::{CancelFuture, CancelHandle, OpState, RcRef, Resource, ResourceId, ToJsBuffer, op2};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::HostState;
-use crate::runtime::capture::FetchRecord;
-use crate::runtime::net::{self, GuardedResolver, NetError, NetPolicy};
+use crate::HostState;
+use crate::capture::FetchRecord;
+use crate::net::{self, GuardedResolver, NetError, NetPolicy};
 
 /// Limits of outbound HTTP.
 #[derive(Debug, Clone)]
@@ -71,9 +69,7 @@ pub enum FetchOpError {
     #[error("fetch to {url} failed: {detail}")]
     Transport { url: String, detail: String },
     #[class(type)]
-    #[error(
-        "fetch to {url}: response body is larger than {limit} bytes ([net] max_response_bytes)"
-    )]
+    #[error("fetch to {url}: response body is larger than {limit} bytes ([net] max_response_bytes)")]
     TooLarge { url: String, limit: u64 },
     #[class(type)]
     #[error("fetch to {url}: redirected, and the request said redirect: \"error\"")]
@@ -126,9 +122,7 @@ impl Resource for FetchCancelHandle {
 #[op2(fast)]
 #[smi]
 pub fn op_eddy_fetch_cancel_handle(state: &mut OpState) -> ResourceId {
-    state
-        .resource_table
-        .add(FetchCancelHandle(CancelHandle::new()))
+    state.resource_table.add(FetchCancelHandle(CancelHandle::new()))
 }
 
 /// Sends a request, following redirects as asked, and records every hop in the capture.
@@ -139,13 +133,9 @@ pub async fn op_eddy_fetch_send(
     #[serde] args: FetchArgs,
     #[buffer(copy)] body: bytes::Bytes,
 ) -> Result<FetchReply, FetchOpError> {
-    let cancel = args.cancel_rid.and_then(|rid| {
-        state
-            .borrow()
-            .resource_table
-            .get::<FetchCancelHandle>(rid)
-            .ok()
-    });
+    let cancel = args
+        .cancel_rid
+        .and_then(|rid| state.borrow().resource_table.get::<FetchCancelHandle>(rid).ok());
     let exchange = Exchange::new(&state, args, body)?;
     match cancel {
         Some(handle) => exchange
@@ -177,22 +167,17 @@ enum Redirect {
 }
 
 impl Exchange {
-    fn new(
-        state: &Rc<RefCell<OpState>>,
-        args: FetchArgs,
-        body: bytes::Bytes,
-    ) -> Result<Self, FetchOpError> {
+    fn new(state: &Rc<RefCell<OpState>>, args: FetchArgs, body: bytes::Bytes) -> Result<Self, FetchOpError> {
         let state = state.borrow();
         let host = state.borrow::<HostState>();
         let url = Url::parse(&args.url).map_err(|e| FetchOpError::Url {
             url: args.url.clone(),
             reason: e.to_string(),
         })?;
-        let method =
-            Method::from_bytes(args.method.as_bytes()).map_err(|e| FetchOpError::Invalid {
-                what: "method",
-                detail: e.to_string(),
-            })?;
+        let method = Method::from_bytes(args.method.as_bytes()).map_err(|e| FetchOpError::Invalid {
+            what: "method",
+            detail: e.to_string(),
+        })?;
         let redirect = match args.redirect.as_str() {
             "manual" => Redirect::Manual,
             "error" => Redirect::Error,
@@ -219,15 +204,11 @@ impl Exchange {
             self.record(
                 state,
                 started,
-                result
-                    .as_ref()
-                    .map(|r| r.status())
-                    .map_err(|e| e.to_string()),
+                result.as_ref().map(|r| r.status()).map_err(|e| e.to_string()),
             );
             let response = result?;
             let Some(next) = self.next_hop(&response)? else {
-                return read_reply(response, redirected, self.http.settings.max_response_bytes)
-                    .await;
+                return read_reply(response, redirected, self.http.settings.max_response_bytes).await;
             };
             if hop == max {
                 return Err(FetchOpError::TooManyRedirects {
@@ -251,10 +232,7 @@ impl Exchange {
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
-        request
-            .send()
-            .await
-            .map_err(|e| transport_error(self.url.as_str(), &e))
+        request.send().await.map_err(|e| transport_error(self.url.as_str(), &e))
     }
 
     /// The URL to go to next, if this response is a redirect that should be followed.
@@ -272,13 +250,10 @@ impl Exchange {
             }),
             Redirect::Follow => {
                 let location = location.to_str().unwrap_or_default();
-                self.url
-                    .join(location)
-                    .map(Some)
-                    .map_err(|e| FetchOpError::Url {
-                        url: location.to_owned(),
-                        reason: e.to_string(),
-                    })
+                self.url.join(location).map(Some).map_err(|e| FetchOpError::Url {
+                    url: location.to_owned(),
+                    reason: e.to_string(),
+                })
             }
         }
     }
@@ -309,12 +284,7 @@ impl Exchange {
         self.url = next;
     }
 
-    fn record(
-        &self,
-        state: &Rc<RefCell<OpState>>,
-        started: Instant,
-        outcome: Result<StatusCode, String>,
-    ) {
+    fn record(&self, state: &Rc<RefCell<OpState>>, started: Instant, outcome: Result<StatusCode, String>) {
         let Some(invocation) = self.invocation else {
             return;
         };
@@ -341,10 +311,7 @@ fn header_map(pairs: &[(String, String)]) -> Result<HeaderMap, FetchOpError> {
             detail: format!("{name:?}: {e}"),
         })?;
         // Header values are byte strings: each char stands for one byte (latin-1).
-        let bytes: Option<Vec<u8>> = value
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)).ok())
-            .collect();
+        let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
         let value = bytes
             .and_then(|b| HeaderValue::from_bytes(&b).ok())
             .ok_or_else(|| FetchOpError::Invalid {
@@ -373,11 +340,7 @@ fn transport_error(url: &str, err: &reqwest::Error) -> FetchOpError {
     }
 }
 
-async fn read_reply(
-    mut response: reqwest::Response,
-    redirected: bool,
-    limit: u64,
-) -> Result<FetchReply, FetchOpError> {
+async fn read_reply(mut response: reqwest::Response, redirected: bool, limit: u64) -> Result<FetchReply, FetchOpError> {
     let url = response.url().to_string();
     let too_large = || FetchOpError::TooLarge {
         url: url.clone(),
@@ -387,11 +350,7 @@ async fn read_reply(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport_error(&url, &e))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&url, &e))? {
         if (body.len() + chunk.len()) as u64 > limit {
             return Err(too_large());
         }
@@ -409,11 +368,7 @@ async fn read_reply(
         .collect();
     Ok(FetchReply {
         status: response.status().as_u16(),
-        status_text: response
-            .status()
-            .canonical_reason()
-            .unwrap_or("")
-            .to_owned(),
+        status_text: response.status().canonical_reason().unwrap_or("").to_owned(),
         url: url.clone(),
         redirected,
         headers,

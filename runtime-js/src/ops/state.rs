@@ -1,30 +1,29 @@
-//! `ctx.state`: ops over the isolate's own handler namespace. The handler id comes from
+//! `ctx.state`: ops over the isolate's own handler namespace. The namespace comes from
 //! [`HostState`], never from JavaScript, so one handler cannot name another's keys.
 
 use deno_core::{OpState, op2};
 
-use super::HostState;
-use crate::store::StoreError;
+use crate::{HostState, StateError};
 
 /// A state operation that failed; surfaces in JS as the named error class.
 #[derive(Debug, thiserror::Error, deno_error::JsError)]
 pub enum StateOpError {
     #[class(type)]
     #[error("ctx.state: {0}")]
-    Invalid(StoreError),
+    Invalid(String),
     #[class(generic)]
     #[error("ctx.state: {0}")]
-    Store(StoreError),
+    Store(String),
     #[class(type)]
     #[error("ctx.state.set: value is not valid JSON: {0}")]
     Json(String),
 }
 
-impl From<StoreError> for StateOpError {
-    fn from(e: StoreError) -> Self {
+impl From<StateError> for StateOpError {
+    fn from(e: StateError) -> Self {
         match e {
-            StoreError::KeyLength { .. } | StoreError::ValueTooLarge { .. } => Self::Invalid(e),
-            other => Self::Store(other),
+            StateError::Invalid(m) => Self::Invalid(m),
+            StateError::Failed(m) => Self::Store(m),
         }
     }
 }
@@ -32,10 +31,7 @@ impl From<StoreError> for StateOpError {
 /// The JSON text stored under `key`, or null.
 #[op2]
 #[string]
-pub fn op_eddy_state_get(
-    state: &mut OpState,
-    #[string] key: &str,
-) -> Result<Option<String>, StateOpError> {
+pub fn op_eddy_state_get(state: &mut OpState, #[string] key: &str) -> Result<Option<String>, StateOpError> {
     let value = state.borrow::<HostState>().state.get(key)?;
     Ok(value.map(|v| v.to_string()))
 }
@@ -48,8 +44,7 @@ pub fn op_eddy_state_set(
     #[string] key: &str,
     #[string] json: &str,
 ) -> Result<(), StateOpError> {
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| StateOpError::Json(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| StateOpError::Json(e.to_string()))?;
     let host = state.borrow_mut::<HostState>();
     host.state.set(key, &value)?;
     host.mark_written(invocation);
@@ -77,9 +72,10 @@ pub fn op_eddy_state_list(
     #[string] prefix: &str,
     #[smi] limit: u32,
 ) -> Result<String, StateOpError> {
-    let entries = state
-        .borrow::<HostState>()
-        .state
-        .list(prefix, limit as usize)?;
+    let entries = state.borrow::<HostState>().state.list(prefix, limit as usize)?;
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|(key, value)| serde_json::json!({ "key": key, "value": value }))
+        .collect();
     serde_json::to_string(&entries).map_err(|e| StateOpError::Json(e.to_string()))
 }

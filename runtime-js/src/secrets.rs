@@ -16,9 +16,7 @@ pub struct SecretSource {
 pub enum SecretError {
     #[error("secret {0} is not set (set it in the environment or in {1})")]
     Missing(String, String),
-    #[error(
-        "{0:?} is not a valid secret name (letters, digits and '_', not starting with a digit)"
-    )]
+    #[error("{0:?} is not a valid secret name (letters, digits and '_', not starting with a digit)")]
     BadName(String),
     #[error("cannot read {path}: {detail}")]
     DotEnv { path: String, detail: String },
@@ -67,15 +65,9 @@ impl SecretSource {
             if !valid {
                 return Err(SecretError::BadName(name.clone()));
             }
-            let value = std::env::var(name)
-                .ok()
-                .or_else(|| self.dotenv.get(name).cloned());
-            let value = value.ok_or_else(|| {
-                SecretError::Missing(
-                    name.clone(),
-                    dotenv_path(handlers_dir).display().to_string(),
-                )
-            })?;
+            let value = std::env::var(name).ok().or_else(|| self.dotenv.get(name).cloned());
+            let value = value
+                .ok_or_else(|| SecretError::Missing(name.clone(), dotenv_path(handlers_dir).display().to_string()))?;
             pairs.push((name.clone(), value));
         }
         Ok(Secrets::new(pairs))
@@ -128,19 +120,13 @@ mod tests {
         let src = SecretSource::from_pairs([("EDDY_TEST_TOKEN_A".into(), "tok-123456".into())]);
         let dir = Path::new("/x/handlers");
         let s = src.resolve(&["EDDY_TEST_TOKEN_A".into()], dir).unwrap();
-        assert_eq!(
-            s.pairs().collect::<Vec<_>>(),
-            [("EDDY_TEST_TOKEN_A", "tok-123456")]
-        );
+        assert_eq!(s.pairs().collect::<Vec<_>>(), [("EDDY_TEST_TOKEN_A", "tok-123456")]);
         let err = src.resolve(&["EDDY_TEST_NOPE".into()], dir).unwrap_err();
         assert_eq!(
             err.to_string(),
             "secret EDDY_TEST_NOPE is not set (set it in the environment or in /x/.env)"
         );
-        assert!(matches!(
-            src.resolve(&["1A".into()], dir),
-            Err(SecretError::BadName(_))
-        ));
+        assert!(matches!(src.resolve(&["1A".into()], dir), Err(SecretError::BadName(_))));
     }
 
     #[test]
@@ -149,27 +135,17 @@ mod tests {
             ("SHORT".into(), "abcd".into()),
             ("LONG".into(), "abcdefgh".into()),
         ]);
-        assert_eq!(
-            s.redact("x abcdefgh y abcd"),
-            "x [secret:LONG] y [secret:SHORT]"
-        );
+        assert_eq!(s.redact("x abcdefgh y abcd"), "x [secret:LONG] y [secret:SHORT]");
         assert!(matches!(s.redact("nothing here"), Cow::Borrowed(_)));
     }
 
     #[test]
     fn reads_dotenv_file_beside_handlers() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(".env"),
-            "# comment\nEDDY_TEST_FROM_FILE=\"va lue\"\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(".env"), "# comment\nEDDY_TEST_FROM_FILE=\"va lue\"\n").unwrap();
         let src = SecretSource::load(&dir.path().join("handlers")).unwrap();
         let s = src
-            .resolve(
-                &["EDDY_TEST_FROM_FILE".into()],
-                &dir.path().join("handlers"),
-            )
+            .resolve(&["EDDY_TEST_FROM_FILE".into()], &dir.path().join("handlers"))
             .unwrap();
         assert_eq!(s.pairs().next(), Some(("EDDY_TEST_FROM_FILE", "va lue")));
     }

@@ -2,7 +2,7 @@
 
 use deno_core::{OpState, op2};
 
-use super::HostState;
+use crate::HostState;
 
 /// Appends one console line to the invocation's capture; lines of invocations that already
 /// ended (a timer firing late) are dropped.
@@ -15,9 +15,7 @@ pub fn op_eddy_console_write(
 ) {
     let host = state.borrow_mut::<HostState>();
     let limit = host.max_log_bytes;
-    let redacted = host
-        .secrets
-        .redact(message.strip_suffix('\n').unwrap_or(message));
+    let redacted = host.secrets.redact(message.strip_suffix('\n').unwrap_or(message));
     if let Some(capture) = host.captures.get_mut(&invocation) {
         capture.log(level, redacted.into_owned(), limit);
     }

@@ -1,0 +1,116 @@
+//! eddy's JavaScript environment for handlers: the `runtime-js/` glue and the ops it calls,
+//! one file per domain (`console`, `crypto`, `fetch`, `invoke`, `state`).
+//!
+//! This crate is separate from eddy so that eddy's build script can evaluate the JS into the
+//! startup snapshot with the very ops the isolates later run with. Ops reach the host only
+//! through [`HostState`], which the embedder puts in `OpState`; nothing here reads globals,
+//! the environment or the file system.
+
+pub mod capture;
+pub mod net;
+mod ops;
+pub mod secrets;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use capture::{Capture, FetchRecord, LogLine};
+pub use ops::fetch::{HttpClient, HttpSettings};
+pub use secrets::{SecretError, SecretSource, Secrets};
+
+use net::AllowNet;
+
+deno_core::extension!(
+    eddy,
+    deps = [deno_webidl, deno_web],
+    ops = [
+        ops::console::op_eddy_console_write,
+        ops::crypto::op_eddy_crypto_random_uuid,
+        ops::crypto::op_eddy_crypto_fill_random,
+        ops::fetch::op_eddy_fetch_send,
+        ops::fetch::op_eddy_fetch_cancel_handle,
+        ops::invoke::op_eddy_invocation_done,
+        ops::state::op_eddy_state_get,
+        ops::state::op_eddy_state_set,
+        ops::state::op_eddy_state_delete,
+        ops::state::op_eddy_state_list,
+    ],
+    esm_entry_point = "ext:eddy/00_bootstrap.js",
+    esm = [
+        "00_bootstrap.js",
+        "10_console.js",
+        "20_headers.js",
+        "21_body.js",
+        "22_request.js",
+        "23_response.js",
+        "26_fetch.js",
+        "30_invoke.js",
+        "40_crypto.js",
+    ],
+);
+
+/// The extensions of every isolate, in load order; the snapshot and the isolates made from
+/// it must be given the same list.
+pub fn extensions() -> Vec<deno_core::Extension> {
+    vec![
+        deno_webidl::deno_webidl::init(),
+        deno_web::deno_web::init(
+            Arc::new(deno_web::BlobStore::default()),
+            None,
+            false,
+            deno_web::InMemoryBroadcastChannel::default(),
+        ),
+        eddy::init(),
+    ]
+}
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The caller's mistake (key too long, value too large): a `TypeError` in JS.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One handler's durable key/value namespace, as `ctx.state` sees it.
+pub trait StateBackend {
+    /// The value under `key`, if any.
+    fn get(&self, key: &str) -> Result<Option<serde_json::Value>, StateError>;
+    /// Stores `value` under `key`.
+    fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StateError>;
+    /// Removes `key`; true if it existed.
+    fn delete(&self, key: &str) -> Result<bool, StateError>;
+    /// `(key, value)` pairs whose key starts with `prefix`, in key order, at most `limit`.
+    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, serde_json::Value)>, StateError>;
+}
+
+/// What one isolate's ops may touch: its own handler's state, secrets and network grant,
+/// and the capture buffers of its in-flight invocations.
+pub struct HostState {
+    /// This handler's state namespace and nothing else.
+    pub state: Box<dyn StateBackend>,
+    /// Secret values, for redaction.
+    pub secrets: Arc<Secrets>,
+    /// Hosts this handler may reach.
+    pub allow_net: AllowNet,
+    /// The process-wide HTTP client and its limits.
+    pub http: Arc<HttpClient>,
+    /// Output of each in-flight invocation, by invocation id.
+    pub captures: HashMap<u32, Capture>,
+    /// Console bytes kept per invocation.
+    pub max_log_bytes: usize,
+    /// Invocations that ended since the host last looked: (id, "" or failure JSON).
+    pub finished: Vec<(u32, String)>,
+}
+
+impl HostState {
+    /// Notes that `invocation` changed state, so its report waits for a flush.
+    fn mark_written(&mut self, invocation: u32) {
+        if let Some(capture) = self.captures.get_mut(&invocation) {
+            capture.state_writes += 1;
+        }
+    }
+}
