@@ -1,31 +1,61 @@
 //! Runtime benchmark: `cargo bench --bench runtime`. Prints, for this machine:
-//! - cold start: loading a handler into a fresh isolate from the startup snapshot
-//!   (thread, isolate, bootstrap, module evaluation), p50/p99;
+//! - isolate from snapshot: `JsRuntime` creation from eddy's startup snapshot, p50/p99;
+//! - cold start: loading a handler into a fresh isolate (thread, isolate, bootstrap, module
+//!   evaluation, config), p50/p99;
 //! - warm overhead: invoking a trivial handler on a warm isolate, end to end through the
-//!   runtime facade, p50/p99;
+//!   runtime facade (including the hand-off to the isolate thread and back) and inside the
+//!   isolate thread alone, p50/p99;
 //! - resident memory per idle isolate, from the process RSS before and after loading many.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use deno_core::{JsRuntime, RuntimeOptions};
 use eddy::config::Config;
 use eddy::event::Event;
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::Store;
 
-const COLD_SAMPLES: usize = 30;
-const WARM_SAMPLES: usize = 2_000;
+const COLD_SAMPLES: usize = 200;
+const WARM_SAMPLES: usize = 20_000;
 
 fn main() {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio");
-    tokio.block_on(run());
+    println!(
+        "eddy runtime benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    tokio.block_on(isolate_creation());
+    tokio.block_on(handlers());
 }
 
-async fn run() {
+async fn isolate_creation() {
+    let mut samples = Vec::with_capacity(COLD_SAMPLES);
+    for _ in 0..COLD_SAMPLES {
+        let started = Instant::now();
+        let runtime = JsRuntime::new(RuntimeOptions {
+            startup_snapshot: Some(eddy::runtime::STARTUP_SNAPSHOT),
+            residual_lazy_js_sources: eddy::runtime::LAZY_SOURCES,
+            extensions: eddy::runtime::extensions(),
+            ..Default::default()
+        });
+        samples.push(started.elapsed());
+        drop(runtime);
+    }
+    let (p50, p99) = percentiles(&mut samples);
+    println!(
+        "isolate from snapshot ({} KiB, {COLD_SAMPLES} samples): p50 {:.2} ms, p99 {:.2} ms",
+        eddy::runtime::STARTUP_SNAPSHOT.len() / 1024,
+        ms(p50),
+        ms(p99)
+    );
+}
+
+async fn handlers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("handlers");
     std::fs::create_dir(&root).expect("handlers dir");
@@ -35,17 +65,11 @@ async fn run() {
     )
     .expect("write");
     for i in 0..COLD_SAMPLES {
-        std::fs::write(
-            root.join(format!("h{i}.js")),
-            "export default async function (event) { return event.id; }\n",
-        )
-        .expect("write");
+        let code = "export default async function (event) { return event.id; }\n";
+        std::fs::write(root.join(format!("h{i}.js")), code).expect("write");
     }
     let rt = Arc::new(runtime(&root));
-    // The first load also makes the snapshot: measured on its own.
-    let started = Instant::now();
     rt.load("trivial", &root.join("trivial.js")).await.expect("load");
-    let first = started.elapsed();
 
     let rss_before = rss_bytes();
     let mut cold = Vec::with_capacity(COLD_SAMPLES);
@@ -56,7 +80,13 @@ async fn run() {
         cold.push(started.elapsed());
     }
     let rss_after = rss_bytes();
-    let per_isolate = (rss_after.saturating_sub(rss_before)) as f64 / COLD_SAMPLES as f64;
+    let per_isolate = rss_after.saturating_sub(rss_before) as f64 / COLD_SAMPLES as f64;
+    let (p50, p99) = percentiles(&mut cold);
+    println!(
+        "cold start, handler load into a new isolate ({COLD_SAMPLES} samples): p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
 
     let event = Event::from_json(r#"{"type":"bench.event","data":{"n":1}}"#, "bench").expect("event");
     let request = InvocationRequest {
@@ -68,28 +98,24 @@ async fn run() {
     for _ in 0..1000 {
         rt.invoke("trivial", request.clone()).await;
     }
-    let mut warm = Vec::with_capacity(WARM_SAMPLES);
+    let mut end_to_end = Vec::with_capacity(WARM_SAMPLES);
+    let mut inside = Vec::with_capacity(WARM_SAMPLES);
     for _ in 0..WARM_SAMPLES {
         let started = Instant::now();
         let report = rt.invoke("trivial", request.clone()).await;
-        warm.push(started.elapsed());
+        end_to_end.push(started.elapsed());
+        inside.push(Duration::from_secs_f64(report.duration_ms / 1000.0));
         assert!(report.outcome.is_success());
     }
-
+    let (p50, p99) = percentiles(&mut end_to_end);
     println!(
-        "eddy runtime benchmark ({} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "warm invocation, trivial handler, end to end ({WARM_SAMPLES} samples): p50 {:.1} us, p99 {:.1} us",
+        us(p50),
+        us(p99)
     );
-    println!("first load (includes making the snapshot): {:.2} ms", ms(first));
-    let (p50, p99) = percentiles(&mut cold);
+    let (p50, p99) = percentiles(&mut inside);
     println!(
-        "cold start, handler load from snapshot ({COLD_SAMPLES} samples): p50 {:.2} ms, p99 {:.2} ms",
-        ms(p50),
-        ms(p99)
-    );
-    let (p50, p99) = percentiles(&mut warm);
-    println!(
-        "warm invocation, trivial handler ({WARM_SAMPLES} samples): p50 {:.1} us, p99 {:.1} us",
+        "warm invocation, trivial handler, inside the isolate thread: p50 {:.1} us, p99 {:.1} us",
         us(p50),
         us(p99)
     );

@@ -151,7 +151,10 @@ impl Isolate {
             ..Default::default()
         })
         .map_err(|e| LoadError::host(format!("cannot create an isolate: {e}")))?;
-        let meter = Meter::register(runtime.v8_isolate().thread_safe_handle());
+        let meter = Meter::register(
+            runtime.v8_isolate().thread_safe_handle(),
+            Duration::from_millis(settings.cpu_limit_ms),
+        );
         let heap_meter = meter.clone();
         let limit_mb = settings.heap_limit_mb;
         runtime.add_near_heap_limit_callback(move |current, _initial| {
@@ -174,6 +177,7 @@ impl Isolate {
             .await
             .map_err(|e| e.into_load_error(&spec.root))?;
         let (loaded, secrets) = apply_config(spec, &mut runtime, &config_json)?;
+        meter.set_idle_limit(loaded.cpu_limit);
         super::js::configure(&mut runtime, &entry.configure, &spec.handler, &secrets)
             .await
             .map_err(|e| LoadError::host(e.to_string()))?;

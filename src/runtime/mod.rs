@@ -26,6 +26,7 @@ pub use eddy_runtime_js::net;
 pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine, SecretError, SecretSource};
 pub use handler::HandlerConfig;
 pub use report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
+pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
 use crate::config::{Config, RuntimeConfig};
 use crate::store::Store;

@@ -1,7 +1,7 @@
 //! The startup snapshot made by `build.rs`: the global scope of `runtime-js/` (and the
 //! deno_web pieces it uses), copied into every new isolate.
 
-/// The snapshot bytes.
+/// The snapshot bytes (public for benchmarks and embedders that make isolates themselves).
 pub static STARTUP_SNAPSHOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/EDDY_SNAPSHOT.bin"));
 
 /// Sources of the deno_web scripts the snapshot left out, loaded on first use (streams, see

@@ -33,15 +33,19 @@ pub struct Meter {
     poll_start: AtomicU64,
     /// In-flight budgets: (invocation id, busy_ns at its start, limit in ns).
     budgets: Mutex<Vec<(u32, u64, u64)>>,
+    /// Longest single poll allowed while no invocation is in flight.
+    idle_limit_ns: AtomicU64,
     /// Set once, by whoever stops the isolate first.
     termination: Mutex<Option<Termination>>,
     isolate: v8::IsolateHandle,
 }
 
 impl Meter {
-    /// A meter for `isolate`, registered with the watchdog.
-    pub fn register(isolate: v8::IsolateHandle) -> Arc<Self> {
+    /// A meter for `isolate`, registered with the watchdog; `idle_limit` bounds JavaScript
+    /// that runs while no invocation is in flight.
+    pub fn register(isolate: v8::IsolateHandle, idle_limit: Duration) -> Arc<Self> {
         let meter = Arc::new(Self {
+            idle_limit_ns: AtomicU64::new(idle_limit.as_nanos() as u64),
             epoch: Instant::now(),
             busy_ns: AtomicU64::new(0),
             poll_start: AtomicU64::new(0),
@@ -66,6 +70,11 @@ impl Meter {
         self.busy_ns
             .fetch_add(self.now_ns().saturating_sub(start), Ordering::SeqCst);
         out
+    }
+
+    /// Changes the idle limit (once the handler's own CPU limit is known).
+    pub fn set_idle_limit(&self, limit: Duration) {
+        self.idle_limit_ns.store(limit.as_nanos() as u64, Ordering::SeqCst);
     }
 
     /// Starts charging invocation `id` against `limit`.
@@ -98,13 +107,25 @@ impl Meter {
         if start == 0 {
             return;
         }
-        let busy_now = self.busy_ns.load(Ordering::SeqCst) + self.now_ns().saturating_sub(start - 1);
-        let over = lock(&self.budgets)
-            .iter()
-            .find(|(_, at_start, limit)| busy_now.saturating_sub(*at_start) > *limit)
-            .map(|(_, _, limit)| limit / 1_000_000);
-        if let Some(limit_ms) = over {
-            self.terminate(Termination::CpuLimit { limit_ms });
+        let in_poll = self.now_ns().saturating_sub(start - 1);
+        let busy_now = self.busy_ns.load(Ordering::SeqCst) + in_poll;
+        let budgets = lock(&self.budgets);
+        let over = if budgets.is_empty() {
+            // Code left running by an invocation that already ended (a timer, an interval):
+            // nobody is charged, so one poll may take at most the idle limit.
+            let idle_limit = self.idle_limit_ns.load(Ordering::SeqCst);
+            (in_poll > idle_limit).then_some(idle_limit)
+        } else {
+            budgets
+                .iter()
+                .find(|(_, at_start, limit)| busy_now.saturating_sub(*at_start) > *limit)
+                .map(|(_, _, limit)| *limit)
+        };
+        drop(budgets);
+        if let Some(limit_ns) = over {
+            self.terminate(Termination::CpuLimit {
+                limit_ms: limit_ns / 1_000_000,
+            });
         }
     }
 }

@@ -49,6 +49,17 @@ async fn an_uncaught_error_outside_the_handler_fails_the_invocation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn code_left_running_after_an_invocation_is_stopped_too() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    assert_ok(&invoke(&rt, "limits", json!({"mode": "background_spin"})).await);
+    // The isolate spins in a timer until the watchdog stops it; the next event still runs.
+    let healthy = invoke(&rt, "limits", json!({})).await;
+    assert_ok(&healthy);
+    assert_eq!(logs(&healthy), "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_isolate_does_not_take_healthy_invocations_down_twice() {
     let rt = runtime();
     load(&rt, "limits").await;

@@ -1,0 +1,178 @@
+//! `config.allowNet`: the host names (with optional port) one handler may reach.
+
+use url::{Host, Url};
+
+use super::NetError;
+
+/// One `config.allowNet` entry.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    host: HostPattern,
+    /// None: any port.
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum HostPattern {
+    /// `*`: any host; the address policy still refuses non-public ones.
+    Any,
+    /// `*.example.com`, stored as `.example.com` so the apex and `badexample.com` do not match.
+    Suffix(String),
+    /// A domain (lowercase, no trailing dot) or IP address, normalised exactly as `url` does.
+    Exact(Host<String>),
+}
+
+/// A handler's `config.allowNet`: host names with optional port. "api.example.com",
+/// "api.example.com:8443", "*.example.com" (any subdomain, not the apex), "127.0.0.1:3000",
+/// "[::1]:8080", and "*" (any public host). An entry without a port allows every port.
+/// Empty list = no network at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllowNet {
+    entries: Vec<Entry>,
+}
+
+impl AllowNet {
+    /// Parses `config.allowNet`; an invalid entry yields [`NetError::InvalidAllowNet`] naming it.
+    pub fn parse(entries: &[String]) -> Result<Self, NetError> {
+        let entries = entries
+            .iter()
+            .map(|e| {
+                parse_entry(e).map_err(|reason| NetError::InvalidAllowNet {
+                    entry: e.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { entries })
+    }
+
+    /// True if some entry matches the URL's host (case-insensitive, trailing dot ignored) and
+    /// port (explicit, or the scheme's default).
+    pub fn permits(&self, url: &Url) -> bool {
+        let Some(host) = url.host().map(|h| normalize_host(h.to_owned())) else {
+            return false;
+        };
+        let port = url.port_or_known_default();
+        self.entries.iter().any(|e| {
+            let host_ok = match &e.host {
+                HostPattern::Any => true,
+                HostPattern::Suffix(suffix) => {
+                    matches!(&host, Host::Domain(d) if d.ends_with(suffix.as_str()))
+                }
+                HostPattern::Exact(exact) => *exact == host,
+            };
+            host_ok && e.port.is_none_or(|p| Some(p) == port)
+        })
+    }
+
+    /// True when the handler has no network access at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn normalize_host(host: Host<String>) -> Host<String> {
+    match host {
+        Host::Domain(d) => Host::Domain(d.trim_end_matches('.').to_ascii_lowercase()),
+        other => other,
+    }
+}
+
+fn parse_entry(entry: &str) -> Result<Entry, String> {
+    if entry.contains(['/', '@', '?', '#']) {
+        return Err("expected a host with optional port, not a URL".into());
+    }
+    let (host, port) = split_host_port(entry)?;
+    let host = if host == "*" {
+        HostPattern::Any
+    } else if let Some(domain) = host.strip_prefix("*.") {
+        match parse_host(domain)? {
+            Host::Domain(d) => HostPattern::Suffix(format!(".{d}")),
+            _ => return Err("a wildcard needs a domain name after \"*.\"".into()),
+        }
+    } else {
+        HostPattern::Exact(parse_host(host)?)
+    };
+    Ok(Entry { host, port })
+}
+
+/// Splits "host", "host:port", "[v6]" or "[v6]:port"; the host keeps its brackets for
+/// `Host::parse`.
+fn split_host_port(entry: &str) -> Result<(&str, Option<u16>), String> {
+    // The port follows the last ':' unless that ':' belongs to a bracketed IPv6 address.
+    let (host, port) = match entry.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') && (!h.contains(':') || h.ends_with(']')) => (h, Some(p)),
+        _ => (entry, None),
+    };
+    let port = port.map(|p| match p.parse::<u16>() {
+        Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("port {p:?} must be a number from 1 to 65535")),
+    });
+    Ok((host, port.transpose()?))
+}
+
+fn parse_host(host: &str) -> Result<Host<String>, String> {
+    // `*` is legal in URL hosts, so reject stray wildcards ourselves ("*.*.x", "a*.x").
+    if host.contains('*') {
+        return Err("\"*\" is only allowed alone or as a leading \"*.\"".into());
+    }
+    if host.contains(':') && !host.starts_with('[') {
+        return Err("IPv6 addresses must be in brackets, like \"[::1]:8080\"".into());
+    }
+    let parsed = Host::parse(host).map_err(|e| format!("bad host: {e}"))?;
+    match normalize_host(parsed) {
+        Host::Domain(d) if d.is_empty() => Err("empty host".into()),
+        h => Ok(h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> impl Iterator<Item = &str> {
+        s.split_whitespace()
+    }
+    fn allow(entries: &str) -> AllowNet {
+        AllowNet::parse(&words(entries).map(String::from).collect::<Vec<_>>()).unwrap()
+    }
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn allow_net_matching() {
+        let a = allow("API.Example.com. pin.example.org:8443 *.wild.dev 127.0.0.1:3000 [::1]:8080");
+        let yes = "https://api.example.com/x http://API.EXAMPLE.COM.:9999/ http://[::1]:8080/
+            https://pin.example.org:8443/ https://a.wild.dev/ https://a.b.wild.dev./
+            http://127.0.0.1:3000/";
+        let no = "https://example.com/ https://pin.example.org/ https://pin.example.org:8444/
+            https://wild.dev/ https://badwild.dev/ http://127.0.0.1/ http://[::1]/
+            http://127.0.0.2:3000/ https://api.example.com.evil.net/";
+        for (urls, want) in [(yes, true), (no, false)] {
+            for u in words(urls) {
+                assert_eq!(a.permits(&url(u)), want, "{u}");
+            }
+        }
+        assert!(allow("bücher.de").permits(&url("https://xn--bcher-kva.de/")));
+        assert!(allow("*").permits(&url("https://anything.example/")));
+        assert!(allow("*:443").permits(&url("https://x.example/")));
+        assert!(!allow("*:443").permits(&url("http://x.example/")));
+        assert!(allow("").is_empty() && !allow("*").is_empty());
+    }
+
+    #[test]
+    fn allow_net_invalid_entries() {
+        let bad = "http://x||a b|*.|x.com:|x.com:0|x.com:65536|x.com:+80|::1|[::1|[::1]x|[::1]:\
+            |*.*.x.com|a*.x.com|*.1.2.3.4|user@x.com|x.com/path|999.1.1.1";
+        for entry in bad.split('|') {
+            match AllowNet::parse(&[entry.to_string()]) {
+                Err(NetError::InvalidAllowNet { entry: e, .. }) => assert_eq!(e, entry),
+                other => panic!("{entry:?} gave {other:?}"),
+            }
+        }
+        let err = AllowNet::parse(&["ok.com".into(), "http://x".into()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("invalid config.allowNet entry \"http://x\": "), "{msg}");
+    }
+}
