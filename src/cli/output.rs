@@ -4,6 +4,11 @@ use crate::runtime::{InvocationReport, Outcome};
 
 /// Prints outcome, console lines and fetches of one invocation.
 pub fn print_report(report: &InvocationReport) {
+    print_outcome(report);
+    print_capture(report);
+}
+
+fn print_outcome(report: &InvocationReport) {
     match &report.outcome {
         Outcome::Success => println!("ok: {} succeeded in {:.1} ms", report.handler, report.duration_ms),
         Outcome::Failure(f) => {
@@ -27,6 +32,9 @@ pub fn print_report(report: &InvocationReport) {
             }
         }
     }
+}
+
+fn print_capture(report: &InvocationReport) {
     if !report.capture.logs.is_empty() {
         println!("console:");
         for line in &report.capture.logs {

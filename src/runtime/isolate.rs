@@ -141,36 +141,7 @@ impl Isolate {
         let main = loader
             .main_specifier(&spec.file)
             .map_err(|e| LoadError::host(e.to_string()))?;
-        let heap_bytes = settings.heap_limit_mb as usize * 1024 * 1024;
-        let mut runtime = JsRuntime::try_new(RuntimeOptions {
-            startup_snapshot: Some(snapshot::STARTUP_SNAPSHOT),
-            residual_lazy_js_sources: snapshot::LAZY_SOURCES,
-            extensions: snapshot::extensions(),
-            module_loader: Some(Rc::new(loader)),
-            create_params: Some(v8::CreateParams::default().heap_limits(0, heap_bytes)),
-            ..Default::default()
-        })
-        .map_err(|e| LoadError::host(format!("cannot create an isolate: {e}")))?;
-        let meter = Meter::register(
-            runtime.v8_isolate().thread_safe_handle(),
-            Duration::from_millis(settings.cpu_limit_ms),
-        );
-        let heap_meter = meter.clone();
-        let limit_mb = settings.heap_limit_mb;
-        runtime.add_near_heap_limit_callback(move |current, _initial| {
-            heap_meter.terminate(Termination::HeapLimit { limit_mb });
-            // Room for the termination to unwind; the isolate is discarded right after.
-            current * 2
-        });
-        runtime.op_state().borrow_mut().put(HostState {
-            state: Box::new(StoreState(spec.shared.store.handler_state(&spec.handler))),
-            secrets: Arc::new(Secrets::default()),
-            allow_net: AllowNet::default(),
-            http: spec.shared.http.clone(),
-            captures: Default::default(),
-            max_log_bytes: settings.max_log_bytes,
-            finished: Vec::new(),
-        });
+        let (mut runtime, meter) = new_runtime(spec, loader)?;
         let entry = super::js::bootstrap(&mut runtime).map_err(|e| LoadError::host(e.to_string()))?;
         let load_limit = Duration::from_millis(settings.cpu_limit_ms);
         let config_json = super::js::evaluate_handler(&mut runtime, &meter, &main, &entry.inspect, load_limit)
@@ -208,6 +179,43 @@ impl Isolate {
             let _ = job.reply.send(Reply::NotStarted(job.request));
         }
     }
+}
+
+/// A runtime from the startup snapshot with the heap limit, the CPU meter and a `HostState`
+/// that grants nothing yet (no secrets, no network) while the module is evaluated.
+fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, Arc<Meter>), LoadError> {
+    let settings = &spec.shared.settings;
+    let heap_bytes = settings.heap_limit_mb as usize * 1024 * 1024;
+    let mut runtime = JsRuntime::try_new(RuntimeOptions {
+        startup_snapshot: Some(snapshot::STARTUP_SNAPSHOT),
+        residual_lazy_js_sources: snapshot::LAZY_SOURCES,
+        extensions: snapshot::extensions(),
+        module_loader: Some(Rc::new(loader)),
+        create_params: Some(v8::CreateParams::default().heap_limits(0, heap_bytes)),
+        ..Default::default()
+    })
+    .map_err(|e| LoadError::host(format!("cannot create an isolate: {e}")))?;
+    let meter = Meter::register(
+        runtime.v8_isolate().thread_safe_handle(),
+        Duration::from_millis(settings.cpu_limit_ms),
+    );
+    let heap_meter = meter.clone();
+    let limit_mb = settings.heap_limit_mb;
+    runtime.add_near_heap_limit_callback(move |current, _initial| {
+        heap_meter.terminate(Termination::HeapLimit { limit_mb });
+        // Room for the termination to unwind; the isolate is discarded right after.
+        current * 2
+    });
+    runtime.op_state().borrow_mut().put(HostState {
+        state: Box::new(StoreState(spec.shared.store.handler_state(&spec.handler))),
+        secrets: Arc::new(Secrets::default()),
+        allow_net: AllowNet::default(),
+        http: spec.shared.http.clone(),
+        captures: Default::default(),
+        max_log_bytes: settings.max_log_bytes,
+        finished: Vec::new(),
+    });
+    Ok((runtime, meter))
 }
 
 /// Reads the handler's config, resolves its secrets and network grant, and hands them to

@@ -101,6 +101,12 @@ async fn outcomes_carry_kind_stack_and_retry_hints() {
         ),
         ("string", FailureKind::Error, "Error", "a string was thrown"),
         ("reject", FailureKind::Error, "TypeError", "rejected"),
+        (
+            "recursion",
+            FailureKind::Error,
+            "RangeError",
+            "Maximum call stack size exceeded",
+        ),
     ];
     for (mode, kind, name, message) in cases {
         let report = invoke(&rt, "outcomes", json!({"mode": mode})).await;

@@ -49,6 +49,17 @@ async fn an_uncaught_error_outside_the_handler_fails_the_invocation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn console_output_is_bounded() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    let report = invoke(&rt, "limits", json!({"mode": "log_flood"})).await;
+    assert_ok(&report);
+    let kept: usize = report.capture.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 64 * 1024, "kept {kept} bytes");
+    assert_eq!(report.capture.logs.len() + report.capture.dropped, 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn code_left_running_after_an_invocation_is_stopped_too() {
     let rt = runtime();
     load(&rt, "limits").await;
