@@ -19,6 +19,7 @@ const {
   DataViewPrototypeGetByteOffset,
   FunctionPrototypeCall,
   JSONParse,
+  ObjectDefineProperties,
   ObjectPrototypeIsPrototypeOf,
   ObjectPrototypeToString,
   PromiseReject,
@@ -255,8 +256,56 @@ function extractBody(value, prefix) {
   return { bytes: core.encode(text), contentType: "text/plain;charset=UTF-8" };
 }
 
+/**
+ * Defines the Body mixin (`body`, `bodyUsed`, `arrayBuffer()`, `bytes()`, `text()`,
+ * `json()`, and the unsupported `blob()`/`formData()`) on `prototype`, shared by Request
+ * and Response as in the Fetch standard.
+ */
+function mixinBody(prototype, iface) {
+  const method = (value) => ({ __proto__: null, value, writable: true, enumerable: false, configurable: true });
+  ObjectDefineProperties(prototype, {
+    body: {
+      __proto__: null,
+      get() {
+        webidl.assertBranded(this, prototype, iface);
+        return bodyStream(this[_body]);
+      },
+      enumerable: true,
+      configurable: true,
+    },
+    bodyUsed: {
+      __proto__: null,
+      get() {
+        webidl.assertBranded(this, prototype, iface);
+        return isBodyUsed(this[_body]);
+      },
+      enumerable: true,
+      configurable: true,
+    },
+    arrayBuffer: method(function arrayBuffer() {
+      return bodyArrayBuffer(this, prototype, iface);
+    }),
+    bytes: method(function bytes() {
+      return bodyBytes(this, prototype, iface);
+    }),
+    text: method(function text() {
+      return bodyText(this, prototype, iface);
+    }),
+    json: method(function json() {
+      return bodyJson(this, prototype, iface);
+    }),
+    blob: method(function blob() {
+      return unsupportedBodyMethod(this, prototype, iface, "blob");
+    }),
+    formData: method(function formData() {
+      return unsupportedBodyMethod(this, prototype, iface, "formData");
+    }),
+  });
+}
+
 export {
   loadStreams,
+  mixinBody,
   _body,
   bodyArrayBuffer,
   bodyBytes,

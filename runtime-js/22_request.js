@@ -22,16 +22,10 @@ import {
 } from "ext:eddy/20_headers.js";
 import {
   _body,
-  bodyArrayBuffer,
-  bodyBytes,
-  bodyJson,
-  bodyStream,
-  bodyText,
   extractBody,
-  isBodyUsed,
   newBody,
+  mixinBody,
   takeBody,
-  unsupportedBodyMethod,
   unusableReason,
 } from "ext:eddy/21_body.js";
 
@@ -259,40 +253,6 @@ class Request {
     return this[_signal];
   }
 
-  get body() {
-    webidl.assertBranded(this, RequestPrototype, "Request");
-    return bodyStream(this[_body]);
-  }
-
-  get bodyUsed() {
-    webidl.assertBranded(this, RequestPrototype, "Request");
-    return isBodyUsed(this[_body]);
-  }
-
-  arrayBuffer() {
-    return bodyArrayBuffer(this, RequestPrototype, "Request");
-  }
-
-  bytes() {
-    return bodyBytes(this, RequestPrototype, "Request");
-  }
-
-  text() {
-    return bodyText(this, RequestPrototype, "Request");
-  }
-
-  json() {
-    return bodyJson(this, RequestPrototype, "Request");
-  }
-
-  blob() {
-    return unsupportedBodyMethod(this, RequestPrototype, "Request", "blob");
-  }
-
-  formData() {
-    return unsupportedBodyMethod(this, RequestPrototype, "Request", "formData");
-  }
-
   clone() {
     webidl.assertBranded(this, RequestPrototype, "Request");
     const prefix = "Failed to execute 'clone' on 'Request'";
@@ -329,6 +289,7 @@ class Request {
   }
 }
 
+mixinBody(Request.prototype, "Request");
 webidl.configureInterface(Request);
 const RequestPrototype = Request.prototype;
 

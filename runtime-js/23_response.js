@@ -21,15 +21,9 @@ import {
 } from "ext:eddy/20_headers.js";
 import {
   _body,
-  bodyArrayBuffer,
-  bodyBytes,
-  bodyJson,
-  bodyStream,
-  bodyText,
   extractBody,
-  isBodyUsed,
   newBody,
-  unsupportedBodyMethod,
+  mixinBody,
   unusableReason,
 } from "ext:eddy/21_body.js";
 import {
@@ -271,45 +265,6 @@ class Response {
     return this[_headers];
   }
 
-  get body() {
-    webidl.assertBranded(this, ResponsePrototype, "Response");
-    return bodyStream(this[_body]);
-  }
-
-  get bodyUsed() {
-    webidl.assertBranded(this, ResponsePrototype, "Response");
-    return isBodyUsed(this[_body]);
-  }
-
-  arrayBuffer() {
-    return bodyArrayBuffer(this, ResponsePrototype, "Response");
-  }
-
-  bytes() {
-    return bodyBytes(this, ResponsePrototype, "Response");
-  }
-
-  text() {
-    return bodyText(this, ResponsePrototype, "Response");
-  }
-
-  json() {
-    return bodyJson(this, ResponsePrototype, "Response");
-  }
-
-  blob() {
-    return unsupportedBodyMethod(this, ResponsePrototype, "Response", "blob");
-  }
-
-  formData() {
-    return unsupportedBodyMethod(
-      this,
-      ResponsePrototype,
-      "Response",
-      "formData",
-    );
-  }
-
   clone() {
     webidl.assertBranded(this, ResponsePrototype, "Response");
     const reason = unusableReason(this[_body]);
@@ -356,6 +311,7 @@ class Response {
   }
 }
 
+mixinBody(Response.prototype, "Response");
 webidl.configureInterface(Response);
 const ResponsePrototype = Response.prototype;
 
