@@ -63,7 +63,9 @@ impl Invocations {
 
     /// One turn of the loop; ready when the isolate must go (stopped, or no more work).
     pub fn poll(&mut self, cx: &mut Context<'_>, rx: &mut mpsc::UnboundedReceiver<Box<Job>>) -> Poll<()> {
-        while !self.closing {
+        // Jobs beyond the interleaving limit wait in the channel until one in flight ends.
+        let max_inflight = self.isolate.spec.shared.settings.invocations_per_isolate;
+        while !self.closing && self.inflight.len() < max_inflight {
             match rx.poll_recv(cx) {
                 Poll::Ready(Some(job)) => self.start(*job),
                 Poll::Ready(None) => self.closing = true,
@@ -87,6 +89,10 @@ impl Invocations {
         self.expire(cx);
         if self.closing && self.inflight.is_empty() {
             return Poll::Ready(());
+        }
+        if self.inflight.len() < max_inflight && !rx.is_empty() {
+            // Room was made this turn and jobs are waiting: take them on the next turn.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }

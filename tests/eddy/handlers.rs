@@ -174,3 +174,21 @@ async fn interleaved_invocations_keep_their_own_logs() {
         "invocations of one handler ran one at a time (max in flight {overlap})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interleaving_stops_at_the_per_isolate_limit() {
+    let api = FakeApi::start().await;
+    let config = format!("{LOOPBACK_CONFIG}isolates_per_handler = 1\ninvocations_per_isolate = 2\n");
+    let rt = runtime_with(&fixtures(), &config);
+    load(&rt, "concurrent").await;
+    let runs = (0..6).map(|_| {
+        let rt = rt.clone();
+        let base = api.base();
+        tokio::spawn(async move { invoke(&rt, "concurrent", json!({"base": base, "ms": 100})).await })
+    });
+    for run in futures::future::join_all(runs).await {
+        assert_ok(&run.unwrap());
+    }
+    assert_eq!(api.state.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(rt.live_isolates(), 1);
+}
