@@ -89,10 +89,10 @@ pub async fn spawn(spec: IsolateSpec) -> Result<(IsolateHandle, Loaded), LoadErr
     std::thread::Builder::new()
         .name(format!("eddy-isolate:{}", spec.handler))
         .spawn(move || thread_main(spec, loaded_tx, rx, thread_inflight, thread_dead))
-        .map_err(|e| LoadError::host(format!("cannot start an isolate thread: {e}")))?;
+        .map_err(|e| LoadError::new(format!("cannot start an isolate thread: {e}")))?;
     let loaded = loaded_rx
         .await
-        .map_err(|_| LoadError::host("the isolate thread stopped while loading"))??;
+        .map_err(|_| LoadError::new("the isolate thread stopped while loading"))??;
     Ok((IsolateHandle { tx, inflight, dead }, loaded))
 }
 
@@ -106,7 +106,7 @@ fn thread_main(
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = loaded_tx.send(Err(LoadError::host(format!("cannot start a tokio runtime: {e}"))));
+            let _ = loaded_tx.send(Err(LoadError::new(format!("cannot start a tokio runtime: {e}"))));
             return;
         }
     };
@@ -137,12 +137,12 @@ impl Isolate {
     async fn create(spec: &IsolateSpec) -> Result<(Self, Loaded), LoadError> {
         let settings = &spec.shared.settings;
         let loader = HandlerLoader::new(&spec.root)
-            .map_err(|e| LoadError::host(format!("cannot open handlers folder {}: {e}", spec.root.display())))?;
+            .map_err(|e| LoadError::new(format!("cannot open handlers folder {}: {e}", spec.root.display())))?;
         let main = loader
             .main_specifier(&spec.file)
-            .map_err(|e| LoadError::host(e.to_string()))?;
+            .map_err(|e| LoadError::new(e.to_string()))?;
         let (mut runtime, meter) = new_runtime(spec, loader)?;
-        let entry = super::js::bootstrap(&mut runtime).map_err(|e| LoadError::host(e.to_string()))?;
+        let entry = super::js::bootstrap(&mut runtime).map_err(|e| LoadError::new(e.to_string()))?;
         let load_limit = Duration::from_millis(settings.cpu_limit_ms);
         let config_json = super::js::evaluate_handler(&mut runtime, &meter, &main, &entry.inspect, load_limit)
             .await
@@ -151,7 +151,7 @@ impl Isolate {
         meter.set_idle_limit(loaded.cpu_limit);
         super::js::configure(&mut runtime, &entry.configure, &spec.handler, &secrets)
             .await
-            .map_err(|e| LoadError::host(e.to_string()))?;
+            .map_err(|e| LoadError::new(e.to_string()))?;
         let isolate = Self {
             runtime,
             meter,
@@ -194,7 +194,7 @@ fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, 
         create_params: Some(v8::CreateParams::default().heap_limits(0, heap_bytes)),
         ..Default::default()
     })
-    .map_err(|e| LoadError::host(format!("cannot create an isolate: {e}")))?;
+    .map_err(|e| LoadError::new(format!("cannot create an isolate: {e}")))?;
     let meter = Meter::register(
         runtime.v8_isolate().thread_safe_handle(),
         Duration::from_millis(settings.cpu_limit_ms),
@@ -225,14 +225,13 @@ fn apply_config(
     runtime: &mut JsRuntime,
     config_json: &str,
 ) -> Result<(Loaded, Arc<Secrets>), LoadError> {
-    let config = HandlerConfig::from_json(config_json).map_err(|e| LoadError::config(e.to_string()))?;
-    let allow_net =
-        AllowNet::parse(&config.allow_net).map_err(|e| LoadError::config(format!("config.allowNet: {e}")))?;
+    let config = HandlerConfig::from_json(config_json).map_err(|e| LoadError::new(e.to_string()))?;
+    let allow_net = AllowNet::parse(&config.allow_net).map_err(|e| LoadError::new(format!("config.allowNet: {e}")))?;
     let secrets = spec
         .shared
         .secret_source
         .resolve(&config.secrets, &spec.root)
-        .map_err(|e| LoadError::config(e.to_string()))?;
+        .map_err(|e| LoadError::new(e.to_string()))?;
     let secrets = Arc::new(secrets);
     let settings = &spec.shared.settings;
     let timeout = config.timeout(settings.timeout_ms);

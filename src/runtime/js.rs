@@ -38,11 +38,11 @@ impl GlueError {
         match self {
             GlueError::Core(core) => match *core.0 {
                 CoreErrorKind::Js(js) => located(&js, root),
-                other => LoadError::module(other.to_string()),
+                other => LoadError::new(other.to_string()),
             },
             GlueError::Js(js) => located(&js, root),
-            GlueError::Stopped(why) => LoadError::module(why),
-            other => LoadError::module(other.to_string()),
+            GlueError::Stopped(why) => LoadError::new(why),
+            other => LoadError::new(other.to_string()),
         }
     }
 }
@@ -60,7 +60,7 @@ fn located(js: &JsError, root: &Path) -> LoadError {
             f.column_number.unwrap_or(0) as u32,
             message,
         ),
-        None => LoadError::module(message),
+        None => LoadError::new(message),
     }
 }
 

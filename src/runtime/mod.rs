@@ -52,17 +52,11 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    fn host(message: impl Into<String>) -> Self {
+    fn new(message: impl Into<String>) -> Self {
         Self {
             location: None,
             message: message.into(),
         }
-    }
-    fn config(message: impl Into<String>) -> Self {
-        Self::host(message)
-    }
-    fn module(message: impl Into<String>) -> Self {
-        Self::host(message)
     }
     fn located(file: String, line: u32, column: u32, message: String) -> Self {
         Self {
@@ -181,4 +175,31 @@ pub fn handler_id(root: &Path, file: &Path) -> Option<String> {
     let rel = file.strip_prefix(root).ok()?;
     let text = rel.to_str()?.strip_suffix(".js")?;
     Some(text.replace(std::path::MAIN_SEPARATOR, "/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_ids_are_paths_without_js() {
+        let root = Path::new("/h");
+        assert_eq!(
+            handler_id(root, Path::new("/h/accounts.patch.js")).as_deref(),
+            Some("accounts.patch")
+        );
+        assert_eq!(
+            handler_id(root, Path::new("/h/github/notify.js")).as_deref(),
+            Some("github/notify")
+        );
+        assert_eq!(handler_id(root, Path::new("/h/readme.md")), None);
+        assert_eq!(handler_id(root, Path::new("/elsewhere/a.js")), None);
+    }
+
+    #[test]
+    fn load_errors_render_with_their_location() {
+        assert_eq!(LoadError::new("boom").render(), "boom");
+        let located = LoadError::located("h/a.js".into(), 2, 13, "SyntaxError: x".into());
+        assert_eq!(located.render(), "h/a.js:2:13: SyntaxError: x");
+    }
 }
