@@ -24,6 +24,15 @@ async fn fetch_sends_and_receives_every_body_kind() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn redirects_follow_the_fetch_standard() {
+    let api = FakeApi::start().await;
+    let rt = runtime();
+    load(&rt, "fetch_redirect_rules").await;
+    let report = invoke(&rt, "fetch_redirect_rules", json!({"base": api.base(), "port": api.addr.port()})).await;
+    assert_ok(&report);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn crm_sync_uses_secrets_state_and_retry_after() {
     let api = FakeApi::start().await;
     let rt = runtime();

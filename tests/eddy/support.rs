@@ -113,7 +113,8 @@ impl FakeApi {
             .route("/text", get(|| async { "plain text" }))
             .route("/bytes", get(|| async { (0..=255u8).collect::<Vec<u8>>() }))
             .route("/big", get(|| async { vec![b'x'; 200_000] }))
-            .route("/redirect", get(redirect))
+            .route("/redirect", any(redirect))
+            .route("/loop", get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }))
             .route("/slow", get(slow))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -197,8 +197,8 @@ impl Exchange {
 
     async fn run(mut self, state: &Rc<RefCell<OpState>>) -> Result<FetchReply, FetchOpError> {
         let max = self.http.settings.max_redirects;
-        let mut redirected = false;
-        for hop in 0..=max {
+        let mut hops = 0;
+        loop {
             let started = Instant::now();
             let result = self.send_once().await;
             self.record(
@@ -208,18 +208,17 @@ impl Exchange {
             );
             let response = result?;
             let Some(next) = self.next_hop(&response)? else {
-                return read_reply(response, redirected, self.http.settings.max_response_bytes).await;
+                return read_reply(response, hops > 0, self.http.settings.max_response_bytes).await;
             };
-            if hop == max {
+            if hops == max {
                 return Err(FetchOpError::TooManyRedirects {
                     url: self.url.to_string(),
                     max,
                 });
             }
             self.follow(response.status(), next);
-            redirected = true;
+            hops += 1;
         }
-        unreachable!("the loop returns on its last hop")
     }
 
     async fn send_once(&self) -> Result<reqwest::Response, FetchOpError> {
