@@ -28,7 +28,12 @@ async fn redirects_follow_the_fetch_standard() {
     let api = FakeApi::start().await;
     let rt = runtime();
     load(&rt, "fetch_redirect_rules").await;
-    let report = invoke(&rt, "fetch_redirect_rules", json!({"base": api.base(), "port": api.addr.port()})).await;
+    let report = invoke(
+        &rt,
+        "fetch_redirect_rules",
+        json!({"base": api.base(), "port": api.addr.port()}),
+    )
+    .await;
     assert_ok(&report);
 }
 
