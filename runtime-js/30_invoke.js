@@ -115,7 +115,7 @@ let handlerFn = null;
 let handlerName = "";
 let secrets = ObjectFreeze({});
 
-/** Checks the module's exports once at load; returns the config as JSON. */
+/** Checks the module's exports once at load; returns `{ config, on }` as JSON. */
 function inspectModule(namespace) {
   if (typeof namespace.default !== "function") {
     throw new TypeError("a handler must `export default` a function (event, ctx)");
@@ -125,7 +125,7 @@ function inspectModule(namespace) {
     throw new TypeError("`export const config` must be an object");
   }
   handlerFn = namespace.default;
-  return JSONStringify(config);
+  return JSONStringify({ config, on: namespace.on ?? null });
 }
 
 /** Hands the handler its name and granted secrets. */

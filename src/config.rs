@@ -43,6 +43,55 @@ pub struct Config {
     pub net: NetConfig,
     /// Isolate limits and pool sizes.
     pub runtime: RuntimeConfig,
+    /// Bearer token every endpoint but `/healthz` requires (`EDDY_API_TOKEN` overrides).
+    pub api_token: Option<String>,
+    /// `POST /events` limits.
+    pub ingest: IngestConfig,
+    /// Queue workers and retries.
+    pub delivery: DeliveryConfig,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Most attempts running at once, across handlers.
+    pub max_concurrency: usize,
+    /// Attempts of one handler running at once, unless its `config.concurrency` says otherwise.
+    pub handler_concurrency: usize,
+    /// Delays before the 2nd, 3rd, ... attempt, unless a handler's `config.retry` says otherwise.
+    pub retry_schedule: Vec<String>,
+    /// How long a stop waits for attempts in flight.
+    pub grace_period_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 64,
+            handler_concurrency: 8,
+            retry_schedule: ["5s", "30s", "2m", "10m", "30m", "1h", "3h", "6h", "12h"]
+                .map(String::from)
+                .to_vec(),
+            grace_period_ms: 10_000,
+        }
+    }
 }
 
 /// `[net]`: outbound network settings.
@@ -85,6 +134,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             net: NetConfig::default(),
             runtime: RuntimeConfig::default(),
+            api_token: None,
+            ingest: IngestConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -170,7 +222,24 @@ impl Config {
             "runtime.invocations_per_isolate",
             "at least 1",
         )?;
-        range(self.net.max_response_bytes >= 1, "net.max_response_bytes", "at least 1")
+        range(self.net.max_response_bytes >= 1, "net.max_response_bytes", "at least 1")?;
+        range(
+            self.ingest.max_body_bytes >= 1024,
+            "ingest.max_body_bytes",
+            "at least 1024",
+        )?;
+        let d = &self.delivery;
+        range(d.max_concurrency >= 1, "delivery.max_concurrency", "at least 1")?;
+        range(d.handler_concurrency >= 1, "delivery.handler_concurrency", "at least 1")?;
+        let schedule_ok = !d.retry_schedule.is_empty()
+            && d.retry_schedule
+                .iter()
+                .all(|t| humantime::parse_duration(t.trim()).is_ok());
+        range(
+            schedule_ok,
+            "delivery.retry_schedule",
+            "a non-empty list of delays like \"5s\" or \"10m\"",
+        )
     }
 
     /// The `[net] allow_private` entries as networks.

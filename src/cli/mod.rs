@@ -3,8 +3,11 @@
 //! Exit codes: 0 success, 1 handler failure (or `check` found errors), 2 usage or load error.
 
 mod check;
+mod client;
 mod output;
+mod remote;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +28,16 @@ enum Command {
     Run(run::RunArgs),
     /// Load every handler and report syntax and load errors as file:line:col: message.
     Check(check::CheckArgs),
+    /// Run the pipeline: ingest, routing, delivery with retries, the admin API.
+    Serve(serve::ServeArgs),
+    /// Send one event to a running server.
+    Send(remote::SendArgs),
+    /// Inspect events on a running server.
+    #[command(subcommand)]
+    Events(remote::EventsCommand),
+    /// Inspect deliveries on a running server.
+    #[command(subcommand)]
+    Deliveries(remote::DeliveriesCommand),
 }
 
 /// Flags shared by commands that read `eddy.toml`.
@@ -77,6 +90,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Check(args) => check::check(args).await,
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Send(args) => remote::send(args).await,
+            Command::Events(command) => remote::events(command).await,
+            Command::Deliveries(command) => remote::deliveries(command).await,
         }
     });
     match result {

@@ -68,18 +68,23 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
 }
 
 fn read_event(arg: &str) -> anyhow::Result<Event> {
+    Ok(Event::from_json(&read_input(arg)?, "eddy/cli")?)
+}
+
+/// Inline text, `@file`, or `-` for standard input.
+pub fn read_input(arg: &str) -> anyhow::Result<String> {
     let text = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("cannot read the event from standard input")?;
+            .context("cannot read standard input")?;
         text
     } else if let Some(path) = arg.strip_prefix('@') {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read event file {path}"))?
+        std::fs::read_to_string(path).with_context(|| format!("cannot read file {path}"))?
     } else {
         arg.to_owned()
     };
-    Ok(Event::from_json(&text, "eddy/cli")?)
+    Ok(text)
 }
 
 /// The handlers folder if the file is inside it, else the file's own folder.

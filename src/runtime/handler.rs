@@ -21,6 +21,18 @@ pub struct HandlerConfig {
     pub timeout_ms: Option<u64>,
     /// CPU limit per invocation.
     pub cpu_limit_ms: Option<u64>,
+    /// Most deliveries of this handler running at once (read by delivery).
+    pub concurrency: Option<u32>,
+    /// This handler's retry schedule (read by delivery).
+    pub retry: Option<RetryConfig>,
+}
+
+/// `config.retry`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delays before the 2nd, 3rd, ... attempt, like `["5s", "1m"]`.
+    pub schedule: Vec<String>,
 }
 
 /// Errors in a handler's config.
@@ -46,6 +58,12 @@ impl HandlerConfig {
             return Err(ConfigExportError::Range {
                 key: "cpuLimitMs",
                 max: MAX_TIMEOUT_MS,
+            });
+        }
+        if config.concurrency.is_some_and(|c| c == 0 || c > 1024) {
+            return Err(ConfigExportError::Range {
+                key: "concurrency",
+                max: 1024,
             });
         }
         Ok(config)
@@ -82,5 +100,12 @@ mod tests {
         assert!(err.to_string().contains("allownet"), "{err}");
         assert!(HandlerConfig::from_json(r#"{"timeoutMs":0}"#).is_err());
         assert!(HandlerConfig::from_json(r#"{"secrets":"A"}"#).is_err());
+        assert!(HandlerConfig::from_json(r#"{"concurrency":0}"#).is_err());
+        assert!(HandlerConfig::from_json(r#"{"retry":{"schedul":[]}}"#).is_err());
+        let c = HandlerConfig::from_json(r#"{"concurrency":2,"retry":{"schedule":["1s"]}}"#).unwrap();
+        assert_eq!(
+            (c.concurrency, c.retry.unwrap().schedule),
+            (Some(2), vec!["1s".to_owned()])
+        );
     }
 }

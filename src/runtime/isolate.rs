@@ -37,8 +37,17 @@ pub struct IsolateSpec {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: HandlerConfig,
+    /// The module's `on` export, as JSON (null when absent).
+    pub on: serde_json::Value,
     pub timeout: Duration,
     pub cpu_limit: Duration,
+}
+
+/// What `inspectModule` reports about the module's exports.
+#[derive(serde::Deserialize)]
+struct Exports {
+    config: serde_json::Value,
+    on: serde_json::Value,
 }
 
 /// A unit of work for the isolate thread.
@@ -223,9 +232,10 @@ fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, 
 fn apply_config(
     spec: &IsolateSpec,
     runtime: &mut JsRuntime,
-    config_json: &str,
+    exports_json: &str,
 ) -> Result<(Loaded, Arc<Secrets>), LoadError> {
-    let config = HandlerConfig::from_json(config_json).map_err(|e| LoadError::new(e.to_string()))?;
+    let exports: Exports = serde_json::from_str(exports_json).map_err(|e| LoadError::new(e.to_string()))?;
+    let config = HandlerConfig::from_json(&exports.config.to_string()).map_err(|e| LoadError::new(e.to_string()))?;
     let allow_net = AllowNet::parse(&config.allow_net).map_err(|e| LoadError::new(format!("config.allowNet: {e}")))?;
     let secrets = spec
         .shared
@@ -245,6 +255,7 @@ fn apply_config(
     }
     let loaded = Loaded {
         config,
+        on: exports.on,
         timeout,
         cpu_limit,
     };

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use eddy_runtime_js::net;
 pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine, SecretError, SecretSource};
-pub use handler::HandlerConfig;
+pub use handler::{HandlerConfig, RetryConfig};
 pub use report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
@@ -88,8 +88,16 @@ pub struct HandlerInfo {
     pub id: String,
     pub file: PathBuf,
     pub config: HandlerConfig,
+    /// The module's `on` export as JSON (null when absent): routing reads it.
+    pub on: serde_json::Value,
     pub timeout: Duration,
     pub cpu_limit: Duration,
+}
+
+/// A loaded handler version, not yet in use.
+pub struct Prepared {
+    pub info: HandlerInfo,
+    pool: Arc<Pool>,
 }
 
 /// Runs handlers; cheap to share behind an `Arc`.
@@ -129,9 +137,18 @@ impl Runtime {
         &self.root
     }
 
-    /// Loads (or reloads) handler `id` from `file`: one isolate is started to evaluate it.
-    /// On error the previous version, if any, stays in use.
+    /// Loads (or reloads) handler `id` from `file` and puts it in use. On error the
+    /// previous version, if any, stays in use.
     pub async fn load(&self, id: &str, file: &Path) -> Result<HandlerInfo, LoadError> {
+        let prepared = self.prepare(id, file).await?;
+        let info = prepared.info.clone();
+        self.install(prepared);
+        Ok(info)
+    }
+
+    /// Loads handler `id` from `file` in a first isolate without putting it in use, so the
+    /// caller can check it further (routes, retry schedule) before [`Runtime::install`].
+    pub async fn prepare(&self, id: &str, file: &Path) -> Result<Prepared, LoadError> {
         let spec = isolate::IsolateSpec {
             handler: id.to_owned(),
             file: file.to_owned(),
@@ -139,9 +156,16 @@ impl Runtime {
             shared: self.shared.clone(),
         };
         let pool = Pool::start(spec).await?;
-        let info = pool.info();
-        self.lock().insert(id.to_owned(), Arc::new(pool));
-        Ok(info)
+        Ok(Prepared {
+            info: pool.info(),
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Puts a prepared handler version in use; the previous version's isolates finish what
+    /// they run and stop.
+    pub fn install(&self, prepared: Prepared) {
+        self.lock().insert(prepared.info.id.clone(), prepared.pool);
     }
 
     /// Runs one event through handler `id`, which must have been loaded.
@@ -154,7 +178,7 @@ impl Runtime {
         if report.capture.state_writes == 0 {
             return report;
         }
-        if let Err(e) = self.shared.store.flush().await {
+        if let Err(e) = self.shared.store.commit().await {
             return pool::unavailable(id, format!("handler state could not be made durable: {e}"));
         }
         report

@@ -38,6 +38,7 @@ impl Pool {
             id: self.spec.handler.clone(),
             file: self.spec.file.clone(),
             config: self.loaded.config.clone(),
+            on: self.loaded.on.clone(),
             timeout: self.loaded.timeout,
             cpu_limit: self.loaded.cpu_limit,
         }

@@ -4,11 +4,20 @@
 //! data folder written by a newer schema or one that is locked or damaged: eddy never starts
 //! empty over existing data.
 
+mod codec;
+mod commit;
+mod deliveries;
+mod events;
 mod keys;
+mod records;
 mod state;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub use deliveries::DeliveryFilter;
+pub use events::{EventFilter, Ingested, NewEvent};
+pub use records::{AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, NextStep};
 pub use state::{HandlerState, StateEntry};
 
 /// Errors of the store.
@@ -32,7 +41,31 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    trees: Trees,
+    commit: Arc<commit::GroupCommit>,
+}
+
+#[derive(Clone)]
+struct Trees {
     state: sled::Tree,
+    events: sled::Tree,
+    events_seq: sled::Tree,
+    deliveries: sled::Tree,
+    attempts: sled::Tree,
+    queue: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            state: db.open_tree(keys::TREE_STATE)?,
+            events: db.open_tree(keys::TREE_EVENTS)?,
+            events_seq: db.open_tree(keys::TREE_EVENTS_SEQ)?,
+            deliveries: db.open_tree(keys::TREE_DELIVERIES)?,
+            attempts: db.open_tree(keys::TREE_ATTEMPTS)?,
+            queue: db.open_tree(keys::TREE_QUEUE)?,
+        })
+    }
 }
 
 impl Store {
@@ -47,15 +80,20 @@ impl Store {
             .open()
             .map_err(|e| open_err(describe_open_error(&e)))?;
         Self::check_schema(&db, dir)?;
-        let state = db.open_tree(keys::TREE_STATE)?;
-        Ok(Self { db, state })
+        Self::with_db(db)
+    }
+
+    fn with_db(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            trees: Trees::open(&db)?,
+            db,
+            commit: Arc::default(),
+        })
     }
 
     /// A store that lives in memory and disappears with the process.
     pub fn temporary() -> Result<Self, StoreError> {
-        let db = sled::Config::new().temporary(true).open()?;
-        let state = db.open_tree(keys::TREE_STATE)?;
-        Ok(Self { db, state })
+        Self::with_db(sled::Config::new().temporary(true).open()?)
     }
 
     fn check_schema(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
@@ -84,13 +122,13 @@ impl Store {
 
     /// The state namespace of one handler.
     pub fn handler_state(&self, handler: &str) -> HandlerState {
-        HandlerState::new(self.state.clone(), handler)
+        HandlerState::new(self.trees.state.clone(), handler)
     }
 
-    /// Makes every write so far durable; concurrent callers share one flush.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// Makes every write the caller made so far durable; concurrent callers share one flush
+    /// (group commit).
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        self.commit.commit(&self.db).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! Durable per-handler key/value state (`ctx.state` in handlers).
 
-use super::{StoreError, keys};
+use super::{StoreError, codec, keys};
 
 /// Longest state key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -51,8 +51,7 @@ impl HandlerState {
     /// Stores `value` under `key`.
     pub fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
         let key = self.key(key)?;
-        let mut record = vec![keys::STATE_RECORD_V1];
-        serde_json::to_writer(&mut record, value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let record = codec::encode(keys::STATE_RECORD_V1, value)?;
         if record.len() - 1 > MAX_VALUE_BYTES {
             return Err(StoreError::ValueTooLarge {
                 len: record.len() - 1,
@@ -87,12 +86,7 @@ impl HandlerState {
 }
 
 fn decode(raw: &[u8]) -> Result<serde_json::Value, StoreError> {
-    match raw.split_first() {
-        Some((&keys::STATE_RECORD_V1, json)) => {
-            serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))
-        }
-        _ => Err(StoreError::Corrupt("unknown state record version".into())),
-    }
+    codec::decode(keys::STATE_RECORD_V1, raw)
 }
 
 #[cfg(test)]

@@ -1,0 +1,57 @@
+//! The one error type of eddy's HTTP endpoints: a status and `{ "error", "detail" }`, with
+//! internals (store failures) reduced to a message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An HTTP error answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status} {error}: {detail}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// A short, stable code (`invalid_json`, `not_found`, ...).
+    pub error: &'static str,
+    /// What was wrong, for people.
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(error: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, detail)
+    }
+
+    pub fn unprocessable(error: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, error, detail)
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} with id {id:?}"))
+    }
+
+    /// A failure inside eddy; the detail says what failed without internals.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(format!("store: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.error, "detail": self.detail });
+        (self.status, Json(body)).into_response()
+    }
+}

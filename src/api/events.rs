@@ -1,0 +1,70 @@
+//! `GET /events` and `GET /events/{id}`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use super::{ApiError, limit};
+use crate::server::App;
+use crate::store::{DeliveryRecord, EventFilter};
+
+/// Query of `GET /events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// RFC 3339 time, or a duration back from now like `6h`.
+    since: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /events?type=&since=&limit=&cursor=`: in ingest order, `next_cursor` for the next page.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = limit(q.limit)?;
+    let filter = EventFilter {
+        event_type: q.event_type,
+        since_ms: q.since.as_deref().map(since_ms).transpose()?,
+        after_seq: q
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))
+            })
+            .transpose()?,
+        limit,
+    };
+    let events = app.store.list_events(&filter)?;
+    let next = (events.len() == limit)
+        .then(|| events.last().map(|e| e.seq.to_string()))
+        .flatten();
+    Ok(Json(serde_json::json!({ "events": events, "next_cursor": next })))
+}
+
+/// `GET /events/{id}`: the event with its deliveries.
+pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let record = app.store.event(&id)?.ok_or_else(|| ApiError::not_found("event", &id))?;
+    let deliveries: Vec<DeliveryRecord> = record
+        .deliveries
+        .iter()
+        .filter_map(|d| app.store.delivery(d).transpose())
+        .collect::<Result<_, _>>()?;
+    Ok(Json(serde_json::json!({ "event": record, "deliveries": deliveries })))
+}
+
+/// `since` as milliseconds since the epoch: an RFC 3339 time, or a duration ago.
+pub fn since_ms(text: &str) -> Result<u64, ApiError> {
+    let at = humantime::parse_rfc3339_weak(text)
+        .or_else(|_| humantime::parse_duration(text).map(|ago| SystemTime::now() - ago))
+        .map_err(|_| ApiError::bad_request("invalid_query", format!("since {text:?} is not a time or a duration")))?;
+    Ok(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64)
+}

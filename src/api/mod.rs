@@ -1,0 +1,56 @@
+//! The admin API: read-only views of events, deliveries, handlers, health and metrics.
+//! One file per resource; one error type ([`ApiError`]).
+
+pub mod deliveries;
+mod error;
+pub mod events;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
+
+pub use error::ApiError;
+
+use crate::server::App;
+
+/// Most rows one listing returns.
+pub const MAX_LIMIT: usize = 1000;
+/// Rows a listing returns when the client does not say.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// `GET /healthz`: no token needed.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /handlers`: every handler with its routes and load error, if any.
+pub async fn handlers(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "handlers": app.handlers.statuses() }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let body = app.metrics.render(app.store.queue_depth(), app.runtime.live_isolates());
+    ([("content-type", "text/plain; version=0.0.4")], body)
+}
+
+/// Any other path.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no endpoint at {}", uri.path()),
+    )
+}
+
+/// A `limit` query value, defaulted and capped.
+pub fn limit(value: Option<usize>) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(DEFAULT_LIMIT),
+        Some(0) => Err(ApiError::bad_request("invalid_query", "limit must be at least 1")),
+        Some(n) => Ok(n.min(MAX_LIMIT)),
+    }
+}

@@ -1,0 +1,192 @@
+//! `eddy send`, `eddy events list|show`, `eddy deliveries list|show`.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::Failure;
+use super::client::{Client, ServerArgs, print_table};
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// Event type, like accounts.patch.
+    #[arg(value_name = "TYPE")]
+    kind: String,
+    /// The event's data: inline JSON, @file, or - for standard input [default: null]
+    data: Option<String>,
+    /// Event id (a repeated id is accepted once).
+    #[arg(long)]
+    id: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest last.
+    List {
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// RFC 3339 time or a duration ago, like 6h.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one event with its deliveries.
+    Show {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries.
+    List {
+        /// pending, running, succeeded or dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        handler: Option<String>,
+        #[arg(long = "type")]
+        kind: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one delivery with every attempt.
+    Show {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+pub async fn send(args: SendArgs) -> Result<(), Failure> {
+    let data = match args.data.as_deref() {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(&super::run::read_input(text)?).context("the data is not valid JSON")?,
+    };
+    let mut event = json!({ "type": args.kind, "data": data });
+    if let Some(id) = args.id {
+        event["id"] = Value::String(id);
+    }
+    let answer = Client::new(&args.server)?.post("/events", &event).await?;
+    if args.server.json {
+        println!("{answer}");
+    } else {
+        for id in answer["ids"].as_array().into_iter().flatten() {
+            println!("{}", id.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+pub async fn events(command: EventsCommand) -> Result<(), Failure> {
+    match command {
+        EventsCommand::List {
+            kind,
+            since,
+            limit,
+            cursor,
+            server,
+        } => {
+            let query = [
+                ("type", kind),
+                ("since", since),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor),
+            ];
+            let answer = Client::new(&server)?.get("/events", &query).await?;
+            if server.json {
+                println!("{answer}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = answer["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    let deliveries = e["deliveries"].as_array().map_or(0, Vec::len);
+                    vec![
+                        text(&e["event"]["id"]),
+                        text(&e["event"]["type"]),
+                        text(&e["event"]["time"]),
+                        deliveries.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "TYPE", "TIME", "DELIVERIES"], &rows);
+            print_cursor(&answer);
+        }
+        EventsCommand::Show { id, server } => {
+            let answer = Client::new(&server)?.get(&format!("/events/{id}"), &[]).await?;
+            println!("{}", serde_json::to_string_pretty(&answer).context("print")?);
+        }
+    }
+    Ok(())
+}
+
+pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
+    match command {
+        DeliveriesCommand::List {
+            status,
+            handler,
+            kind,
+            limit,
+            cursor,
+            server,
+        } => {
+            let query = [
+                ("status", status),
+                ("handler", handler),
+                ("type", kind),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor),
+            ];
+            let answer = Client::new(&server)?.get("/deliveries", &query).await?;
+            if server.json {
+                println!("{answer}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = answer["deliveries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    let fields = ["id", "handler", "event_type", "status", "attempts", "last_error"];
+                    fields.iter().map(|f| text(&d[*f])).collect()
+                })
+                .collect();
+            print_table(&["ID", "HANDLER", "TYPE", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows);
+            print_cursor(&answer);
+        }
+        DeliveriesCommand::Show { id, server } => {
+            let answer = Client::new(&server)?.get(&format!("/deliveries/{id}"), &[]).await?;
+            println!("{}", serde_json::to_string_pretty(&answer).context("print")?);
+        }
+    }
+    Ok(())
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_cursor(answer: &Value) {
+    if let Some(next) = answer["next_cursor"].as_str() {
+        eprintln!("more: --cursor {next}");
+    }
+}

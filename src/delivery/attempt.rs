@@ -1,0 +1,76 @@
+//! One attempt of one delivery: run it, record it, decide what follows.
+
+use std::time::Duration;
+
+use super::{Decision, Engine, RetryPolicy, now_ms};
+use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
+use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
+
+/// Runs the next attempt of a claimed delivery and stores its record and next step.
+pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPolicy) {
+    let n = delivery.attempts + 1;
+    let started_ms = now_ms();
+    let (next, attempt) = match engine.store.event(&delivery.event_id) {
+        Ok(Some(record)) => {
+            let request = InvocationRequest {
+                event: record.event,
+                delivery_id: delivery.id.clone(),
+                attempt: n,
+                idempotency_key: format!("{}:{}", delivery.event_id, delivery.handler),
+            };
+            let report = engine.runtime.invoke(&delivery.handler, request).await;
+            (next_step(&report, n, policy), record_of(n, started_ms, &report))
+        }
+        Ok(None) => gone(n, started_ms, "the event no longer exists"),
+        Err(e) => gone(n, started_ms, &format!("the event cannot be read: {e}")),
+    };
+    let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms() + 1000);
+    let stored = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms());
+    let committed = match stored {
+        Ok(()) => engine.store.commit().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
+        // The delivery stays marked running and runs again after a restart.
+        eprintln!("eddy: cannot record attempt {n} of delivery {}: {e}", delivery.id);
+    }
+    if soon {
+        engine.wake();
+    }
+}
+
+fn next_step(report: &InvocationReport, n: u32, policy: &RetryPolicy) -> NextStep {
+    let Outcome::Failure(failure) = &report.outcome else {
+        return NextStep::Succeeded;
+    };
+    let error = format!("{}: {}", failure.name, failure.message);
+    match policy.decide(n, failure, rand::random::<f64>()) {
+        Decision::RetryAfter(delay) => NextStep::Retry {
+            due_ms: now_ms() + delay.as_millis() as u64,
+            error,
+        },
+        Decision::GiveUp => NextStep::Dead { error },
+    }
+}
+
+fn record_of(n: u32, started_ms: u64, report: &InvocationReport) -> AttemptRecord {
+    AttemptRecord {
+        n,
+        started_ms,
+        duration_ms: report.duration_ms,
+        succeeded: report.outcome.is_success(),
+        report: serde_json::to_value(report).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// A delivery whose event is gone cannot succeed: it is dead at once.
+fn gone(n: u32, started_ms: u64, why: &str) -> (NextStep, AttemptRecord) {
+    let attempt = AttemptRecord {
+        n,
+        started_ms,
+        duration_ms: Duration::ZERO.as_secs_f64(),
+        succeeded: false,
+        report: serde_json::json!({ "outcome": { "status": "failure", "message": why } }),
+    };
+    (NextStep::Dead { error: why.to_owned() }, attempt)
+}

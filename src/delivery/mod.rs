@@ -1,0 +1,179 @@
+//! Delivery: claims due deliveries from the store's queue, runs them in the runtime within
+//! per-handler and global concurrency limits, records every attempt, and schedules retries
+//! or declares deliveries dead.
+//!
+//! It owns no storage (the queue and records are the store's) and no JS (the runtime's).
+//! A delivery in flight when the process dies is still marked running in the store; the
+//! next start puts it back in the queue, so every delivery runs at least once.
+
+mod attempt;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+pub use retry::{Decision, RetryError, RetryPolicy};
+
+use crate::runtime::Runtime;
+use crate::store::{Store, StoreError};
+
+/// Deliveries looked at per scan of the queue.
+const SCAN: usize = 256;
+/// Longest sleep between scans when nothing wakes the engine.
+const IDLE_SCAN: Duration = Duration::from_secs(1);
+
+/// Errors that stop the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Most attempts running at once, across handlers.
+    pub max_concurrency: usize,
+    /// Retry schedule of handlers that do not set their own.
+    pub default_policy: RetryPolicy,
+    /// Per-handler concurrency of handlers that do not set their own.
+    pub default_concurrency: usize,
+    /// How long shutdown waits for attempts in flight.
+    pub grace: Duration,
+}
+
+/// One handler's limits: retry policy and a concurrency semaphore.
+#[derive(Clone)]
+struct HandlerLimits {
+    policy: RetryPolicy,
+    permits: Arc<Semaphore>,
+}
+
+/// The delivery engine; share it behind an `Arc`.
+pub struct Engine {
+    store: Store,
+    runtime: Arc<Runtime>,
+    settings: DeliverySettings,
+    handlers: RwLock<HashMap<String, HandlerLimits>>,
+    /// Permits for attempts in flight across all handlers.
+    global: Arc<Semaphore>,
+    /// Woken when new work may be due (ingest, a retry scheduled soon).
+    wake: Notify,
+}
+
+impl Engine {
+    pub fn new(store: Store, runtime: Arc<Runtime>, settings: DeliverySettings) -> Arc<Self> {
+        Arc::new(Self {
+            global: Arc::new(Semaphore::new(settings.max_concurrency)),
+            store,
+            runtime,
+            settings,
+            handlers: RwLock::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Sets a handler's limits (on load and reload). Attempts already running keep the
+    /// permits they hold.
+    pub fn set_handler(&self, id: &str, concurrency: Option<u32>, policy: Option<RetryPolicy>) {
+        let limits = HandlerLimits {
+            policy: policy.unwrap_or_else(|| self.settings.default_policy.clone()),
+            permits: Arc::new(Semaphore::new(
+                concurrency.map_or(self.settings.default_concurrency, |c| c as usize),
+            )),
+        };
+        self.handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), limits);
+    }
+
+    /// Tells the engine new work may be due.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown` turns true, then lets attempts in flight finish within the
+    /// grace period; attempts still running after it stay queued for the next start.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> Result<(), DeliveryError> {
+        let requeued = self.store.requeue_running(now_ms())?;
+        if requeued > 0 {
+            eprintln!("eddy: {requeued} deliveries interrupted by the last stop will run again");
+        }
+        let mut tasks = JoinSet::new();
+        while !*shutdown.borrow() {
+            self.dispatch(&mut tasks)?;
+            let pause = self.pause()?;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+                Some(_) = tasks.join_next() => {}
+            }
+        }
+        let drained = tokio::time::timeout(self.settings.grace, async {
+            while tasks.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            eprintln!(
+                "eddy: {} attempts still running after the grace period; they will run again",
+                tasks.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Time until the earliest queued delivery is due, at most [`IDLE_SCAN`].
+    fn pause(&self) -> Result<Duration, DeliveryError> {
+        let pause = match self.store.next_due()? {
+            Some(due) => Duration::from_millis(due.saturating_sub(now_ms())),
+            None => IDLE_SCAN,
+        };
+        Ok(pause.min(IDLE_SCAN))
+    }
+
+    /// Claims every due delivery that has a free permit and starts its attempt.
+    fn dispatch(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> Result<(), DeliveryError> {
+        let now = now_ms();
+        for (due_ms, id) in self.store.due(now, SCAN)? {
+            let Some(delivery) = self.store.delivery(&id)? else {
+                continue;
+            };
+            let limits = self.limits(&delivery.handler);
+            let Ok(global) = self.global.clone().try_acquire_owned() else {
+                break;
+            };
+            let Ok(local) = limits.permits.clone().try_acquire_owned() else {
+                continue;
+            };
+            let Some(claimed) = self.store.claim(due_ms, &id, now)? else {
+                continue;
+            };
+            let engine = self.clone();
+            tasks.spawn(async move {
+                attempt::run(&engine, claimed, &limits.policy).await;
+                drop((global, local));
+            });
+        }
+        Ok(())
+    }
+
+    fn limits(&self, handler: &str) -> HandlerLimits {
+        let handlers = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        handlers.get(handler).cloned().unwrap_or_else(|| HandlerLimits {
+            policy: self.settings.default_policy.clone(),
+            permits: Arc::new(Semaphore::new(self.settings.default_concurrency)),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,72 @@
+//! HTTP in: `POST /events`. Parses and validates before anything is written, routes each
+//! event, stores it with its deliveries, and answers only once that is durable (group commit).
+//!
+//! Later: `/webhooks/{source}` (signatures) and the API-observing proxy.
+
+mod parse;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub use parse::{DEFAULT_SOURCE, events_from_request};
+
+use crate::api::ApiError;
+use crate::delivery::now_ms;
+use crate::server::App;
+use crate::store::{Ingested, NewEvent};
+
+/// `POST /events`: 202 `{ "ids": [...] }` once durable; 200 when every event was a duplicate.
+pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, app.max_body_bytes).await?;
+    let events = events_from_request(&headers, &bytes)?;
+    let batch: Vec<NewEvent> = {
+        let routing = app.routing();
+        events
+            .into_iter()
+            .map(|event| NewEvent {
+                handlers: routing.route(&event.kind),
+                event,
+            })
+            .collect()
+    };
+    let store = app.store.clone();
+    let ingested = tokio::task::spawn_blocking(move || store.ingest(batch, now_ms()))
+        .await
+        .map_err(ApiError::internal)??;
+    app.store.commit().await?;
+    app.metrics
+        .ingested(ingested.iter().filter(|i| matches!(i, Ingested::New { .. })).count());
+    app.engine.wake();
+    let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
+    let ids: Vec<&str> = ingested.iter().map(Ingested::id).collect();
+    let status = if all_duplicates {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(serde_json::json!({ "ids": ids }))).into_response())
+}
+
+/// The body, refused with 413 as soon as it is known to be over `limit`.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {limit} bytes ([ingest] max_body_bytes)"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+}

@@ -1,0 +1,151 @@
+//! `eddy serve`: the composition root. Opens nothing itself: it is handed the store and a
+//! bound listener, wires ingest, the admin API, the handlers and the delivery engine, and
+//! runs until the shutdown signal, then drains.
+
+mod handlers;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use handlers::{HandlerStatus, Handlers};
+pub use metrics::Metrics;
+
+use crate::api::{self, ApiError};
+use crate::config::Config;
+use crate::delivery::{DeliverySettings, Engine, RetryPolicy};
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("{0}")]
+    Delivery(#[from] crate::delivery::DeliveryError),
+    #[error("delivery.retry_schedule: {0}")]
+    Retry(#[from] crate::delivery::RetryError),
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every request handler shares.
+pub struct App {
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub engine: Arc<Engine>,
+    pub handlers: Handlers,
+    pub metrics: Metrics,
+    pub max_body_bytes: usize,
+    api_token: Option<String>,
+}
+
+impl App {
+    /// The routing table in use.
+    pub fn routing(&self) -> std::sync::RwLockReadGuard<'_, crate::router::RoutingTable> {
+        self.handlers.routing()
+    }
+}
+
+/// Builds the application: runtime, engine and handlers over `store`.
+pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Arc<App>, ServerError> {
+    let runtime = Arc::new(Runtime::new(config, config_path, &config.handlers, store.clone())?);
+    let settings = DeliverySettings {
+        max_concurrency: config.delivery.max_concurrency,
+        default_policy: RetryPolicy::parse(&config.delivery.retry_schedule)?,
+        default_concurrency: config.delivery.handler_concurrency,
+        grace: Duration::from_millis(config.delivery.grace_period_ms),
+    };
+    let engine = Engine::new(store.clone(), runtime.clone(), settings);
+    let api_token = std::env::var("EDDY_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or(config.api_token.clone());
+    Ok(Arc::new(App {
+        handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
+        store,
+        runtime,
+        engine,
+        metrics: Metrics::default(),
+        max_body_bytes: config.ingest.max_body_bytes,
+        api_token,
+    }))
+}
+
+/// The HTTP routes.
+pub fn router(app: Arc<App>) -> Router {
+    let protected = Router::new()
+        .route("/events", post(crate::ingest::post_events).get(api::events::list))
+        .route("/events/{id}", get(api::events::show))
+        .route("/deliveries", get(api::deliveries::list))
+        .route("/deliveries/{id}", get(api::deliveries::show))
+        .route("/handlers", get(api::handlers))
+        .route("/metrics", get(api::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(protected)
+        .fallback(api::not_found)
+        .with_state(app)
+}
+
+async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(token) = &app.api_token {
+        let given = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this endpoint needs Authorization: Bearer <token>",
+            ));
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Loads the handlers, then serves `listener` and delivers until `shutdown` turns true;
+/// stops intake first, then lets attempts in flight finish within the grace period.
+pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+    for error in app.handlers.scan().await {
+        eprintln!("eddy: {error}");
+    }
+    let engine = tokio::spawn(app.engine.clone().run(shutdown.clone()));
+    let reload = tokio::spawn(reload_loop(app.clone(), shutdown.clone()));
+    let stop = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    axum::serve(listener, router(app)).with_graceful_shutdown(stop).await?;
+    reload.abort();
+    engine.await.map_err(std::io::Error::other)??;
+    Ok(())
+}
+
+async fn reload_loop(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        tokio::time::sleep(handlers::RELOAD_EVERY).await;
+        for error in app.handlers.scan().await {
+            eprintln!("eddy: {error} (the last good version stays in use)");
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The persisted records of the event pipeline. Each is stored with a version byte
+//! (see [`super::keys`]); a change of shape gets a new version, never a silent reinterpretation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// An accepted event and the deliveries it created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Position in ingest order; the listing cursor.
+    pub seq: u64,
+    /// When eddy accepted it, in milliseconds since the Unix epoch.
+    pub received_ms: u64,
+    pub event: Event,
+    /// One delivery per matching handler; empty when the event was unrouted.
+    pub deliveries: Vec<String>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (queued).
+    Pending,
+    /// An attempt is running now.
+    Running,
+    Succeeded,
+    /// No more attempts: the handler said so, or the schedule ran out.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// Parses the lowercase name used in the API.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "running" => Some(Self::Running),
+            "succeeded" => Some(Self::Succeeded),
+            "dead" => Some(Self::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One event going to one handler, with its retry state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub handler: String,
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_ms: Option<u64>,
+    /// The last failure, for listings.
+    pub last_error: Option<String>,
+}
+
+/// One attempt of a delivery: when, how long, and the full invocation report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt.
+    pub n: u32,
+    pub started_ms: u64,
+    pub duration_ms: f64,
+    pub succeeded: bool,
+    /// The runtime's report (outcome, error with stack, console lines, fetches).
+    pub report: serde_json::Value,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextStep {
+    Succeeded,
+    /// Try again at `due_ms`.
+    Retry {
+        due_ms: u64,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+}
