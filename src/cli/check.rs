@@ -41,4 +41,3 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
     eprintln!("{ok} handler(s) loaded, {failed} with errors");
     if failed == 0 { Ok(()) } else { Err(Failure::Handler) }
 }
-

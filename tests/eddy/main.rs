@@ -6,4 +6,6 @@ mod cli;
 mod fetch;
 mod handlers;
 mod limits;
+mod pipeline;
+mod server_support;
 mod support;

@@ -91,6 +91,8 @@ pub struct FakeState {
     /// Requests the CRM route should answer with 429 before succeeding.
     pub rate_limit_next: AtomicUsize,
     in_flight: AtomicUsize,
+    /// Requests seen per flaky key.
+    pub flaky_calls: Mutex<HashMap<String, usize>>,
     pub max_in_flight: AtomicUsize,
 }
 
@@ -116,6 +118,7 @@ impl FakeApi {
             .route("/redirect", any(redirect))
             .route("/loop", get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }))
             .route("/slow", get(slow))
+            .route("/flaky/{key}", any(flaky))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -193,6 +196,28 @@ async fn slow(State(state): State<Arc<FakeState>>, Query(q): Query<HashMap<Strin
     tokio::time::sleep(Duration::from_millis(ms)).await;
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
     "slow"
+}
+
+/// Fails the first `fail` requests for a key (with `status`, 429 carrying `retry-after: 2`),
+/// then succeeds.
+async fn flaky(
+    State(state): State<Arc<FakeState>>,
+    UrlPath(key): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let fail: usize = q.get("fail").and_then(|f| f.parse().ok()).unwrap_or(0);
+    let status: u16 = q.get("status").and_then(|s| s.parse().ok()).unwrap_or(500);
+    let calls = {
+        let mut calls = state.flaky_calls.lock().unwrap();
+        let n = calls.entry(key).or_default();
+        *n += 1;
+        *n
+    };
+    if calls > fail {
+        return (StatusCode::OK, "ok").into_response();
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [("retry-after", "2")], "failing on purpose").into_response()
 }
 
 /// A TCP listener that only counts connections: the target of requests that must be refused.

@@ -1,0 +1,210 @@
+//! `eddy serve` end to end: ingest, routing, delivery, retries, dead deliveries, restarts,
+//! hot reload, bad input, auth, against a fake third-party API on loopback.
+
+use serde_json::{Value, json};
+
+use crate::server_support::*;
+use crate::support::FakeApi;
+
+async fn server() -> (TestServer, FakeApi, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&pipeline_handlers(), data.path(), "").await;
+    (server, FakeApi::start().await, data)
+}
+
+fn order(api: &FakeApi, fail: u32, status: u16) -> Value {
+    json!({ "type": "orders.created", "data": { "base": api.base(), "fail": fail, "status": status } })
+}
+
+fn attempts(delivery: &Value) -> &Vec<Value> {
+    delivery["attempts"].as_array().expect("attempts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_until_the_api_recovers() {
+    let (server, api, _data) = server().await;
+    let id = server.send(order(&api, 2, 500)).await;
+    let done = server.wait_for_status(&id, "orders.created", "succeeded").await;
+    let tries = attempts(&done);
+    assert_eq!(tries.len(), 3);
+    let first = &tries[0]["report"];
+    assert_eq!(first["outcome"]["message"], "api answered 500");
+    assert!(
+        first["outcome"]["stack"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("orders.created.js:")
+    );
+    assert_eq!(first["logs"][0]["message"], "attempt 1: 500");
+    assert_eq!(first["fetches"][0]["status"], 500);
+    assert_eq!(tries[2]["report"]["logs"][0]["message"], "attempt 3: 200");
+    // The other handler of the type got its own delivery and succeeded at once.
+    let audit = server.wait_for_status(&id, "orders.created/audit", "succeeded").await;
+    assert_eq!(attempts(&audit).len(), 1);
+    let keys: Vec<_> = api
+        .seen()
+        .iter()
+        .map(|s| s.headers["idempotency-key"].clone())
+        .collect();
+    assert!(
+        keys.iter().all(|k| k == &keys[0]),
+        "the idempotency key is stable across attempts: {keys:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_after_the_schedule_runs_out_or_at_once_when_non_retryable() {
+    let (server, api, _data) = server().await;
+    let exhausted = server.send(order(&api, 99, 503)).await;
+    let refused = server.send(order(&api, 99, 422)).await;
+    let dead = server.wait_for_status(&exhausted, "orders.created", "dead").await;
+    assert_eq!(attempts(&dead).len(), 4, "1 attempt + 3 scheduled retries");
+    assert_eq!(dead["delivery"]["last_error"], "Error: api answered 503");
+    let dead = server.wait_for_status(&refused, "orders.created", "dead").await;
+    assert_eq!(attempts(&dead).len(), 1);
+    assert_eq!(
+        dead["delivery"]["last_error"],
+        "NonRetryableError: the API refuses this order"
+    );
+    let listed = server.get("/deliveries?status=dead&handler=orders.created").await;
+    assert_eq!(listed["deliveries"].as_array().unwrap().len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_error_sets_the_next_delay() {
+    let (server, api, _data) = server().await;
+    let id = server.send(order(&api, 1, 429)).await;
+    let pending = loop {
+        let d = server.delivery(&id, "orders.created").await;
+        if d["delivery"]["attempts"] == 1 {
+            break d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let started = attempts(&pending)[0]["started_ms"].as_u64().unwrap();
+    let next = pending["delivery"]["next_attempt_ms"].as_u64().unwrap();
+    assert!(
+        next >= started + 2000,
+        "retry-after: 2 means at least 2 s later ({started} -> {next})"
+    );
+    assert!(next <= started + 3000, "and not much more ({started} -> {next})");
+    let done = server.wait_for_status(&id, "orders.created", "succeeded").await;
+    assert_eq!(attempts(&done).len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unrouted_events_are_kept_and_patterns_route() {
+    let (server, _api, _data) = server().await;
+    let lonely = server.send(json!({"type": "nobody.listens", "data": 1})).await;
+    let shipped = server.send(json!({"type": "orders.eu.shipped"})).await;
+    let billed = server.send(json!({"type": "billing.invoice.paid"})).await;
+    let event = server.get(&format!("/events/{lonely}")).await;
+    assert_eq!(event["deliveries"], json!([]));
+    assert_eq!(event["event"]["event"]["data"], 1);
+    let listed = server.get("/events?type=nobody.listens").await;
+    assert_eq!(listed["events"][0]["event"]["id"], lonely.as_str());
+    for id in [shipped, billed] {
+        server.wait_for_status(&id, "wildcard", "succeeded").await;
+    }
+    let handlers = server.get("/handlers").await;
+    let wildcard = handlers["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == "wildcard")
+        .unwrap()
+        .clone();
+    assert_eq!(wildcard["routes"], json!(["orders.*.shipped", "billing.**"]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_before_anything_is_written() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&pipeline_handlers(), data.path(), "[ingest]\nmax_body_bytes = 2048").await;
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("application/json", b"{not json".to_vec(), 400, "invalid_json"),
+        ("application/json", vec![b'{', 0xff, b'}'], 400, "invalid_utf8"),
+        ("application/json", deep.into_bytes(), 422, "too_deep"),
+        ("application/json", vec![b' '; 4096], 413, "too_large"),
+        ("text/csv", b"a,b".to_vec(), 415, "unsupported_media_type"),
+        ("application/json", br#"{"data": 1}"#.to_vec(), 422, "missing_type"),
+        (
+            "application/json",
+            br#"{"type": "bad type"}"#.to_vec(),
+            422,
+            "invalid_type",
+        ),
+        (
+            "application/json",
+            br#"[{"type": "ok"}, {"type": ""}]"#.to_vec(),
+            422,
+            "invalid_type",
+        ),
+    ];
+    for (content_type, body, status, code) in cases {
+        let (got, answer) = server.post("/events", content_type, body).await;
+        assert_eq!((got, answer["error"].as_str()), (status, Some(code)), "{answer}");
+        assert!(answer["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    assert_eq!(server.get("/events").await["events"], json!([]), "nothing was written");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_are_accepted_once_and_batches_and_cloudevents_work() {
+    let (server, _api, _data) = server().await;
+    let event = json!({"type": "nobody.listens", "id": "order-42"}).to_string();
+    let (first, answer) = server.post("/events", "application/json", event.clone()).await;
+    assert_eq!((first, answer["ids"][0].as_str()), (202, Some("order-42")));
+    let (again, answer) = server.post("/events", "application/json", event).await;
+    assert_eq!((again, answer["ids"][0].as_str()), (200, Some("order-42")));
+    let batch = json!([{"type": "a", "id": "b1"}, {"type": "b", "id": "b2"}]).to_string();
+    let (status, answer) = server
+        .post("/events", "application/cloudevents-batch+json", batch)
+        .await;
+    assert_eq!((status, answer["ids"].clone()), (202, json!(["b1", "b2"])));
+    assert_eq!(server.get("/events").await["events"].as_array().unwrap().len(), 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_protects_everything_but_healthz() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&pipeline_handlers(), data.path(), "api_token = \"s3cret-token\"").await;
+    let client = reqwest::Client::new();
+    for path in ["/events", "/deliveries", "/handlers", "/metrics"] {
+        let status = client.get(server.url(path)).send().await.unwrap().status();
+        assert_eq!(status, 401, "{path}");
+        let wrong = client
+            .get(server.url(path))
+            .bearer_auth("nope")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(wrong, 401, "{path}");
+    }
+    let posted = client
+        .post(server.url("/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(posted, 401);
+    assert_eq!(client.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+    let metrics = client
+        .get(server.url("/metrics"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("eddy_events_ingested_total 0"));
+    server.stop().await;
+}

@@ -1,0 +1,166 @@
+//! A real `eddy serve` (the library's server) on 127.0.0.1:0 with a temporary data folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eddy::config::Config;
+use eddy::server::{self, ServerError};
+use eddy::store::Store;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handlers: PathBuf,
+    pub data: PathBuf,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServerError>>,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// The fixture handlers of the pipeline tests.
+pub fn pipeline_handlers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline")
+}
+
+impl TestServer {
+    /// Starts a server over `handlers` and `data`, with `extra` appended to the config.
+    pub async fn start(handlers: &Path, data: &Path, extra: &str) -> Self {
+        let text = format!(
+            "handlers = {:?}\ndata = {:?}\n{extra}\n[net]\nallow_private = [\"127.0.0.1/32\"]\n",
+            handlers.display().to_string(),
+            data.display().to_string()
+        );
+        let config = Config::parse(&text, Path::new("/eddy.toml")).expect("test config parses");
+        let store = open_store(data).await;
+        let app = server::app(&config, Path::new("/eddy.toml"), store).expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::run(app, listener, stopped));
+        let server = Self {
+            addr,
+            handlers: handlers.to_owned(),
+            data: data.to_owned(),
+            stop,
+            task,
+            http: reqwest::Client::new(),
+            token: config.api_token.clone(),
+        };
+        server
+            .wait_until("the server answers", |s| async move {
+                s.try_get("/healthz").await.is_some()
+            })
+            .await;
+        server
+    }
+
+    /// Stops the server (no new events, attempts in flight finish) and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("server task").expect("server stops cleanly");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` with `content_type`; returns status and JSON answer.
+    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("post");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// POSTs one event and returns its id, asserting 202.
+    pub async fn send(&self, event: Value) -> String {
+        let (status, answer) = self.post("/events", "application/json", event.to_string()).await;
+        assert_eq!(status, 202, "{answer}");
+        answer["ids"][0].as_str().expect("an id").to_owned()
+    }
+
+    /// GETs `path` and returns the JSON answer, panicking on an error status.
+    pub async fn get(&self, path: &str) -> Value {
+        self.try_get(path).await.unwrap_or_else(|| panic!("GET {path} failed"))
+    }
+
+    async fn try_get(&self, path: &str) -> Option<Value> {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        serde_json::from_slice(&response.bytes().await.ok()?).ok()
+    }
+
+    /// The delivery of `event_id` to `handler`, with its attempts.
+    pub async fn delivery(&self, event_id: &str, handler: &str) -> Value {
+        let event = self.get(&format!("/events/{event_id}")).await;
+        let delivery = event["deliveries"]
+            .as_array()
+            .and_then(|all| all.iter().find(|d| d["handler"] == handler))
+            .unwrap_or_else(|| panic!("no delivery to {handler} in {event}"));
+        self.get(&format!("/deliveries/{}", delivery["id"].as_str().unwrap_or_default()))
+            .await
+    }
+
+    /// Waits (at most 20 s) until the delivery of `event_id` to `handler` has `status`.
+    pub async fn wait_for_status(&self, event_id: &str, handler: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            last = self.delivery(event_id, handler).await;
+            if last["delivery"]["status"] == status {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("delivery to {handler} never became {status}: {last:#}");
+    }
+
+    /// Polls `check` (at most 20 s) until it holds.
+    pub async fn wait_until<'a, F, Fut>(&'a self, what: &str, check: F)
+    where
+        F: Fn(&'a Self) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if check(self).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+/// Opens the store, waiting (bounded) for a previous server's isolate threads to let go of it.
+async fn open_store(data: &Path) -> Store {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open(data) {
+            Ok(store) => return store,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("in use") => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("store: {e}"),
+        }
+    }
+}
