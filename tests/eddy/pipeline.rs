@@ -208,3 +208,72 @@ async fn a_token_protects_everything_but_healthz() {
     assert!(metrics.text().await.unwrap().contains("eddy_events_ingested_total 0"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_in_the_middle_of_a_retry_schedule_resumes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let handlers = tempfile::tempdir().unwrap();
+    let slow_retry = r#"export const config = { allowNet: ["127.0.0.1"], retry: { schedule: ["1s"] } };
+export default async function (event, ctx) {
+  const res = await fetch(`${event.data.base}/flaky/${event.id}?fail=1`);
+  if (!res.ok) throw new Error(`api answered ${res.status}`);
+}
+"#;
+    std::fs::write(handlers.path().join("orders.created.js"), slow_retry).unwrap();
+    let api = FakeApi::start().await;
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let id = server.send(order(&api, 1, 500)).await;
+    server
+        .wait_until("the first attempt failed", |s| {
+            let id = id.clone();
+            async move { s.delivery(&id, "orders.created").await["delivery"]["attempts"] == 1 }
+        })
+        .await;
+    let server = server.restart("").await;
+    let done = server.wait_for_status(&id, "orders.created", "succeeded").await;
+    assert_eq!(attempts(&done).len(), 2, "the retry ran once, after the restart");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_handlers_are_used_without_a_restart_and_broken_ones_keep_the_last_good_version() {
+    let data = tempfile::tempdir().unwrap();
+    let handlers = tempfile::tempdir().unwrap();
+    let file = handlers.path().join("greet.js");
+    std::fs::write(&file, "export default async () => console.log('version one');\n").unwrap();
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let first = server.send(json!({"type": "greet"})).await;
+    let done = server.wait_for_status(&first, "greet", "succeeded").await;
+    assert_eq!(attempts(&done)[0]["report"]["logs"][0]["message"], "version one");
+
+    std::fs::write(
+        &file,
+        "export default async () => console.log('version two, longer');\n",
+    )
+    .unwrap();
+    server
+        .wait_until("version two is used", |s| async move {
+            let id = s.send(json!({"type": "greet"})).await;
+            let done = s.wait_for_status(&id, "greet", "succeeded").await;
+            attempts(&done)[0]["report"]["logs"][0]["message"] == "version two, longer"
+        })
+        .await;
+
+    std::fs::write(&file, "export default async () => {\n  this is not javascript\n};\n").unwrap();
+    server
+        .wait_until("the load error is reported", |s| async move {
+            s.get("/handlers").await["handlers"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("greet.js:2:"))
+        })
+        .await;
+    let handler = server.get("/handlers").await["handlers"][0].clone();
+    assert_eq!(handler["loaded"], true, "the last good version stays in use: {handler}");
+    let id = server.send(json!({"type": "greet"})).await;
+    let done = server.wait_for_status(&id, "greet", "succeeded").await;
+    assert_eq!(
+        attempts(&done)[0]["report"]["logs"][0]["message"],
+        "version two, longer"
+    );
+    server.stop().await;
+}

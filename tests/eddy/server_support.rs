@@ -59,6 +59,13 @@ impl TestServer {
         server
     }
 
+    /// Stops this server and starts a new one over the same handlers and data folder.
+    pub async fn restart(self, extra: &str) -> Self {
+        let (handlers, data) = (self.handlers.clone(), self.data.clone());
+        self.stop().await;
+        Self::start(&handlers, &data, extra).await
+    }
+
     /// Stops the server (no new events, attempts in flight finish) and waits for it.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
