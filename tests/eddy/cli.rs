@@ -235,3 +235,80 @@ fn check_reports_each_error_as_file_line_col() {
     let out = eddy(&["check"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_and_inspect_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    std::fs::write(
+        handlers.join("user.signup.js"),
+        "export default async (e) => console.log(e.data.name);\n",
+    )
+    .unwrap();
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "api_token = \"cli-token-1\"\n").unwrap();
+    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let url = format!("http://{addr}");
+    let cwd = dir.path().to_owned();
+    let run = move |args: Vec<String>, token: &'static str| {
+        let cwd = cwd.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_eddy"))
+                    .args(&args)
+                    .env("EDDY_API_TOKEN", token)
+                    .current_dir(&cwd)
+                    .output()
+                    .expect("eddy runs")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |list: &[&str]| {
+        list.iter()
+            .map(|s| s.to_string())
+            .chain(["--server".into(), url.clone()])
+            .collect::<Vec<_>>()
+    };
+    let sent = run(
+        args(&["send", "user.signup", r#"{"name":"Ada"}"#, "--id", "signup-1"]),
+        "cli-token-1",
+    )
+    .await;
+    assert_eq!(text(&sent).0.trim(), "signup-1", "{:?}", text(&sent));
+    let denied = run(args(&["events", "list"]), "wrong").await;
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(text(&denied).1.contains("401"), "{:?}", text(&denied));
+
+    let mut listed = String::new();
+    for _ in 0..200 {
+        let out = run(args(&["deliveries", "list", "--status", "succeeded"]), "cli-token-1").await;
+        listed = text(&out).0;
+        if listed.contains("user.signup") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed.starts_with("ID") && listed.contains("succeeded"), "{listed}");
+    let events = run(args(&["events", "list", "--json"]), "cli-token-1").await;
+    let answer: serde_json::Value = serde_json::from_slice(&events.stdout).expect("JSON");
+    assert_eq!(answer["events"][0]["event"]["id"], "signup-1");
+    let shown = run(args(&["events", "show", "signup-1"]), "cli-token-1").await;
+    assert!(text(&shown).0.contains("\"deliveries\""), "{:?}", text(&shown));
+    let missing = run(args(&["deliveries", "show", "nope"]), "cli-token-1").await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing).1.contains("404"), "{:?}", text(&missing));
+
+    // A second server on the same data folder is refused with a clear error.
+    let second = run(vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()], "").await;
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        text(&second).1.contains("in use by another eddy process"),
+        "{:?}",
+        text(&second)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

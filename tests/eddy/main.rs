@@ -3,6 +3,7 @@
 
 mod attacks;
 mod cli;
+mod crash;
 mod fetch;
 mod handlers;
 mod limits;

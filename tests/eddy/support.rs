@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, patch};
+use axum::routing::{any, get, patch, post};
 use axum::{Json, Router};
 use eddy::config::Config;
 use eddy::event::{Event, new_id};
@@ -119,6 +119,7 @@ impl FakeApi {
             .route("/loop", get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }))
             .route("/slow", get(slow))
             .route("/flaky/{key}", any(flaky))
+            .route("/record/{id}", post(recorded))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -196,6 +197,12 @@ async fn slow(State(state): State<Arc<FakeState>>, Query(q): Query<HashMap<Strin
     tokio::time::sleep(Duration::from_millis(ms)).await;
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
     "slow"
+}
+
+/// Counts a delivery of event `id`.
+async fn recorded(State(state): State<Arc<FakeState>>, UrlPath(id): UrlPath<String>) -> &'static str {
+    *state.flaky_calls.lock().unwrap().entry(id).or_default() += 1;
+    "ok"
 }
 
 /// Fails the first `fail` requests for a key (with `status`, 429 carrying `retry-after: 2`),

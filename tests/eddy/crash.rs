@@ -1,0 +1,111 @@
+//! Crash safety: the `eddy` binary is killed with SIGKILL while clients post events; after a
+//! restart, every event that got a 2xx reaches the fake API at least once.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::FakeApi;
+
+/// Starts `eddy serve` on a free port; returns the process and its address.
+pub fn start_eddy(config: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "serve",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eddy starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("eddy says where it listens").expect("read stderr");
+        if let Some(rest) = line.strip_prefix("eddy: listening on http://") {
+            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_event_is_delivered_after_a_kill_9() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crash");
+    let config = dir.path().join("eddy.toml");
+    let text = format!(
+        "handlers = {:?}\ndata = \"data\"\n[net]\nallow_private = [\"127.0.0.1/32\"]\n",
+        handlers.display().to_string()
+    );
+    std::fs::write(&config, text).unwrap();
+    let (mut eddy, addr) = start_eddy(&config);
+
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let (addr, acked, base) = (addr.clone(), acked.clone(), api.base());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0..10_000 {
+                    let id = format!("c{client}-{n}");
+                    let body = serde_json::json!({"type": "orders.created", "id": id, "data": {"base": base}});
+                    let sent = http
+                        .post(format!("http://{addr}/events"))
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => {
+                            acked.lock().unwrap().insert(id);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill while the clients are still posting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 300 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eddy.kill().expect("kill -9");
+    eddy.wait().unwrap();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "the clients got {} acknowledgements", acked.len());
+
+    let (mut eddy, _addr) = start_eddy(&config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let seen = api.state.flaky_calls.lock().unwrap().clone();
+        let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).cloned().collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eddy.kill().unwrap();
+    eddy.wait().unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events never arrived: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let seen = api.state.flaky_calls.lock().unwrap().clone();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!("{} acknowledged, {} delivered more than once", acked.len(), duplicates);
+}
