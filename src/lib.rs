@@ -8,6 +8,7 @@
 //! - [`config`]: `eddy.toml`, validated at load.
 //! - [`delivery`]: the queue worker: claims due deliveries, runs attempts, schedules retries.
 //! - [`event`]: the CloudEvents-shaped [`event::Event`] and its validation.
+//! - [`metrics`]: process-wide counters, rendered for `GET /metrics`.
 //! - [`router`]: event type -> handler ids: patterns, the routing table, handler discovery.
 //! - [`runtime`]: V8 isolates running handler modules: loading, limits, web APIs, ops.
 //! - [`store`]: the only module that touches sled (handler state, metadata).
@@ -18,6 +19,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod ingest;
+pub mod metrics;
 pub mod router;
 pub mod runtime;
 pub mod server;

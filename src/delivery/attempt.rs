@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{Decision, Engine, RetryPolicy, now_ms};
+use crate::metrics::AttemptOutcome;
 use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
 
@@ -25,6 +26,14 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
         Err(e) => gone(n, started_ms, &format!("the event cannot be read: {e}")),
     };
     let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms() + 1000);
+    let outcome = match next {
+        NextStep::Succeeded => AttemptOutcome::Succeeded,
+        NextStep::Retry { .. } => AttemptOutcome::Retried,
+        NextStep::Dead { .. } => AttemptOutcome::Dead,
+    };
+    engine
+        .metrics
+        .attempt(outcome, Duration::from_secs_f64(attempt.duration_ms / 1000.0));
     let stored = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms());
     let committed = match stored {
         Ok(()) => engine.store.commit().await,

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 pub use retry::{Decision, RetryError, RetryPolicy};
 
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 
@@ -63,11 +64,13 @@ pub struct Engine {
     global: Arc<Semaphore>,
     /// Woken when new work may be due (ingest, a retry scheduled soon).
     wake: Notify,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
-    pub fn new(store: Store, runtime: Arc<Runtime>, settings: DeliverySettings) -> Arc<Self> {
+    pub fn new(store: Store, runtime: Arc<Runtime>, settings: DeliverySettings, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
+            metrics,
             global: Arc::new(Semaphore::new(settings.max_concurrency)),
             store,
             runtime,

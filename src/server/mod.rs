@@ -3,7 +3,6 @@
 //! runs until the shutdown signal, then drains.
 
 mod handlers;
-mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use handlers::{HandlerStatus, Handlers};
-pub use metrics::Metrics;
 
 use crate::api::{self, ApiError};
 use crate::config::Config;
 use crate::delivery::{DeliverySettings, Engine, RetryPolicy};
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;
 
@@ -44,7 +43,7 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub engine: Arc<Engine>,
     pub handlers: Handlers,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     api_token: Option<String>,
 }
@@ -65,7 +64,8 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         default_concurrency: config.delivery.handler_concurrency,
         grace: Duration::from_millis(config.delivery.grace_period_ms),
     };
-    let engine = Engine::new(store.clone(), runtime.clone(), settings);
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
     let api_token = std::env::var("EDDY_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -75,7 +75,7 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         store,
         runtime,
         engine,
-        metrics: Metrics::default(),
+        metrics,
         max_body_bytes: config.ingest.max_body_bytes,
         api_token,
     }))

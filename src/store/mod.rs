@@ -35,6 +35,11 @@ pub enum StoreError {
     ValueTooLarge { len: usize, max: usize },
     #[error("stored record is damaged: {0}")]
     Corrupt(String),
+    #[error(
+        "the store in {path} is damaged: its records cannot be read; eddy stopped without \
+         using it (restore a backup, or move the folder away to start empty)"
+    )]
+    Damaged { path: PathBuf },
 }
 
 /// A handle on the open store; cheap to clone and shared by every thread.
@@ -75,11 +80,12 @@ impl Store {
             path: dir.to_owned(),
             detail,
         };
+        let existed = holds_a_store(dir);
         let db = sled::Config::new()
             .path(dir)
             .open()
             .map_err(|e| open_err(describe_open_error(&e)))?;
-        Self::check_schema(&db, dir)?;
+        Self::check_schema(&db, dir, existed)?;
         Self::with_db(db)
     }
 
@@ -96,11 +102,15 @@ impl Store {
         Self::with_db(sled::Config::new().temporary(true).open()?)
     }
 
-    fn check_schema(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
+    fn check_schema(db: &sled::Db, dir: &Path, existed: bool) -> Result<(), StoreError> {
         let meta = db.open_tree(keys::TREE_META)?;
         match meta.get(keys::META_SCHEMA_VERSION)? {
+            // Every store eddy creates records its schema first thing: a store without it
+            // lost its records, and starting over it would hide that.
+            None if existed => Err(StoreError::Damaged { path: dir.to_owned() }),
             None => {
                 meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
                 Ok(())
             }
             Some(raw) => {
@@ -132,6 +142,11 @@ impl Store {
     }
 }
 
+/// Whether `dir` already holds sled files with content.
+fn holds_a_store(dir: &Path) -> bool {
+    std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0) || dir.join("conf").exists()
+}
+
 fn describe_open_error(e: &sled::Error) -> String {
     match e {
         // sled reports a held file lock as an I/O error whose text names the lock.
@@ -153,6 +168,31 @@ mod tests {
         let _first = Store::open(dir.path()).unwrap();
         let err = Store::open(dir.path()).err().expect("second open must fail");
         assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[test]
+    fn a_garbled_store_is_refused_not_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.handler_state("h").set("k", &serde_json::json!(1)).unwrap();
+            store.db.flush().unwrap();
+        }
+        let db = dir.path().join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        for b in bytes.iter_mut().step_by(97) {
+            *b ^= 0xff;
+        }
+        std::fs::write(&db, &bytes).unwrap();
+        let err = Store::open(dir.path()).err().expect("a garbled store must not open");
+        assert!(
+            matches!(err, StoreError::Damaged { .. } | StoreError::Open { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("damaged") || err.to_string().contains("corrupt"),
+            "{err}"
+        );
     }
 
     #[test]

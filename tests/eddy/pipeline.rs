@@ -277,3 +277,58 @@ async fn changed_handlers_are_used_without_a_restart_and_broken_ones_keep_the_la
     );
     server.stop().await;
 }
+
+const SLOW_HANDLER: &str = r#"export const config = { allowNet: ["127.0.0.1"], concurrency: 1 };
+export default async function (event) {
+  const res = await fetch(`${event.data.base}/slow?ms=${event.data.ms}`);
+  if (!res.ok) throw new Error(`api answered ${res.status}`);
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_runs_at_most_its_concurrency_at_once() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(handlers.path().join("jobs.run.js"), SLOW_HANDLER).unwrap();
+    let api = FakeApi::start().await;
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            server
+                .send(json!({"type": "jobs.run", "data": {"base": api.base(), "ms": 60}}))
+                .await,
+        );
+    }
+    for id in &ids {
+        server.wait_for_status(id, "jobs.run", "succeeded").await;
+    }
+    assert_eq!(api.state.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_lets_attempts_in_flight_finish() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(handlers.path().join("jobs.run.js"), SLOW_HANDLER).unwrap();
+    let api = FakeApi::start().await;
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let id = server
+        .send(json!({"type": "jobs.run", "data": {"base": api.base(), "ms": 400}}))
+        .await;
+    server.wait_for_status(&id, "jobs.run", "running").await;
+    let server = server.restart("").await;
+    let done = server.delivery(&id, "jobs.run").await;
+    assert_eq!(
+        done["delivery"]["status"], "succeeded",
+        "finished within the grace period: {done}"
+    );
+    assert_eq!(attempts(&done).len(), 1);
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("eddy_queue_depth 0"), "{metrics}");
+    server.stop().await;
+}
