@@ -22,7 +22,13 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
             let report = engine.runtime.invoke(&delivery.handler, request).await;
             (next_step(&report, n, policy), record_of(n, started_ms, &report))
         }
-        Ok(None) => gone(n, started_ms, "the event no longer exists"),
+        Ok(None) => {
+            // A delivery whose event was never committed (a crash mid-ingest) or was deleted.
+            if let Err(e) = engine.store.forget_delivery(&delivery.id) {
+                eprintln!("eddy: cannot remove delivery {} of a missing event: {e}", delivery.id);
+            }
+            return;
+        }
         Err(e) => gone(n, started_ms, &format!("the event cannot be read: {e}")),
     };
     let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms() + 1000);

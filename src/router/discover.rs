@@ -84,6 +84,49 @@ fn walk(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<HandlerFile>) ->
     Ok(())
 }
 
+/// Stamps of every helper module under `root` (`.js`/`.mjs` files named with, or inside a
+/// folder named with, a leading `_`), sorted by path. Handlers import helpers, so a change here
+/// means every handler may have changed.
+pub fn helper_stamps(root: &Path) -> Result<Vec<(PathBuf, (SystemTime, u64))>, RouterError> {
+    let mut found = Vec::new();
+    walk_helpers(root, false, 0, &mut found)?;
+    found.sort();
+    Ok(found)
+}
+
+fn walk_helpers(
+    dir: &Path,
+    in_helper: bool,
+    depth: usize,
+    found: &mut Vec<(PathBuf, (SystemTime, u64))>,
+) -> Result<(), RouterError> {
+    if depth > MAX_DEPTH {
+        return Err(RouterError::TooDeep {
+            path: dir.to_owned(),
+            max: MAX_DEPTH,
+        });
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| io_error(dir, &e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        let helper = in_helper || name.starts_with('_');
+        let Some(meta) = metadata(&path)? else { continue };
+        if meta.is_dir() {
+            walk_helpers(&path, helper, depth + 1, found)?;
+        } else if helper && (name.ends_with(".js") || name.ends_with(".mjs")) {
+            let modified = meta.modified().map_err(|e| io_error(&path, &e))?;
+            found.push((path, (modified, meta.len())));
+        }
+    }
+    Ok(())
+}
+
 /// The metadata of `path`, following symlinks; `None` if it vanished (or is a broken symlink).
 fn metadata(path: &Path) -> Result<Option<fs::Metadata>, RouterError> {
     match fs::metadata(path) {
@@ -112,6 +155,23 @@ mod tests {
 
     fn ids(root: &Path) -> Vec<String> {
         discover(root).unwrap().into_iter().map(|h| h.id).collect()
+    }
+
+    #[test]
+    fn helper_stamps_cover_helper_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "a.js", "");
+        write(root, "_util.js", "");
+        write(root, "_lib/deep/x.mjs", "");
+        write(root, "type/_shared.js", "");
+        write(root, "_lib/notes.txt", "");
+        let stamps: Vec<_> = helper_stamps(root).unwrap().into_iter().map(|(p, _)| p).collect();
+        let rel: Vec<_> = stamps
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(rel, ["_lib/deep/x.mjs", "_util.js", "type/_shared.js"]);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Handlers {
     engine: Arc<Engine>,
     routing: RwLock<RoutingTable>,
     status: RwLock<BTreeMap<String, HandlerStatus>>,
+    /// Helper modules as last seen; a change reloads every handler.
+    helpers: std::sync::Mutex<Vec<(PathBuf, (SystemTime, u64))>>,
 }
 
 impl Handlers {
@@ -48,6 +50,7 @@ impl Handlers {
             engine,
             routing: RwLock::new(RoutingTable::new()),
             status: RwLock::new(BTreeMap::new()),
+            helpers: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -72,6 +75,13 @@ impl Handlers {
             Ok(files) => files,
             Err(e) => return vec![e.to_string()],
         };
+        let helpers = router::helper_stamps(&self.root).unwrap_or_default();
+        let helpers_changed = {
+            let mut seen = self.helpers.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = *seen != helpers;
+            *seen = helpers;
+            changed
+        };
         let mut errors = Vec::new();
         let known: Vec<String> = self
             .status
@@ -90,7 +100,8 @@ impl Handlers {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&file.id)
-                .is_some_and(|s| s.stamp == Some(file.stamp));
+                .is_some_and(|s| s.stamp == Some(file.stamp))
+                && !helpers_changed;
             if unchanged {
                 continue;
             }

@@ -150,6 +150,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes a delivery (and its attempts) whose event does not exist.
+    pub fn forget_delivery(&self, id: &str) -> Result<(), StoreError> {
+        for key in self.trees.attempts.scan_prefix(keys::attempt_prefix(id)).keys() {
+            self.trees.attempts.remove(key?)?;
+        }
+        self.trees.deliveries.remove(id.as_bytes())?;
+        Ok(())
+    }
+
     /// Counts of queued deliveries.
     pub fn queue_depth(&self) -> usize {
         self.trees.queue.len()

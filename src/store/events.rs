@@ -1,8 +1,5 @@
 //! Events: accepted once by id, listed in ingest order, each with the deliveries it created.
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
 use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
 use super::{Store, StoreError, codec, keys};
 use crate::event::{Event, new_id};
@@ -81,27 +78,31 @@ impl Store {
             .map(|d| Ok((d.id.clone(), codec::encode(keys::DELIVERY_RECORD_V1, d)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let id = record.event.id.clone();
-        let result = (&t.events, &t.events_seq, &t.deliveries, &t.queue).transaction(|(events, seqs, dels, queue)| {
-            if events.get(id.as_bytes())?.is_some() {
-                return Ok(false);
-            }
-            events.insert(id.as_bytes(), event_raw.as_slice())?;
-            seqs.insert(&seq.to_be_bytes(), id.as_bytes())?;
-            for (delivery_id, raw) in &delivery_raws {
-                dels.insert(delivery_id.as_bytes(), raw.as_slice())?;
-                queue.insert(keys::queue_key(now_ms, delivery_id), &[] as &[u8])?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(true)
-        });
-        match result {
-            Ok(true) => Ok(Ingested::New {
+        // No multi-tree transaction (they cost more than the writes): the event record is
+        // written last, by compare-and-swap, and is what makes the rest count. sled keeps
+        // writes in order, so a crash leaves at most a prefix: index entries and deliveries
+        // whose event is missing, which listing and delivery skip and remove.
+        t.events_seq.insert(seq.to_be_bytes(), id.as_bytes())?;
+        for (delivery_id, raw) in &delivery_raws {
+            t.deliveries.insert(delivery_id.as_bytes(), raw.as_slice())?;
+            t.queue.insert(keys::queue_key(now_ms, delivery_id), &[] as &[u8])?;
+        }
+        let claimed = t
+            .events
+            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(event_raw))?;
+        if claimed.is_ok() {
+            return Ok(Ingested::New {
                 id,
                 deliveries: record.deliveries,
-            }),
-            Ok(false) => Ok(Ingested::Duplicate { id }),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-            Err(TransactionError::Abort(())) => Err(StoreError::Corrupt("ingest transaction aborted".into())),
+            });
         }
+        // Accepted before (or by a concurrent request): undo this attempt's writes.
+        t.events_seq.remove(seq.to_be_bytes())?;
+        for (delivery_id, _) in &delivery_raws {
+            t.queue.remove(keys::queue_key(now_ms, delivery_id))?;
+            t.deliveries.remove(delivery_id.as_bytes())?;
+        }
+        Ok(Ingested::Duplicate { id })
     }
 
     /// The event with `id`, if accepted.
@@ -118,9 +119,16 @@ impl Store {
             if out.len() >= filter.limit {
                 break;
             }
-            let (_, id) = item?;
+            let (key, id) = item?;
+            let key_seq: [u8; 8] = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("event index key".into()))?;
             let id = String::from_utf8_lossy(&id);
             let Some(record) = self.event(&id)? else { continue };
+            if record.seq != u64::from_be_bytes(key_seq) {
+                continue;
+            }
             let type_ok = filter.event_type.as_deref().is_none_or(|t| t == record.event.kind);
             let time_ok = filter.since_ms.is_none_or(|s| record.received_ms >= s);
             if type_ok && time_ok {

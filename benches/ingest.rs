@@ -1,0 +1,206 @@
+//! Ingest benchmark: `cargo bench --bench ingest`. Runs the real server in-process on
+//! 127.0.0.1 with a durable data folder and a trivial handler, then prints:
+//! - durable ingest throughput with single events and with batches, many concurrent clients,
+//!   and the acknowledgement latency p50/p99 of single events;
+//! - ingest-to-handler-start latency p50/p99 under a paced load at half the single-event peak.
+//!
+//! The clients run in the same process and share the machine's cores with the server.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eddy::config::Config;
+use eddy::server;
+use eddy::store::{DeliveryFilter, Store};
+use tokio::sync::watch;
+
+const CLIENTS: usize = 64;
+const BATCH_CLIENTS: usize = 8;
+const BATCH: usize = 100;
+const PHASE: Duration = Duration::from_secs(5);
+
+fn main() {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    tokio.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).expect("handlers");
+    std::fs::write(handlers.join("bench.event.js"), "export default async function () {}\n").expect("handler");
+    let text = format!("handlers = {:?}\ndata = \"data\"\n", handlers.display().to_string());
+    let config = Config::parse(&text, &dir.path().join("eddy.toml")).expect("config");
+    let store = Store::open(&config.data).expect("store");
+    let app = server::app(&config, Path::new("eddy.toml"), store.clone()).expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(server::run(app, listener, stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    println!(
+        "eddy ingest benchmark ({} cores, durable: every 2xx is flushed to disk)",
+        cores()
+    );
+    let (single_rate, mut latencies) = load(&url, CLIENTS, 1).await;
+    let (p50, p99) = percentiles(&mut latencies);
+    println!(
+        "single events, {CLIENTS} clients: {single_rate:.0} events/s, ack p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
+    let (batch_rate, _) = load(&url, BATCH_CLIENTS, BATCH).await;
+    println!("batches of {BATCH}, {BATCH_CLIENTS} clients: {batch_rate:.0} events/s");
+    let (backlog, drained) = drain(&store).await;
+    println!(
+        "delivery of the backlog ({backlog} deliveries, trivial handler): {:.0} deliveries/s",
+        backlog as f64 / drained.as_secs_f64()
+    );
+
+    let target = single_rate / 2.0;
+    let paced_from = eddy::delivery::now_ms();
+    let sent = paced(&url, target).await;
+    drain(&store).await;
+    let mut starts = handler_start_latencies(&store, paced_from);
+    let (p50, p99) = percentiles(&mut starts);
+    println!(
+        "ingest to handler start at {target:.0} events/s (half of peak, {sent} events, {} started): p50 {:.0} ms, p99 {:.0} ms",
+        starts.len(),
+        ms(p50),
+        ms(p99)
+    );
+    let _ = stop.send(true);
+    let _ = server.await;
+}
+
+/// Waits (at most 5 minutes) until the queue is empty; returns how many deliveries were
+/// queued at the start and how long emptying took.
+async fn drain(store: &Store) -> (usize, Duration) {
+    let backlog = store.queue_depth();
+    let started = Instant::now();
+    while store.queue_depth() > 0 && started.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (backlog, started.elapsed())
+}
+
+/// Posts from `clients` tasks for [`PHASE`]; returns events/s and per-request latencies.
+async fn load(url: &str, clients: usize, batch: usize) -> (f64, Vec<Duration>) {
+    let running = Arc::new(AtomicBool::new(true));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, running) = (url.to_owned(), running.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let body = body(batch);
+                let mut latencies = Vec::new();
+                while running.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let answer = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    if answer.is_ok_and(|a| a.status().is_success()) {
+                        latencies.push(sent.elapsed());
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(PHASE).await;
+    running.store(false, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client"));
+    }
+    let rate = (all.len() * batch) as f64 / started.elapsed().as_secs_f64();
+    (rate, all)
+}
+
+/// Sends single events at `rate` per second for [`PHASE`], open loop; returns how many.
+async fn paced(url: &str, rate: f64) -> usize {
+    let http = reqwest::Client::new();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut tasks = Vec::new();
+    while started.elapsed() < PHASE {
+        let due = started + interval.mul_f64(sent as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (http, url) = (http.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let _ = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body(1))
+                .send()
+                .await;
+        }));
+        sent += 1;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    sent
+}
+
+/// Milliseconds from acceptance to the start of the first attempt, for events after `from_ms`.
+fn handler_start_latencies(store: &Store, from_ms: u64) -> Vec<Duration> {
+    let mut out = Vec::new();
+    let mut filter = DeliveryFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_deliveries(&filter).expect("list");
+        for d in &page {
+            if d.created_ms < from_ms {
+                continue;
+            }
+            if let Some(first) = store.attempts(&d.id).expect("attempts").first() {
+                out.push(Duration::from_millis(first.started_ms.saturating_sub(d.created_ms)));
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == filter.limit => filter.after_id = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    out
+}
+
+fn body(batch: usize) -> String {
+    let one = r#"{"type":"bench.event","data":{"order":42,"items":["a","b"]}}"#;
+    if batch == 1 {
+        one.to_owned()
+    } else {
+        format!("[{}]", vec![one; batch].join(","))
+    }
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    if samples.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
