@@ -40,13 +40,10 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
     engine
         .metrics
         .attempt(outcome, Duration::from_secs_f64(attempt.duration_ms / 1000.0));
-    let stored = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms());
-    let committed = match stored {
-        Ok(()) => engine.store.commit().await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = committed {
-        // The delivery stays marked running and runs again after a restart.
+    // No flush here: if the process dies before the store's background flush, the delivery
+    // is still pending or running on disk and runs again (at least once); sled writes in
+    // order, so the attempt's state writes are never lost while its record survives.
+    if let Err(e) = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms()) {
         eprintln!("eddy: cannot record attempt {n} of delivery {}: {e}", delivery.id);
     }
     if soon {

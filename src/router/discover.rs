@@ -14,6 +14,9 @@ use super::RouterError;
 /// Deepest folder nesting followed under the handlers folder; stops symlink loops.
 const MAX_DEPTH: usize = 32;
 
+/// Modification time and size of a file.
+pub type Stamp = (SystemTime, u64);
+
 /// One handler file found under the handlers folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerFile {
@@ -22,7 +25,7 @@ pub struct HandlerFile {
     /// The file: the handlers folder joined with its relative path (symlinks not resolved).
     pub path: PathBuf,
     /// Modification time and size, to notice changes by polling.
-    pub stamp: (SystemTime, u64),
+    pub stamp: Stamp,
 }
 
 /// Every handler file under `root` (recursive, following symlinks), skipping helpers; sorted by id.
@@ -87,7 +90,7 @@ fn walk(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<HandlerFile>) ->
 /// Stamps of every helper module under `root` (`.js`/`.mjs` files named with, or inside a
 /// folder named with, a leading `_`), sorted by path. Handlers import helpers, so a change here
 /// means every handler may have changed.
-pub fn helper_stamps(root: &Path) -> Result<Vec<(PathBuf, (SystemTime, u64))>, RouterError> {
+pub fn helper_stamps(root: &Path) -> Result<Vec<(PathBuf, Stamp)>, RouterError> {
     let mut found = Vec::new();
     walk_helpers(root, false, 0, &mut found)?;
     found.sort();
@@ -98,7 +101,7 @@ fn walk_helpers(
     dir: &Path,
     in_helper: bool,
     depth: usize,
-    found: &mut Vec<(PathBuf, (SystemTime, u64))>,
+    found: &mut Vec<(PathBuf, Stamp)>,
 ) -> Result<(), RouterError> {
     if depth > MAX_DEPTH {
         return Err(RouterError::TooDeep {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub struct HandlerStatus {
     /// Why the current file does not load, if it does not.
     pub error: Option<String>,
     #[serde(skip)]
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<router::Stamp>,
 }
 
 /// Handlers on disk and in use.
@@ -39,7 +39,7 @@ pub struct Handlers {
     routing: RwLock<RoutingTable>,
     status: RwLock<BTreeMap<String, HandlerStatus>>,
     /// Helper modules as last seen; a change reloads every handler.
-    helpers: std::sync::Mutex<Vec<(PathBuf, (SystemTime, u64))>>,
+    helpers: std::sync::Mutex<Vec<(PathBuf, router::Stamp)>>,
 }
 
 impl Handlers {
@@ -112,7 +112,7 @@ impl Handlers {
         errors
     }
 
-    async fn load(&self, id: &str, path: &Path, stamp: (SystemTime, u64)) -> Result<(), String> {
+    async fn load(&self, id: &str, path: &Path, stamp: router::Stamp) -> Result<(), String> {
         let result = match self.runtime.prepare(id, path).await {
             Ok(prepared) => {
                 let applied = self.apply(&prepared.info);
