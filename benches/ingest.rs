@@ -17,6 +17,7 @@ use eddy::store::{DeliveryFilter, Store};
 use tokio::sync::watch;
 
 const CLIENTS: usize = 64;
+const FEW_CLIENTS: usize = 8;
 const BATCH_CLIENTS: usize = 8;
 const BATCH: usize = 100;
 const PHASE: Duration = Duration::from_secs(5);
@@ -52,6 +53,13 @@ async fn run() {
     let (p50, p99) = percentiles(&mut latencies);
     println!(
         "single events, {CLIENTS} clients: {single_rate:.0} events/s, ack p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
+    let (few_rate, mut few_latencies) = load(&url, FEW_CLIENTS, 1).await;
+    let (p50, p99) = percentiles(&mut few_latencies);
+    println!(
+        "single events, {FEW_CLIENTS} clients: {few_rate:.0} events/s, ack p50 {:.2} ms, p99 {:.2} ms",
         ms(p50),
         ms(p99)
     );

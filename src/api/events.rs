@@ -21,9 +21,13 @@ pub struct ListQuery {
     since: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    /// `true`: only events that matched no handler.
+    #[serde(default)]
+    unrouted: bool,
 }
 
-/// `GET /events?type=&since=&limit=&cursor=`: in ingest order, `next_cursor` for the next page.
+/// `GET /events?type=&since=&limit=&cursor=&unrouted=true`: in ingest order, `next_cursor` for
+/// the next page.
 pub async fn list(
     State(app): State<Arc<App>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -41,6 +45,7 @@ pub async fn list(
                     .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))
             })
             .transpose()?,
+        unrouted: q.unrouted,
         limit,
     };
     let events = app.store.list_events(&filter)?;

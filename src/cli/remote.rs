@@ -33,6 +33,9 @@ pub enum EventsCommand {
         limit: Option<usize>,
         #[arg(long)]
         cursor: Option<String>,
+        /// Only events that matched no handler.
+        #[arg(long)]
+        unrouted: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -97,6 +100,7 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
             since,
             limit,
             cursor,
+            unrouted,
             server,
         } => {
             let query = [
@@ -104,6 +108,7 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
                 ("since", since),
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
+                ("unrouted", unrouted.then(|| "true".to_owned())),
             ];
             let answer = Client::new(&server)?.get("/events", &query).await?;
             if server.json {

@@ -37,6 +37,8 @@ pub struct EventFilter {
     pub since_ms: Option<u64>,
     /// Only events after this sequence number (the previous page's cursor).
     pub after_seq: Option<u64>,
+    /// Only events that matched no handler.
+    pub unrouted: bool,
     pub limit: usize,
 }
 
@@ -131,7 +133,8 @@ impl Store {
             }
             let type_ok = filter.event_type.as_deref().is_none_or(|t| t == record.event.kind);
             let time_ok = filter.since_ms.is_none_or(|s| record.received_ms >= s);
-            if type_ok && time_ok {
+            let routed_ok = !filter.unrouted || record.deliveries.is_empty();
+            if type_ok && time_ok && routed_ok {
                 out.push(record);
             }
         }

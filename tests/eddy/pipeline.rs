@@ -106,6 +106,14 @@ async fn unrouted_events_are_kept_and_patterns_route() {
     assert_eq!(event["event"]["event"]["data"], 1);
     let listed = server.get("/events?type=nobody.listens").await;
     assert_eq!(listed["events"][0]["event"]["id"], lonely.as_str());
+    let unrouted = server.get("/events?unrouted=true").await;
+    let ids: Vec<_> = unrouted["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(lonely)], "only the unrouted event is listed as unrouted");
     for id in [shipped, billed] {
         server.wait_for_status(&id, "wildcard", "succeeded").await;
     }
