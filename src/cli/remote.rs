@@ -110,27 +110,18 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
                 ("cursor", cursor),
                 ("unrouted", unrouted.then(|| "true".to_owned())),
             ];
-            let answer = Client::new(&server)?.get("/events", &query).await?;
-            if server.json {
-                println!("{answer}");
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = answer["events"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| {
-                    let deliveries = e["deliveries"].as_array().map_or(0, Vec::len);
-                    vec![
-                        text(&e["event"]["id"]),
-                        text(&e["event"]["type"]),
-                        text(&e["event"]["time"]),
-                        deliveries.to_string(),
-                    ]
-                })
-                .collect();
-            print_table(&["ID", "TYPE", "TIME", "DELIVERIES"], &rows);
-            print_cursor(&answer);
+            let row = |e: &Value| {
+                let deliveries = e["deliveries"].as_array().map_or(0, Vec::len);
+                let event = &e["event"];
+                vec![
+                    text(&event["id"]),
+                    text(&event["type"]),
+                    text(&event["time"]),
+                    deliveries.to_string(),
+                ]
+            };
+            let headers = ["ID", "TYPE", "TIME", "DELIVERIES"];
+            list(&server, "/events", &query, ("events", &headers), row).await?;
         }
         EventsCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/events/{id}"), &[]).await?;
@@ -157,22 +148,12 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
             ];
-            let answer = Client::new(&server)?.get("/deliveries", &query).await?;
-            if server.json {
-                println!("{answer}");
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = answer["deliveries"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| {
-                    let fields = ["id", "handler", "event_type", "status", "attempts", "last_error"];
-                    fields.iter().map(|f| text(&d[*f])).collect()
-                })
-                .collect();
-            print_table(&["ID", "HANDLER", "TYPE", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows);
-            print_cursor(&answer);
+            let row = |d: &Value| {
+                let fields = ["id", "handler", "event_type", "status", "attempts", "last_error"];
+                fields.iter().map(|f| text(&d[*f])).collect()
+            };
+            let headers = ["ID", "HANDLER", "TYPE", "STATUS", "ATTEMPTS", "LAST ERROR"];
+            list(&server, "/deliveries", &query, ("deliveries", &headers), row).await?;
         }
         DeliveriesCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/deliveries/{id}"), &[]).await?;
@@ -182,16 +163,32 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
     Ok(())
 }
 
+/// GETs a listing and prints it: JSON with `--json`, else a table of `columns.0` rows with
+/// `columns.1` headers, and the cursor of the next page.
+async fn list(
+    server: &ServerArgs,
+    path: &str,
+    query: &[(&str, Option<String>)],
+    columns: (&str, &[&str]),
+    row: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    let answer = Client::new(server)?.get(path, query).await?;
+    if server.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = answer[columns.0].as_array().into_iter().flatten().map(row).collect();
+    print_table(columns.1, &rows);
+    if let Some(next) = answer["next_cursor"].as_str() {
+        eprintln!("more: --cursor {next}");
+    }
+    Ok(())
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-fn print_cursor(answer: &Value) {
-    if let Some(next) = answer["next_cursor"].as_str() {
-        eprintln!("more: --cursor {next}");
     }
 }
