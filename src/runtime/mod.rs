@@ -168,6 +168,12 @@ impl Runtime {
         self.lock().insert(prepared.info.id.clone(), prepared.pool);
     }
 
+    /// Takes handler `id` out of use (its file was removed); its isolates finish what they
+    /// run and stop, and later invocations fail as "not loaded".
+    pub fn unload(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
     /// Runs one event through handler `id`, which must have been loaded.
     pub async fn invoke(&self, id: &str, request: InvocationRequest) -> InvocationReport {
         let pool = self.lock().get(id).cloned();

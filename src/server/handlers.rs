@@ -93,6 +93,7 @@ impl Handlers {
         for gone in known.iter().filter(|id| !files.iter().any(|f| &&f.id == id)) {
             self.routing.write().unwrap_or_else(|e| e.into_inner()).remove(gone);
             self.status.write().unwrap_or_else(|e| e.into_inner()).remove(gone);
+            self.runtime.unload(gone);
         }
         for file in files {
             let unchanged = self
