@@ -35,6 +35,8 @@ pub enum ServerError {
     Retry(#[from] crate::delivery::RetryError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the handlers folder {0} does not exist (create it, or pass --handlers)")]
+    NoHandlers(std::path::PathBuf),
 }
 
 /// What every request handler shares.
@@ -57,6 +59,9 @@ impl App {
 
 /// Builds the application: runtime, engine and handlers over `store`.
 pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Arc<App>, ServerError> {
+    if !config.handlers.is_dir() {
+        return Err(ServerError::NoHandlers(config.handlers.clone()));
+    }
     let runtime = Arc::new(Runtime::new(config, config_path, &config.handlers, store.clone())?);
     let settings = DeliverySettings {
         max_concurrency: config.delivery.max_concurrency,

@@ -301,6 +301,24 @@ async fn send_and_inspect_a_running_server() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).1.contains("404"), "{:?}", text(&missing));
 
+    // A missing handlers folder is a clear error.
+    let no_handlers = run(
+        vec![
+            "serve".into(),
+            "--handlers".into(),
+            "nope".into(),
+            "--data".into(),
+            "d2".into(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(no_handlers.status.code(), Some(2));
+    assert!(
+        text(&no_handlers).1.contains("the handlers folder nope does not exist"),
+        "{:?}",
+        text(&no_handlers)
+    );
     // A second server on the same data folder is refused with a clear error.
     let second = run(vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()], "").await;
     assert_eq!(second.status.code(), Some(2));
