@@ -20,7 +20,9 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
                 idempotency_key: format!("{}:{}", delivery.event_id, delivery.handler),
             };
             let report = engine.runtime.invoke(&delivery.handler, request).await;
-            (next_step(&report, n, policy), record_of(n, started_ms, &report))
+            let mut record = record_of(n, started_ms, &report);
+            record.replay = delivery.replay_requested;
+            (next_step(&report, n, policy), record)
         }
         Ok(None) => {
             // A delivery whose event was never committed (a crash mid-ingest) or was deleted.
@@ -72,6 +74,7 @@ fn record_of(n: u32, started_ms: u64, report: &InvocationReport) -> AttemptRecor
         duration_ms: report.duration_ms,
         succeeded: report.outcome.is_success(),
         report: serde_json::to_value(report).unwrap_or(serde_json::Value::Null),
+        replay: false,
     }
 }
 
@@ -83,6 +86,7 @@ fn gone(n: u32, started_ms: u64, why: &str) -> (NextStep, AttemptRecord) {
         duration_ms: Duration::ZERO.as_secs_f64(),
         succeeded: false,
         report: serde_json::json!({ "outcome": { "status": "failure", "message": why } }),
+        replay: false,
     };
     (NextStep::Dead { error: why.to_owned() }, attempt)
 }

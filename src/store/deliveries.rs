@@ -67,6 +67,7 @@ impl Store {
             .insert(keys::attempt_key(&delivery.id, attempt.n), raw)?;
         delivery.attempts = attempt.n;
         delivery.updated_ms = now_ms;
+        delivery.replay_requested = false;
         match next {
             NextStep::Succeeded => {
                 delivery.status = DeliveryStatus::Succeeded;
@@ -164,7 +165,7 @@ impl Store {
         self.trees.queue.len()
     }
 
-    fn put_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
+    pub(super) fn put_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
         let raw = codec::encode(keys::DELIVERY_RECORD_V1, delivery)?;
         self.trees.deliveries.insert(delivery.id.as_bytes(), raw)?;
         Ok(())
@@ -202,6 +203,7 @@ mod tests {
             duration_ms: 1.0,
             succeeded,
             report: json!({}),
+            replay: false,
         }
     }
 

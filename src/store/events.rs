@@ -66,6 +66,7 @@ impl Store {
                 updated_ms: now_ms,
                 next_attempt_ms: Some(now_ms),
                 last_error: None,
+                replay_requested: false,
             })
             .collect();
         let record = EventRecord {

@@ -16,10 +16,14 @@ pub const TREE_ATTEMPTS: &str = "attempts";
 /// The delivery queue: due time (ms, u64 big-endian), delivery id -> empty; ordered by due time.
 pub const TREE_QUEUE: &str = "queue";
 
+/// Audit entries: time-ordered id -> [`AUDIT_RECORD_V1`].
+pub const TREE_AUDIT: &str = "audit";
+
 /// Record versions (first byte of each value).
 pub const EVENT_RECORD_V1: u8 = 1;
 pub const DELIVERY_RECORD_V1: u8 = 1;
 pub const ATTEMPT_RECORD_V1: u8 = 1;
+pub const AUDIT_RECORD_V1: u8 = 1;
 
 /// Key in [`TREE_META`] holding the schema version as a big-endian u32.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";

@@ -10,6 +10,7 @@ mod deliveries;
 mod events;
 mod keys;
 mod records;
+mod replay;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,8 @@ use std::sync::Arc;
 
 pub use deliveries::DeliveryFilter;
 pub use events::{EventFilter, Ingested, NewEvent};
-pub use records::{AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, NextStep};
+pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, NextStep};
+pub use replay::Replayed;
 pub use state::{HandlerState, StateEntry};
 
 /// Errors of the store.
@@ -58,6 +60,7 @@ struct Trees {
     deliveries: sled::Tree,
     attempts: sled::Tree,
     queue: sled::Tree,
+    audit: sled::Tree,
 }
 
 impl Trees {
@@ -69,6 +72,7 @@ impl Trees {
             deliveries: db.open_tree(keys::TREE_DELIVERIES)?,
             attempts: db.open_tree(keys::TREE_ATTEMPTS)?,
             queue: db.open_tree(keys::TREE_QUEUE)?,
+            audit: db.open_tree(keys::TREE_AUDIT)?,
         })
     }
 }

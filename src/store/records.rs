@@ -59,6 +59,9 @@ pub struct DeliveryRecord {
     pub next_attempt_ms: Option<u64>,
     /// The last failure, for listings.
     pub last_error: Option<String>,
+    /// A replay was asked for: the next attempt is recorded as a replay.
+    #[serde(default)]
+    pub replay_requested: bool,
 }
 
 /// One attempt of a delivery: when, how long, and the full invocation report.
@@ -71,6 +74,22 @@ pub struct AttemptRecord {
     pub succeeded: bool,
     /// The runtime's report (outcome, error with stack, console lines, fetches).
     pub report: serde_json::Value,
+    /// This attempt was asked for by a replay.
+    #[serde(default)]
+    pub replay: bool,
+}
+
+/// Who asked for a change, what, and to what: kept for people to audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at_ms: u64,
+    /// `cli` or `api`.
+    pub actor: String,
+    /// `replay`, `replay_job`, `backfill`, ...
+    pub action: String,
+    /// The delivery, job or event acted on.
+    pub target: String,
+    pub detail: serde_json::Value,
 }
 
 /// What follows an attempt.

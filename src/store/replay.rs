@@ -1,0 +1,203 @@
+//! Repair: replaying deliveries, adding deliveries for stored events (backfill), and the
+//! audit log of who asked.
+
+use super::records::{AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord};
+use super::{Store, StoreError, codec, keys};
+use crate::event::new_id;
+
+/// The result of asking to replay one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Queued to run now.
+    Queued,
+    /// Already pending or running: it runs once, not twice.
+    AlreadyQueued,
+    NotFound,
+}
+
+impl Store {
+    /// Queues a finished (succeeded or dead) delivery to run again now; its next attempt is
+    /// recorded as a replay. Two concurrent requests queue it once.
+    pub fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
+        loop {
+            let Some(raw) = self.trees.deliveries.get(id.as_bytes())? else {
+                return Ok(Replayed::NotFound);
+            };
+            let mut delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &raw)?;
+            if matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::Running) {
+                return Ok(Replayed::AlreadyQueued);
+            }
+            delivery.status = DeliveryStatus::Pending;
+            delivery.next_attempt_ms = Some(now_ms);
+            delivery.updated_ms = now_ms;
+            delivery.replay_requested = true;
+            let updated = codec::encode(keys::DELIVERY_RECORD_V1, &delivery)?;
+            // Compare-and-swap: whoever changed the record first wins; the loser looks again.
+            let swapped = self
+                .trees
+                .deliveries
+                .compare_and_swap(id.as_bytes(), Some(raw), Some(updated))?;
+            if swapped.is_ok() {
+                self.trees.queue.insert(keys::queue_key(now_ms, id), &[] as &[u8])?;
+                return Ok(Replayed::Queued);
+            }
+        }
+    }
+
+    /// Adds a delivery of event `event_id` to `handler`, due now, unless the event already
+    /// has one to that handler. Returns the new delivery id.
+    pub fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        loop {
+            let Some(raw) = self.trees.events.get(event_id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &raw)?;
+            for existing in &record.deliveries {
+                if self.delivery(existing)?.is_some_and(|d| d.handler == handler) {
+                    return Ok(None);
+                }
+            }
+            let delivery = DeliveryRecord {
+                id: new_id(),
+                event_id: event_id.to_owned(),
+                event_type: record.event.kind.clone(),
+                handler: handler.to_owned(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                created_ms: now_ms,
+                updated_ms: now_ms,
+                next_attempt_ms: Some(now_ms),
+                last_error: None,
+                replay_requested: false,
+            };
+            record.deliveries.push(delivery.id.clone());
+            let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
+            self.put_delivery(&delivery)?;
+            let swapped = self
+                .trees
+                .events
+                .compare_and_swap(event_id.as_bytes(), Some(raw), Some(updated))?;
+            if swapped.is_ok() {
+                self.trees
+                    .queue
+                    .insert(keys::queue_key(now_ms, &delivery.id), &[] as &[u8])?;
+                return Ok(Some(delivery.id));
+            }
+            // The event changed meanwhile: drop this delivery and look again.
+            self.trees.deliveries.remove(delivery.id.as_bytes())?;
+        }
+    }
+
+    /// Appends an audit entry.
+    pub fn audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let raw = codec::encode(keys::AUDIT_RECORD_V1, record)?;
+        self.trees.audit.insert(new_id().as_bytes(), raw)?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.trees
+            .audit
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|item| codec::decode(keys::AUDIT_RECORD_V1, &item?.1))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::store::{AttemptRecord, Ingested, NewEvent, NextStep};
+    use serde_json::json;
+
+    fn dead_delivery(store: &Store) -> String {
+        let event = Event::from_value(json!({"id": "e", "type": "t"}), "test").unwrap();
+        let out = store
+            .ingest(
+                vec![NewEvent {
+                    event,
+                    handlers: vec!["h".into()],
+                }],
+                10,
+            )
+            .unwrap();
+        let Ingested::New { deliveries, .. } = &out[0] else {
+            panic!()
+        };
+        let id = deliveries[0].clone();
+        let mut d = store.claim(10, &id, 11).unwrap().unwrap();
+        let attempt = AttemptRecord {
+            n: 1,
+            started_ms: 11,
+            duration_ms: 1.0,
+            succeeded: false,
+            report: json!({}),
+            replay: false,
+        };
+        store
+            .finish_attempt(&mut d, &attempt, NextStep::Dead { error: "x".into() }, 12)
+            .unwrap();
+        id
+    }
+
+    #[test]
+    fn replay_queues_once() {
+        let store = Store::temporary().unwrap();
+        let id = dead_delivery(&store);
+        assert_eq!(store.replay_delivery(&id, 100).unwrap(), Replayed::Queued);
+        assert_eq!(store.replay_delivery(&id, 101).unwrap(), Replayed::AlreadyQueued);
+        assert_eq!(store.due(200, 10).unwrap(), [(100, id.clone())]);
+        let d = store.delivery(&id).unwrap().unwrap();
+        assert!(d.replay_requested && d.status == DeliveryStatus::Pending);
+        assert_eq!(store.replay_delivery("nope", 1).unwrap(), Replayed::NotFound);
+    }
+
+    #[test]
+    fn concurrent_replays_queue_once() {
+        let store = Store::temporary().unwrap();
+        let id = dead_delivery(&store);
+        let results: Vec<Replayed> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| store.replay_delivery(&id, 100).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| **r == Replayed::Queued).count(), 1);
+        assert_eq!(store.queue_depth(), 1);
+    }
+
+    #[test]
+    fn backfill_adds_one_delivery_per_handler() {
+        let store = Store::temporary().unwrap();
+        dead_delivery(&store);
+        let added = store.add_delivery("e", "new_handler", 50).unwrap();
+        assert!(added.is_some());
+        assert_eq!(store.add_delivery("e", "new_handler", 51).unwrap(), None, "only once");
+        assert_eq!(store.add_delivery("e", "h", 51).unwrap(), None, "h already has one");
+        assert_eq!(store.event("e").unwrap().unwrap().deliveries.len(), 2);
+    }
+
+    #[test]
+    fn audit_entries_are_kept_newest_first() {
+        let store = Store::temporary().unwrap();
+        for action in ["replay", "backfill"] {
+            let record = AuditRecord {
+                at_ms: 1,
+                actor: "cli".into(),
+                action: action.into(),
+                target: "d".into(),
+                detail: json!({}),
+            };
+            store.audit(&record).unwrap();
+        }
+        let log = store.audit_log(10).unwrap();
+        assert_eq!(
+            log.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+            ["backfill", "replay"]
+        );
+    }
+}
