@@ -4,6 +4,7 @@
 pub mod deliveries;
 mod error;
 pub mod events;
+pub mod replays;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@
 //! next start puts it back in the queue, so every delivery runs at least once.
 
 mod attempt;
+pub mod replay;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
+pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
 pub use retry::{Decision, RetryError, RetryPolicy};
 
 use crate::metrics::Metrics;

@@ -27,6 +27,8 @@ pub struct HandlerStatus {
     pub loaded: bool,
     /// Why the current file does not load, if it does not.
     pub error: Option<String>,
+    /// When the version in use was loaded (RFC 3339).
+    pub loaded_at: Option<String>,
     #[serde(skip)]
     stamp: Option<router::Stamp>,
 }
@@ -131,6 +133,7 @@ impl Handlers {
             routes: Vec::new(),
             loaded: false,
             error: None,
+            loaded_at: None,
             stamp: None,
         });
         entry.stamp = Some(stamp);
@@ -139,6 +142,7 @@ impl Handlers {
                 entry.routes = routes;
                 entry.loaded = true;
                 entry.error = None;
+                entry.loaded_at = Some(crate::event::now_rfc3339());
                 Ok(())
             }
             Err(e) => {

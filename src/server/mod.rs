@@ -19,7 +19,7 @@ pub use handlers::{HandlerStatus, Handlers};
 
 use crate::api::{self, ApiError};
 use crate::config::Config;
-use crate::delivery::{DeliverySettings, Engine, RetryPolicy};
+use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -44,6 +44,7 @@ pub struct App {
     pub store: Store,
     pub runtime: Arc<Runtime>,
     pub engine: Arc<Engine>,
+    pub replays: Arc<Replays>,
     pub handlers: Handlers,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -77,6 +78,7 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         .or(config.api_token.clone());
     Ok(Arc::new(App {
         handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
+        replays: Replays::new(store.clone(), engine.clone()),
         store,
         runtime,
         engine,
@@ -93,6 +95,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/events/{id}", get(api::events::show))
         .route("/deliveries", get(api::deliveries::list))
         .route("/deliveries/{id}", get(api::deliveries::show))
+        .route("/deliveries/{id}/replay", post(api::replays::replay_one))
+        .route("/replays", post(api::replays::start))
+        .route("/replays/{id}", get(api::replays::show).delete(api::replays::cancel))
+        .route("/audit", get(api::replays::audit))
         .route("/handlers", get(api::handlers))
         .route("/metrics", get(api::metrics))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));

@@ -8,5 +8,6 @@ mod fetch;
 mod handlers;
 mod limits;
 mod pipeline;
+mod repair;
 mod server_support;
 mod support;

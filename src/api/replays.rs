@@ -1,0 +1,180 @@
+//! Repair endpoints: `POST /deliveries/{id}/replay`, `POST /replays` (filter, dry run, rate,
+//! backfill), `GET /replays/{id}` (progress), `DELETE /replays/{id}` (cancel), `GET /audit`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::events::since_ms;
+use super::{ApiError, limit};
+use crate::delivery::replay::DRY_RUN_ROWS;
+use crate::delivery::{ReplayFilter, now_ms};
+use crate::server::App;
+use crate::store::{AuditRecord, DeliveryStatus, Replayed};
+
+/// Who is asking: the CLI says so in `x-eddy-actor`; anything else is the API.
+fn actor(headers: &HeaderMap) -> &'static str {
+    match headers.get("x-eddy-actor").and_then(|v| v.to_str().ok()) {
+        Some("cli") => "cli",
+        _ => "api",
+    }
+}
+
+/// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running.
+pub async fn replay_one(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (status, word) = match app.store.replay_delivery(&id, now_ms())? {
+        Replayed::NotFound => return Err(ApiError::not_found("delivery", &id)),
+        Replayed::AlreadyQueued => (StatusCode::OK, "already_queued"),
+        Replayed::Queued => (StatusCode::ACCEPTED, "queued"),
+    };
+    let record = AuditRecord {
+        at_ms: now_ms(),
+        actor: actor(&headers).to_owned(),
+        action: "replay".into(),
+        target: id.clone(),
+        detail: serde_json::json!({ "result": word }),
+    };
+    app.store.audit(&record)?;
+    app.engine.wake();
+    Ok((status, Json(serde_json::json!({ "delivery": id, "status": word }))).into_response())
+}
+
+/// Body of `POST /replays`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    status: Option<String>,
+    handler: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// RFC 3339 time or a duration ago (`6h`).
+    since: Option<String>,
+    until: Option<String>,
+    error: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    /// Items per second.
+    rate: Option<f64>,
+    /// Create deliveries to `handler` for stored events of `type` instead of replaying.
+    #[serde(default)]
+    backfill: bool,
+}
+
+/// `POST /replays`: a dry run (count and first rows) or a background job (202).
+pub async fn start(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    let filter = filter_of(&request)?;
+    if request.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(ApiError::unprocessable(
+            "invalid_rate",
+            "rate must be a positive number",
+        ));
+    }
+    let kind = if request.backfill { "backfill" } else { "replay" };
+    if request.backfill {
+        check_backfill(&app, &filter)?;
+    }
+    if request.dry_run {
+        return dry_run(&app, kind, &filter);
+    }
+    let job = app.replays.start(kind, filter, request.rate, actor(&headers));
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
+    let status = request
+        .status
+        .as_deref()
+        .map(|s| {
+            DeliveryStatus::parse(s)
+                .filter(|s| matches!(s, DeliveryStatus::Dead | DeliveryStatus::Succeeded))
+                .ok_or_else(|| {
+                    ApiError::unprocessable("invalid_status", "only dead or succeeded deliveries can be replayed")
+                })
+        })
+        .transpose()?;
+    Ok(ReplayFilter {
+        status,
+        handler: request.handler.clone(),
+        event_type: request.event_type.clone(),
+        since_ms: request.since.as_deref().map(since_ms).transpose()?,
+        until_ms: request.until.as_deref().map(since_ms).transpose()?,
+        error: request.error.clone(),
+    })
+}
+
+fn check_backfill(app: &App, filter: &ReplayFilter) -> Result<(), ApiError> {
+    let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
+        return Err(ApiError::unprocessable(
+            "invalid_backfill",
+            "a backfill needs handler and type",
+        ));
+    };
+    if !app.handlers.statuses().iter().any(|h| &h.id == handler && h.loaded) {
+        return Err(ApiError::unprocessable(
+            "unknown_handler",
+            format!("no loaded handler {handler:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn dry_run(app: &App, kind: &str, filter: &ReplayFilter) -> Result<Response, ApiError> {
+    let body = if kind == "backfill" {
+        let events = app.replays.matching_events(filter)?;
+        let first: Vec<_> = events.iter().take(DRY_RUN_ROWS).collect();
+        serde_json::json!({ "dry_run": true, "kind": kind, "count": events.len(), "first": first })
+    } else {
+        let deliveries = app.replays.matching_deliveries(filter)?;
+        let first: Vec<_> = deliveries.iter().take(DRY_RUN_ROWS).collect();
+        serde_json::json!({ "dry_run": true, "kind": kind, "count": deliveries.len(), "first": first })
+    };
+    Ok(Json(body).into_response())
+}
+
+/// `GET /replays/{id}`: progress.
+pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let job = app
+        .replays
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("replay job", &id))?;
+    Ok(Json(serde_json::to_value(job).map_err(ApiError::internal)?))
+}
+
+/// `DELETE /replays/{id}`: cancel; the job stops before its next item.
+pub async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let job = app
+        .replays
+        .cancel(&id)
+        .ok_or_else(|| ApiError::not_found("replay job", &id))?;
+    Ok(Json(serde_json::to_value(job).map_err(ApiError::internal)?))
+}
+
+/// Query of `GET /audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /audit?limit=`: newest first.
+pub async fn audit(
+    State(app): State<Arc<App>>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let entries = app.store.audit_log(limit(q.limit)?)?;
+    Ok(Json(serde_json::json!({ "audit": entries })))
+}

@@ -1,0 +1,275 @@
+//! Bulk repair: replay jobs (every delivery matching a filter, paced) and backfills (stored
+//! events of a type run through a handler that did not exist when they arrived). Jobs run in
+//! the background; they can be followed and cancelled.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, now_ms};
+use crate::event::new_id;
+use crate::store::{
+    AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, Store, StoreError,
+};
+
+/// Which deliveries a replay job takes, or which events a backfill takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayFilter {
+    /// Replays: deliveries with this status (default dead). Ignored by backfills.
+    pub status: Option<DeliveryStatus>,
+    /// Replays: deliveries to this handler. Backfills: the handler to run (required).
+    pub handler: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Created (replays) or received (backfills) at or after, ms since the epoch.
+    pub since_ms: Option<u64>,
+    /// ... and before.
+    pub until_ms: Option<u64>,
+    /// Replays: the last error contains this text.
+    pub error: Option<String>,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Done,
+    Cancelled,
+    Failed,
+}
+
+/// A replay or backfill job, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayJob {
+    pub id: String,
+    /// `replay` or `backfill`.
+    pub kind: &'static str,
+    pub filter: ReplayFilter,
+    /// Deliveries (or events) per second; none means as fast as possible.
+    pub rate: Option<f64>,
+    pub state: JobState,
+    /// Matching deliveries (or events) when the job started.
+    pub total: usize,
+    /// Queued again (or deliveries created).
+    pub queued: usize,
+    /// Already queued or running (or already delivered to the handler).
+    pub skipped: usize,
+    pub created_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+struct Job {
+    status: Mutex<ReplayJob>,
+    cancel: AtomicBool,
+}
+
+/// The jobs of this process.
+pub struct Replays {
+    store: Store,
+    engine: Arc<Engine>,
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+/// Longest listing a dry run returns.
+pub const DRY_RUN_ROWS: usize = 20;
+
+impl Replays {
+    pub fn new(store: Store, engine: Arc<Engine>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            engine,
+            jobs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Deliveries a replay job with `filter` would take.
+    pub fn matching_deliveries(&self, filter: &ReplayFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut page = DeliveryFilter {
+            status: Some(filter.status.unwrap_or(DeliveryStatus::Dead)),
+            handler: filter.handler.clone(),
+            event_type: filter.event_type.clone(),
+            after_id: None,
+            limit: 1000,
+        };
+        let mut out = Vec::new();
+        loop {
+            let found = self.store.list_deliveries(&page)?;
+            let last = found.last().map(|d| d.id.clone());
+            out.extend(
+                found
+                    .into_iter()
+                    .filter(|d| in_window(filter, d.created_ms) && error_matches(filter, d)),
+            );
+            match last {
+                Some(last) => page.after_id = Some(last),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Event ids a backfill with `filter` would take.
+    pub fn matching_events(&self, filter: &ReplayFilter) -> Result<Vec<String>, StoreError> {
+        let mut page = EventFilter {
+            event_type: filter.event_type.clone(),
+            since_ms: filter.since_ms,
+            limit: 1000,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let found = self.store.list_events(&page)?;
+            let Some(last) = found.last().map(|e| e.seq) else {
+                return Ok(out);
+            };
+            out.extend(
+                found
+                    .into_iter()
+                    .filter(|e| in_window(filter, e.received_ms))
+                    .map(|e| e.event.id),
+            );
+            page.after_seq = Some(last);
+        }
+    }
+
+    /// Starts a job in the background.
+    pub fn start(
+        self: &Arc<Self>,
+        kind: &'static str,
+        filter: ReplayFilter,
+        rate: Option<f64>,
+        actor: &str,
+    ) -> ReplayJob {
+        let job = Arc::new(Job {
+            status: Mutex::new(ReplayJob {
+                id: new_id(),
+                kind,
+                filter,
+                rate,
+                state: JobState::Running,
+                total: 0,
+                queued: 0,
+                skipped: 0,
+                created_ms: now_ms(),
+                finished_ms: None,
+                error: None,
+            }),
+            cancel: AtomicBool::new(false),
+        });
+        let snapshot = lock(&job.status).clone();
+        lock(&self.jobs).insert(snapshot.id.clone(), job.clone());
+        let (replays, actor) = (self.clone(), actor.to_owned());
+        tokio::spawn(async move { replays.run(job, actor).await });
+        snapshot
+    }
+
+    /// A job's progress.
+    pub fn get(&self, id: &str) -> Option<ReplayJob> {
+        lock(&self.jobs).get(id).map(|job| lock(&job.status).clone())
+    }
+
+    /// Asks a running job to stop; it stops before its next item.
+    pub fn cancel(&self, id: &str) -> Option<ReplayJob> {
+        let job = lock(&self.jobs).get(id).cloned()?;
+        job.cancel.store(true, Ordering::SeqCst);
+        Some(lock(&job.status).clone())
+    }
+
+    async fn run(self: Arc<Self>, job: Arc<Job>, actor: String) {
+        let (kind, filter, rate) = {
+            let status = lock(&job.status);
+            (status.kind, status.filter.clone(), status.rate)
+        };
+        let items: Result<Vec<String>, StoreError> = if kind == "backfill" {
+            self.matching_events(&filter)
+        } else {
+            self.matching_deliveries(&filter)
+                .map(|ds| ds.into_iter().map(|d| d.id).collect())
+        };
+        let outcome = match items {
+            Ok(items) => self.work(&job, kind, &filter, rate, items).await,
+            Err(e) => Err(e),
+        };
+        let finished = {
+            let mut status = lock(&job.status);
+            status.finished_ms = Some(now_ms());
+            status.state = match &outcome {
+                Err(e) => {
+                    status.error = Some(e.to_string());
+                    JobState::Failed
+                }
+                Ok(()) if job.cancel.load(Ordering::SeqCst) => JobState::Cancelled,
+                Ok(()) => JobState::Done,
+            };
+            status.clone()
+        };
+        let detail = serde_json::to_value(&finished).unwrap_or_default();
+        let record = AuditRecord {
+            at_ms: now_ms(),
+            actor,
+            action: format!("{kind}_job"),
+            target: finished.id,
+            detail,
+        };
+        if let Err(e) = self.store.audit(&record) {
+            eprintln!("eddy: cannot write the audit entry of a {kind} job: {e}");
+        }
+    }
+
+    async fn work(
+        &self,
+        job: &Job,
+        kind: &str,
+        filter: &ReplayFilter,
+        rate: Option<f64>,
+        items: Vec<String>,
+    ) -> Result<(), StoreError> {
+        lock(&job.status).total = items.len();
+        let started = Instant::now();
+        let handler = filter.handler.clone().unwrap_or_default();
+        for (i, item) in items.iter().enumerate() {
+            if job.cancel.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                // Paced: item i starts no earlier than i / rate seconds after the start, so
+                // live traffic keeps its share of the workers.
+                tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+            }
+            let queued = if kind == "backfill" {
+                self.store.add_delivery(item, &handler, now_ms())?.is_some()
+            } else {
+                self.store.replay_delivery(item, now_ms())? == Replayed::Queued
+            };
+            let mut status = lock(&job.status);
+            if queued {
+                status.queued += 1;
+            } else {
+                status.skipped += 1;
+            }
+            drop(status);
+            self.engine.wake();
+        }
+        Ok(())
+    }
+}
+
+fn in_window(filter: &ReplayFilter, at_ms: u64) -> bool {
+    filter.since_ms.is_none_or(|s| at_ms >= s) && filter.until_ms.is_none_or(|u| at_ms < u)
+}
+
+fn error_matches(filter: &ReplayFilter, delivery: &DeliveryRecord) -> bool {
+    filter
+        .error
+        .as_deref()
+        .is_none_or(|needle| delivery.last_error.as_deref().is_some_and(|e| e.contains(needle)))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

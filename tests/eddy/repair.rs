@@ -1,0 +1,201 @@
+//! Replay and backfill end to end: a handler fixed after its deliveries went dead, single and
+//! concurrent replays, dry runs, paced jobs that can be cancelled, and backfills.
+
+use serde_json::{Value, json};
+
+use crate::server_support::*;
+
+const BROKEN: &str = "export default async (event) => { throw new NonRetryableError(`bug on ${event.id}`); };\n";
+const SLOW_FIX: &str = "export default async () => { await new Promise((r) => setTimeout(r, 500)); };\n";
+const FIXED: &str = "export default async (event) => { console.log(`fixed ${event.id}`); }; // fixed\n";
+
+async fn post_json(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    server.post(path, "application/json", body.to_string()).await
+}
+
+async fn wait_job(server: &TestServer, id: &str, state: &str) -> Value {
+    server
+        .wait_until("the job finishes", |s| {
+            let path = format!("/replays/{id}");
+            async move { s.get(&path).await["state"] == state }
+        })
+        .await;
+    server.get(&format!("/replays/{id}")).await
+}
+
+/// A server whose `orders.created` handler is broken, with `n` dead deliveries.
+async fn dead_deliveries(n: usize) -> (TestServer, Vec<String>, tempfile::TempDir, tempfile::TempDir) {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(handlers.path().join("orders.created.js"), BROKEN).unwrap();
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(server.send(json!({"type": "orders.created"})).await);
+    }
+    for id in &ids {
+        server.wait_for_status(id, "orders.created", "dead").await;
+    }
+    (server, ids, data, handlers)
+}
+
+/// Replaces the broken handler with `code` and waits until the new version is in use.
+async fn fix(server: &TestServer, handlers: &std::path::Path, code: &str) {
+    let loaded_at = |h: Value| h["handlers"][0]["loaded_at"].clone();
+    let before = loaded_at(server.get("/handlers").await);
+    std::fs::write(handlers.join("orders.created.js"), code).unwrap();
+    server
+        .wait_until("the fixed handler is in use", |s| {
+            let before = before.clone();
+            async move { loaded_at(s.get("/handlers").await) != before }
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fixed_handler_and_a_filtered_bulk_replay_recover_dead_deliveries() {
+    let (server, ids, _data, handlers) = dead_deliveries(3).await;
+    fix(&server, handlers.path(), FIXED).await;
+
+    let (status, dry) = post_json(
+        &server,
+        "/replays",
+        json!({"handler": "orders.created", "error": "bug on", "dry_run": true}),
+    )
+    .await;
+    assert_eq!((status, dry["count"].as_u64()), (200, Some(3)), "{dry}");
+    let still = server.delivery(&ids[0], "orders.created").await;
+    assert_eq!(still["delivery"]["status"], "dead", "a dry run changes nothing");
+
+    let (status, job) = post_json(
+        &server,
+        "/replays",
+        json!({"status": "dead", "handler": "orders.created"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let job = wait_job(&server, job["id"].as_str().unwrap(), "done").await;
+    assert_eq!(
+        (job["total"].as_u64(), job["queued"].as_u64()),
+        (Some(3), Some(3)),
+        "{job}"
+    );
+    for id in &ids {
+        let done = server.wait_for_status(id, "orders.created", "succeeded").await;
+        let attempts = done["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "the first attempt stays in the history");
+        assert_eq!(
+            (attempts[0]["replay"].as_bool(), attempts[1]["replay"].as_bool()),
+            (Some(false), Some(true))
+        );
+        assert_eq!(attempts[1]["report"]["logs"][0]["message"], format!("fixed {id}"));
+    }
+    let audit = server.get("/audit").await;
+    assert_eq!(audit["audit"][0]["action"], "replay_job");
+    assert_eq!(audit["audit"][0]["actor"], "api");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replaying_one_delivery_twice_at_once_runs_it_once() {
+    let (server, ids, _data, handlers) = dead_deliveries(1).await;
+    // Slow enough that both requests find the first replay pending or running.
+    fix(&server, handlers.path(), SLOW_FIX).await;
+    let delivery = server.delivery(&ids[0], "orders.created").await["delivery"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/deliveries/{delivery}/replay");
+    let (a, b) = tokio::join!(
+        post_json(&server, &path, json!({})),
+        post_json(&server, &path, json!({}))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 202], "{a:?} {b:?}");
+    let done = server.wait_for_status(&ids[0], "orders.created", "succeeded").await;
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 2);
+    let (missing, answer) = post_json(&server, "/deliveries/nope/replay", json!({})).await;
+    assert_eq!((missing, answer["error"].as_str()), (404, Some("not_found")));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paced_replay_lets_new_events_through_and_can_be_cancelled() {
+    let (server, _ids, _data, handlers) = dead_deliveries(12).await;
+    std::fs::write(handlers.path().join("live.js"), "export default async () => {};\n").unwrap();
+    fix(&server, handlers.path(), FIXED).await;
+    let (_, job) = post_json(&server, "/replays", json!({"handler": "orders.created", "rate": 4})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    // While the job trickles at 4/s, a new event goes straight through.
+    let live = server.send(json!({"type": "live"})).await;
+    server.wait_for_status(&live, "live", "succeeded").await;
+    assert_eq!(server.get(&format!("/replays/{id}")).await["state"], "running");
+    let (status, _) = server_delete(&server, &format!("/replays/{id}")).await;
+    assert_eq!(status, 200);
+    let job = wait_job(&server, &id, "cancelled").await;
+    let queued = job["queued"].as_u64().unwrap();
+    assert!((1..12).contains(&queued), "cancelled part way: {job}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_runs_stored_events_through_a_new_handler_once() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(
+        handlers.path().join("placeholder.js"),
+        "export default async () => {};\n",
+    )
+    .unwrap();
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let mut ids = Vec::new();
+    for n in [1, 2] {
+        ids.push(server.send(json!({"type": "signup.done", "data": n})).await);
+    }
+    let late = "export const on = \"signup.done\";\nexport default async (e) => console.log(`late ${e.data}`);\n";
+    std::fs::write(handlers.path().join("late.js"), late).unwrap();
+    server
+        .wait_until("the new handler is loaded", |s| async move {
+            s.get("/handlers").await["handlers"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|h| h["id"] == "late"))
+        })
+        .await;
+    let request = json!({"backfill": true, "handler": "late", "type": "signup.done"});
+    let (_, dry) = post_json(
+        &server,
+        "/replays",
+        json!({"backfill": true, "handler": "late", "type": "signup.done", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(dry["count"], 2, "{dry}");
+    let (_, job) = post_json(&server, "/replays", request.clone()).await;
+    let job = wait_job(&server, job["id"].as_str().unwrap(), "done").await;
+    assert_eq!(job["queued"], 2, "{job}");
+    for id in &ids {
+        server.wait_for_status(id, "late", "succeeded").await;
+    }
+    let (_, again) = post_json(&server, "/replays", request).await;
+    let again = wait_job(&server, again["id"].as_str().unwrap(), "done").await;
+    assert_eq!(
+        (again["queued"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+    let (status, refused) = post_json(
+        &server,
+        "/replays",
+        json!({"backfill": true, "handler": "nope", "type": "x"}),
+    )
+    .await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("unknown_handler")));
+    server.stop().await;
+}
+
+async fn server_delete(server: &TestServer, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new().delete(server.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
