@@ -53,7 +53,14 @@ impl Client {
         self.send(request).await
     }
 
+    /// DELETE `path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.delete(format!("{}{path}", self.base))).await
+    }
+
     async fn send(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        // The server's audit log records that the CLI asked.
+        request = request.header("x-eddy-actor", "cli");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

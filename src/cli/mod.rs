@@ -6,6 +6,7 @@ mod check;
 mod client;
 mod output;
 mod remote;
+mod replay;
 mod run;
 mod serve;
 
@@ -38,6 +39,8 @@ enum Command {
     /// Inspect deliveries on a running server.
     #[command(subcommand)]
     Deliveries(remote::DeliveriesCommand),
+    /// Replay deliveries by id or by filter, or backfill a new handler.
+    Replay(replay::ReplayArgs),
 }
 
 /// Flags shared by commands that read `eddy.toml`.
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Send(args) => remote::send(args).await,
             Command::Events(command) => remote::events(command).await,
             Command::Deliveries(command) => remote::deliveries(command).await,
+            Command::Replay(args) => replay::replay(args).await,
         }
     });
     match result {

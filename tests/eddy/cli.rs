@@ -330,3 +330,83 @@ async fn send_and_inspect_a_running_server() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    let file = handlers.join("jobs.js");
+    std::fs::write(
+        &file,
+        "export default async () => { throw new NonRetryableError('broken'); };\n",
+    )
+    .unwrap();
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "").unwrap();
+    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let url = format!("http://{addr}");
+    let eddy_at = |args: &[&str]| {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.extend(["--server".into(), url.clone()]);
+        let cwd = dir.path().to_owned();
+        async move {
+            let out =
+                tokio::task::spawn_blocking(move || eddy(&full.iter().map(String::as_str).collect::<Vec<_>>(), &cwd))
+                    .await
+                    .unwrap();
+            text(&out).0
+        }
+    };
+    for id in ["job-1", "job-2"] {
+        eddy_at(&["send", "jobs", "{}", "--id", id]).await;
+    }
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let (http, url) = (http.clone(), format!("{url}{path}"));
+        async move {
+            serde_json::from_slice::<serde_json::Value>(&http.get(url).send().await.unwrap().bytes().await.unwrap())
+                .unwrap()
+        }
+    };
+    for _ in 0..400 {
+        if get("/deliveries?status=dead").await["deliveries"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let dry = eddy_at(&["replay", "--handler", "jobs", "--dry-run"]).await;
+    assert!(dry.starts_with("2 deliveries would be replayed\nID"), "{dry}");
+
+    let before = get("/handlers").await["handlers"][0]["loaded_at"].clone();
+    std::fs::write(&file, "export default async () => console.log('repaired');\n").unwrap();
+    for _ in 0..400 {
+        if get("/handlers").await["handlers"][0]["loaded_at"] != before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let done = eddy_at(&["replay", "--handler", "jobs"]).await;
+    assert_eq!(done.trim(), "replay done: 2 queued, 0 skipped of 2");
+    let one = get("/deliveries?handler=jobs").await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let single = eddy_at(&["replay", &one]).await;
+    assert!(
+        single == format!("{one} queued\n") || single == format!("{one} already_queued\n"),
+        "{single}"
+    );
+    let audit = get("/audit").await;
+    assert!(
+        audit["audit"].as_array().unwrap().iter().all(|a| a["actor"] == "cli"),
+        "{audit}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

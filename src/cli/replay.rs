@@ -1,0 +1,146 @@
+//! `eddy replay`: replay deliveries by id or by filter, or backfill a handler, following
+//! bulk jobs with a progress bar (Ctrl-C cancels the job).
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Failure;
+use super::client::{Client, ServerArgs, print_table};
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Delivery ids to replay; without ids, the filter below picks the deliveries.
+    ids: Vec<String>,
+    /// dead (default) or succeeded.
+    #[arg(long)]
+    status: Option<String>,
+    /// Deliveries to this handler (with --backfill: the handler to run).
+    #[arg(long)]
+    handler: Option<String>,
+    /// Event type.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// RFC 3339 time or a duration ago, like 6h.
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    until: Option<String>,
+    /// The last error contains this text.
+    #[arg(long)]
+    error: Option<String>,
+    /// Show what would be replayed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Deliveries per second, so live traffic keeps flowing.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Run stored events of --type through --handler, which did not exist when they arrived.
+    #[arg(long)]
+    backfill: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.server)?;
+    if !args.ids.is_empty() {
+        for id in &args.ids {
+            let answer = client.post(&format!("/deliveries/{id}/replay"), &json!({})).await?;
+            println!("{id} {}", answer["status"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    let request = json!({
+        "status": args.status, "handler": args.handler, "type": args.kind, "since": args.since,
+        "until": args.until, "error": args.error, "dry_run": args.dry_run, "rate": args.rate,
+        "backfill": args.backfill,
+    });
+    let answer = client.post("/replays", &request).await?;
+    if args.server.json && args.dry_run {
+        println!("{answer}");
+    } else if args.dry_run {
+        print_dry_run(&answer);
+    } else {
+        follow(&client, &answer, args.server.json).await?;
+    }
+    Ok(())
+}
+
+fn print_dry_run(answer: &Value) {
+    let backfill = answer["kind"] == "backfill";
+    let what = if backfill {
+        "events would be backfilled"
+    } else {
+        "deliveries would be replayed"
+    };
+    println!("{} {what}", answer["count"]);
+    let rows: Vec<Vec<String>> = answer["first"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| match row {
+            Value::String(event) => vec![event.clone()],
+            d => ["id", "handler", "event_type", "last_error"]
+                .iter()
+                .map(|f| d[*f].as_str().unwrap_or("").to_owned())
+                .collect(),
+        })
+        .collect();
+    if !rows.is_empty() {
+        let headers: &[&str] = if backfill {
+            &["EVENT"]
+        } else {
+            &["ID", "HANDLER", "TYPE", "LAST ERROR"]
+        };
+        print_table(headers, &rows);
+    }
+}
+
+/// Polls the job until it ends, drawing progress on standard error; Ctrl-C cancels it.
+async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Result<()> {
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/replays/{id}");
+    let mut cancelled = false;
+    let last = loop {
+        let status = client.get(&path, &[]).await?;
+        if !json_output {
+            draw(&status);
+        }
+        if status["state"] != "running" {
+            break status;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c(), if !cancelled => {
+                client.delete(&path).await?;
+                cancelled = true;
+            }
+        }
+    };
+    if json_output {
+        println!("{last}");
+    } else {
+        eprintln!();
+        println!(
+            "{} {}: {} queued, {} skipped of {}",
+            last["kind"].as_str().unwrap_or("replay"),
+            last["state"].as_str().unwrap_or_default(),
+            last["queued"],
+            last["skipped"],
+            last["total"]
+        );
+    }
+    Ok(())
+}
+
+fn draw(status: &Value) {
+    const WIDTH: usize = 30;
+    let total = status["total"].as_u64().unwrap_or(0) as usize;
+    let done = (status["queued"].as_u64().unwrap_or(0) + status["skipped"].as_u64().unwrap_or(0)) as usize;
+    let filled = if total == 0 { WIDTH } else { done * WIDTH / total };
+    let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled.min(WIDTH)));
+    eprint!("\r[{bar}] {done}/{total}");
+    let _ = std::io::stderr().flush();
+}
