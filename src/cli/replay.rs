@@ -139,7 +139,7 @@ fn draw(status: &Value) {
     const WIDTH: usize = 30;
     let total = status["total"].as_u64().unwrap_or(0) as usize;
     let done = (status["queued"].as_u64().unwrap_or(0) + status["skipped"].as_u64().unwrap_or(0)) as usize;
-    let filled = if total == 0 { WIDTH } else { done * WIDTH / total };
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled.min(WIDTH)));
     eprint!("\r[{bar}] {done}/{total}");
     let _ = std::io::stderr().flush();
