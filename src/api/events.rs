@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::{ApiError, limit};
+use crate::delivery::now_ms;
 use crate::server::App;
 use crate::store::{DeliveryRecord, EventFilter};
 
@@ -55,7 +56,7 @@ pub async fn list(
     Ok(Json(serde_json::json!({ "events": events, "next_cursor": next })))
 }
 
-/// `GET /events/{id}`: the event with its deliveries.
+/// `GET /events/{id}`: the event with its deliveries and the previous versions of its data.
 pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let record = app.store.event(&id)?.ok_or_else(|| ApiError::not_found("event", &id))?;
     let deliveries: Vec<DeliveryRecord> = record
@@ -63,7 +64,47 @@ pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result
         .iter()
         .filter_map(|d| app.store.delivery(d).transpose())
         .collect::<Result<_, _>>()?;
-    Ok(Json(serde_json::json!({ "event": record, "deliveries": deliveries })))
+    let history = app.store.event_history(&id)?;
+    Ok(Json(
+        serde_json::json!({ "event": record, "deliveries": deliveries, "history": history }),
+    ))
+}
+
+/// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`; the previous
+/// data is kept in its history. Deliveries that run later (retries, replays) see the new data.
+pub async fn edit(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !matches!(media, "application/merge-patch+json" | "application/json") {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the patch as application/merge-patch+json",
+        ));
+    }
+    let patch: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the patch is not valid JSON: {e}")))?;
+    let record = app
+        .store
+        .edit_event(&id, &patch, now_ms())?
+        .ok_or_else(|| ApiError::not_found("event", &id))?;
+    let audit = crate::store::AuditRecord {
+        at_ms: now_ms(),
+        actor: super::actor(&headers).into(),
+        action: "edit".into(),
+        target: id,
+        detail: serde_json::json!({ "version": record.version }),
+    };
+    app.store.audit(&audit)?;
+    Ok(Json(serde_json::json!({ "event": record })))
 }
 
 /// `since` as milliseconds since the epoch: an RFC 3339 time, or a duration ago.

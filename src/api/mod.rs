@@ -47,6 +47,14 @@ pub async fn not_found(uri: Uri) -> ApiError {
     )
 }
 
+/// Who is asking: the CLI says so in `x-eddy-actor`; anything else is the API.
+pub fn actor(headers: &axum::http::HeaderMap) -> &'static str {
+    match headers.get("x-eddy-actor").and_then(|v| v.to_str().ok()) {
+        Some("cli") => "cli",
+        _ => "api",
+    }
+}
+
 /// A `limit` query value, defaulted and capped.
 pub fn limit(value: Option<usize>) -> Result<usize, ApiError> {
     match value {

@@ -10,19 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::events::since_ms;
-use super::{ApiError, limit};
+use super::{ApiError, actor, limit};
 use crate::delivery::replay::DRY_RUN_ROWS;
 use crate::delivery::{ReplayFilter, now_ms};
 use crate::server::App;
 use crate::store::{AuditRecord, DeliveryStatus, Replayed};
-
-/// Who is asking: the CLI says so in `x-eddy-actor`; anything else is the API.
-fn actor(headers: &HeaderMap) -> &'static str {
-    match headers.get("x-eddy-actor").and_then(|v| v.to_str().ok()) {
-        Some("cli") => "cli",
-        _ => "api",
-    }
-}
 
 /// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running.
 pub async fn replay_one(

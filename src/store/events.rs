@@ -74,6 +74,7 @@ impl Store {
             received_ms: now_ms,
             deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
             event: new.event,
+            version: 1,
         };
         let event_raw = codec::encode(keys::EVENT_RECORD_V1, &record)?;
         let delivery_raws = deliveries

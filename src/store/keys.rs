@@ -16,6 +16,9 @@ pub const TREE_ATTEMPTS: &str = "attempts";
 /// The delivery queue: due time (ms, u64 big-endian), delivery id -> empty; ordered by due time.
 pub const TREE_QUEUE: &str = "queue";
 
+/// Previous versions of edited events: event id, 0x00, version (u32 big-endian) ->
+/// [`EVENT_VERSION_V1`].
+pub const TREE_EVENT_HISTORY: &str = "event_history";
 /// Audit entries: time-ordered id -> [`AUDIT_RECORD_V1`].
 pub const TREE_AUDIT: &str = "audit";
 
@@ -24,6 +27,7 @@ pub const EVENT_RECORD_V1: u8 = 1;
 pub const DELIVERY_RECORD_V1: u8 = 1;
 pub const ATTEMPT_RECORD_V1: u8 = 1;
 pub const AUDIT_RECORD_V1: u8 = 1;
+pub const EVENT_VERSION_V1: u8 = 1;
 
 /// Key in [`TREE_META`] holding the schema version as a big-endian u32.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -56,6 +60,16 @@ pub fn parse_queue_key(key: &[u8]) -> Result<(u64, String), super::StoreError> {
         .ok_or_else(|| super::StoreError::Corrupt("short queue key".into()))?;
     let id = String::from_utf8(id.to_vec()).map_err(|_| super::StoreError::Corrupt("queue key id".into()))?;
     Ok((u64::from_be_bytes(*due), id))
+}
+
+/// The prefix of every history version of one event.
+pub fn history_prefix(event_id: &str) -> Vec<u8> {
+    attempt_prefix(event_id)
+}
+
+/// The key of version `n` of an event in [`TREE_EVENT_HISTORY`]; versions sort by number.
+pub fn history_key(event_id: &str, n: u32) -> Vec<u8> {
+    attempt_key(event_id, n)
 }
 
 /// The prefix of every attempt key of one delivery.

@@ -7,6 +7,7 @@
 mod codec;
 mod commit;
 mod deliveries;
+mod edit;
 mod events;
 mod keys;
 mod records;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 pub use deliveries::DeliveryFilter;
 pub use events::{EventFilter, Ingested, NewEvent};
-pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, NextStep};
+pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
 pub use replay::Replayed;
 pub use state::{HandlerState, StateEntry};
 
@@ -61,6 +62,7 @@ struct Trees {
     attempts: sled::Tree,
     queue: sled::Tree,
     audit: sled::Tree,
+    history: sled::Tree,
 }
 
 impl Trees {
@@ -73,6 +75,7 @@ impl Trees {
             attempts: db.open_tree(keys::TREE_ATTEMPTS)?,
             queue: db.open_tree(keys::TREE_QUEUE)?,
             audit: db.open_tree(keys::TREE_AUDIT)?,
+            history: db.open_tree(keys::TREE_EVENT_HISTORY)?,
         })
     }
 }

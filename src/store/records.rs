@@ -15,6 +15,22 @@ pub struct EventRecord {
     pub event: Event,
     /// One delivery per matching handler; empty when the event was unrouted.
     pub deliveries: Vec<String>,
+    /// 1 as accepted; each edit adds one and keeps the previous data in the history.
+    #[serde(default = "first_version")]
+    pub version: u32,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// A previous version of an event's data, kept when the event was edited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventVersion {
+    pub version: u32,
+    /// When it was replaced.
+    pub replaced_ms: u64,
+    pub data: serde_json::Value,
 }
 
 /// Where a delivery stands.

@@ -199,3 +199,58 @@ async fn server_delete(server: &TestServer, path: &str) -> (u16, Value) {
         serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null),
     )
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_event_is_replayed_with_its_new_data() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let handler = r#"export default async (event) => {
+  if (!event.data.email.includes("@")) throw new NonRetryableError(`bad email ${event.data.email}`);
+  console.log(`welcome ${event.data.email}`);
+};
+"#;
+    std::fs::write(handlers.path().join("user.signup.js"), handler).unwrap();
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let id = server
+        .send(json!({"type": "user.signup", "data": {"email": "ada.example.com", "plan": "pro"}}))
+        .await;
+    let dead = server.wait_for_status(&id, "user.signup", "dead").await;
+    let delivery = dead["delivery"]["id"].as_str().unwrap().to_owned();
+
+    let patch = json!({"email": "ada@example.com"}).to_string();
+    let (status, edited) = server
+        .patch(&format!("/events/{id}"), "application/merge-patch+json", patch)
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["event"]["version"], 2);
+    let event = server.get(&format!("/events/{id}")).await;
+    assert_eq!(
+        event["event"]["event"]["data"],
+        json!({"email": "ada@example.com", "plan": "pro"})
+    );
+    assert_eq!(event["history"][0]["data"]["email"], "ada.example.com");
+
+    post_json(&server, &format!("/deliveries/{delivery}/replay"), json!({})).await;
+    let done = server.wait_for_status(&id, "user.signup", "succeeded").await;
+    assert_eq!(
+        done["attempts"][1]["report"]["logs"][0]["message"],
+        "welcome ada@example.com"
+    );
+
+    let (status, _) = server
+        .patch("/events/nope", "application/merge-patch+json", "{}".to_owned())
+        .await;
+    assert_eq!(status, 404);
+    let (status, answer) = server
+        .patch(
+            &format!("/events/{id}"),
+            "application/merge-patch+json",
+            "{oops".to_owned(),
+        )
+        .await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_json")));
+    let (status, _) = server
+        .patch(&format!("/events/{id}"), "text/plain", "{}".to_owned())
+        .await;
+    assert_eq!(status, 415);
+    server.stop().await;
+}

@@ -92,6 +92,21 @@ impl TestServer {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// PATCHes `body` with `content_type`; returns status and JSON answer.
+    pub async fn patch(&self, path: &str, content_type: &str, body: String) -> (u16, Value) {
+        let response = self
+            .http
+            .patch(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("patch");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     /// POSTs one event and returns its id, asserting 202.
     pub async fn send(&self, event: Value) -> String {
         let (status, answer) = self.post("/events", "application/json", event.to_string()).await;
