@@ -53,6 +53,16 @@ impl Client {
         self.send(request).await
     }
 
+    /// PATCH `path` with a JSON merge patch.
+    pub async fn patch(&self, path: &str, patch: &Value) -> anyhow::Result<Value> {
+        let request = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/merge-patch+json")
+            .body(patch.to_string());
+        self.send(request).await
+    }
+
     /// DELETE `path`.
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.delete(format!("{}{path}", self.base))).await

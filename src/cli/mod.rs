@@ -4,6 +4,7 @@
 
 mod check;
 mod client;
+mod edit;
 mod output;
 mod remote;
 mod replay;

@@ -45,6 +45,16 @@ pub enum EventsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Edit an event's data: `--set data.path=value` (repeatable), or in $EDITOR. The previous
+    /// data is kept in the event's history.
+    Edit {
+        id: String,
+        /// `data.a.b=value`; the value is JSON if it parses, else a string.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -122,6 +132,21 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
             };
             let headers = ["ID", "TYPE", "TIME", "DELIVERIES"];
             list(&server, "/events", &query, ("events", &headers), row).await?;
+        }
+        EventsCommand::Edit { id, sets, server } => {
+            let client = Client::new(&server)?;
+            let patch = if sets.is_empty() {
+                let current = client.get(&format!("/events/{id}"), &[]).await?;
+                super::edit::patch_in_editor(&current["event"]["event"]["data"])?
+            } else {
+                super::edit::patch_from_sets(&sets)?
+            };
+            let answer = client.patch(&format!("/events/{id}"), &patch).await?;
+            if server.json {
+                println!("{answer}");
+            } else {
+                println!("{id} is now version {}", answer["event"]["version"]);
+            }
         }
         EventsCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/events/{id}"), &[]).await?;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use deliveries::DeliveryFilter;
+pub use edit::merge_patch;
 pub use events::{EventFilter, Ingested, NewEvent};
 pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
 pub use replay::Replayed;

@@ -410,3 +410,59 @@ async fn replay_from_the_command_line() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edit_an_event_with_set_or_in_an_editor() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("handlers")).unwrap();
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "").unwrap();
+    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let url = format!("http://{addr}");
+    let run = |args: Vec<&'static str>, editor: &'static str| {
+        let (url, cwd) = (url.clone(), dir.path().to_owned());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_eddy"))
+                    .args(&args)
+                    .args(["--server", &url])
+                    .env("EDITOR", editor)
+                    .current_dir(&cwd)
+                    .output()
+                    .expect("eddy runs")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    run(
+        vec!["send", "user.signup", r#"{"name":"Ada","plan":"free"}"#, "--id", "u1"],
+        "true",
+    )
+    .await;
+    let set = run(
+        vec![
+            "events",
+            "edit",
+            "u1",
+            "--set",
+            "data.name=Grace",
+            "--set",
+            "data.plan=null",
+        ],
+        "true",
+    )
+    .await;
+    assert_eq!(text(&set).0.trim(), "u1 is now version 2", "{:?}", text(&set));
+    let edited = run(vec!["events", "edit", "u1"], "sed -i s/Grace/Hopper/").await;
+    assert_eq!(text(&edited).0.trim(), "u1 is now version 3", "{:?}", text(&edited));
+    let shown = run(vec!["events", "show", "u1"], "true").await;
+    let event: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(event["event"]["event"]["data"], serde_json::json!({"name": "Hopper"}));
+    assert_eq!(event["history"].as_array().unwrap().len(), 2);
+    let bad = run(vec!["events", "edit", "u1", "--set", "name=x"], "true").await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).1.contains("only fields under data"), "{:?}", text(&bad));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

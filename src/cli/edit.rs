@@ -1,0 +1,111 @@
+//! Building the merge patch of `eddy events edit`: from `--set data.path=value` flags, or
+//! from the difference between the data before and after `$EDITOR`.
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Map, Value};
+
+/// A merge patch setting each `data.a.b=value`.
+pub fn patch_from_sets(sets: &[String]) -> anyhow::Result<Value> {
+    let mut patch = Value::Object(Map::new());
+    for set in sets {
+        let (path, raw) = set
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {set:?}: expected PATH=VALUE"))?;
+        let mut keys = path.split('.');
+        if keys.next() != Some("data") {
+            bail!("--set {set:?}: only fields under data can be edited (data.field=value)");
+        }
+        let keys: Vec<&str> = keys.collect();
+        if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
+            bail!("--set {set:?}: the path needs a field, like data.email");
+        }
+        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+        let mut node = &mut patch;
+        for key in &keys[..keys.len() - 1] {
+            node = node
+                .as_object_mut()
+                .context("a path goes through a value set by another --set")?
+                .entry(key.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        node.as_object_mut()
+            .context("a path goes through a value set by another --set")?
+            .insert(keys[keys.len() - 1].to_owned(), value);
+    }
+    Ok(patch)
+}
+
+/// Opens `data` as pretty JSON in `$EDITOR` (or `vi`) and returns the merge patch from it to
+/// what was saved.
+pub fn patch_in_editor(data: &Value) -> anyhow::Result<Value> {
+    let file = std::env::temp_dir().join(format!("eddy-edit-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_string_pretty(data)?).context("cannot write the temporary file")?;
+    let editor = std::env::var("EDITOR").unwrap_or_else(|_| "vi".into());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&file)
+        .status()
+        .with_context(|| format!("cannot start the editor {editor:?}"))?;
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    if !status.success() {
+        bail!("the editor exited with {status}; nothing was changed");
+    }
+    let edited: Value =
+        serde_json::from_str(&text?).context("the edited data is not valid JSON; nothing was changed")?;
+    Ok(diff(data, &edited))
+}
+
+/// The merge patch that turns `old` into `new`.
+pub fn diff(old: &Value, new: &Value) -> Value {
+    let (Value::Object(old), Value::Object(new)) = (old, new) else {
+        return new.clone();
+    };
+    let mut patch = Map::new();
+    for key in old.keys().filter(|k| !new.contains_key(*k)) {
+        patch.insert(key.clone(), Value::Null);
+    }
+    for (key, value) in new {
+        match old.get(key) {
+            Some(before) if before == value => {}
+            Some(before) => {
+                patch.insert(key.clone(), diff(before, value));
+            }
+            None => {
+                patch.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Value::Object(patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn sets_become_a_merge_patch() {
+        let sets = ["data.email=ada@example.com", "data.address.zip=12345", "data.vip=true"].map(String::from);
+        let patch = patch_from_sets(&sets).unwrap();
+        assert_eq!(
+            patch,
+            json!({"email": "ada@example.com", "address": {"zip": 12345}, "vip": true})
+        );
+        for bad in ["email=x", "data.=x", "data", "subject.x=1"] {
+            assert!(patch_from_sets(&[bad.to_owned()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn diff_round_trips_through_merge_patch() {
+        let old = json!({"a": 1, "b": {"c": 2, "d": 3}, "gone": true});
+        let new = json!({"a": 1, "b": {"c": 5}, "added": [1]});
+        let mut patched = old.clone();
+        merge_patch(&mut patched, &diff(&old, &new));
+        assert_eq!(patched, new);
+    }
+}
