@@ -114,3 +114,25 @@ pub fn since_ms(text: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_query", format!("since {text:?} is not a time or a duration")))?;
     Ok(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64)
 }
+
+/// `DELETE /events/{id}`: removes the event with every delivery, attempt, captured log and
+/// history version.
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !app.store.delete_event(&id)? {
+        return Err(ApiError::not_found("event", &id));
+    }
+    let audit = crate::store::AuditRecord {
+        at_ms: now_ms(),
+        actor: super::actor(&headers).into(),
+        action: "delete".into(),
+        target: id.clone(),
+        detail: serde_json::Value::Null,
+    };
+    app.store.audit(&audit)?;
+    app.store.commit().await?;
+    Ok(Json(serde_json::json!({ "deleted": id })))
+}

@@ -42,6 +42,30 @@ enum Command {
     Deliveries(remote::DeliveriesCommand),
     /// Replay deliveries by id or by filter, or backfill a new handler.
     Replay(replay::ReplayArgs),
+    /// Rewrite the data folder with only its live records (the server must be stopped).
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CompactArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Data folder [default: `data` in eddy.toml, else ./.eddy]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+async fn compact(args: CompactArgs) -> Result<(), Failure> {
+    let (config, _) = args.config.load()?;
+    let data = args.data.unwrap_or(config.data);
+    let done = crate::store::Store::compact(&data).map_err(anyhow::Error::from)?;
+    println!(
+        "{}: {} -> {} bytes",
+        data.display(),
+        done.bytes_before,
+        done.bytes_after
+    );
+    Ok(())
 }
 
 /// Flags shared by commands that read `eddy.toml`.
@@ -99,6 +123,7 @@ pub fn main() -> ExitCode {
             Command::Events(command) => remote::events(command).await,
             Command::Deliveries(command) => remote::deliveries(command).await,
             Command::Replay(args) => replay::replay(args).await,
+            Command::Compact(args) => compact(args).await,
         }
     });
     match result {

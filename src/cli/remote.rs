@@ -45,6 +45,13 @@ pub enum EventsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Delete an event with every delivery, attempt, captured log and history version.
+    /// Run `eddy compact` (server stopped) to remove the bytes from disk too.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Edit an event's data: `--set data.path=value` (repeatable), or in $EDITOR. The previous
     /// data is kept in the event's history.
     Edit {
@@ -146,6 +153,14 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
                 println!("{answer}");
             } else {
                 println!("{id} is now version {}", answer["event"]["version"]);
+            }
+        }
+        EventsCommand::Delete { id, server } => {
+            let answer = Client::new(&server)?.delete(&format!("/events/{id}")).await?;
+            if server.json {
+                println!("{answer}");
+            } else {
+                println!("{id} deleted");
             }
         }
         EventsCommand::Show { id, server } => {

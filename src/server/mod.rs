@@ -92,7 +92,12 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
 pub fn router(app: Arc<App>) -> Router {
     let protected = Router::new()
         .route("/events", post(crate::ingest::post_events).get(api::events::list))
-        .route("/events/{id}", get(api::events::show).patch(api::events::edit))
+        .route(
+            "/events/{id}",
+            get(api::events::show)
+                .patch(api::events::edit)
+                .delete(api::events::delete),
+        )
         .route("/deliveries", get(api::deliveries::list))
         .route("/deliveries/{id}", get(api::deliveries::show))
         .route("/deliveries/{id}/replay", post(api::replays::replay_one))

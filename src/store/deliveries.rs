@@ -53,7 +53,8 @@ impl Store {
         Ok(Some(delivery))
     }
 
-    /// Records an attempt and what follows it; a retry is queued for its due time.
+    /// Records an attempt and what follows it; a retry is queued for its due time. Nothing
+    /// is written if the delivery was removed meanwhile (its event was deleted).
     pub fn finish_attempt(
         &self,
         delivery: &mut DeliveryRecord,
@@ -61,6 +62,9 @@ impl Store {
         next: NextStep,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        if !self.trees.deliveries.contains_key(delivery.id.as_bytes())? {
+            return Ok(());
+        }
         let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
         self.trees
             .attempts

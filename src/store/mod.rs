@@ -6,6 +6,7 @@
 
 mod codec;
 mod commit;
+mod compact;
 mod deliveries;
 mod edit;
 mod events;
@@ -17,6 +18,7 @@ mod state;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;
 pub use events::{EventFilter, Ingested, NewEvent};

@@ -254,3 +254,77 @@ async fn an_edited_event_is_replayed_with_its_new_data() {
     assert_eq!(status, 415);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_event_leaves_no_trace_after_compaction() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let folder = data.path().join("store");
+    std::fs::write(
+        handlers.path().join("user.signup.js"),
+        "export default async (e) => console.log(`hi ${e.data.email}`);\n",
+    )
+    .unwrap();
+    let server = TestServer::start(handlers.path(), &folder, "").await;
+    let marker = "erase-me-4b7d1c@example.com";
+    let gone = server
+        .send(json!({"type": "user.signup", "data": {"email": marker}}))
+        .await;
+    let kept = server
+        .send(json!({"type": "user.signup", "data": {"email": "stays@example.com"}}))
+        .await;
+    server.wait_for_status(&gone, "user.signup", "succeeded").await;
+    server.wait_for_status(&kept, "user.signup", "succeeded").await;
+    server
+        .patch(
+            &format!("/events/{gone}"),
+            "application/json",
+            json!({"note": marker}).to_string(),
+        )
+        .await;
+    let deleted = reqwest::Client::new()
+        .delete(server.url(&format!("/events/{gone}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(
+        reqwest::get(server.url(&format!("/events/{gone}")))
+            .await
+            .unwrap()
+            .status()
+            == 404
+    );
+    let audit = server.get("/audit").await;
+    assert_eq!(audit["audit"][0]["action"], "delete");
+    assert!(!audit.to_string().contains(marker), "the audit log holds no data");
+    let server = server.restart("").await;
+    server.stop().await;
+
+    // The stopped server's isolate threads let go of the store a moment after it stops.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match eddy::store::Store::compact(&folder) {
+            Ok(_) => break,
+            Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("compaction: {e}"),
+        }
+    }
+    let found = grep(&folder, marker.as_bytes());
+    assert!(found.is_empty(), "the marker is still in {found:?}");
+    assert!(!grep(&folder, b"stays@example.com").is_empty(), "other events are kept");
+}
+
+fn grep(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            hits.extend(grep(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            hits.push(path);
+        }
+    }
+    hits
+}

@@ -1,0 +1,124 @@
+//! Offline compaction: rewrites a data folder with only its live records. sled keeps removed
+//! and overwritten records in its log until it rewrites those segments; compaction is what
+//! makes a delete or a redact final on disk.
+
+use std::path::{Path, PathBuf};
+
+use super::{Store, StoreError};
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compacted {
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+impl Store {
+    /// Compacts the (unopened) store in `dir`: copies its live records into a new folder,
+    /// then swaps the folders. A crash leaves either the old or the new folder in place, and
+    /// at worst a `<dir>.compacting` or `<dir>.old` beside it.
+    pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
+        let store = Store::open(dir)?;
+        let fresh = sibling(dir, "compacting");
+        let old = sibling(dir, "old");
+        let io = |e: std::io::Error| StoreError::Open {
+            path: dir.to_owned(),
+            detail: format!("compaction: {e}"),
+        };
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(io)?;
+        }
+        let copy = sled::Config::new().path(&fresh).open()?;
+        copy.import(store.db.export());
+        copy.flush()?;
+        drop(copy);
+        let bytes_before = folder_bytes(dir);
+        drop(store);
+        std::fs::rename(dir, &old).map_err(io)?;
+        std::fs::rename(&fresh, dir).map_err(io)?;
+        std::fs::remove_dir_all(&old).map_err(io)?;
+        Ok(Compacted {
+            bytes_before,
+            bytes_after: folder_bytes(dir),
+        })
+    }
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                folder_bytes(&path)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::store::NewEvent;
+    use serde_json::json;
+
+    fn contains(dir: &Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                contains(&path, needle)
+            } else {
+                std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle)
+            }
+        })
+    }
+
+    #[test]
+    fn deleted_values_are_gone_from_disk_after_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let marker = "marker-7c1f9e2a";
+        {
+            let store = Store::open(&data).unwrap();
+            for (id, value) in [("keep", "kept-value"), ("drop", marker)] {
+                let event = Event::from_value(json!({"id": id, "type": "t", "data": {"v": value}}), "t").unwrap();
+                store
+                    .ingest(
+                        vec![NewEvent {
+                            event,
+                            handlers: vec!["h".into()],
+                        }],
+                        1,
+                    )
+                    .unwrap();
+            }
+            store.db.flush().unwrap();
+            assert!(store.delete_event("drop").unwrap());
+            store.db.flush().unwrap();
+        }
+        assert!(
+            contains(&data, marker.as_bytes()),
+            "sled still holds the removed record before compaction"
+        );
+        let compacted = Store::compact(&data).unwrap();
+        assert!(compacted.bytes_after > 0);
+        assert!(
+            !contains(&data, marker.as_bytes()),
+            "the deleted value is still on disk"
+        );
+        assert!(contains(&data, b"kept-value"));
+        let store = Store::open(&data).unwrap();
+        assert_eq!(store.event("keep").unwrap().unwrap().event.data["v"], "kept-value");
+        assert!(store.event("drop").unwrap().is_none());
+    }
+}
