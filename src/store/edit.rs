@@ -68,6 +68,30 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+impl Store {
+    /// Removes event `id` with every delivery, queue entry, attempt (and so every captured
+    /// log) and history version. False if there was no such event.
+    pub fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(record) = self.event(id)? else {
+            return Ok(false);
+        };
+        for delivery_id in &record.deliveries {
+            if let Some(delivery) = self.delivery(delivery_id)?
+                && let Some(due) = delivery.next_attempt_ms
+            {
+                self.trees.queue.remove(keys::queue_key(due, delivery_id))?;
+            }
+            self.forget_delivery(delivery_id)?;
+        }
+        for key in self.trees.history.scan_prefix(keys::history_prefix(id)).keys() {
+            self.trees.history.remove(key?)?;
+        }
+        self.trees.events_seq.remove(record.seq.to_be_bytes())?;
+        self.trees.events.remove(id.as_bytes())?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,29 +191,5 @@ mod tests {
         assert_eq!(history[0].data["email"], "a@x");
         assert_eq!(store.event("e").unwrap().unwrap().event.data, json!({"email": "b@x"}));
         assert!(store.edit_event("nope", &json!({}), 1).unwrap().is_none());
-    }
-}
-
-impl Store {
-    /// Removes event `id` with every delivery, queue entry, attempt (and so every captured
-    /// log) and history version. False if there was no such event.
-    pub fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
-        let Some(record) = self.event(id)? else {
-            return Ok(false);
-        };
-        for delivery_id in &record.deliveries {
-            if let Some(delivery) = self.delivery(delivery_id)?
-                && let Some(due) = delivery.next_attempt_ms
-            {
-                self.trees.queue.remove(keys::queue_key(due, delivery_id))?;
-            }
-            self.forget_delivery(delivery_id)?;
-        }
-        for key in self.trees.history.scan_prefix(keys::history_prefix(id)).keys() {
-            self.trees.history.remove(key?)?;
-        }
-        self.trees.events_seq.remove(record.seq.to_be_bytes())?;
-        self.trees.events.remove(id.as_bytes())?;
-        Ok(true)
     }
 }
