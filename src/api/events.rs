@@ -136,3 +136,56 @@ pub async fn delete(
     app.store.commit().await?;
     Ok(Json(serde_json::json!({ "deleted": id })))
 }
+
+/// Body of `POST /events/{id}/redact`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactRequest {
+    /// `data.a.b` paths to remove.
+    #[serde(default)]
+    fields: Vec<String>,
+    /// Remove the whole payload (type, id and time stay).
+    #[serde(default)]
+    payload: bool,
+}
+
+/// `POST /events/{id}/redact`: removes fields (or the payload) from the event, its history and
+/// every captured log, fetch record and error that holds them.
+pub async fn redact(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<RedactRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    if request.payload != request.fields.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_redact",
+            "give either fields or payload: true",
+        ));
+    }
+    if let Some(bad) = request
+        .fields
+        .iter()
+        .find(|f| !f.starts_with("data.") || f.ends_with('.') || f.contains(".."))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("{bad:?}: fields are paths under data, like data.email"),
+        ));
+    }
+    let fields = (!request.payload).then_some(request.fields.as_slice());
+    if !app.store.redact_event(&id, fields, now_ms())? {
+        return Err(ApiError::not_found("event", &id));
+    }
+    let audit = crate::store::AuditRecord {
+        at_ms: now_ms(),
+        actor: super::actor(&headers).into(),
+        action: "redact".into(),
+        target: id.clone(),
+        detail: serde_json::json!({ "fields": fields.map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec) }),
+    };
+    app.store.audit(&audit)?;
+    app.store.commit().await?;
+    Ok(Json(serde_json::json!({ "redacted": id })))
+}

@@ -52,6 +52,18 @@ pub enum EventsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Remove fields (or the whole payload) from an event, its history and every captured log.
+    Redact {
+        id: String,
+        /// Comma-separated paths under data, like data.email,data.phone.
+        #[arg(long, value_delimiter = ',', required_unless_present = "all", conflicts_with = "all")]
+        fields: Vec<String>,
+        /// The whole payload (type, id and time stay).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Edit an event's data: `--set data.path=value` (repeatable), or in $EDITOR. The previous
     /// data is kept in the event's history.
     Edit {
@@ -153,6 +165,22 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
                 println!("{answer}");
             } else {
                 println!("{id} is now version {}", answer["event"]["version"]);
+            }
+        }
+        EventsCommand::Redact {
+            id,
+            fields,
+            all,
+            server,
+        } => {
+            let body = json!({ "fields": fields, "payload": all });
+            let answer = Client::new(&server)?
+                .post(&format!("/events/{id}/redact"), &body)
+                .await?;
+            if server.json {
+                println!("{answer}");
+            } else {
+                println!("{id} redacted");
             }
         }
         EventsCommand::Delete { id, server } => {

@@ -98,6 +98,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .patch(api::events::edit)
                 .delete(api::events::delete),
         )
+        .route("/events/{id}/redact", post(api::events::redact))
         .route("/deliveries", get(api::deliveries::list))
         .route("/deliveries/{id}", get(api::deliveries::show))
         .route("/deliveries/{id}/replay", post(api::replays::replay_one))

@@ -75,6 +75,8 @@ impl Store {
             deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
             event: new.event,
             version: 1,
+            redacted: Vec::new(),
+            redacted_ms: None,
         };
         let event_raw = codec::encode(keys::EVENT_RECORD_V1, &record)?;
         let delivery_raws = deliveries

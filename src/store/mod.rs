@@ -12,6 +12,7 @@ mod edit;
 mod events;
 mod keys;
 mod records;
+mod redact;
 mod replay;
 mod state;
 
@@ -23,6 +24,7 @@ pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;
 pub use events::{EventFilter, Ingested, NewEvent};
 pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
+pub use redact::REDACTED;
 pub use replay::Replayed;
 pub use state::{HandlerState, StateEntry};
 
@@ -172,6 +174,19 @@ fn describe_open_error(e: &sled::Error) -> String {
 mod tests {
     use super::*;
 
+    /// Opens the store once sled's threads have let go of a just-closed handle.
+    fn open_when_free(dir: &Path) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(dir) {
+                Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
     #[test]
     fn second_open_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -194,7 +209,7 @@ mod tests {
             *b ^= 0xff;
         }
         std::fs::write(&db, &bytes).unwrap();
-        let err = Store::open(dir.path()).err().expect("a garbled store must not open");
+        let err = open_when_free(dir.path()).err().expect("a garbled store must not open");
         assert!(
             matches!(err, StoreError::Damaged { .. } | StoreError::Open { .. }),
             "{err}"
@@ -214,7 +229,7 @@ mod tests {
             meta.insert(keys::META_SCHEMA_VERSION, &99u32.to_be_bytes()).unwrap();
             db.flush().unwrap();
         }
-        let err = Store::open(dir.path()).err().expect("must refuse");
+        let err = open_when_free(dir.path()).err().expect("must refuse");
         assert!(matches!(err, StoreError::Version { found: 99, .. }), "{err}");
     }
 }

@@ -18,6 +18,12 @@ pub struct EventRecord {
     /// 1 as accepted; each edit adds one and keeps the previous data in the history.
     #[serde(default = "first_version")]
     pub version: u32,
+    /// Fields removed by redaction (`data` for the whole payload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+    /// When the last redaction happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted_ms: Option<u64>,
 }
 
 fn first_version() -> u32 {

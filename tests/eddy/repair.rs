@@ -328,3 +328,55 @@ fn grep(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
     }
     hits
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redacted_field_is_unreadable_through_eddy_and_gone_after_compaction() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let folder = data.path().join("store");
+    std::fs::write(
+        handlers.path().join("user.signup.js"),
+        "export default async (e) => console.log(`hi ${e.data.email}`);\n",
+    )
+    .unwrap();
+    let server = TestServer::start(handlers.path(), &folder, "").await;
+    let marker = "redact-me-91ab3e@example.com";
+    let id = server
+        .send(json!({"type": "user.signup", "data": {"email": marker, "plan": "pro"}}))
+        .await;
+    server.wait_for_status(&id, "user.signup", "succeeded").await;
+    let (status, _) = post_json(
+        &server,
+        &format!("/events/{id}/redact"),
+        json!({"fields": ["data.email"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let event = server.get(&format!("/events/{id}")).await;
+    assert_eq!(event["event"]["event"]["data"], json!({"plan": "pro"}));
+    assert_eq!(event["event"]["redacted"], json!(["data.email"]));
+    let delivery = server.delivery(&id, "user.signup").await;
+    assert_eq!(delivery["attempts"][0]["report"]["logs"][0]["message"], "hi [redacted]");
+    for path in [
+        format!("/events/{id}"),
+        "/events".into(),
+        "/deliveries".into(),
+        "/audit".into(),
+    ] {
+        assert!(
+            !server.get(&path).await.to_string().contains(marker),
+            "{path} still shows the value"
+        );
+    }
+    let (status, answer) = post_json(&server, &format!("/events/{id}/redact"), json!({"fields": ["email"]})).await;
+    assert_eq!((status, answer["error"].as_str()), (422, Some("invalid_field")));
+    server.stop().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = eddy::store::Store::compact(&folder) {
+        assert!(
+            e.to_string().contains("in use") && std::time::Instant::now() < deadline,
+            "{e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(grep(&folder, marker.as_bytes()).is_empty());
+}

@@ -1,0 +1,211 @@
+//! Redaction: removing fields (or the whole payload) of an event, from its current data, its
+//! history, and every copy eddy captured of them (attempt logs, fetch records, errors).
+
+use serde_json::Value;
+
+use super::records::{AttemptRecord, EventVersion};
+use super::{Store, StoreError, codec, keys};
+
+/// What replaces a removed value wherever eddy captured a copy of it.
+pub const REDACTED: &str = "[redacted]";
+
+/// Shortest removed text scrubbed from captured output; shorter values would shred ordinary
+/// text (they are still removed from the event and its history).
+const MIN_SCRUB_LEN: usize = 3;
+
+impl Store {
+    /// Removes `fields` (`data.a.b` paths), or the whole payload when `fields` is None, from
+    /// event `id`. False if there is no such event.
+    pub fn redact_event(&self, id: &str, fields: Option<&[String]>, now_ms: u64) -> Result<bool, StoreError> {
+        let Some(mut record) = self.event(id)? else {
+            return Ok(false);
+        };
+        let mut removed = Vec::new();
+        remove(&mut record.event.data, fields, &mut removed);
+        for item in self.trees.history.scan_prefix(keys::history_prefix(id)) {
+            let (key, raw) = item?;
+            let mut version: EventVersion = codec::decode(keys::EVENT_VERSION_V1, &raw)?;
+            remove(&mut version.data, fields, &mut removed);
+            self.trees
+                .history
+                .insert(key, codec::encode(keys::EVENT_VERSION_V1, &version)?)?;
+        }
+        let texts = scrub_texts(&removed);
+        for delivery_id in &record.deliveries {
+            self.scrub_delivery(delivery_id, &texts)?;
+        }
+        record
+            .redacted
+            .extend(fields.map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec));
+        record.redacted_ms = Some(now_ms);
+        self.trees
+            .events
+            .insert(id.as_bytes(), codec::encode(keys::EVENT_RECORD_V1, &record)?)?;
+        Ok(true)
+    }
+
+    fn scrub_delivery(&self, id: &str, texts: &[String]) -> Result<(), StoreError> {
+        for item in self.trees.attempts.scan_prefix(keys::attempt_prefix(id)) {
+            let (key, raw) = item?;
+            let mut attempt: AttemptRecord = codec::decode(keys::ATTEMPT_RECORD_V1, &raw)?;
+            scrub(&mut attempt.report, texts);
+            self.trees
+                .attempts
+                .insert(key, codec::encode(keys::ATTEMPT_RECORD_V1, &attempt)?)?;
+        }
+        if let Some(mut delivery) = self.delivery(id)? {
+            if let Some(error) = &mut delivery.last_error {
+                *error = scrub_text(error, texts);
+            }
+            self.put_delivery(&delivery)?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the paths (or everything) from `data`, collecting what was removed.
+fn remove(data: &mut Value, fields: Option<&[String]>, removed: &mut Vec<Value>) {
+    let Some(fields) = fields else {
+        removed.push(std::mem::take(data));
+        return;
+    };
+    for field in fields {
+        let keys: Vec<&str> = field.split('.').skip(1).collect();
+        if let Some(value) = remove_path(data, &keys) {
+            removed.push(value);
+        }
+    }
+}
+
+/// Removes the value at `keys` (object members) from `node`.
+fn remove_path(node: &mut Value, keys: &[&str]) -> Option<Value> {
+    match keys {
+        [] => None,
+        [last] => node.as_object_mut()?.remove(*last),
+        [first, rest @ ..] => remove_path(node.get_mut(*first)?, rest),
+    }
+}
+
+/// Every string and number inside the removed values, longest first.
+fn scrub_texts(removed: &[Value]) -> Vec<String> {
+    fn collect(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            Value::Object(map) => map.values().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    removed.iter().for_each(|v| collect(v, &mut out));
+    out.retain(|t| t.len() >= MIN_SCRUB_LEN);
+    out.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    out.dedup();
+    out
+}
+
+fn scrub(value: &mut Value, texts: &[String]) {
+    match value {
+        Value::String(s) => *s = scrub_text(s, texts),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, texts)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub(v, texts)),
+        _ => {}
+    }
+}
+
+fn scrub_text(text: &str, texts: &[String]) -> String {
+    texts
+        .iter()
+        .fold(text.to_owned(), |acc, t| acc.replace(t.as_str(), REDACTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::store::{NewEvent, NextStep};
+    use serde_json::json;
+
+    #[test]
+    fn fields_leave_the_event_its_history_and_captured_output() {
+        let store = Store::temporary().unwrap();
+        let data = json!({"email": "ada@example.com", "phone": "+44 20 1234", "plan": "pro"});
+        let event = Event::from_value(json!({"id": "e", "type": "t", "data": data}), "t").unwrap();
+        store
+            .ingest(
+                vec![NewEvent {
+                    event,
+                    handlers: vec!["h".into()],
+                }],
+                1,
+            )
+            .unwrap();
+        store.edit_event("e", &json!({"plan": "free"}), 2).unwrap();
+        let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
+        let mut claimed = store.claim(1, &delivery, 3).unwrap().unwrap();
+        let report =
+            json!({"logs": [{"message": "mailing ada@example.com"}], "fetches": [{"url": "https://x/?p=+44 20 1234"}]});
+        let attempt = AttemptRecord {
+            n: 1,
+            started_ms: 3,
+            duration_ms: 1.0,
+            succeeded: false,
+            report,
+            replay: false,
+        };
+        let next = NextStep::Dead {
+            error: "Error: bad ada@example.com".into(),
+        };
+        store.finish_attempt(&mut claimed, &attempt, next, 4).unwrap();
+
+        let fields = [
+            "data.email".to_owned(),
+            "data.phone".to_owned(),
+            "data.missing.x".to_owned(),
+        ];
+        assert!(store.redact_event("e", Some(&fields), 5).unwrap());
+        let record = store.event("e").unwrap().unwrap();
+        assert_eq!(record.event.data, json!({"plan": "free"}));
+        assert_eq!(record.redacted, fields);
+        assert_eq!(store.event_history("e").unwrap()[0].data, json!({"plan": "pro"}));
+        let everything = format!(
+            "{:?}{:?}",
+            store.attempts(&delivery).unwrap(),
+            store.delivery(&delivery).unwrap()
+        );
+        assert!(
+            !everything.contains("ada@example.com") && !everything.contains("+44 20 1234"),
+            "{everything}"
+        );
+        assert!(everything.contains("mailing [redacted]"), "{everything}");
+    }
+
+    #[test]
+    fn the_whole_payload_can_go() {
+        let store = Store::temporary().unwrap();
+        let event = Event::from_value(json!({"id": "e", "type": "t", "data": {"secret": "s3cret!"}}), "t").unwrap();
+        store
+            .ingest(
+                vec![NewEvent {
+                    event,
+                    handlers: vec![],
+                }],
+                1,
+            )
+            .unwrap();
+        store.edit_event("e", &json!({"more": "m0re!"}), 2).unwrap();
+        assert!(store.redact_event("e", None, 3).unwrap());
+        let record = store.event("e").unwrap().unwrap();
+        assert_eq!(
+            (
+                record.event.data.clone(),
+                record.event.kind.as_str(),
+                record.event.id.as_str()
+            ),
+            (Value::Null, "t", "e")
+        );
+        assert!(store.event_history("e").unwrap().iter().all(|v| v.data.is_null()));
+        assert!(!store.redact_event("nope", None, 3).unwrap());
+    }
+}
