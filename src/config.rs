@@ -49,6 +49,42 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Queue workers and retries.
     pub delivery: DeliveryConfig,
+    /// How long finished deliveries and events are kept.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: ages like "7d", "12h".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub succeeded_deliveries: String,
+    pub dead_deliveries: String,
+    pub events: String,
+    /// How often the retention task runs.
+    pub interval_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            succeeded_deliveries: "7d".into(),
+            dead_deliveries: "30d".into(),
+            events: "30d".into(),
+            interval_ms: 60 * 60 * 1000,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The ages as durations; `None` names the key that does not parse.
+    pub fn ages(&self) -> Result<[std::time::Duration; 3], &'static str> {
+        let parse = |text: &str, key| humantime::parse_duration(text.trim()).map_err(|_| key);
+        Ok([
+            parse(&self.succeeded_deliveries, "retention.succeeded_deliveries")?,
+            parse(&self.dead_deliveries, "retention.dead_deliveries")?,
+            parse(&self.events, "retention.events")?,
+        ])
+    }
 }
 
 /// `[ingest]`.
@@ -137,6 +173,7 @@ impl Default for Config {
             api_token: None,
             ingest: IngestConfig::default(),
             delivery: DeliveryConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Cumulative counts per bucket of [`BUCKETS`], then +Inf.
     duration_buckets: [AtomicU64; BUCKETS.len() + 1],
     duration_sum_us: AtomicU64,
+    expired_deliveries: AtomicU64,
+    expired_events: AtomicU64,
 }
 
 impl Metrics {
@@ -51,6 +53,12 @@ impl Metrics {
             .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Counts what a retention pass removed.
+    pub fn expired(&self, deliveries: usize, events: usize) {
+        self.expired_deliveries.fetch_add(deliveries as u64, Ordering::Relaxed);
+        self.expired_events.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
     /// The text exposition, with gauges read by the caller.
     pub fn render(&self, queue_depth: usize, live_isolates: usize) -> String {
         let mut out = String::new();
@@ -72,6 +80,15 @@ impl Metrics {
             load(&self.dead)
         );
         self.render_histogram(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP eddy_retention_removed_total Records removed by retention.\n\
+             # TYPE eddy_retention_removed_total counter\n\
+             eddy_retention_removed_total{{kind=\"deliveries\"}} {}\n\
+             eddy_retention_removed_total{{kind=\"events\"}} {}",
+            load(&self.expired_deliveries),
+            load(&self.expired_events)
+        );
         let _ = writeln!(
             out,
             "# HELP eddy_queue_depth Deliveries waiting in the queue.\n# TYPE eddy_queue_depth gauge\n\

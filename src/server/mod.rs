@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,8 @@ pub enum ServerError {
     Retry(#[from] crate::delivery::RetryError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}: not a duration")]
+    Retention(String),
     #[error("the handlers folder {0} does not exist (create it, or pass --handlers)")]
     NoHandlers(std::path::PathBuf),
 }
@@ -49,6 +51,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     api_token: Option<String>,
+    retention: Retention,
+    retention_every: Duration,
 }
 
 impl App {
@@ -72,6 +76,15 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
+    let [succeeded_deliveries, dead_deliveries, events] = config
+        .retention
+        .ages()
+        .map_err(|key| ServerError::Retention(key.to_owned()))?;
+    let retention = Retention {
+        succeeded_deliveries,
+        dead_deliveries,
+        events,
+    };
     let api_token = std::env::var("EDDY_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -85,6 +98,8 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         metrics,
         max_body_bytes: config.ingest.max_body_bytes,
         api_token,
+        retention,
+        retention_every: Duration::from_millis(config.retention.interval_ms),
     }))
 }
 
@@ -145,6 +160,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Rece
     }
     let engine = tokio::spawn(app.engine.clone().run(shutdown.clone()));
     let reload = tokio::spawn(reload_loop(app.clone(), shutdown.clone()));
+    let retention = tokio::spawn(retention_loop(app.clone()));
     let stop = async move {
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
@@ -154,6 +170,7 @@ pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Rece
     };
     axum::serve(listener, router(app)).with_graceful_shutdown(stop).await?;
     reload.abort();
+    retention.abort();
     engine.await.map_err(std::io::Error::other)??;
     Ok(())
 }
@@ -163,6 +180,21 @@ async fn reload_loop(app: Arc<App>, shutdown: watch::Receiver<bool>) {
         tokio::time::sleep(handlers::RELOAD_EVERY).await;
         for error in app.handlers.scan().await {
             eprintln!("eddy: {error} (the last good version stays in use)");
+        }
+    }
+}
+
+/// Removes expired deliveries and events every `retention_every`.
+async fn retention_loop(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(app.retention_every).await;
+        let store = app.store.clone();
+        let retention = app.retention;
+        let now = crate::delivery::now_ms();
+        match tokio::task::spawn_blocking(move || store.expire(&retention, now)).await {
+            Ok(Ok(expired)) => app.metrics.expired(expired.deliveries, expired.events),
+            Ok(Err(e)) => eprintln!("eddy: retention: {e}"),
+            Err(e) => eprintln!("eddy: retention: {e}"),
         }
     }
 }

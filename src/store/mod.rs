@@ -14,6 +14,7 @@ mod keys;
 mod records;
 mod redact;
 mod replay;
+mod retention;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub use events::{EventFilter, Ingested, NewEvent};
 pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
 pub use redact::REDACTED;
 pub use replay::Replayed;
+pub use retention::{Expired, Retention};
 pub use state::{HandlerState, StateEntry};
 
 /// Errors of the store.

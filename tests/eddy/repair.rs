@@ -380,3 +380,44 @@ async fn a_redacted_field_is_unreadable_through_eddy_and_gone_after_compaction()
     }
     assert!(grep(&folder, marker.as_bytes()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_removes_expired_deliveries_and_events_and_counts_them() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(handlers.path().join("tick.js"), "export default async () => {};\n").unwrap();
+    let config = "[retention]\nsucceeded_deliveries = \"100ms\"\nevents = \"400ms\"\ninterval_ms = 50";
+    let server = TestServer::start(handlers.path(), data.path(), config).await;
+    let id = server.send(json!({"type": "tick"})).await;
+    let delivery = server.wait_for_status(&id, "tick", "succeeded").await["delivery"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .wait_until("the event expired", |s| {
+            let path = format!("/events/{id}");
+            async move { reqwest::get(s.url(&path)).await.unwrap().status() == 404 }
+        })
+        .await;
+    assert_eq!(
+        reqwest::get(server.url(&format!("/deliveries/{delivery}")))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("eddy_retention_removed_total{kind=\"deliveries\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("eddy_retention_removed_total{kind=\"events\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
