@@ -1,6 +1,7 @@
 //! The admin API: read-only views of events, deliveries, handlers, health and metrics.
 //! One file per resource; one error type ([`ApiError`]).
 
+pub mod bulk;
 pub mod deliveries;
 mod error;
 pub mod events;

@@ -48,13 +48,19 @@ pub enum EventsCommand {
     /// Delete an event with every delivery, attempt, captured log and history version.
     /// Run `eddy compact` (server stopped) to remove the bytes from disk too.
     Delete {
-        id: String,
+        /// The event; without it, --where/--type choose the events.
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Remove fields (or the whole payload) from an event, its history and every captured log.
     Redact {
-        id: String,
+        /// The event; without it, --where/--type choose the events.
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
         /// Comma-separated paths under data, like data.email,data.phone.
         #[arg(long, value_delimiter = ',', required_unless_present = "all", conflicts_with = "all")]
         fields: Vec<String>,
@@ -74,6 +80,48 @@ pub enum EventsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+/// How bulk delete and redact choose events.
+#[derive(Debug, clap::Args)]
+pub struct BulkArgs {
+    /// `data.path=value` (repeatable): events whose data has these values; the value is JSON
+    /// if it parses, else a string.
+    #[arg(long = "where", value_name = "PATH=VALUE")]
+    matches: Vec<String>,
+    /// Only events of this type.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Show how many events would change, and the first ids; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl BulkArgs {
+    fn body(&self) -> anyhow::Result<Value> {
+        let mut matches = serde_json::Map::new();
+        for m in &self.matches {
+            let (path, raw) = m
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--where {m:?}: expected PATH=VALUE"))?;
+            let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+            matches.insert(path.to_owned(), value);
+        }
+        Ok(json!({ "where": matches, "type": self.kind, "dry_run": self.dry_run }))
+    }
+}
+
+/// Prints the answer of a bulk operation.
+fn print_bulk(answer: &Value, verb: &str, json_output: bool) {
+    if json_output {
+        println!("{answer}");
+        return;
+    }
+    let would = if answer["dry_run"] == true { "would be " } else { "" };
+    println!("{} events {would}{verb}", answer["count"]);
+    for id in answer["first"].as_array().into_iter().flatten() {
+        println!("  {}", id.as_str().unwrap_or_default());
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -169,22 +217,36 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
         }
         EventsCommand::Redact {
             id,
+            bulk,
             fields,
             all,
             server,
         } => {
+            let client = Client::new(&server)?;
+            let Some(id) = id else {
+                let mut body = bulk.body()?;
+                body["fields"] = json!(fields);
+                body["payload"] = json!(all);
+                let answer = client.post("/events/bulk-redact", &body).await?;
+                print_bulk(&answer, "redacted", server.json);
+                return Ok(());
+            };
             let body = json!({ "fields": fields, "payload": all });
-            let answer = Client::new(&server)?
-                .post(&format!("/events/{id}/redact"), &body)
-                .await?;
+            let answer = client.post(&format!("/events/{id}/redact"), &body).await?;
             if server.json {
                 println!("{answer}");
             } else {
                 println!("{id} redacted");
             }
         }
-        EventsCommand::Delete { id, server } => {
-            let answer = Client::new(&server)?.delete(&format!("/events/{id}")).await?;
+        EventsCommand::Delete { id, bulk, server } => {
+            let client = Client::new(&server)?;
+            let Some(id) = id else {
+                let answer = client.post("/events/bulk-delete", &bulk.body()?).await?;
+                print_bulk(&answer, "deleted", server.json);
+                return Ok(());
+            };
+            let answer = client.delete(&format!("/events/{id}")).await?;
             if server.json {
                 println!("{answer}");
             } else {

@@ -463,6 +463,19 @@ async fn edit_an_event_with_set_or_in_an_editor() {
     let bad = run(vec!["events", "edit", "u1", "--set", "name=x"], "true").await;
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad).1.contains("only fields under data"), "{:?}", text(&bad));
+
+    let dry = run(
+        vec!["events", "delete", "--where", "data.name=Hopper", "--dry-run"],
+        "true",
+    )
+    .await;
+    assert_eq!(text(&dry).0, "1 events would be deleted\n  u1\n", "{:?}", text(&dry));
+    let redacted = run(vec!["events", "redact", "u1", "--fields", "data.name"], "true").await;
+    assert_eq!(text(&redacted).0.trim(), "u1 redacted", "{:?}", text(&redacted));
+    let deleted = run(vec!["events", "delete", "u1"], "true").await;
+    assert_eq!(text(&deleted).0.trim(), "u1 deleted", "{:?}", text(&deleted));
+    let none = run(vec!["events", "delete", "--type", "user.signup"], "true").await;
+    assert_eq!(text(&none).0.trim(), "0 events deleted", "{:?}", text(&none));
     server.kill().unwrap();
     server.wait().unwrap();
 }
