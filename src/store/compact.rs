@@ -18,6 +18,12 @@ impl Store {
     /// then swaps the folders. A crash leaves either the old or the new folder in place, and
     /// at worst a `<dir>.compacting` or `<dir>.old` beside it.
     pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
+        if !super::holds_a_store(dir) {
+            return Err(StoreError::Open {
+                path: dir.to_owned(),
+                detail: "there is no store there to compact".into(),
+            });
+        }
         let store = Store::open(dir)?;
         let fresh = sibling(dir, "compacting");
         let old = sibling(dir, "old");
@@ -81,6 +87,14 @@ mod tests {
                 std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle)
             }
         })
+    }
+
+    #[test]
+    fn there_must_be_a_store_to_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing");
+        assert!(Store::compact(&missing).unwrap_err().to_string().contains("no store there"));
+        assert!(!missing.exists());
     }
 
     #[test]
