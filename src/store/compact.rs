@@ -93,7 +93,12 @@ mod tests {
     fn there_must_be_a_store_to_compact() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nothing");
-        assert!(Store::compact(&missing).unwrap_err().to_string().contains("no store there"));
+        assert!(
+            Store::compact(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("no store there")
+        );
         assert!(!missing.exists());
     }
 

@@ -179,25 +179,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
-    use crate::store::{Ingested, NewEvent};
     use serde_json::json;
 
     fn one_delivery(store: &Store) -> String {
-        let event = Event::from_value(json!({"id": "e", "type": "t"}), "test").unwrap();
-        let out = store
-            .ingest(
-                vec![NewEvent {
-                    event,
-                    handlers: vec!["h".into()],
-                }],
-                10,
-            )
-            .unwrap();
-        let Ingested::New { deliveries, .. } = &out[0] else {
-            panic!()
-        };
-        deliveries[0].clone()
+        crate::store::testing::ingest(store, "e", &["h"], 10).remove(0)
     }
 
     fn attempt(n: u32, succeeded: bool) -> AttemptRecord {

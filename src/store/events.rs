@@ -1,8 +1,8 @@
 //! Events: accepted once by id, listed in ingest order, each with the deliveries it created.
 
-use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
+use super::records::{DeliveryRecord, EventRecord};
 use super::{Store, StoreError, codec, keys};
-use crate::event::{Event, new_id};
+use crate::event::Event;
 
 /// An event to accept, with the handlers it routes to.
 #[derive(Debug, Clone)]
@@ -55,19 +55,7 @@ impl Store {
         let deliveries: Vec<DeliveryRecord> = new
             .handlers
             .iter()
-            .map(|handler| DeliveryRecord {
-                id: new_id(),
-                event_id: new.event.id.clone(),
-                event_type: new.event.kind.clone(),
-                handler: handler.clone(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                created_ms: now_ms,
-                updated_ms: now_ms,
-                next_attempt_ms: Some(now_ms),
-                last_error: None,
-                replay_requested: false,
-            })
+            .map(|handler| DeliveryRecord::new(&new.event, handler, now_ms))
             .collect();
         let record = EventRecord {
             seq,

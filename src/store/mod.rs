@@ -172,6 +172,27 @@ fn describe_open_error(e: &sled::Error) -> String {
     }
 }
 
+/// Helpers for the store's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Ingested, NewEvent, Store};
+    use crate::event::Event;
+
+    /// Ingests event `id` (type `t`) routed to `handlers` at `now_ms`; returns its delivery ids.
+    pub fn ingest(store: &Store, id: &str, handlers: &[&str], now_ms: u64) -> Vec<String> {
+        let event = Event::from_value(serde_json::json!({"id": id, "type": "t"}), "test").expect("event");
+        let handlers = handlers.iter().map(|h| h.to_string()).collect();
+        match store
+            .ingest(vec![NewEvent { event, handlers }], now_ms)
+            .expect("ingest")
+            .remove(0)
+        {
+            Ingested::New { deliveries, .. } => deliveries,
+            Ingested::Duplicate { id } => panic!("{id} was ingested before"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

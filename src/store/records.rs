@@ -86,6 +86,25 @@ pub struct DeliveryRecord {
     pub replay_requested: bool,
 }
 
+impl DeliveryRecord {
+    /// A new delivery of an event to `handler`, due at `now_ms`.
+    pub fn new(event: &Event, handler: &str, now_ms: u64) -> Self {
+        Self {
+            id: crate::event::new_id(),
+            event_id: event.id.clone(),
+            event_type: event.kind.clone(),
+            handler: handler.to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            next_attempt_ms: Some(now_ms),
+            last_error: None,
+            replay_requested: false,
+        }
+    }
+}
+
 /// One attempt of a delivery: when, how long, and the full invocation report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {

@@ -57,19 +57,7 @@ impl Store {
                     return Ok(None);
                 }
             }
-            let delivery = DeliveryRecord {
-                id: new_id(),
-                event_id: event_id.to_owned(),
-                event_type: record.event.kind.clone(),
-                handler: handler.to_owned(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                created_ms: now_ms,
-                updated_ms: now_ms,
-                next_attempt_ms: Some(now_ms),
-                last_error: None,
-                replay_requested: false,
-            };
+            let delivery = DeliveryRecord::new(&record.event, handler, now_ms);
             record.deliveries.push(delivery.id.clone());
             let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
             self.put_delivery(&delivery)?;
@@ -110,25 +98,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
-    use crate::store::{AttemptRecord, Ingested, NewEvent, NextStep};
+    use crate::store::{AttemptRecord, NextStep};
     use serde_json::json;
 
     fn dead_delivery(store: &Store) -> String {
-        let event = Event::from_value(json!({"id": "e", "type": "t"}), "test").unwrap();
-        let out = store
-            .ingest(
-                vec![NewEvent {
-                    event,
-                    handlers: vec!["h".into()],
-                }],
-                10,
-            )
-            .unwrap();
-        let Ingested::New { deliveries, .. } = &out[0] else {
-            panic!()
-        };
-        let id = deliveries[0].clone();
+        let id = crate::store::testing::ingest(store, "e", &["h"], 10).remove(0);
         let mut d = store.claim(10, &id, 11).unwrap().unwrap();
         let attempt = AttemptRecord {
             n: 1,
