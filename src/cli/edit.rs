@@ -4,18 +4,15 @@
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Value};
 
-/// A merge patch setting each `data.a.b=value`.
+/// A merge patch setting each `data.a.b=value` (the `data.` prefix is optional).
 pub fn patch_from_sets(sets: &[String]) -> anyhow::Result<Value> {
     let mut patch = Value::Object(Map::new());
     for set in sets {
         let (path, raw) = set
             .split_once('=')
             .ok_or_else(|| anyhow!("--set {set:?}: expected PATH=VALUE"))?;
-        let mut keys = path.split('.');
-        if keys.next() != Some("data") {
-            bail!("--set {set:?}: only fields under data can be edited (data.field=value)");
-        }
-        let keys: Vec<&str> = keys.collect();
+        // Only data can be edited, so `email=x` and `data.email=x` mean the same.
+        let keys: Vec<&str> = path.strip_prefix("data.").unwrap_or(path).split('.').collect();
         if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
             bail!("--set {set:?}: the path needs a field, like data.email");
         }
@@ -95,7 +92,11 @@ mod tests {
             patch,
             json!({"email": "ada@example.com", "address": {"zip": 12345}, "vip": true})
         );
-        for bad in ["email=x", "data.=x", "data", "subject.x=1"] {
+        assert_eq!(
+            patch_from_sets(&["plan=pro".to_owned()]).unwrap(),
+            json!({"plan": "pro"})
+        );
+        for bad in ["=x", "data.=x", "data", "a..b=1"] {
             assert!(patch_from_sets(&[bad.to_owned()]).is_err(), "{bad}");
         }
     }

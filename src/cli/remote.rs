@@ -74,7 +74,7 @@ pub enum EventsCommand {
     /// data is kept in the event's history.
     Edit {
         id: String,
-        /// `data.a.b=value`; the value is JSON if it parses, else a string.
+        /// `data.a.b=value` (or `a.b=value`); the value is JSON if it parses, else a string.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         sets: Vec<String>,
         #[command(flatten)]
