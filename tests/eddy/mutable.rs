@@ -1,0 +1,271 @@
+//! Mutable events end to end: edit then replay, delete and redact with nothing left behind
+//! (through the API, and on disk after compaction), bulk operations by filter, and retention.
+
+use serde_json::json;
+
+use crate::repair::post_json;
+use crate::server_support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_event_is_replayed_with_its_new_data() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let handler = r#"export default async (event) => {
+  if (!event.data.email.includes("@")) throw new NonRetryableError(`bad email ${event.data.email}`);
+  console.log(`welcome ${event.data.email}`);
+};
+"#;
+    std::fs::write(handlers.path().join("user.signup.js"), handler).unwrap();
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let id = server
+        .send(json!({"type": "user.signup", "data": {"email": "ada.example.com", "plan": "pro"}}))
+        .await;
+    let dead = server.wait_for_status(&id, "user.signup", "dead").await;
+    let delivery = dead["delivery"]["id"].as_str().unwrap().to_owned();
+
+    let patch = json!({"email": "ada@example.com"}).to_string();
+    let (status, edited) = server
+        .patch(&format!("/events/{id}"), "application/merge-patch+json", patch)
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["event"]["version"], 2);
+    let event = server.get(&format!("/events/{id}")).await;
+    assert_eq!(
+        event["event"]["event"]["data"],
+        json!({"email": "ada@example.com", "plan": "pro"})
+    );
+    assert_eq!(event["history"][0]["data"]["email"], "ada.example.com");
+
+    post_json(&server, &format!("/deliveries/{delivery}/replay"), json!({})).await;
+    let done = server.wait_for_status(&id, "user.signup", "succeeded").await;
+    assert_eq!(
+        done["attempts"][1]["report"]["logs"][0]["message"],
+        "welcome ada@example.com"
+    );
+
+    let (status, _) = server
+        .patch("/events/nope", "application/merge-patch+json", "{}".to_owned())
+        .await;
+    assert_eq!(status, 404);
+    let (status, answer) = server
+        .patch(
+            &format!("/events/{id}"),
+            "application/merge-patch+json",
+            "{oops".to_owned(),
+        )
+        .await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_json")));
+    let (status, _) = server
+        .patch(&format!("/events/{id}"), "text/plain", "{}".to_owned())
+        .await;
+    assert_eq!(status, 415);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_event_leaves_no_trace_after_compaction() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let folder = data.path().join("store");
+    std::fs::write(
+        handlers.path().join("user.signup.js"),
+        "export default async (e) => console.log(`hi ${e.data.email}`);\n",
+    )
+    .unwrap();
+    let server = TestServer::start(handlers.path(), &folder, "").await;
+    let marker = "erase-me-4b7d1c@example.com";
+    let gone = server
+        .send(json!({"type": "user.signup", "data": {"email": marker}}))
+        .await;
+    let kept = server
+        .send(json!({"type": "user.signup", "data": {"email": "stays@example.com"}}))
+        .await;
+    server.wait_for_status(&gone, "user.signup", "succeeded").await;
+    server.wait_for_status(&kept, "user.signup", "succeeded").await;
+    server
+        .patch(
+            &format!("/events/{gone}"),
+            "application/json",
+            json!({"note": marker}).to_string(),
+        )
+        .await;
+    let deleted = reqwest::Client::new()
+        .delete(server.url(&format!("/events/{gone}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(
+        reqwest::get(server.url(&format!("/events/{gone}")))
+            .await
+            .unwrap()
+            .status()
+            == 404
+    );
+    let audit = server.get("/audit").await;
+    assert_eq!(audit["audit"][0]["action"], "delete");
+    assert!(!audit.to_string().contains(marker), "the audit log holds no data");
+    let server = server.restart("").await;
+    server.stop().await;
+
+    // The stopped server's isolate threads let go of the store a moment after it stops.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match eddy::store::Store::compact(&folder) {
+            Ok(_) => break,
+            Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("compaction: {e}"),
+        }
+    }
+    let found = grep(&folder, marker.as_bytes());
+    assert!(found.is_empty(), "the marker is still in {found:?}");
+    assert!(!grep(&folder, b"stays@example.com").is_empty(), "other events are kept");
+}
+
+fn grep(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            hits.extend(grep(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            hits.push(path);
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redacted_field_is_unreadable_through_eddy_and_gone_after_compaction() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let folder = data.path().join("store");
+    std::fs::write(
+        handlers.path().join("user.signup.js"),
+        "export default async (e) => console.log(`hi ${e.data.email}`);\n",
+    )
+    .unwrap();
+    let server = TestServer::start(handlers.path(), &folder, "").await;
+    let marker = "redact-me-91ab3e@example.com";
+    let id = server
+        .send(json!({"type": "user.signup", "data": {"email": marker, "plan": "pro"}}))
+        .await;
+    server.wait_for_status(&id, "user.signup", "succeeded").await;
+    let (status, _) = post_json(
+        &server,
+        &format!("/events/{id}/redact"),
+        json!({"fields": ["data.email"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let event = server.get(&format!("/events/{id}")).await;
+    assert_eq!(event["event"]["event"]["data"], json!({"plan": "pro"}));
+    assert_eq!(event["event"]["redacted"], json!(["data.email"]));
+    let delivery = server.delivery(&id, "user.signup").await;
+    assert_eq!(delivery["attempts"][0]["report"]["logs"][0]["message"], "hi [redacted]");
+    for path in [
+        format!("/events/{id}"),
+        "/events".into(),
+        "/deliveries".into(),
+        "/audit".into(),
+    ] {
+        assert!(
+            !server.get(&path).await.to_string().contains(marker),
+            "{path} still shows the value"
+        );
+    }
+    let (status, answer) = post_json(&server, &format!("/events/{id}/redact"), json!({"fields": ["email"]})).await;
+    assert_eq!((status, answer["error"].as_str()), (422, Some("invalid_field")));
+    server.stop().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = eddy::store::Store::compact(&folder) {
+        assert!(
+            e.to_string().contains("in use") && std::time::Instant::now() < deadline,
+            "{e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(grep(&folder, marker.as_bytes()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_removes_expired_deliveries_and_events_and_counts_them() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(handlers.path().join("tick.js"), "export default async () => {};\n").unwrap();
+    let config = "[retention]\nsucceeded_deliveries = \"100ms\"\nevents = \"400ms\"\ninterval_ms = 50";
+    let server = TestServer::start(handlers.path(), data.path(), config).await;
+    let id = server.send(json!({"type": "tick"})).await;
+    let delivery = server.wait_for_status(&id, "tick", "succeeded").await["delivery"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .wait_until("the event expired", |s| {
+            let path = format!("/events/{id}");
+            async move { reqwest::get(s.url(&path)).await.unwrap().status() == 404 }
+        })
+        .await;
+    assert_eq!(
+        reqwest::get(server.url(&format!("/deliveries/{delivery}")))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("eddy_retention_removed_total{kind=\"deliveries\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("eddy_retention_removed_total{kind=\"events\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bulk_delete_and_redact_by_filter_with_dry_runs() {
+    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let mut ids = Vec::new();
+    for (user, email) in [("u1", "a@x.io"), ("u1", "b@x.io"), ("u2", "c@x.io")] {
+        ids.push(
+            server
+                .send(json!({"type": "user.updated", "data": {"user_id": user, "email": email}}))
+                .await,
+        );
+    }
+    let forget_u1 = json!({"where": {"data.user_id": "u1"}, "dry_run": true});
+    let (status, dry) = post_json(&server, "/events/bulk-delete", forget_u1).await;
+    assert_eq!((status, dry["count"].as_u64()), (200, Some(2)), "{dry}");
+    assert_eq!(
+        server.get("/events").await["events"].as_array().unwrap().len(),
+        3,
+        "a dry run changes nothing"
+    );
+    let (_, done) = post_json(&server, "/events/bulk-delete", json!({"where": {"data.user_id": "u1"}})).await;
+    assert_eq!(done["count"], 2);
+    let left = server.get("/events").await;
+    assert_eq!(left["events"].as_array().unwrap().len(), 1);
+    assert_eq!(left["events"][0]["event"]["id"], ids[2].as_str());
+
+    let redact = json!({"type": "user.updated", "where": {"data.user_id": "u2"}, "fields": ["data.email"]});
+    let (_, done) = post_json(&server, "/events/bulk-redact", redact).await;
+    assert_eq!(done["count"], 1);
+    let event = server.get(&format!("/events/{}", ids[2])).await;
+    assert_eq!(event["event"]["event"]["data"], json!({"user_id": "u2"}));
+    let audit = server.get("/audit").await.to_string();
+    assert!(audit.contains("bulk_redact") && audit.contains("bulk_delete"));
+    assert!(!audit.contains("c@x.io"), "the audit log holds no data");
+
+    let (status, refused) = post_json(&server, "/events/bulk-delete", json!({})).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("no_filter")));
+    let (status, refused) = post_json(&server, "/events/bulk-delete", json!({"where": {"user_id": "u2"}})).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("invalid_where")));
+    server.stop().await;
+}

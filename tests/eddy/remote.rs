@@ -1,0 +1,250 @@
+//! The commands that talk to a running `eddy serve`: send, events, deliveries, replay, edit,
+//! redact, delete; and `serve` itself refusing bad set-ups.
+
+use std::process::Command;
+
+use crate::cli::{eddy, text};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_and_inspect_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    std::fs::write(
+        handlers.join("user.signup.js"),
+        "export default async (e) => console.log(e.data.name);\n",
+    )
+    .unwrap();
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "api_token = \"cli-token-1\"\n").unwrap();
+    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let url = format!("http://{addr}");
+    let cwd = dir.path().to_owned();
+    let run = move |args: Vec<String>, token: &'static str| {
+        let cwd = cwd.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_eddy"))
+                    .args(&args)
+                    .env("EDDY_API_TOKEN", token)
+                    .current_dir(&cwd)
+                    .output()
+                    .expect("eddy runs")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |list: &[&str]| {
+        list.iter()
+            .map(|s| s.to_string())
+            .chain(["--server".into(), url.clone()])
+            .collect::<Vec<_>>()
+    };
+    let sent = run(
+        args(&["send", "user.signup", r#"{"name":"Ada"}"#, "--id", "signup-1"]),
+        "cli-token-1",
+    )
+    .await;
+    assert_eq!(text(&sent).0.trim(), "signup-1", "{:?}", text(&sent));
+    let denied = run(args(&["events", "list"]), "wrong").await;
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(text(&denied).1.contains("401"), "{:?}", text(&denied));
+
+    let mut listed = String::new();
+    for _ in 0..200 {
+        let out = run(args(&["deliveries", "list", "--status", "succeeded"]), "cli-token-1").await;
+        listed = text(&out).0;
+        if listed.contains("user.signup") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed.starts_with("ID") && listed.contains("succeeded"), "{listed}");
+    let events = run(args(&["events", "list", "--json"]), "cli-token-1").await;
+    let answer: serde_json::Value = serde_json::from_slice(&events.stdout).expect("JSON");
+    assert_eq!(answer["events"][0]["event"]["id"], "signup-1");
+    let shown = run(args(&["events", "show", "signup-1"]), "cli-token-1").await;
+    assert!(text(&shown).0.contains("\"deliveries\""), "{:?}", text(&shown));
+    let missing = run(args(&["deliveries", "show", "nope"]), "cli-token-1").await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing).1.contains("404"), "{:?}", text(&missing));
+
+    // A missing handlers folder is a clear error.
+    let no_handlers = run(
+        vec![
+            "serve".into(),
+            "--handlers".into(),
+            "nope".into(),
+            "--data".into(),
+            "d2".into(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(no_handlers.status.code(), Some(2));
+    assert!(
+        text(&no_handlers).1.contains("the handlers folder nope does not exist"),
+        "{:?}",
+        text(&no_handlers)
+    );
+    // A second server on the same data folder is refused with a clear error.
+    let second = run(vec!["serve".into(), "--listen".into(), "127.0.0.1:0".into()], "").await;
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        text(&second).1.contains("in use by another eddy process"),
+        "{:?}",
+        text(&second)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).unwrap();
+    let file = handlers.join("jobs.js");
+    std::fs::write(
+        &file,
+        "export default async () => { throw new NonRetryableError('broken'); };\n",
+    )
+    .unwrap();
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "").unwrap();
+    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let url = format!("http://{addr}");
+    let eddy_at = |args: &[&str]| {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.extend(["--server".into(), url.clone()]);
+        let cwd = dir.path().to_owned();
+        async move {
+            let out =
+                tokio::task::spawn_blocking(move || eddy(&full.iter().map(String::as_str).collect::<Vec<_>>(), &cwd))
+                    .await
+                    .unwrap();
+            text(&out).0
+        }
+    };
+    for id in ["job-1", "job-2"] {
+        eddy_at(&["send", "jobs", "{}", "--id", id]).await;
+    }
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let (http, url) = (http.clone(), format!("{url}{path}"));
+        async move {
+            serde_json::from_slice::<serde_json::Value>(&http.get(url).send().await.unwrap().bytes().await.unwrap())
+                .unwrap()
+        }
+    };
+    for _ in 0..400 {
+        if get("/deliveries?status=dead").await["deliveries"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let dry = eddy_at(&["replay", "--handler", "jobs", "--dry-run"]).await;
+    assert!(dry.starts_with("2 deliveries would be replayed\nID"), "{dry}");
+
+    let before = get("/handlers").await["handlers"][0]["loaded_at"].clone();
+    std::fs::write(&file, "export default async () => console.log('repaired');\n").unwrap();
+    for _ in 0..400 {
+        if get("/handlers").await["handlers"][0]["loaded_at"] != before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let done = eddy_at(&["replay", "--handler", "jobs"]).await;
+    assert_eq!(done.trim(), "replay done: 2 queued, 0 skipped of 2");
+    let one = get("/deliveries?handler=jobs").await["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let single = eddy_at(&["replay", &one]).await;
+    assert!(
+        single == format!("{one} queued\n") || single == format!("{one} already_queued\n"),
+        "{single}"
+    );
+    let audit = get("/audit").await;
+    assert!(
+        audit["audit"].as_array().unwrap().iter().all(|a| a["actor"] == "cli"),
+        "{audit}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edit_an_event_with_set_or_in_an_editor() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("handlers")).unwrap();
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "").unwrap();
+    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let url = format!("http://{addr}");
+    let run = |args: Vec<&'static str>, editor: &'static str| {
+        let (url, cwd) = (url.clone(), dir.path().to_owned());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_eddy"))
+                    .args(&args)
+                    .args(["--server", &url])
+                    .env("EDITOR", editor)
+                    .current_dir(&cwd)
+                    .output()
+                    .expect("eddy runs")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    run(
+        vec!["send", "user.signup", r#"{"name":"Ada","plan":"free"}"#, "--id", "u1"],
+        "true",
+    )
+    .await;
+    let set = run(
+        vec![
+            "events",
+            "edit",
+            "u1",
+            "--set",
+            "data.name=Grace",
+            "--set",
+            "data.plan=null",
+        ],
+        "true",
+    )
+    .await;
+    assert_eq!(text(&set).0.trim(), "u1 is now version 2", "{:?}", text(&set));
+    let edited = run(vec!["events", "edit", "u1"], "sed -i s/Grace/Hopper/").await;
+    assert_eq!(text(&edited).0.trim(), "u1 is now version 3", "{:?}", text(&edited));
+    let shown = run(vec!["events", "show", "u1"], "true").await;
+    let event: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(event["event"]["event"]["data"], serde_json::json!({"name": "Hopper"}));
+    assert_eq!(event["history"].as_array().unwrap().len(), 2);
+    let bad = run(vec!["events", "edit", "u1", "--set", "=x"], "true").await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).1.contains("the path needs a field"), "{:?}", text(&bad));
+
+    let dry = run(
+        vec!["events", "delete", "--where", "data.name=Hopper", "--dry-run"],
+        "true",
+    )
+    .await;
+    assert_eq!(text(&dry).0, "1 events would be deleted\n  u1\n", "{:?}", text(&dry));
+    let redacted = run(vec!["events", "redact", "u1", "--fields", "data.name"], "true").await;
+    assert_eq!(text(&redacted).0.trim(), "u1 redacted", "{:?}", text(&redacted));
+    let deleted = run(vec!["events", "delete", "u1"], "true").await;
+    assert_eq!(text(&deleted).0.trim(), "u1 deleted", "{:?}", text(&deleted));
+    let none = run(vec!["events", "delete", "--type", "user.signup"], "true").await;
+    assert_eq!(text(&none).0.trim(), "0 events deleted", "{:?}", text(&none));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
