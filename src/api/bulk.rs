@@ -1,5 +1,6 @@
-//! Bulk delete and redact by filter: `POST /events/bulk-delete`, `POST /events/bulk-redact`,
-//! with `dry_run` to see what would change.
+//! Bulk delete and redact by filter: `POST /events-bulk/delete`, `POST /events-bulk/redact`,
+//! with `dry_run` to see what would change. (Not under `/events/`, where any segment is an
+//! event id.)
 
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub struct BulkRequest {
     payload: bool,
 }
 
-/// `POST /events/bulk-delete`.
+/// `POST /events-bulk/delete`.
 pub async fn delete(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -56,7 +57,7 @@ pub async fn delete(
     Ok(Json(answer(&request, &ids)))
 }
 
-/// `POST /events/bulk-redact`.
+/// `POST /events-bulk/redact`.
 pub async fn redact(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

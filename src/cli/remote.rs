@@ -227,7 +227,7 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
                 let mut body = bulk.body()?;
                 body["fields"] = json!(fields);
                 body["payload"] = json!(all);
-                let answer = client.post("/events/bulk-redact", &body).await?;
+                let answer = client.post("/events-bulk/redact", &body).await?;
                 print_bulk(&answer, "redacted", server.json);
                 return Ok(());
             };
@@ -242,7 +242,7 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
         EventsCommand::Delete { id, bulk, server } => {
             let client = Client::new(&server)?;
             let Some(id) = id else {
-                let answer = client.post("/events/bulk-delete", &bulk.body()?).await?;
+                let answer = client.post("/events-bulk/delete", &bulk.body()?).await?;
                 print_bulk(&answer, "deleted", server.json);
                 return Ok(());
             };

@@ -114,8 +114,8 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(api::events::delete),
         )
         .route("/events/{id}/redact", post(api::events::redact))
-        .route("/events/bulk-delete", post(api::bulk::delete))
-        .route("/events/bulk-redact", post(api::bulk::redact))
+        .route("/events-bulk/delete", post(api::bulk::delete))
+        .route("/events-bulk/redact", post(api::bulk::redact))
         .route("/deliveries", get(api::deliveries::list))
         .route("/deliveries/{id}", get(api::deliveries::show))
         .route("/deliveries/{id}/replay", post(api::replays::replay_one))

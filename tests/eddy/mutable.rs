@@ -241,21 +241,21 @@ async fn bulk_delete_and_redact_by_filter_with_dry_runs() {
         );
     }
     let forget_u1 = json!({"where": {"data.user_id": "u1"}, "dry_run": true});
-    let (status, dry) = post_json(&server, "/events/bulk-delete", forget_u1).await;
+    let (status, dry) = post_json(&server, "/events-bulk/delete", forget_u1).await;
     assert_eq!((status, dry["count"].as_u64()), (200, Some(2)), "{dry}");
     assert_eq!(
         server.get("/events").await["events"].as_array().unwrap().len(),
         3,
         "a dry run changes nothing"
     );
-    let (_, done) = post_json(&server, "/events/bulk-delete", json!({"where": {"data.user_id": "u1"}})).await;
+    let (_, done) = post_json(&server, "/events-bulk/delete", json!({"where": {"data.user_id": "u1"}})).await;
     assert_eq!(done["count"], 2);
     let left = server.get("/events").await;
     assert_eq!(left["events"].as_array().unwrap().len(), 1);
     assert_eq!(left["events"][0]["event"]["id"], ids[2].as_str());
 
     let redact = json!({"type": "user.updated", "where": {"data.user_id": "u2"}, "fields": ["data.email"]});
-    let (_, done) = post_json(&server, "/events/bulk-redact", redact).await;
+    let (_, done) = post_json(&server, "/events-bulk/redact", redact).await;
     assert_eq!(done["count"], 1);
     let event = server.get(&format!("/events/{}", ids[2])).await;
     assert_eq!(event["event"]["event"]["data"], json!({"user_id": "u2"}));
@@ -263,9 +263,16 @@ async fn bulk_delete_and_redact_by_filter_with_dry_runs() {
     assert!(audit.contains("bulk_redact") && audit.contains("bulk_delete"));
     assert!(!audit.contains("c@x.io"), "the audit log holds no data");
 
-    let (status, refused) = post_json(&server, "/events/bulk-delete", json!({})).await;
+    // Bulk routes live outside /events/, so any id stays reachable there.
+    server.send(json!({"type": "x", "id": "bulk-delete"})).await;
+    assert_eq!(
+        server.get("/events/bulk-delete").await["event"]["event"]["id"],
+        "bulk-delete"
+    );
+
+    let (status, refused) = post_json(&server, "/events-bulk/delete", json!({})).await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("no_filter")));
-    let (status, refused) = post_json(&server, "/events/bulk-delete", json!({"where": {"user_id": "u2"}})).await;
+    let (status, refused) = post_json(&server, "/events-bulk/delete", json!({"where": {"user_id": "u2"}})).await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("invalid_where")));
     server.stop().await;
 }
