@@ -39,25 +39,10 @@ pub async fn replay_one(
     Ok((status, Json(serde_json::json!({ "delivery": id, "status": word }))).into_response())
 }
 
-/// The filter of `POST /replays`, given at the top level or under `"filter"`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterBody {
-    status: Option<String>,
-    handler: Option<String>,
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    error: Option<String>,
-}
-
 /// Body of `POST /replays`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
-    /// The same fields as the top level; either form works.
-    filter: Option<FilterBody>,
     status: Option<String>,
     handler: Option<String>,
     #[serde(rename = "type")]
@@ -79,17 +64,19 @@ pub struct ReplayRequest {
 pub async fn start(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(mut request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
-    if let Some(nested) = request.filter.take() {
-        request.status = request.status.or(nested.status);
-        request.handler = request.handler.or(nested.handler);
-        request.event_type = request.event_type.or(nested.event_type);
-        request.since = request.since.or(nested.since);
-        request.until = request.until.or(nested.until);
-        request.error = request.error.or(nested.error);
+    let Json(mut body) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    // The filter fields may sit at the top level or under "filter"; both read the same.
+    if let Some(serde_json::Value::Object(nested)) = body.as_object_mut().and_then(|b| b.remove("filter"))
+        && let Some(top) = body.as_object_mut()
+    {
+        for (key, value) in nested {
+            top.entry(key).or_insert(value);
+        }
     }
+    let request: ReplayRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
     let filter = filter_of(&request)?;
     if request.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         return Err(ApiError::unprocessable(
