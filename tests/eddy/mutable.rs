@@ -63,14 +63,9 @@ async fn an_edited_event_is_replayed_with_its_new_data() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_event_leaves_no_trace_after_compaction() {
-    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let data = tempfile::tempdir().unwrap();
     let folder = data.path().join("store");
-    std::fs::write(
-        handlers.path().join("user.signup.js"),
-        "export default async (e) => console.log(`hi ${e.data.email}`);\n",
-    )
-    .unwrap();
-    let server = TestServer::start(handlers.path(), &folder, "").await;
+    let (server, _handlers) = signup_server(&folder).await;
     let marker = "erase-me-4b7d1c@example.com";
     let gone = server
         .send(json!({"type": "user.signup", "data": {"email": marker}}))
@@ -106,20 +101,34 @@ async fn a_deleted_event_leaves_no_trace_after_compaction() {
     let server = server.restart("").await;
     server.stop().await;
 
-    // The stopped server's isolate threads let go of the store a moment after it stops.
+    compact_when_free(&folder).await;
+    let found = grep(&folder, marker.as_bytes());
+    assert!(found.is_empty(), "the marker is still in {found:?}");
+    assert!(!grep(&folder, b"stays@example.com").is_empty(), "other events are kept");
+}
+
+/// A server storing in `folder` whose `user.signup` handler logs the event's email; keep the
+/// returned folder of handlers alive as long as the server.
+async fn signup_server(folder: &std::path::Path) -> (TestServer, tempfile::TempDir) {
+    let handlers = tempfile::tempdir().unwrap();
+    let logger = "export default async (e) => console.log(`hi ${e.data.email}`);\n";
+    std::fs::write(handlers.path().join("user.signup.js"), logger).unwrap();
+    (TestServer::start(handlers.path(), folder, "").await, handlers)
+}
+
+/// Compacts `folder` once a stopped server's isolate threads have let go of it (a moment
+/// after the stop).
+async fn compact_when_free(folder: &std::path::Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match eddy::store::Store::compact(&folder) {
-            Ok(_) => break,
+        match eddy::store::Store::compact(folder) {
+            Ok(_) => return,
             Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(e) => panic!("compaction: {e}"),
         }
     }
-    let found = grep(&folder, marker.as_bytes());
-    assert!(found.is_empty(), "the marker is still in {found:?}");
-    assert!(!grep(&folder, b"stays@example.com").is_empty(), "other events are kept");
 }
 
 fn grep(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
@@ -137,14 +146,9 @@ fn grep(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redacted_field_is_unreadable_through_eddy_and_gone_after_compaction() {
-    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let data = tempfile::tempdir().unwrap();
     let folder = data.path().join("store");
-    std::fs::write(
-        handlers.path().join("user.signup.js"),
-        "export default async (e) => console.log(`hi ${e.data.email}`);\n",
-    )
-    .unwrap();
-    let server = TestServer::start(handlers.path(), &folder, "").await;
+    let (server, _handlers) = signup_server(&folder).await;
     let marker = "redact-me-91ab3e@example.com";
     let id = server
         .send(json!({"type": "user.signup", "data": {"email": marker, "plan": "pro"}}))
@@ -176,14 +180,7 @@ async fn a_redacted_field_is_unreadable_through_eddy_and_gone_after_compaction()
     let (status, answer) = post_json(&server, &format!("/events/{id}/redact"), json!({"fields": ["email"]})).await;
     assert_eq!((status, answer["error"].as_str()), (422, Some("invalid_field")));
     server.stop().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while let Err(e) = eddy::store::Store::compact(&folder) {
-        assert!(
-            e.to_string().contains("in use") && std::time::Instant::now() < deadline,
-            "{e}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    compact_when_free(&folder).await;
     assert!(grep(&folder, marker.as_bytes()).is_empty());
 }
 
