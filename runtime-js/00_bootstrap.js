@@ -8,7 +8,7 @@ import { Request } from "ext:eddy/22_request.js";
 import { Response } from "ext:eddy/23_response.js";
 import { fetch } from "ext:eddy/26_fetch.js";
 import { configure, inspectModule, invoke, NonRetryableError, RetryAfterError } from "ext:eddy/30_invoke.js";
-import { crypto } from "ext:eddy/40_crypto.js";
+import { crypto, CryptoKey, SubtleCrypto } from "ext:eddy/40_crypto.js";
 
 const { ObjectDefineProperty, ObjectFreeze } = primordials;
 
@@ -41,6 +41,7 @@ const globals = {
   clearTimeout: timers.clearTimeout,
   console,
   crypto,
+  CryptoKey,
   DOMException: domException.DOMException,
   Event: event.Event,
   EventTarget: event.EventTarget,
@@ -55,6 +56,7 @@ const globals = {
   setInterval: timers.setInterval,
   setTimeout: timers.setTimeout,
   structuredClone,
+  SubtleCrypto,
   TextDecoder: encoding.TextDecoder,
   TextEncoder: encoding.TextEncoder,
   URL: url.URL,

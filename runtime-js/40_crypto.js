@@ -1,5 +1,7 @@
-// `crypto.randomUUID()` and `crypto.getRandomValues()` from the host's CSPRNG.
+// The `crypto` global: `randomUUID()` and `getRandomValues()` from the host's CSPRNG, and
+// `subtle` (41_subtle.js).
 import { core, primordials } from "ext:core/mod.js";
+import { CryptoKey, SubtleCrypto, subtle } from "ext:eddy/41_subtle.js";
 
 const {
   ArrayBufferIsView,
@@ -46,6 +48,6 @@ function randomUUID() {
   return op_eddy_crypto_random_uuid();
 }
 
-const crypto = ObjectFreeze({ getRandomValues, randomUUID });
+const crypto = ObjectFreeze({ getRandomValues, randomUUID, subtle });
 
-export { crypto };
+export { crypto, CryptoKey, SubtleCrypto };

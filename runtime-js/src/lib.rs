@@ -27,6 +27,9 @@ deno_core::extension!(
         ops::console::op_eddy_console_write,
         ops::crypto::op_eddy_crypto_random_uuid,
         ops::crypto::op_eddy_crypto_fill_random,
+        ops::crypto::op_eddy_crypto_digest,
+        ops::crypto::op_eddy_crypto_hmac_sign,
+        ops::crypto::op_eddy_crypto_hmac_verify,
         ops::fetch::op_eddy_fetch_send,
         ops::fetch::op_eddy_fetch_cancel_handle,
         ops::invoke::op_eddy_invocation_done,
@@ -46,6 +49,7 @@ deno_core::extension!(
         "26_fetch.js",
         "30_invoke.js",
         "40_crypto.js",
+        "41_subtle.js",
     ],
 );
 

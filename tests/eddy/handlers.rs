@@ -13,6 +13,15 @@ async fn web_globals_behave_and_host_globals_are_absent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn web_crypto_matches_published_vectors() {
+    let rt = runtime();
+    load(&rt, "web_crypto").await;
+    let report = invoke(&rt, "web_crypto", json!({})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "web crypto ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn fetch_classes_follow_the_standard() {
     let rt = runtime();
     load(&rt, "web_fetch_classes").await;
