@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod integrations;
+
+pub use integrations::{ProxyConfig, SourceConfig};
+
 /// The file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
 
@@ -51,6 +55,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// How long finished deliveries and events are kept.
     pub retention: RetentionConfig,
+    /// Webhook senders, by the name in `POST /webhooks/{name}`.
+    pub sources: std::collections::BTreeMap<String, SourceConfig>,
+    /// The API-observing proxy `eddy serve` also runs, when present.
+    pub proxy: Option<ProxyConfig>,
 }
 
 /// `[retention]`: ages like "7d", "12h".
@@ -174,6 +182,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
+            sources: Default::default(),
+            proxy: None,
         }
     }
 }
@@ -228,8 +238,17 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks again after a command line changed settings.
+    pub fn revalidate(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate(path)
+    }
+
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         self.allow_private_nets(path)?;
+        integrations::validate_sources(&self.sources, path)?;
+        if let Some(proxy) = &self.proxy {
+            integrations::validate_proxy(proxy, path)?;
+        }
         let range = |ok: bool, key, expected| {
             if ok {
                 Ok(())

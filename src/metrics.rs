@@ -18,6 +18,16 @@ pub enum AttemptOutcome {
     Dead,
 }
 
+/// How a webhook request ended, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Accepted,
+    /// A redelivery of an event already stored.
+    Duplicate,
+    /// Refused: bad signature, stale, or unusable.
+    Rejected,
+}
+
 /// Counters; cheap to update from any task.
 #[derive(Default)]
 pub struct Metrics {
@@ -30,12 +40,43 @@ pub struct Metrics {
     duration_sum_us: AtomicU64,
     expired_deliveries: AtomicU64,
     expired_events: AtomicU64,
+    /// Accepted, duplicate, rejected.
+    webhooks: [AtomicU64; 3],
+    proxy_forwarded: AtomicU64,
+    proxy_upstream_failed: AtomicU64,
+    proxy_recorded: AtomicU64,
+    proxy_record_failed: AtomicU64,
 }
 
 impl Metrics {
     /// Counts newly accepted events.
     pub fn ingested(&self, count: usize) {
         self.events_ingested.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one webhook request.
+    pub fn webhook(&self, outcome: WebhookOutcome) {
+        self.webhooks[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request the proxy forwarded and got an answer for.
+    pub fn proxy_forwarded(&self) {
+        self.proxy_forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request the proxy could not forward (answered 502/504).
+    pub fn proxy_upstream_failed(&self) {
+        self.proxy_upstream_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts events the proxy stored.
+    pub fn proxy_recorded(&self, count: usize) {
+        self.proxy_recorded.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Counts events the proxy meant to record but could not.
+    pub fn proxy_record_failed(&self, count: usize) {
+        self.proxy_record_failed.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// Counts one attempt and its duration.
@@ -80,6 +121,7 @@ impl Metrics {
             load(&self.dead)
         );
         self.render_histogram(&mut out);
+        self.render_intake(&mut out);
         let _ = writeln!(
             out,
             "# HELP eddy_retention_removed_total Records removed by retention.\n\
@@ -96,6 +138,34 @@ impl Metrics {
              # TYPE eddy_live_isolates gauge\neddy_live_isolates {live_isolates}"
         );
         out
+    }
+
+    fn render_intake(&self, out: &mut String) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let [accepted, duplicate, rejected] = &self.webhooks;
+        let _ = writeln!(
+            out,
+            "# HELP eddy_webhooks_total Webhook requests by outcome.\n# TYPE eddy_webhooks_total counter\n\
+             eddy_webhooks_total{{outcome=\"accepted\"}} {}\neddy_webhooks_total{{outcome=\"duplicate\"}} {}\n\
+             eddy_webhooks_total{{outcome=\"rejected\"}} {}",
+            load(accepted),
+            load(duplicate),
+            load(rejected)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eddy_proxy_requests_total Requests through the proxy by outcome.\n\
+             # TYPE eddy_proxy_requests_total counter\n\
+             eddy_proxy_requests_total{{outcome=\"forwarded\"}} {}\n\
+             eddy_proxy_requests_total{{outcome=\"upstream_failed\"}} {}\n\
+             # HELP eddy_proxy_events_total Events the proxy recorded, or failed to.\n\
+             # TYPE eddy_proxy_events_total counter\n\
+             eddy_proxy_events_total{{outcome=\"recorded\"}} {}\neddy_proxy_events_total{{outcome=\"failed\"}} {}",
+            load(&self.proxy_forwarded),
+            load(&self.proxy_upstream_failed),
+            load(&self.proxy_recorded),
+            load(&self.proxy_record_failed)
+        );
     }
 
     fn render_histogram(&self, out: &mut String) {

@@ -32,6 +32,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Run the pipeline: ingest, routing, delivery with retries, the admin API.
     Serve(serve::ServeArgs),
+    /// Run the pipeline with a proxy in front of your API that records its writes as events.
+    Proxy(serve::ProxyArgs),
     /// Send one event to a running server.
     Send(remote::SendArgs),
     /// Inspect events on a running server.
@@ -119,6 +121,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Check(args) => check::check(args).await,
             Command::Serve(args) => serve::serve(args).await,
+            Command::Proxy(args) => serve::proxy(args).await,
             Command::Send(args) => remote::send(args).await,
             Command::Events(command) => remote::events(command).await,
             Command::Deliveries(command) => remote::deliveries(command).await,

@@ -1,4 +1,5 @@
-//! `eddy serve`: run the pipeline until SIGTERM or SIGINT.
+//! `eddy serve` and `eddy proxy`: run the pipeline (and the proxy, when configured) until
+//! SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use super::{ConfigArgs, Failure};
+use crate::config::{Config, ProxyConfig};
+use crate::ingest::proxy::Proxy;
 use crate::server;
 use crate::store::Store;
 
@@ -25,11 +28,64 @@ pub struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Base URL of the API to observe, e.g. http://127.0.0.1:3000 [default: `upstream` in [proxy]]
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Address the proxy listens on [default: `listen` in [proxy], else 127.0.0.1:8788]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Address of eddy's own API [default: `listen` in eddy.toml, else 127.0.0.1:8787]
+    #[arg(long, value_name = "ADDR")]
+    api_listen: Option<SocketAddr>,
+    /// Handlers folder [default: `handlers` in eddy.toml, else ./handlers]
+    #[arg(long, value_name = "DIR")]
+    handlers: Option<PathBuf>,
+    /// Data folder [default: `data` in eddy.toml, else ./.eddy]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn config(self) -> anyhow::Result<(Config, PathBuf)> {
+        let (mut config, config_path) = self.config.load()?;
+        config.handlers = self.handlers.unwrap_or(config.handlers);
+        config.data = self.data.unwrap_or(config.data);
+        config.listen = self.listen.unwrap_or(config.listen);
+        Ok((config, config_path))
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    let (mut config, config_path) = args.config.load()?;
-    config.handlers = args.handlers.unwrap_or(config.handlers);
-    config.data = args.data.unwrap_or(config.data);
-    config.listen = args.listen.unwrap_or(config.listen);
+    let (config, config_path) = args.config()?;
+    run(config, config_path).await
+}
+
+/// `eddy proxy`: `serve` with the proxy on, its upstream and address from the flags.
+pub async fn proxy(args: ProxyArgs) -> Result<(), Failure> {
+    let serve = ServeArgs {
+        config: args.config,
+        handlers: args.handlers,
+        data: args.data,
+        listen: args.api_listen,
+    };
+    let (mut config, config_path) = serve.config()?;
+    let mut proxy = config.proxy.take().unwrap_or_default();
+    proxy.upstream = args.upstream.unwrap_or(proxy.upstream);
+    proxy.listen = args.listen.unwrap_or(proxy.listen);
+    if proxy.upstream.is_empty() {
+        return Err(anyhow::anyhow!("eddy proxy needs --upstream URL (or upstream in [proxy] of eddy.toml)").into());
+    }
+    config.proxy = Some(proxy);
+    // The flags bypass the file's validation; run it on the result.
+    config.revalidate(&config_path).map_err(anyhow::Error::from)?;
+    run(config, config_path).await
+}
+
+async fn run(config: Config, config_path: PathBuf) -> Result<(), Failure> {
     let store = Store::open(&config.data).map_err(anyhow::Error::from)?;
     let app = server::app(&config, &config_path, store).map_err(anyhow::Error::from)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -42,13 +98,37 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         config.data.display()
     );
     let (stop, stopped) = watch::channel(false);
+    let proxy = match &config.proxy {
+        Some(proxy_config) => Some(start_proxy(proxy_config, app.clone(), stopped.clone()).await?),
+        None => None,
+    };
     tokio::spawn(async move {
         wait_for_signal().await;
         eprintln!("eddy: stopping: no new events; waiting for attempts in flight");
         let _ = stop.send(true);
     });
     server::run(app, listener, stopped).await.map_err(anyhow::Error::from)?;
+    if let Some(proxy) = proxy {
+        proxy.await.map_err(anyhow::Error::from)?.map_err(anyhow::Error::from)?;
+    }
     Ok(())
+}
+
+async fn start_proxy(
+    config: &ProxyConfig,
+    app: std::sync::Arc<server::App>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let proxy = Proxy::start(config, app)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (proxy.listen)", config.listen))?;
+    eprintln!(
+        "eddy: proxy on http://{} -> {}",
+        listener.local_addr()?,
+        config.upstream
+    );
+    Ok(tokio::spawn(crate::ingest::proxy::serve(proxy, listener, stopped)))
 }
 
 async fn wait_for_signal() {

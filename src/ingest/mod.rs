@@ -1,9 +1,11 @@
-//! HTTP in: `POST /events`. Parses and validates before anything is written, routes each
+//! Events in: `POST /events`, verified webhooks (`POST /webhooks/{source}`) and the
+//! API-observing proxy. Each parses and validates before anything is written, routes each
 //! event, stores it with its deliveries, and answers only once that is durable (group commit).
-//!
-//! Later: `/webhooks/{source}` (signatures) and the API-observing proxy.
 
+mod hooks;
 mod parse;
+pub mod proxy;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -13,10 +15,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+pub use hooks::{WebhookSource, WebhookSources, post_webhook};
 pub use parse::{DEFAULT_SOURCE, events_from_request};
 
 use crate::api::ApiError;
 use crate::delivery::now_ms;
+use crate::event::Event;
 use crate::server::App;
 use crate::store::{Ingested, NewEvent};
 
@@ -24,6 +28,19 @@ use crate::store::{Ingested, NewEvent};
 pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, app.max_body_bytes).await?;
     let events = events_from_request(&headers, &bytes)?;
+    let ingested = accept(&app, events).await?;
+    let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
+    let ids: Vec<&str> = ingested.iter().map(Ingested::id).collect();
+    let status = if all_duplicates {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(serde_json::json!({ "ids": ids }))).into_response())
+}
+
+/// Routes and stores `events` with their deliveries; returns once that is durable.
+pub async fn accept(app: &App, events: Vec<Event>) -> Result<Vec<Ingested>, ApiError> {
     let batch: Vec<NewEvent> = {
         let routing = app.routing();
         events
@@ -41,18 +58,11 @@ pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     app.metrics
         .ingested(ingested.iter().filter(|i| matches!(i, Ingested::New { .. })).count());
     app.engine.wake();
-    let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
-    let ids: Vec<&str> = ingested.iter().map(Ingested::id).collect();
-    let status = if all_duplicates {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok((status, Json(serde_json::json!({ "ids": ids }))).into_response())
+    Ok(ingested)
 }
 
 /// The body, refused with 413 as soon as it is known to be over `limit`.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -20,6 +20,7 @@ pub use handlers::{HandlerStatus, Handlers};
 use crate::api::{self, ApiError};
 use crate::config::Config;
 use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
+use crate::ingest::WebhookSources;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::{Retention, Store};
@@ -39,6 +40,8 @@ pub enum ServerError {
     Retention(String),
     #[error("the handlers folder {0} does not exist (create it, or pass --handlers)")]
     NoHandlers(std::path::PathBuf),
+    #[error("[sources]: {0}")]
+    Sources(#[from] eddy_runtime_js::SecretError),
 }
 
 /// What every request handler shares.
@@ -50,6 +53,8 @@ pub struct App {
     pub handlers: Handlers,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Webhook senders, for `POST /webhooks/{source}`.
+    pub sources: WebhookSources,
     api_token: Option<String>,
     retention: Retention,
     retention_every: Duration,
@@ -97,6 +102,7 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         engine,
         metrics,
         max_body_bytes: config.ingest.max_body_bytes,
+        sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
         api_token,
         retention,
         retention_every: Duration::from_millis(config.retention.interval_ms),
@@ -127,6 +133,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/healthz", get(api::healthz))
+        // Authenticated by the sender's signature, not the API token.
+        .route("/webhooks/{source}", post(crate::ingest::post_webhook))
         .merge(protected)
         .fallback(api::not_found)
         .with_state(app)

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
+use eddy::ingest::proxy::Proxy;
 use eddy::server::{self, ServerError};
 use eddy::store::Store;
 use serde_json::Value;
@@ -14,6 +15,8 @@ use tokio::task::JoinHandle;
 /// A running server.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where the proxy listens, when the config has a `[proxy]`.
+    pub proxy_addr: Option<SocketAddr>,
     pub handlers: PathBuf,
     pub data: PathBuf,
     stop: watch::Sender<bool>,
@@ -41,9 +44,19 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = watch::channel(false);
+        let mut proxy_addr = None;
+        if let Some(proxy_config) = &config.proxy {
+            let proxy = Proxy::start(proxy_config, app.clone()).expect("proxy starts");
+            let listener = tokio::net::TcpListener::bind(proxy_config.listen)
+                .await
+                .expect("bind proxy");
+            proxy_addr = Some(listener.local_addr().expect("proxy address"));
+            tokio::spawn(eddy::ingest::proxy::serve(proxy, listener, stopped.clone()));
+        }
         let task = tokio::spawn(server::run(app, listener, stopped));
         let server = Self {
             addr,
+            proxy_addr,
             handlers: handlers.to_owned(),
             data: data.to_owned(),
             stop,

@@ -1,0 +1,123 @@
+//! `[sources.NAME]` (verified webhooks) and `[proxy]` (observing the user's own API).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::ingest::webhook::Kind;
+
+/// `[sources.NAME]`: serves `POST /webhooks/NAME`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// How requests are signed: github, slack, stripe or standard.
+    pub kind: Kind,
+    /// Name of the environment variable (or `.env` entry) holding the signing secret.
+    pub secret_env: String,
+}
+
+/// `[proxy]`: forwards to `upstream` and records write requests answered 2xx as events.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Base URL of the API being observed, e.g. "http://127.0.0.1:3000".
+    pub upstream: String,
+    /// Address the proxy listens on.
+    pub listen: SocketAddr,
+    /// Path patterns recorded (`*` one segment, `**` any number); empty means all.
+    pub include: Vec<String>,
+    /// Path patterns never recorded, even when included.
+    pub exclude: Vec<String>,
+    /// Removed from the start of paths before naming, e.g. "/api/v1".
+    pub strip_prefix: String,
+    /// Path templates to resource names, e.g. "/orgs/{org}/members/{id}" = "members".
+    pub resources: BTreeMap<String, String>,
+    /// Most bytes of a request or response body kept in the event.
+    pub max_capture_bytes: usize,
+    /// How long an upstream request may take, headers and body.
+    pub timeout_ms: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            upstream: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            strip_prefix: String::new(),
+            resources: BTreeMap::new(),
+            max_capture_bytes: 256 * 1024,
+            timeout_ms: 60_000,
+        }
+    }
+}
+
+/// Source names appear in URLs and event ids: keep them plain.
+pub(super) fn validate_sources(sources: &BTreeMap<String, SourceConfig>, path: &Path) -> Result<(), ConfigError> {
+    for (name, source) in sources {
+        let plain = |s: &str, first_digit_ok: bool| {
+            !s.is_empty()
+                && (first_digit_ok || !s.starts_with(|c: char| c.is_ascii_digit()))
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !plain(name, true) || name.len() > 64 {
+            return Err(invalid(
+                path,
+                format!("sources.{name}: a source name may only hold A-Z, a-z, 0-9, '_' and '-'"),
+            ));
+        }
+        if !plain(&source.secret_env, false) || source.secret_env.contains('-') {
+            return Err(invalid(
+                path,
+                format!(
+                    "sources.{name}.secret_env: {:?} is not an environment variable name",
+                    source.secret_env
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn validate_proxy(proxy: &ProxyConfig, path: &Path) -> Result<(), ConfigError> {
+    let upstream = url::Url::parse(&proxy.upstream)
+        .map_err(|e| invalid(path, format!("proxy.upstream: {:?} is not a URL ({e})", proxy.upstream)))?;
+    if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
+        return Err(invalid(
+            path,
+            "proxy.upstream: must be an http:// or https:// URL with a host".into(),
+        ));
+    }
+    if upstream.query().is_some() || upstream.fragment().is_some() {
+        return Err(invalid(
+            path,
+            "proxy.upstream: must not have a query or fragment".into(),
+        ));
+    }
+    for pattern in proxy.include.iter().chain(&proxy.exclude).chain(proxy.resources.keys()) {
+        if !pattern.starts_with('/') {
+            return Err(invalid(
+                path,
+                format!("proxy: path pattern {pattern:?} must start with '/'"),
+            ));
+        }
+    }
+    for (template, name) in &proxy.resources {
+        crate::event::validate_type(name).map_err(|e| invalid(path, format!("proxy.resources.{template:?}: {e}")))?;
+    }
+    if proxy.timeout_ms == 0 {
+        return Err(invalid(path, "proxy.timeout_ms: must be at least 1".into()));
+    }
+    Ok(())
+}
+
+fn invalid(path: &Path, message: String) -> ConfigError {
+    ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    }
+}

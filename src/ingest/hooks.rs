@@ -1,0 +1,160 @@
+//! `POST /webhooks/{source}`: a third party's webhook, verified by its signature (not by the
+//! API token) and stored as an event whose id comes from the provider's delivery id, so a
+//! redelivery is recognised as the same event.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::webhook::{self, Inbound, Kind};
+use crate::api::ApiError;
+use crate::config::SourceConfig;
+use crate::event::{Event, now_rfc3339, validate_type};
+use crate::metrics::WebhookOutcome;
+use crate::server::App;
+use crate::store::Ingested;
+
+/// Longest provider delivery id accepted (they are UUIDs or short tokens in practice).
+const MAX_DELIVERY_ID: usize = 200;
+
+/// One configured sender, with its secret read at start-up.
+pub struct WebhookSource {
+    pub kind: Kind,
+    secret: String,
+}
+
+/// The configured senders by name.
+#[derive(Default)]
+pub struct WebhookSources(HashMap<String, WebhookSource>);
+
+impl WebhookSources {
+    /// Reads each source's secret from the environment or the `.env` beside `handlers`.
+    pub fn resolve(
+        sources: &std::collections::BTreeMap<String, SourceConfig>,
+        handlers: &Path,
+    ) -> Result<Self, eddy_runtime_js::SecretError> {
+        let env = eddy_runtime_js::SecretSource::load(handlers)?;
+        let mut resolved = HashMap::new();
+        for (name, source) in sources {
+            let secrets = env.resolve(std::slice::from_ref(&source.secret_env), handlers)?;
+            let secret = secrets.pairs().next().map(|(_, v)| v.to_owned()).unwrap_or_default();
+            resolved.insert(
+                name.clone(),
+                WebhookSource {
+                    kind: source.kind,
+                    secret,
+                },
+            );
+        }
+        Ok(Self(resolved))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&WebhookSource> {
+        self.0.get(name)
+    }
+}
+
+/// 202 `{ "id" }` when stored, 200 `{ "id", "duplicate": true }` for a redelivery,
+/// 200 `{ "challenge" }` for Slack's handshake, 401 when the signature does not hold.
+pub async fn post_webhook(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(source) = app.sources.get(&name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+            format!("no webhook source {name:?} is configured (add [sources.{name}] to eddy.toml)"),
+        ));
+    };
+    // The size is checked before any HMAC is computed.
+    let bytes = super::read_body(&headers, body, app.max_body_bytes).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let inbound = webhook::verify(source.kind, &source.secret, &headers, &bytes, now).map_err(|e| {
+        app.metrics.webhook(WebhookOutcome::Rejected);
+        let status = if e.is_auth_failure() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    })?;
+    let (delivery_id, kind, data) = match inbound {
+        Inbound::Challenge(challenge) => return Ok(Json(json!({ "challenge": challenge })).into_response()),
+        Inbound::Event {
+            delivery_id,
+            kind,
+            data,
+        } => (delivery_id, kind, data),
+    };
+    let event = to_event(&name, delivery_id, kind, data)?;
+    let ingested = super::accept(&app, vec![event]).await?;
+    let (status, body, outcome) = match &ingested[..] {
+        [Ingested::New { id, .. }] => (StatusCode::ACCEPTED, json!({ "id": id }), WebhookOutcome::Accepted),
+        [other] => (
+            StatusCode::OK,
+            json!({ "id": other.id(), "duplicate": true }),
+            WebhookOutcome::Duplicate,
+        ),
+        _ => return Err(ApiError::internal("one webhook did not give one event")),
+    };
+    app.metrics.webhook(outcome);
+    Ok((status, Json(body)).into_response())
+}
+
+/// The event for a verified delivery: id `<source>:<delivery id>`, source `eddy/webhooks/<source>`.
+fn to_event(source: &str, delivery_id: String, kind: String, data: serde_json::Value) -> Result<Event, ApiError> {
+    if delivery_id.is_empty() || delivery_id.len() > MAX_DELIVERY_ID {
+        return Err(ApiError::bad_request(
+            "bad_delivery_id",
+            format!("the delivery id must be 1 to {MAX_DELIVERY_ID} characters"),
+        ));
+    }
+    validate_type(&kind).map_err(|e| ApiError::bad_request("invalid_type", e.to_string()))?;
+    Ok(Event {
+        id: format!("{source}:{delivery_id}"),
+        kind,
+        source: format!("eddy/webhooks/{source}"),
+        time: now_rfc3339(),
+        subject: None,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_become_event_ids_and_types_are_checked() {
+        let event = to_event("gh", "d-1".into(), "github.push".into(), json!({"a": 1})).unwrap();
+        assert_eq!(
+            (event.id.as_str(), event.source.as_str()),
+            ("gh:d-1", "eddy/webhooks/gh")
+        );
+        assert_eq!(
+            to_event("gh", "x".repeat(201), "github.push".into(), json!(null))
+                .unwrap_err()
+                .error,
+            "bad_delivery_id"
+        );
+        assert_eq!(
+            to_event("gh", "d".into(), "github.a b".into(), json!(null))
+                .unwrap_err()
+                .error,
+            "invalid_type"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The API-observing proxy: forwards every request to `[proxy] upstream` unchanged and
+//! streams the answer back unchanged. Write requests (POST, PUT, PATCH, DELETE) answered
+//! 2xx become events named by [`naming`]; recording happens after the exchange, off the
+//! request path, so the proxied request never waits for it or fails because of it.
+
+mod naming;
+mod record;
+mod tee;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use naming::{Named, PathRules};
+pub use record::PROXY_SOURCE;
+
+use crate::api::ApiError;
+use crate::config::ProxyConfig;
+use crate::metrics::Metrics;
+use crate::server::App;
+use record::Exchange;
+use tee::{Captured, Tee};
+
+/// Errors setting the proxy up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("proxy.upstream {0:?} is not an http(s) URL")]
+    Upstream(String),
+    #[error("proxy: cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Everything a proxied request needs.
+pub struct Proxy {
+    client: reqwest::Client,
+    upstream: url::Url,
+    rules: PathRules,
+    max_capture: usize,
+    queue: mpsc::Sender<Exchange>,
+    metrics: Arc<Metrics>,
+}
+
+// Connection-level headers (RFC 9110 section 7.6.1) belong to one hop and are not forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Proxy {
+    /// Builds the proxy over `app` and starts the task that records its events.
+    pub fn start(config: &ProxyConfig, app: Arc<App>) -> Result<Arc<Self>, ProxyError> {
+        let upstream = url::Url::parse(&config.upstream).map_err(|_| ProxyError::Upstream(config.upstream.clone()))?;
+        if !matches!(upstream.scheme(), "http" | "https") {
+            return Err(ProxyError::Upstream(config.upstream.clone()));
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_millis(config.timeout_ms))
+            .build()?;
+        let (queue, receiver) = mpsc::channel(record::QUEUE);
+        let metrics = app.metrics.clone();
+        tokio::spawn(record::recorder(app, receiver));
+        Ok(Arc::new(Self {
+            client,
+            upstream,
+            rules: PathRules::new(config),
+            max_capture: config.max_capture_bytes,
+            queue,
+            metrics,
+        }))
+    }
+
+    /// The upstream URL for a request's path and query.
+    fn target(&self, uri: &axum::http::Uri) -> url::Url {
+        let mut url = self.upstream.clone();
+        let base = self.upstream.path().trim_end_matches('/');
+        url.set_path(&format!("{base}{}", uri.path()));
+        url.set_query(uri.query());
+        url
+    }
+}
+
+/// Serves the proxy on `listener` until `shutdown` turns true.
+pub async fn serve(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let router = Router::new().fallback(forward).with_state(proxy);
+    let stop = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop)
+        .await
+}
+
+async fn forward(
+    State(proxy): State<Arc<Proxy>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let named = proxy.rules.name(parts.method.as_str(), parts.uri.path());
+    let mut outbound = proxy
+        .client
+        .request(parts.method.clone(), proxy.target(&parts.uri))
+        .headers(forwarded_headers(&parts.headers, client));
+    let request_capture = Arc::new(Mutex::new(Captured::default()));
+    if !body.is_end_stream() {
+        let stream = body.into_data_stream();
+        outbound = if named.is_some() {
+            let slot = request_capture.clone();
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let tee = Tee::new(stream, proxy.max_capture, declared, move |c| {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = c
+            });
+            outbound.body(reqwest::Body::wrap_stream(tee))
+        } else {
+            outbound.body(reqwest::Body::wrap_stream(stream))
+        };
+    }
+    let upstream = match outbound.send().await {
+        Ok(response) => response,
+        Err(e) => return upstream_failed(&proxy, &e),
+    };
+    proxy.metrics.proxy_forwarded();
+    let status = upstream.status();
+    let mut response = Response::builder().status(status);
+    if let Some(headers) = response.headers_mut() {
+        copy_end_to_end(upstream.headers(), headers);
+    }
+    let response_type = content_type(upstream.headers());
+    let response_length = upstream.content_length();
+    let stream = upstream.bytes_stream();
+    let body = match named.filter(|_| status.is_success()) {
+        None => Body::from_stream(stream),
+        Some(named) => {
+            let exchange = Exchange {
+                kind: named.kind,
+                path: parts.uri.path().to_owned(),
+                params: named.params,
+                query: parts.uri.query().map(str::to_owned),
+                request: Captured::default(),
+                request_type: content_type(&parts.headers),
+                status: status.as_u16(),
+                response: Captured::default(),
+                response_type,
+            };
+            let (queue, metrics) = (proxy.queue.clone(), proxy.metrics.clone());
+            Body::from_stream(Tee::new(stream, proxy.max_capture, response_length, move |captured| {
+                let request = std::mem::take(&mut *request_capture.lock().unwrap_or_else(|p| p.into_inner()));
+                let exchange = Exchange {
+                    request,
+                    response: captured,
+                    ..exchange
+                };
+                if queue.try_send(exchange).is_err() {
+                    metrics.proxy_record_failed(1);
+                    eprintln!("eddy: proxy: the recording queue is full; an event was not recorded");
+                }
+            }))
+        }
+    };
+    response
+        .body(body)
+        .unwrap_or_else(|e| ApiError::internal(e).into_response())
+}
+
+fn upstream_failed(proxy: &Proxy, error: &reqwest::Error) -> Response {
+    proxy.metrics.proxy_upstream_failed();
+    let (status, code) = if error.is_timeout() {
+        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+    } else {
+        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+    };
+    let detail = format!("{} did not answer: {}", proxy.upstream, error_chain(error));
+    ApiError::new(status, code, detail).into_response()
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE)?.to_str().ok().map(str::to_owned)
+}
+
+fn is_hop_by_hop(name: &HeaderName, connection: &HeaderMap) -> bool {
+    let listed = connection
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()));
+    HOP_BY_HOP.contains(&name.as_str()) || listed
+}
+
+fn copy_end_to_end(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !is_hop_by_hop(name, from) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// The request's headers for the upstream: end-to-end ones unchanged; `Host` becomes the
+/// upstream's (set by the client) and the original goes to `X-Forwarded-Host`, with the
+/// caller's address appended to `X-Forwarded-For`.
+fn forwarded_headers(incoming: &HeaderMap, client: SocketAddr) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(incoming.len() + 3);
+    copy_end_to_end(incoming, &mut headers);
+    if let Some(host) = headers.remove(header::HOST) {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    let chain = match incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", client.ip()),
+        None => client.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+    }
+    headers
+}
+
+/// An error and its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
