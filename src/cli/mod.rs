@@ -4,7 +4,9 @@
 
 mod check;
 mod client;
+mod dev;
 mod edit;
+mod init;
 mod output;
 mod remote;
 mod replay;
@@ -26,12 +28,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a project: eddy.toml, handlers/ with a working handler, .env.example, a README.
+    Init(init::InitArgs),
     /// Run one event through one handler and print what happened.
     Run(run::RunArgs),
     /// Load every handler and report syntax and load errors as file:line:col: message.
     Check(check::CheckArgs),
     /// Run the pipeline: ingest, routing, delivery with retries, the admin API.
     Serve(serve::ServeArgs),
+    /// Serve for development: hot reload and a readable, coloured log of every attempt.
+    Dev(serve::DevArgs),
     /// Run the pipeline with a proxy in front of your API that records its writes as events.
     Proxy(serve::ProxyArgs),
     /// Send one event to a running server.
@@ -118,9 +124,11 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Init(args) => init::init(args),
             Command::Run(args) => run::run(args).await,
             Command::Check(args) => check::check(args).await,
             Command::Serve(args) => serve::serve(args).await,
+            Command::Dev(args) => serve::dev(args).await,
             Command::Proxy(args) => serve::proxy(args).await,
             Command::Send(args) => remote::send(args).await,
             Command::Events(command) => remote::events(command).await,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio::sync::watch;
 
+use super::dev::{ColorChoice, Paint};
 use super::{ConfigArgs, Failure};
 use crate::config::{Config, ProxyConfig};
 use crate::ingest::proxy::Proxy;
@@ -61,7 +62,22 @@ impl ServeArgs {
 
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let (config, config_path) = args.config()?;
-    run(config, config_path).await
+    run(config, config_path, None).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Colour the attempt log
+    #[arg(long, value_enum, default_value = "auto")]
+    color: ColorChoice,
+}
+
+/// `eddy dev`: `serve`, printing each attempt as it finishes.
+pub async fn dev(args: DevArgs) -> Result<(), Failure> {
+    let (config, config_path) = args.serve.config()?;
+    run(config, config_path, Some(Paint::new(args.color))).await
 }
 
 /// `eddy proxy`: `serve` with the proxy on, its upstream and address from the flags.
@@ -82,10 +98,10 @@ pub async fn proxy(args: ProxyArgs) -> Result<(), Failure> {
     config.proxy = Some(proxy);
     // The flags bypass the file's validation; run it on the result.
     config.revalidate(&config_path).map_err(anyhow::Error::from)?;
-    run(config, config_path).await
+    run(config, config_path, None).await
 }
 
-async fn run(config: Config, config_path: PathBuf) -> Result<(), Failure> {
+async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Result<(), Failure> {
     let store = Store::open(&config.data).map_err(anyhow::Error::from)?;
     let app = server::app(&config, &config_path, store).map_err(anyhow::Error::from)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -97,6 +113,10 @@ async fn run(config: Config, config_path: PathBuf) -> Result<(), Failure> {
         config.handlers.display(),
         config.data.display()
     );
+    if let Some(paint) = dev_log {
+        eprintln!("eddy: dev mode: handler files reload as you save them; each attempt is printed below");
+        super::dev::spawn_log(app.clone(), paint);
+    }
     let (stop, stopped) = watch::channel(false);
     let proxy = match &config.proxy {
         Some(proxy_config) => Some(start_proxy(proxy_config, app.clone(), stopped.clone()).await?),

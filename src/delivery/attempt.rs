@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Decision, Engine, RetryPolicy, now_ms};
+use super::{AttemptNotice, Decision, Engine, RetryPolicy, now_ms};
 use crate::metrics::AttemptOutcome;
 use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
@@ -11,8 +11,9 @@ use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
 pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPolicy) {
     let n = delivery.attempts + 1;
     let started_ms = now_ms();
-    let (next, attempt) = match engine.store.event(&delivery.event_id) {
+    let (next, attempt, ran) = match engine.store.event(&delivery.event_id) {
         Ok(Some(record)) => {
+            let event_type = record.event.kind.clone();
             let request = InvocationRequest {
                 event: record.event,
                 delivery_id: delivery.id.clone(),
@@ -22,7 +23,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
             let report = engine.runtime.invoke(&delivery.handler, request).await;
             let mut record = record_of(n, started_ms, &report);
             record.replay = delivery.replay_requested;
-            (next_step(&report, n, policy), record)
+            (next_step(&report, n, policy), record, Some((event_type, report)))
         }
         Ok(None) => {
             // A delivery whose event was never committed (a crash mid-ingest) or was deleted.
@@ -31,7 +32,10 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
             }
             return;
         }
-        Err(e) => gone(n, started_ms, &format!("the event cannot be read: {e}")),
+        Err(e) => {
+            let (next, attempt) = gone(n, started_ms, &format!("the event cannot be read: {e}"));
+            (next, attempt, None)
+        }
     };
     let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms() + 1000);
     let outcome = match next {
@@ -45,8 +49,22 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
     // No flush here: if the process dies before the store's background flush, the delivery
     // is still pending or running on disk and runs again (at least once); sled writes in
     // order, so the attempt's state writes are never lost while its record survives.
+    let notice = ran.map(|(event_type, report)| AttemptNotice {
+        delivery_id: delivery.id.clone(),
+        event_id: delivery.event_id.clone(),
+        event_type,
+        handler: delivery.handler.clone(),
+        attempt: n,
+        replay: attempt.replay,
+        report,
+        next: next.clone(),
+    });
     if let Err(e) = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms()) {
         eprintln!("eddy: cannot record attempt {n} of delivery {}: {e}", delivery.id);
+    }
+    // Sending fails only when nobody listens, which is the usual case outside `eddy dev`.
+    if let Some(notice) = notice {
+        let _ = engine.attempts.send(std::sync::Arc::new(notice));
     }
     if soon {
         engine.wake();

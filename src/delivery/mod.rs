@@ -14,18 +14,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 
 pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
 pub use retry::{Decision, RetryError, RetryPolicy};
 
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
-use crate::store::{Store, StoreError};
+use crate::runtime::{InvocationReport, Runtime};
+use crate::store::{NextStep, Store, StoreError};
 
 /// Deliveries looked at per scan of the queue.
 const SCAN: usize = 256;
+/// Attempts buffered for slow listeners of [`Engine::subscribe`].
+const ATTEMPT_FEED: usize = 512;
 /// Longest sleep between scans when nothing wakes the engine.
 const IDLE_SCAN: Duration = Duration::from_secs(1);
 
@@ -67,6 +69,21 @@ pub struct Engine {
     /// Woken when new work may be due (ingest, a retry scheduled soon).
     wake: Notify,
     metrics: Arc<Metrics>,
+    /// Every finished attempt, for whoever listens (`eddy dev`'s log).
+    attempts: broadcast::Sender<Arc<AttemptNotice>>,
+}
+
+/// A finished attempt: what ran, what it reported, and what happens next.
+#[derive(Debug)]
+pub struct AttemptNotice {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub handler: String,
+    pub attempt: u32,
+    pub replay: bool,
+    pub report: InvocationReport,
+    pub next: NextStep,
 }
 
 impl Engine {
@@ -79,7 +96,14 @@ impl Engine {
             settings,
             handlers: RwLock::new(HashMap::new()),
             wake: Notify::new(),
+            attempts: broadcast::channel(ATTEMPT_FEED).0,
         })
+    }
+
+    /// Every attempt finished from now on. A listener that falls more than a few hundred
+    /// attempts behind misses some (and is told so by the channel): delivery never waits.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AttemptNotice>> {
+        self.attempts.subscribe()
     }
 
     /// Sets a handler's limits (on load and reload). Attempts already running keep the

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use handlers::{HandlerStatus, Handlers};
+pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
 
 use crate::api::{self, ApiError};
 use crate::config::Config;

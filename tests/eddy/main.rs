@@ -12,6 +12,7 @@ mod pipeline;
 mod proxy;
 mod remote;
 mod repair;
+mod scaffold;
 mod server_support;
 mod support;
 mod webhooks;
