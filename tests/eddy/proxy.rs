@@ -18,6 +18,8 @@ use crate::server_support::{TestServer, pipeline_handlers};
 #[derive(Default)]
 struct Upstream {
     seen: Mutex<Vec<(String, HeaderMap, usize)>>,
+    /// Lets `/stream` send its second half.
+    go_on: tokio::sync::Notify,
 }
 
 async fn start_upstream() -> (SocketAddr, Arc<Upstream>) {
@@ -27,6 +29,7 @@ async fn start_upstream() -> (SocketAddr, Arc<Upstream>) {
         .route("/accounts/{id}", patch(update).get(show))
         .route("/upload", post(upload))
         .route("/fail", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+        .route("/stream", axum::routing::get(stream))
         .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,6 +70,25 @@ async fn upload(State(s): State<Arc<Upstream>>, headers: HeaderMap, body: Bytes)
     remember(&s, "upload", &headers, body.len());
     let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
     axum::Json(json!({ "len": body.len(), "sum": sum }))
+}
+
+/// Sends "first;" at once and "second" only when the test says so: a proxy that buffered
+/// the answer would never deliver the first half in time.
+async fn stream(State(s): State<Arc<Upstream>>) -> axum::body::Body {
+    let halves = futures::stream::unfold(0, move |step| {
+        let s = s.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<_, std::io::Error>(Bytes::from("first;")), 1)),
+                1 => {
+                    s.go_on.notified().await;
+                    Some((Ok(Bytes::from("second")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    axum::body::Body::from_stream(halves)
 }
 
 async fn start(upstream: SocketAddr) -> (TestServer, tempfile::TempDir) {
@@ -238,4 +260,91 @@ async fn an_unreachable_upstream_is_a_502_with_a_reason() {
             .is_some_and(Vec::is_empty)
     );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_stream_through_as_the_upstream_sends_them() {
+    let (upstream, state) = start_upstream().await;
+    let (server, _data) = start(upstream).await;
+    let mut response = reqwest::get(proxied(&server, "/stream")).await.unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk()).await;
+    assert_eq!(
+        first
+            .expect("the first half arrives before the rest exists")
+            .unwrap()
+            .as_deref(),
+        Some(&b"first;"[..])
+    );
+    state.go_on.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"second");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_command_forwards_and_records() {
+    use std::io::{BufRead, BufReader};
+    let (upstream, _state) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("handlers")).unwrap();
+    let upstream_url = format!("http://{upstream}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "proxy",
+            "--upstream",
+            &upstream_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("eddy proxy starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let (mut api, mut proxy) = (None, None);
+    while api.is_none() || proxy.is_none() {
+        let line = lines.next().expect("eddy says where it listens");
+        let addr = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_owned)
+        };
+        api = api.or_else(|| addr("eddy: listening on http://"));
+        proxy = proxy.or_else(|| addr("eddy: proxy on http://"));
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let (api, proxy) = (api.unwrap(), proxy.unwrap());
+    let answer = reqwest::Client::new()
+        .patch(format!("http://{proxy}/accounts/42"))
+        .header("content-type", "application/json")
+        .body(r#"{"plan":"team"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(answer).await, json!({"plan": "team", "id": "42"}));
+    let mut recorded = Value::Null;
+    for _ in 0..400 {
+        let listed = reqwest::get(format!("http://{api}/events?type=accounts.patch"))
+            .await
+            .unwrap();
+        recorded = json_of(listed).await;
+        if recorded["events"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        recorded["events"][0]["event"]["data"]["params"],
+        json!({"id": "42"}),
+        "{recorded}"
+    );
 }
