@@ -127,20 +127,8 @@ async fn forward(
         .headers(forwarded_headers(&parts.headers, client));
     let request_capture = Arc::new(Mutex::new(Captured::default()));
     if !body.is_end_stream() {
-        let stream = body.into_data_stream();
-        outbound = if named.is_some() {
-            let slot = request_capture.clone();
-            let declared = parts
-                .headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok());
-            let tee = Tee::new(stream, proxy.max_capture, declared, move |c| {
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = c
-            });
-            outbound.body(reqwest::Body::wrap_stream(tee))
-        } else {
-            outbound.body(reqwest::Body::wrap_stream(stream))
-        };
+        let slot = named.is_some().then(|| request_capture.clone());
+        outbound = outbound.body(request_body(&proxy, body, &parts.headers, slot));
     }
     let upstream = match outbound.send().await {
         Ok(response) => response,
@@ -152,11 +140,8 @@ async fn forward(
     if let Some(headers) = response.headers_mut() {
         copy_end_to_end(upstream.headers(), headers);
     }
-    let response_type = content_type(upstream.headers());
-    let response_length = upstream.content_length();
-    let stream = upstream.bytes_stream();
     let body = match named.filter(|_| status.is_success()) {
-        None => Body::from_stream(stream),
+        None => Body::from_stream(upstream.bytes_stream()),
         Some(named) => {
             let exchange = Exchange {
                 kind: named.kind,
@@ -167,26 +152,57 @@ async fn forward(
                 request_type: content_type(&parts.headers),
                 status: status.as_u16(),
                 response: Captured::default(),
-                response_type,
+                response_type: content_type(upstream.headers()),
             };
-            let (queue, metrics) = (proxy.queue.clone(), proxy.metrics.clone());
-            Body::from_stream(Tee::new(stream, proxy.max_capture, response_length, move |captured| {
-                let request = std::mem::take(&mut *request_capture.lock().unwrap_or_else(|p| p.into_inner()));
-                let exchange = Exchange {
-                    request,
-                    response: captured,
-                    ..exchange
-                };
-                if queue.try_send(exchange).is_err() {
-                    metrics.proxy_record_failed(1);
-                    eprintln!("eddy: proxy: the recording queue is full; an event was not recorded");
-                }
-            }))
+            recorded_body(&proxy, upstream, exchange, request_capture)
         }
     };
     response
         .body(body)
         .unwrap_or_else(|e| ApiError::internal(e).into_response())
+}
+
+/// The request body for the upstream, streamed; its first bytes go to `slot` when recorded.
+fn request_body(proxy: &Proxy, body: Body, headers: &HeaderMap, slot: Option<Arc<Mutex<Captured>>>) -> reqwest::Body {
+    let stream = body.into_data_stream();
+    let Some(slot) = slot else {
+        return reqwest::Body::wrap_stream(stream);
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    reqwest::Body::wrap_stream(Tee::new(stream, proxy.max_capture, declared, move |c| {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = c
+    }))
+}
+
+/// The upstream's answer streamed to the client; once it has passed, the exchange is queued
+/// for recording without waiting (a full queue drops the event and counts it).
+fn recorded_body(
+    proxy: &Proxy,
+    upstream: reqwest::Response,
+    exchange: Exchange,
+    request_capture: Arc<Mutex<Captured>>,
+) -> Body {
+    let (queue, metrics) = (proxy.queue.clone(), proxy.metrics.clone());
+    let length = upstream.content_length();
+    Body::from_stream(Tee::new(
+        upstream.bytes_stream(),
+        proxy.max_capture,
+        length,
+        move |captured| {
+            let request = std::mem::take(&mut *request_capture.lock().unwrap_or_else(|p| p.into_inner()));
+            let exchange = Exchange {
+                request,
+                response: captured,
+                ..exchange
+            };
+            if queue.try_send(exchange).is_err() {
+                metrics.proxy_record_failed(1);
+                eprintln!("eddy: proxy: the recording queue is full; an event was not recorded");
+            }
+        },
+    ))
 }
 
 fn upstream_failed(proxy: &Proxy, error: &reqwest::Error) -> Response {
