@@ -4,6 +4,7 @@
 mod attacks;
 mod cli;
 mod crash;
+mod examples;
 mod fetch;
 mod handlers;
 mod limits;
