@@ -2,30 +2,17 @@
 //! to a fake CRM that rate-limits; prints what happened, and exits non-zero unless the CRM
 //! ends up as the example promises. See README.md.
 
-// Both examples share the fakes; each uses only some of them.
-#[allow(dead_code)]
-#[path = "../support/fakes.rs"]
+// Both examples share the fakes and the launcher; each uses only some of them.
+#[allow(dead_code, unused_imports)]
+#[path = "../support/fakes/mod.rs"]
 mod fakes;
+#[allow(dead_code)]
+#[path = "../support/launcher.rs"]
+mod launcher;
 mod scenario;
 
-use std::process::ExitCode;
-
 #[tokio::main]
-async fn main() -> ExitCode {
-    let outcome = match scenario::run(true).await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            eprintln!("crm-sync: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let problems = outcome.problems();
-    if problems.is_empty() {
-        println!("\noutcome: as expected");
-        return ExitCode::SUCCESS;
-    }
-    for problem in problems {
-        eprintln!("crm-sync: {problem}");
-    }
-    ExitCode::FAILURE
+async fn main() -> std::process::ExitCode {
+    let problems = scenario::run(true).await.map(|outcome| outcome.problems());
+    launcher::exit_code("crm-sync", problems)
 }

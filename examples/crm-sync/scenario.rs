@@ -3,24 +3,15 @@
 //! and its proxy in front of the API, and a fake CRM that rate-limits its first requests.
 //! Shared by `main.rs` and the integration tests.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use anyhow::{Context, bail};
-use eddy::config::Config;
+use anyhow::Context;
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::fakes::{AccountsApi, ApiExchange, CrmRequest, FakeCrm, local_client};
+use super::launcher::Eddy;
 
 const CRM_TOKEN: &str = "crm-demo-token-8d2f41";
-/// What the handler reads from `.env`; set in the environment, they would win over it.
-const SECRET_NAMES: [&str; 2] = ["CRM_API_URL", "CRM_TOKEN"];
 /// The CRM answers this many requests with 429 first.
 const THROTTLED: u32 = 2;
-/// Longest wait for one step; the slowest step waits out one 1 s Retry-After.
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What happened, as the API, the proxy, the CRM and eddy saw it.
 pub struct Outcome {
@@ -108,9 +99,6 @@ impl Outcome {
 
 /// Runs the whole scenario; `verbose` prints a transcript as it goes.
 pub async fn run(verbose: bool) -> anyhow::Result<Outcome> {
-    if let Some(name) = SECRET_NAMES.iter().find(|name| std::env::var_os(name).is_some()) {
-        bail!("{name} is set in the environment and would override the demo's settings; unset it to run the demo");
-    }
     let say = |line: String| {
         if verbose {
             println!("{line}");
@@ -118,17 +106,18 @@ pub async fn run(verbose: bool) -> anyhow::Result<Outcome> {
     };
     let api = AccountsApi::start().await?;
     let crm = FakeCrm::start(CRM_TOKEN, THROTTLED).await?;
-    let dir = tempfile::tempdir()?;
-    let env = format!("CRM_API_URL={}\nCRM_TOKEN={CRM_TOKEN}\n", crm.url);
-    let eddy = Eddy::start(dir.path(), &env, &api.url).await?;
+    // What the handler reads from `.env`.
+    let env = [("CRM_API_URL", crm.url.clone()), ("CRM_TOKEN", CRM_TOKEN.to_owned())];
+    let eddy = Eddy::start("crm-sync", &env, Some(&api.url)).await?;
+    let proxy_url = eddy.proxy_url().context("eddy started without its proxy")?.to_owned();
     say("crm-sync: writes to your own API, seen by eddy's proxy, kept in step in a CRM".into());
     say(format!("  accounts API  {}  (your own API)", api.url));
-    say(format!("  eddy proxy    {}  -> the accounts API", eddy.proxy_url));
+    say(format!("  eddy proxy    {proxy_url}  -> the accounts API"));
     say(format!(
         "  fake CRM      {}  (answers its first {THROTTLED} requests 429, Retry-After: 1)\n",
         crm.url
     ));
-    let result = exchange(&eddy, &crm, &say).await;
+    let result = exchange(&eddy, &proxy_url, &crm, &say).await;
     let deliveries = match &result {
         Ok(_) => eddy.settled_deliveries().await,
         Err(_) => Ok(Vec::new()),
@@ -151,13 +140,16 @@ pub async fn run(verbose: bool) -> anyhow::Result<Outcome> {
 type Steps = (Vec<ApiExchange>, Vec<Value>, Vec<Value>);
 
 /// Creates, updates and deletes accounts through the proxy, waiting for the CRM after each.
-async fn exchange(eddy: &Eddy, crm: &FakeCrm, say: &impl Fn(String)) -> anyhow::Result<Steps> {
-    let mut proxied = Vec::new();
+async fn exchange(eddy: &Eddy, proxy_url: &str, crm: &FakeCrm, say: &impl Fn(String)) -> anyhow::Result<Steps> {
+    let mut client = Client {
+        url: proxy_url.to_owned(),
+        answers: Vec::new(),
+    };
     say("client -> eddy proxy -> accounts API".into());
     let ada = json!({ "name": "Ada Lovelace", "email": "ada@example.com", "plan": "free" });
-    say(eddy.call(&mut proxied, "POST", "/accounts", Some(ada)).await?);
+    say(client.call("POST", "/accounts", Some(ada)).await?);
     let grace = json!({ "name": "Grace Hopper", "email": "grace@example.com", "plan": "team" });
-    say(eddy.call(&mut proxied, "POST", "/accounts", Some(grace)).await?);
+    say(client.call("POST", "/accounts", Some(grace)).await?);
     let has = |id: &str, key: &str, value: &str| crm.contact(id).is_some_and(|c| c[key] == value);
     eddy.wait_until("the CRM has both contacts", || {
         has("1", "plan", "free") && has("2", "plan", "team")
@@ -166,16 +158,49 @@ async fn exchange(eddy: &Eddy, crm: &FakeCrm, say: &impl Fn(String)) -> anyhow::
     say("  ... the CRM has contacts for accounts 1 and 2".into());
     let after_create = crm.contacts();
     let upgrade = json!({ "plan": "pro", "email": "ada@analytical.example" });
-    say(eddy.call(&mut proxied, "PATCH", "/accounts/1", Some(upgrade)).await?);
+    say(client.call("PATCH", "/accounts/1", Some(upgrade)).await?);
     eddy.wait_until("the CRM shows the upgrade", || has("1", "plan", "pro"))
         .await?;
     say("  ... the CRM shows account 1 on plan pro".into());
     let after_update = crm.contacts();
-    say(eddy.call(&mut proxied, "DELETE", "/accounts/2", None).await?);
+    say(client.call("DELETE", "/accounts/2", None).await?);
     eddy.wait_until("the CRM shows the deletion", || has("2", "status", "deleted"))
         .await?;
     say("  ... the CRM marks account 2 deleted\n".into());
-    Ok((proxied, after_create, after_update))
+    Ok((client.answers, after_create, after_update))
+}
+
+/// A client of the accounts API through eddy's proxy that keeps every answer.
+struct Client {
+    url: String,
+    answers: Vec<ApiExchange>,
+}
+
+impl Client {
+    /// Sends one request, records its answer, returns a transcript line.
+    async fn call(&mut self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<String> {
+        let method: reqwest::Method = method.parse()?;
+        let mut request = local_client().request(method.clone(), format!("{}{path}", self.url));
+        if let Some(body) = &body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let line = format!(
+            "  {method} {path} {}  ->  {status} {text}",
+            body.map(|b| b.to_string()).unwrap_or_default()
+        );
+        self.answers.push(ApiExchange {
+            method: method.to_string(),
+            path: path.to_owned(),
+            status,
+            body: text,
+        });
+        Ok(line)
+    }
 }
 
 fn transcript(outcome: &Outcome) -> String {
@@ -213,179 +238,4 @@ fn transcript(outcome: &Outcome) -> String {
         ));
     }
     lines.join("\n")
-}
-
-/// eddy in-process over a copy of this example, its API and its proxy on 127.0.0.1:0.
-struct Eddy {
-    url: String,
-    proxy_url: String,
-    stop: watch::Sender<bool>,
-    server: JoinHandle<Result<(), eddy::server::ServerError>>,
-    proxy: JoinHandle<std::io::Result<()>>,
-}
-
-impl Eddy {
-    /// Copies eddy.toml and handlers/ into `dir`, writes `env` to `dir/.env`, and starts
-    /// eddy with its proxy in front of `upstream`.
-    async fn start(dir: &Path, env: &str, upstream: &str) -> anyhow::Result<Self> {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/crm-sync");
-        std::fs::copy(example.join("eddy.toml"), dir.join("eddy.toml"))?;
-        copy_dir(&example.join("handlers"), &dir.join("handlers"))?;
-        std::fs::write(dir.join(".env"), env)?;
-        let config_path = dir.join("eddy.toml");
-        let config = Config::parse(&std::fs::read_to_string(&config_path)?, &config_path)?;
-        let mut proxy_config = config.proxy.clone().context("eddy.toml has no [proxy]")?;
-        proxy_config.upstream = upstream.to_owned();
-        let store = eddy::store::Store::open(&config.data)?;
-        let app = eddy::server::app(&config, &config_path, store)?;
-        let proxy = eddy::ingest::proxy::Proxy::start(&proxy_config, app.clone())?;
-        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", api_listener.local_addr()?);
-        let proxy_url = format!("http://{}", proxy_listener.local_addr()?);
-        let (stop, stopped) = watch::channel(false);
-        let proxy = tokio::spawn(eddy::ingest::proxy::serve(proxy, proxy_listener, stopped.clone()));
-        let server = tokio::spawn(eddy::server::run(app, api_listener, stopped));
-        let eddy = Self {
-            url,
-            proxy_url,
-            stop,
-            server,
-            proxy,
-        };
-        eddy.ready().await?;
-        Ok(eddy)
-    }
-
-    /// Waits until eddy answers; fails with the load error when a handler does not load,
-    /// rather than timing out later.
-    async fn ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        let answer = loop {
-            match self.get("/handlers").await {
-                Ok(answer) => break answer,
-                Err(e) if Instant::now() > deadline => return Err(e.context("eddy did not start")),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let handlers = answer["handlers"].as_array().cloned().unwrap_or_default();
-        if let Some(broken) = handlers.iter().find(|h| !h["error"].is_null() || h["loaded"] != true) {
-            bail!("handler {} does not load: {}", broken["id"], broken["error"]);
-        }
-        if handlers.is_empty() {
-            bail!("no handlers were found");
-        }
-        Ok(())
-    }
-
-    /// Sends one request through the proxy, records its answer, returns a transcript line.
-    async fn call(
-        &self,
-        log: &mut Vec<ApiExchange>,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<String> {
-        let method: reqwest::Method = method.parse()?;
-        let mut request = local_client().request(method.clone(), format!("{}{path}", self.proxy_url));
-        if let Some(body) = &body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        let line = format!(
-            "  {method} {path} {}  ->  {status} {text}",
-            body.map(|b| b.to_string()).unwrap_or_default()
-        );
-        log.push(ApiExchange {
-            method: method.to_string(),
-            path: path.to_owned(),
-            status,
-            body: text,
-        });
-        Ok(line)
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let mut request = local_client().get(format!("{}{path}", self.url));
-        if let Ok(token) = std::env::var("EDDY_API_TOKEN") {
-            request = request.bearer_auth(token);
-        }
-        let body = request.send().await?.error_for_status()?.bytes().await?;
-        Ok(serde_json::from_slice(&body)?)
-    }
-
-    /// The deliveries once none is pending or running: the CRM can show a change before
-    /// eddy has recorded the attempt that made it.
-    async fn settled_deliveries(&self) -> anyhow::Result<Vec<Value>> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let answer = self.get("/deliveries").await?;
-            let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
-            let busy = deliveries
-                .iter()
-                .any(|d| d["status"] == "pending" || d["status"] == "running");
-            if !busy || Instant::now() > deadline {
-                return Ok(deliveries);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Polls `done` until it holds. Fails at once when a delivery is dead (no retry will
-    /// come), and on time-out with eddy's deliveries, so the error says what went wrong.
-    async fn wait_until(&self, what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        for round in 0.. {
-            if done() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            if round % 5 == 4 {
-                let dead = self.get("/deliveries?status=dead").await?;
-                if let Some(first) = dead["deliveries"].as_array().and_then(|all| all.first()) {
-                    bail!(
-                        "while waiting until {what}: a delivery is dead: {}",
-                        first["last_error"]
-                    );
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let deliveries = self.get("/deliveries").await.unwrap_or_default();
-        bail!(
-            "timed out waiting until {what}; eddy's deliveries: {:#}",
-            deliveries["deliveries"]
-        )
-    }
-
-    /// Stops intake and waits (bounded) for attempts in flight.
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let both = async { (self.server.await, self.proxy.await) };
-        match tokio::time::timeout(STEP_TIMEOUT, both).await {
-            Ok((Ok(Ok(())), Ok(Ok(())))) => {}
-            Ok(result) => eprintln!("eddy did not stop cleanly: {result:?}"),
-            Err(_) => eprintln!("eddy did not stop within {STEP_TIMEOUT:?}"),
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }

@@ -2,29 +2,14 @@
 //! own eddy.toml and handlers (copied to a temporary folder), and pull request webhooks
 //! signed the way GitHub signs them. Shared by `main.rs` and the integration tests.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use anyhow::bail;
-use eddy::config::Config;
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::fakes::{FakeSlack, SlackCall, SlackMessage, github_delivery_id, local_client, send_github_webhook};
+use super::fakes::{FakeSlack, SlackCall, SlackMessage, github_delivery_id, send_github_webhook};
+use super::launcher::Eddy;
 
 const CHANNEL: &str = "C0PULLS42";
 const BOT_TOKEN: &str = "xoxb-1700000000-demo-bot-token";
 const WEBHOOK_SECRET: &str = "demo-webhook-secret-3f9a1c";
-/// What the handlers read from `.env`; set in the environment, they would win over it.
-const SECRET_NAMES: [&str; 4] = [
-    "GITHUB_WEBHOOK_SECRET",
-    "SLACK_API_URL",
-    "SLACK_BOT_TOKEN",
-    "SLACK_CHANNEL",
-];
-/// Longest wait for one step; the slowest step waits out one 1 s Retry-After.
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What happened: the webhook answers, and the channel and API calls as Slack saw them.
 pub struct Outcome {
@@ -94,9 +79,6 @@ impl Outcome {
 
 /// Runs the whole scenario; `verbose` prints a transcript as it goes.
 pub async fn run(verbose: bool) -> anyhow::Result<Outcome> {
-    if let Some(name) = SECRET_NAMES.iter().find(|name| std::env::var_os(name).is_some()) {
-        bail!("{name} is set in the environment and would override the demo's settings; unset it to run the demo");
-    }
     let say = |line: String| {
         if verbose {
             println!("{line}");
@@ -105,12 +87,14 @@ pub async fn run(verbose: bool) -> anyhow::Result<Outcome> {
     let slack = FakeSlack::start(BOT_TOKEN, &[CHANNEL]).await?;
     // Slack's first answer is a 429, to show a retry that waits as Retry-After asks.
     slack.rate_limit_next(1);
-    let dir = tempfile::tempdir()?;
-    let env = format!(
-        "GITHUB_WEBHOOK_SECRET={WEBHOOK_SECRET}\nSLACK_API_URL={}\nSLACK_BOT_TOKEN={BOT_TOKEN}\nSLACK_CHANNEL={CHANNEL}\n",
-        slack.url
-    );
-    let eddy = Eddy::start(dir.path(), &env).await?;
+    // What the handlers read from `.env`.
+    let env = [
+        ("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("SLACK_API_URL", slack.url.clone()),
+        ("SLACK_BOT_TOKEN", BOT_TOKEN.to_owned()),
+        ("SLACK_CHANNEL", CHANNEL.to_owned()),
+    ];
+    let eddy = Eddy::start("github-to-slack", &env, None).await?;
     say("github-to-slack: pull request webhooks become one Slack thread per pull request".into());
     say(format!(
         "  fake Slack  {}  (channel {CHANNEL}; its first answer is a 429)",
@@ -289,116 +273,4 @@ fn transcript(outcome: &Outcome) -> String {
         }
     }
     lines.join("\n")
-}
-
-/// eddy in-process over a copy of this example, on 127.0.0.1:0.
-struct Eddy {
-    url: String,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), eddy::server::ServerError>>,
-}
-
-impl Eddy {
-    /// Copies eddy.toml and handlers/ into `dir`, writes `env` to `dir/.env`, and starts.
-    async fn start(dir: &Path, env: &str) -> anyhow::Result<Self> {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-to-slack");
-        std::fs::copy(example.join("eddy.toml"), dir.join("eddy.toml"))?;
-        copy_dir(&example.join("handlers"), &dir.join("handlers"))?;
-        std::fs::write(dir.join(".env"), env)?;
-        let config_path = dir.join("eddy.toml");
-        let config = Config::parse(&std::fs::read_to_string(&config_path)?, &config_path)?;
-        let store = eddy::store::Store::open(&config.data)?;
-        let app = eddy::server::app(&config, &config_path, store)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(eddy::server::run(app, listener, stopped));
-        let eddy = Self { url, stop, task };
-        eddy.ready().await?;
-        Ok(eddy)
-    }
-
-    /// Waits until eddy answers; fails with the load error when a handler does not load,
-    /// rather than timing out later.
-    async fn ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        let answer = loop {
-            match self.get("/handlers").await {
-                Ok(answer) => break answer,
-                Err(e) if Instant::now() > deadline => return Err(e.context("eddy did not start")),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let handlers = answer["handlers"].as_array().cloned().unwrap_or_default();
-        if let Some(broken) = handlers.iter().find(|h| !h["error"].is_null() || h["loaded"] != true) {
-            bail!("handler {} does not load: {}", broken["id"], broken["error"]);
-        }
-        if handlers.is_empty() {
-            bail!("no handlers were found");
-        }
-        Ok(())
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let mut request = local_client().get(format!("{}{path}", self.url));
-        if let Ok(token) = std::env::var("EDDY_API_TOKEN") {
-            request = request.bearer_auth(token);
-        }
-        let body = request.send().await?.error_for_status()?.bytes().await?;
-        Ok(serde_json::from_slice(&body)?)
-    }
-
-    /// Polls `done` until it holds. Fails at once when a delivery is dead (no retry will
-    /// come), and on time-out with eddy's deliveries, so the error says what went wrong.
-    async fn wait_until(&self, what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        for round in 0.. {
-            if done() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            if round % 5 == 4 {
-                let dead = self.get("/deliveries?status=dead").await?;
-                if let Some(first) = dead["deliveries"].as_array().and_then(|all| all.first()) {
-                    bail!(
-                        "while waiting until {what}: a delivery is dead: {}",
-                        first["last_error"]
-                    );
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let deliveries = self.get("/deliveries").await.unwrap_or_default();
-        bail!(
-            "timed out waiting until {what}; eddy's deliveries: {:#}",
-            deliveries["deliveries"]
-        )
-    }
-
-    /// Stops intake and waits (bounded) for attempts in flight.
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        match tokio::time::timeout(STEP_TIMEOUT, self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("eddy stopped with an error: {e}"),
-            Ok(Err(e)) => eprintln!("eddy's task failed: {e}"),
-            Err(_) => eprintln!("eddy did not stop within {STEP_TIMEOUT:?}"),
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }

@@ -4,10 +4,12 @@
 
 #[path = "../../examples/crm-sync/scenario.rs"]
 mod crm_sync;
-#[path = "../../examples/support/fakes.rs"]
+#[path = "../../examples/support/fakes/mod.rs"]
 mod fakes;
 #[path = "../../examples/github-to-slack/scenario.rs"]
 mod github_to_slack;
+#[path = "../../examples/support/launcher.rs"]
+mod launcher;
 
 use std::collections::BTreeSet;
 
