@@ -208,12 +208,7 @@ async fn retention_removes_expired_deliveries_and_events_and_counts_them() {
             .status(),
         404
     );
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("eddy_retention_removed_total{kind=\"deliveries\"} 1"),
         "{metrics}"

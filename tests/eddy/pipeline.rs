@@ -331,12 +331,7 @@ async fn a_stop_lets_attempts_in_flight_finish() {
         "finished within the grace period: {done}"
     );
     assert_eq!(attempts(&done).len(), 1);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("eddy_queue_depth 0"), "{metrics}");
     server.stop().await;
 }

@@ -244,12 +244,7 @@ async fn an_unreachable_upstream_is_a_502_with_a_reason() {
     assert_eq!(response.status(), 502);
     let answer = json_of(response).await;
     assert_eq!(answer["error"], "upstream_unreachable", "{answer}");
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("eddy_proxy_requests_total{outcome=\"upstream_failed\"} 1"),
         "{metrics}"

@@ -127,6 +127,12 @@ impl TestServer {
         answer["ids"][0].as_str().expect("an id").to_owned()
     }
 
+    /// The `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(self.url("/metrics")).await.expect("GET /metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// GETs `path` and returns the JSON answer, panicking on an error status.
     pub async fn get(&self, path: &str) -> Value {
         self.try_get(path).await.unwrap_or_else(|| panic!("GET {path} failed"))

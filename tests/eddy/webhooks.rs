@@ -106,12 +106,7 @@ async fn a_signed_github_delivery_is_stored_once_and_a_forged_one_not_at_all() {
     assert_eq!((status, answer["error"].as_str()), (401, Some("sha1_only")), "{answer}");
     let listed = server.get("/events").await;
     assert_eq!(listed["events"].as_array().map(Vec::len), Some(1), "{listed}");
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("eddy_webhooks_total{outcome=\"rejected\"} 2"),
         "{metrics}"
