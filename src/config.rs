@@ -101,12 +101,21 @@ impl RetentionConfig {
 pub struct IngestConfig {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers; slower connections are closed.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send the body of `POST /events` or a webhook.
+    pub body_timeout_ms: u64,
+    /// Open connections (API and proxy each) beyond which no more are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1024,
         }
     }
 }
@@ -284,6 +293,10 @@ impl Config {
             "ingest.max_body_bytes",
             "at least 1024",
         )?;
+        let ingest = &self.ingest;
+        range(ingest.header_timeout_ms >= 1, "ingest.header_timeout_ms", "at least 1")?;
+        range(ingest.body_timeout_ms >= 1, "ingest.body_timeout_ms", "at least 1")?;
+        range(ingest.max_connections >= 1, "ingest.max_connections", "at least 1")?;
         let d = &self.delivery;
         range(d.max_concurrency >= 1, "delivery.max_concurrency", "at least 1")?;
         range(d.handler_concurrency >= 1, "delivery.handler_concurrency", "at least 1")?;

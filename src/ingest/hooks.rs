@@ -77,7 +77,7 @@ pub async fn post_webhook(
         ));
     };
     // The size is checked before any HMAC is computed.
-    let bytes = super::read_body(&headers, body, app.max_body_bytes).await?;
+    let bytes = super::read_body(&app, &headers, body).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -26,7 +26,7 @@ use crate::store::{Ingested, NewEvent};
 
 /// `POST /events`: 202 `{ "ids": [...] }` once durable; 200 when every event was a duplicate.
 pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, app.max_body_bytes).await?;
+    let bytes = read_body(&app, &headers, body).await?;
     let events = events_from_request(&headers, &bytes)?;
     let ingested = accept(&app, events).await?;
     let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
@@ -61,8 +61,10 @@ pub async fn accept(app: &App, events: Vec<Event>) -> Result<Vec<Ingested>, ApiE
     Ok(ingested)
 }
 
-/// The body, refused with 413 as soon as it is known to be over `limit`.
-pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// The body, refused with 413 as soon as it is known to be over `[ingest] max_body_bytes`,
+/// and with 408 if it takes longer than `body_timeout_ms` to arrive.
+pub(crate) async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = app.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,5 +79,15 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(read) => read.map_err(|_| too_large()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {} ms ([ingest] body_timeout_ms)",
+                app.body_timeout.as_millis()
+            ),
+        )),
+    }
 }

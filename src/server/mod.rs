@@ -3,6 +3,7 @@
 //! runs until the shutdown signal, then drains.
 
 mod handlers;
+pub mod http;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,10 @@ pub struct App {
     pub handlers: Handlers,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (`POST /events`, webhooks).
+    pub body_timeout: Duration,
+    /// Header timeout and connection limit of the API's (and the proxy's) listener.
+    pub http_limits: http::HttpLimits,
     /// Webhook senders, for `POST /webhooks/{source}`.
     pub sources: WebhookSources,
     api_token: Option<String>,
@@ -102,6 +107,12 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         engine,
         metrics,
         max_body_bytes: config.ingest.max_body_bytes,
+        body_timeout: Duration::from_millis(config.ingest.body_timeout_ms),
+        http_limits: http::HttpLimits {
+            header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
+            max_connections: config.ingest.max_connections,
+            drain: Duration::from_millis(config.delivery.grace_period_ms),
+        },
         sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
         api_token,
         retention,
@@ -164,21 +175,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Loads the handlers, then serves `listener` and delivers until `shutdown` turns true;
 /// stops intake first, then lets attempts in flight finish within the grace period.
-pub async fn run(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
     for error in app.handlers.scan().await {
         eprintln!("eddy: {error}");
     }
     let engine = tokio::spawn(app.engine.clone().run(shutdown.clone()));
     let reload = tokio::spawn(reload_loop(app.clone(), shutdown.clone()));
     let retention = tokio::spawn(retention_loop(app.clone()));
-    let stop = async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
-    };
-    axum::serve(listener, router(app)).with_graceful_shutdown(stop).await?;
+    http::serve(listener, router(app.clone()), app.http_limits, shutdown).await?;
     reload.abort();
     retention.abort();
     engine.await.map_err(std::io::Error::other)??;

@@ -7,6 +7,7 @@ mod crash;
 mod examples;
 mod fetch;
 mod handlers;
+mod hostile;
 mod limits;
 mod mutable;
 mod pipeline;

@@ -46,6 +46,7 @@ pub struct Proxy {
     max_capture: usize,
     queue: mpsc::Sender<Exchange>,
     metrics: Arc<Metrics>,
+    limits: crate::server::http::HttpLimits,
 }
 
 // Connection-level headers (RFC 9110 section 7.6.1) belong to one hop and are not forwarded.
@@ -73,7 +74,7 @@ impl Proxy {
             .read_timeout(Duration::from_millis(config.timeout_ms))
             .build()?;
         let (queue, receiver) = mpsc::channel(record::QUEUE);
-        let metrics = app.metrics.clone();
+        let (metrics, limits) = (app.metrics.clone(), app.http_limits);
         tokio::spawn(record::recorder(app, receiver));
         Ok(Arc::new(Self {
             client,
@@ -82,6 +83,7 @@ impl Proxy {
             max_capture: config.max_capture_bytes,
             queue,
             metrics,
+            limits,
         }))
     }
 
@@ -95,23 +97,12 @@ impl Proxy {
     }
 }
 
-/// Serves the proxy on `listener` until `shutdown` turns true.
-pub async fn serve(
-    proxy: Arc<Proxy>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+/// Serves the proxy on `listener` until `shutdown` turns true, with the API's limits on
+/// header time and open connections.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    let limits = proxy.limits;
     let router = Router::new().fallback(forward).with_state(proxy);
-    let stop = async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
-    };
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop)
-        .await
+    crate::server::http::serve(listener, router, limits, shutdown).await
 }
 
 async fn forward(
