@@ -10,6 +10,7 @@ mod handlers;
 mod hostile;
 mod limits;
 mod mutable;
+mod neighbours;
 mod pipeline;
 mod proxy;
 mod remote;
