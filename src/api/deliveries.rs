@@ -44,6 +44,7 @@ pub async fn list(
         event_type: q.event_type,
         after_id: q.cursor,
         limit,
+        ..Default::default()
     };
     let deliveries = app.store.list_deliveries(&filter)?;
     let next = (deliveries.len() == limit)

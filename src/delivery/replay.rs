@@ -94,6 +94,8 @@ impl Replays {
             status: Some(filter.status.unwrap_or(DeliveryStatus::Dead)),
             handler: filter.handler.clone(),
             event_type: filter.event_type.clone(),
+            since_ms: filter.since_ms,
+            until_ms: filter.until_ms,
             after_id: None,
             limit: 1000,
         };

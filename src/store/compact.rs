@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, keys};
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,12 @@ impl Store {
             std::fs::remove_dir_all(&fresh).map_err(io)?;
         }
         let copy = sled::Config::new().path(&fresh).open()?;
-        copy.import(store.db.export());
+        // Indexes are derived, so they are built anew rather than copied: that also drops any
+        // entry a crash left behind.
+        let is_index = |name: &[u8]| keys::INDEX_TREES.iter().any(|t| t.as_bytes() == name);
+        let records = store.db.export().into_iter().filter(|(_, name, _)| !is_index(name));
+        copy.import(records.collect());
+        Store::with_db(copy.clone())?.rebuild_indexes()?;
         copy.flush()?;
         drop(copy);
         let bytes_before = folder_bytes(dir);

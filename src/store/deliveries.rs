@@ -1,5 +1,7 @@
 //! Deliveries: the queue ordered by due time, claiming, attempts and their outcomes.
 
+use std::sync::atomic::Ordering;
+
 use super::records::{AttemptRecord, DeliveryRecord, DeliveryStatus, NextStep};
 use super::{Store, StoreError, codec, keys};
 
@@ -9,7 +11,11 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
     pub handler: Option<String>,
     pub event_type: Option<String>,
-    /// Only deliveries whose id sorts after this one (the previous page's last id).
+    /// Only deliveries created at or after this time (ms since the epoch).
+    pub since_ms: Option<u64>,
+    /// Only deliveries created before this time (ms since the epoch).
+    pub until_ms: Option<u64>,
+    /// Only deliveries listed after this one (the previous page's last id).
     pub after_id: Option<String>,
     pub limit: usize,
 }
@@ -37,20 +43,29 @@ impl Store {
         }
     }
 
-    /// Takes a queued delivery for an attempt: removes it from the queue and marks it running.
-    /// None if another worker took it first.
+    /// Takes a queued delivery for an attempt: marks it running and removes it from the queue.
+    /// None if another worker took it first, or if the entry is stale (see below).
     pub fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
-        if self.trees.queue.remove(keys::queue_key(due_ms, id))?.is_none() {
-            return Ok(None);
-        }
-        let Some(mut delivery) = self.delivery(id)? else {
-            return Ok(None);
-        };
-        delivery.status = DeliveryStatus::Running;
-        delivery.updated_ms = now_ms;
-        delivery.next_attempt_ms = None;
-        self.put_delivery(&delivery)?;
-        Ok(Some(delivery))
+        let key = keys::queue_key(due_ms, id);
+        let claimed = self.update_delivery(id, |delivery| {
+            // Every write that queues a delivery puts the entry in before the record says
+            // pending, so a crash can leave an entry the record does not match: it is dropped.
+            let current = delivery.status == DeliveryStatus::Pending && delivery.next_attempt_ms == Some(due_ms);
+            if !current || !self.trees.queue.contains_key(&key)? {
+                return Ok(None);
+            }
+            delivery.status = DeliveryStatus::Running;
+            delivery.updated_ms = now_ms;
+            delivery.next_attempt_ms = None;
+            Ok(Some(()))
+        })?;
+        // Running is on record before the entry goes: a crash in between leaves a running
+        // delivery (queued again at the next start), never a pending one that no entry holds.
+        self.dequeue(due_ms, id)?;
+        Ok(match claimed {
+            Some((delivery, Some(()))) => Some(delivery),
+            _ => None,
+        })
     }
 
     /// Records an attempt and what follows it; a retry is queued for its due time. Nothing
@@ -62,56 +77,61 @@ impl Store {
         next: NextStep,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        if !self.trees.deliveries.contains_key(delivery.id.as_bytes())? {
-            return Ok(());
-        }
         let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
-        self.trees
-            .attempts
-            .insert(keys::attempt_key(&delivery.id, attempt.n), raw)?;
-        delivery.attempts = attempt.n;
-        delivery.updated_ms = now_ms;
-        delivery.replay_requested = false;
-        match next {
-            NextStep::Succeeded => {
-                delivery.status = DeliveryStatus::Succeeded;
-                delivery.next_attempt_ms = None;
+        let finished = self.update_delivery(&delivery.id, |stored| {
+            self.trees
+                .attempts
+                .insert(keys::attempt_key(&stored.id, attempt.n), raw)?;
+            stored.attempts = attempt.n;
+            stored.updated_ms = now_ms;
+            stored.replay_requested = false;
+            let (status, due_ms, error) = match next {
+                NextStep::Succeeded => (DeliveryStatus::Succeeded, None, None),
+                NextStep::Retry { due_ms, error } => (DeliveryStatus::Pending, Some(due_ms), Some(error)),
+                NextStep::Dead { error } => (DeliveryStatus::Dead, None, Some(error)),
+            };
+            if let Some(due_ms) = due_ms {
+                // Queued before the record says pending: a crash between the two runs the
+                // delivery again, which at-least-once allows; the other order could strand it.
+                self.enqueue(due_ms, &stored.id)?;
             }
-            NextStep::Retry { due_ms, error } => {
-                delivery.status = DeliveryStatus::Pending;
-                delivery.next_attempt_ms = Some(due_ms);
-                delivery.last_error = Some(error);
-                self.trees
-                    .queue
-                    .insert(keys::queue_key(due_ms, &delivery.id), &[] as &[u8])?;
-            }
-            NextStep::Dead { error } => {
-                delivery.status = DeliveryStatus::Dead;
-                delivery.next_attempt_ms = None;
-                delivery.last_error = Some(error);
-            }
+            stored.status = status;
+            stored.next_attempt_ms = due_ms;
+            stored.last_error = error.or(stored.last_error.take());
+            Ok(Some(()))
+        })?;
+        if let Some((stored, _)) = finished {
+            *delivery = stored;
         }
-        self.put_delivery(delivery)
+        Ok(())
     }
 
     /// Puts deliveries left running by a previous process back in the queue, due at
     /// `now_ms` (at-least-once across crashes); returns how many.
     pub fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let running = keys::delivery_prefix(DeliveryStatus::Running, None);
+        let ids = self
+            .trees
+            .deliveries_by_status
+            .scan_prefix(&running)
+            .keys()
+            .map(|key| Ok(keys::parse_position(&key?[running.len()..])?.1))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut count = 0;
-        for item in self.trees.deliveries.iter() {
-            let (_, raw) = item?;
-            let mut delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &raw)?;
-            if delivery.status != DeliveryStatus::Running {
-                continue;
+        for id in ids {
+            let requeued = self.update_delivery(&id, |delivery| {
+                if delivery.status != DeliveryStatus::Running {
+                    return Ok(None);
+                }
+                self.enqueue(now_ms, &delivery.id)?;
+                delivery.status = DeliveryStatus::Pending;
+                delivery.next_attempt_ms = Some(now_ms);
+                delivery.updated_ms = now_ms;
+                Ok(Some(()))
+            })?;
+            if matches!(requeued, Some((_, Some(())))) {
+                count += 1;
             }
-            delivery.status = DeliveryStatus::Pending;
-            delivery.next_attempt_ms = Some(now_ms);
-            delivery.updated_ms = now_ms;
-            self.put_delivery(&delivery)?;
-            self.trees
-                .queue
-                .insert(keys::queue_key(now_ms, &delivery.id), &[] as &[u8])?;
-            count += 1;
         }
         Ok(count)
     }
@@ -131,48 +151,53 @@ impl Store {
             .collect()
     }
 
-    /// Deliveries matching `filter`, in id order (ids are time-ordered).
-    pub fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let start = filter.after_id.as_deref().map_or(Vec::new(), |id| {
-            let mut key = id.as_bytes().to_vec();
-            key.push(0);
-            key
-        });
-        let mut out = Vec::new();
-        for item in self.trees.deliveries.range(start..) {
-            if out.len() >= filter.limit {
-                break;
-            }
-            let (_, raw) = item?;
-            let d: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &raw)?;
-            let keep = filter.status.is_none_or(|s| s == d.status)
-                && filter.handler.as_deref().is_none_or(|h| h == d.handler)
-                && filter.event_type.as_deref().is_none_or(|t| t == d.event_type);
-            if keep {
-                out.push(d);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Removes a delivery (and its attempts) whose event does not exist.
+    /// Removes a delivery with its queue entry, attempts and index entries (its event does
+    /// not exist, or is being deleted).
     pub fn forget_delivery(&self, id: &str) -> Result<(), StoreError> {
-        for key in self.trees.attempts.scan_prefix(keys::attempt_prefix(id)).keys() {
-            self.trees.attempts.remove(key?)?;
+        self.forget_delivery_if(id, |_| true).map(|_| ())
+    }
+
+    /// Removes delivery `id` if `gone` holds for its stored record; whether it did.
+    pub(super) fn forget_delivery_if(
+        &self,
+        id: &str,
+        gone: impl Fn(&DeliveryRecord) -> bool,
+    ) -> Result<bool, StoreError> {
+        let _held = self.shared.stripes.lock(id);
+        match self.delivery(id)? {
+            Some(delivery) if gone(&delivery) => self.erase_delivery(&delivery).map(|()| true),
+            Some(_) => Ok(false),
+            None => {
+                // Attempts of a delivery whose record is gone: left by an earlier crash.
+                for key in self.trees.attempts.scan_prefix(keys::attempt_prefix(id)).keys() {
+                    self.trees.attempts.remove(key?)?;
+                }
+                Ok(false)
+            }
         }
-        self.trees.deliveries.remove(id.as_bytes())?;
-        Ok(())
     }
 
-    /// Counts of queued deliveries.
+    /// How many deliveries are queued; kept as a count, so this reads no tree.
     pub fn queue_depth(&self) -> usize {
-        self.trees.queue.len()
+        self.shared.queued.load(Ordering::SeqCst)
     }
 
-    pub(super) fn put_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
-        let raw = codec::encode(keys::DELIVERY_RECORD_V1, delivery)?;
-        self.trees.deliveries.insert(delivery.id.as_bytes(), raw)?;
+    /// Queues delivery `id` for `due_ms`.
+    pub(super) fn enqueue(&self, due_ms: u64, id: &str) -> Result<(), StoreError> {
+        let key = keys::queue_key(due_ms, id);
+        if self.trees.queue.insert(key, &[] as &[u8])?.is_none() {
+            self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
+    }
+
+    /// Takes delivery `id` off the queue for `due_ms`; whether it was there.
+    pub(super) fn dequeue(&self, due_ms: u64, id: &str) -> Result<bool, StoreError> {
+        let removed = self.trees.queue.remove(keys::queue_key(due_ms, id))?.is_some();
+        if removed {
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(removed)
     }
 }
 
@@ -223,6 +248,19 @@ mod tests {
         let attempts = store.attempts(&id).unwrap();
         assert_eq!(attempts.iter().map(|a| a.n).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(store.queue_depth(), 0);
+    }
+
+    #[test]
+    fn a_queue_entry_left_by_a_crash_is_dropped_not_run() {
+        let store = Store::temporary().unwrap();
+        let id = one_delivery(&store);
+        crate::store::testing::attempt(&store, &id, NextStep::Succeeded, 11);
+        // As if the process died after queueing a replay, before the record said pending.
+        store.enqueue(12, &id).unwrap();
+        assert!(store.claim(12, &id, 13).unwrap().is_none());
+        assert_eq!(store.queue_depth(), 0, "the stale entry is gone");
+        let stored = store.delivery(&id).unwrap().unwrap();
+        assert_eq!((stored.status, stored.attempts), (DeliveryStatus::Succeeded, 1));
     }
 
     #[test]

@@ -68,30 +68,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-impl Store {
-    /// Removes event `id` with every delivery, queue entry, attempt (and so every captured
-    /// log) and history version. False if there was no such event.
-    pub fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
-        let Some(record) = self.event(id)? else {
-            return Ok(false);
-        };
-        for delivery_id in &record.deliveries {
-            if let Some(delivery) = self.delivery(delivery_id)?
-                && let Some(due) = delivery.next_attempt_ms
-            {
-                self.trees.queue.remove(keys::queue_key(due, delivery_id))?;
-            }
-            self.forget_delivery(delivery_id)?;
-        }
-        for key in self.trees.history.scan_prefix(keys::history_prefix(id)).keys() {
-            self.trees.history.remove(key?)?;
-        }
-        self.trees.events_seq.remove(record.seq.to_be_bytes())?;
-        self.trees.events.remove(id.as_bytes())?;
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,53 +94,6 @@ mod tests {
             merge_patch(&mut target, &patch);
             assert_eq!(target, expected, "patch {patch}");
         }
-    }
-
-    #[test]
-    fn delete_removes_everything_of_an_event() {
-        let store = Store::temporary().unwrap();
-        let event = Event::from_value(json!({"id": "e", "type": "t", "data": {"n": 1}}), "t").unwrap();
-        store
-            .ingest(
-                vec![NewEvent {
-                    event,
-                    handlers: vec!["a".into(), "b".into()],
-                }],
-                1,
-            )
-            .unwrap();
-        store.edit_event("e", &json!({"n": 2}), 2).unwrap();
-        let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
-        let mut claimed = store.claim(1, &delivery, 3).unwrap().unwrap();
-        assert!(store.delete_event("e").unwrap());
-        assert!(!store.delete_event("e").unwrap());
-        assert!(store.event("e").unwrap().is_none());
-        assert!(store.event_history("e").unwrap().is_empty());
-        assert!(store.delivery(&delivery).unwrap().is_none());
-        assert_eq!(store.queue_depth(), 0);
-        assert!(
-            store
-                .list_events(&crate::store::EventFilter {
-                    limit: 10,
-                    ..Default::default()
-                })
-                .unwrap()
-                .is_empty()
-        );
-        // An attempt that was running when the event was deleted writes nothing back.
-        let attempt = crate::store::AttemptRecord {
-            n: 1,
-            started_ms: 3,
-            duration_ms: 1.0,
-            succeeded: true,
-            report: json!({}),
-            replay: false,
-        };
-        store
-            .finish_attempt(&mut claimed, &attempt, crate::store::NextStep::Succeeded, 4)
-            .unwrap();
-        assert!(store.delivery(&delivery).unwrap().is_none());
-        assert!(store.attempts(&delivery).unwrap().is_empty());
     }
 
     #[test]

@@ -50,8 +50,7 @@ impl Store {
     }
 
     fn ingest_one(&self, new: NewEvent, now_ms: u64) -> Result<Ingested, StoreError> {
-        let t = &self.trees;
-        let seq = self.db.generate_id()?;
+        let (seq, order_ms) = self.next_seq(now_ms)?;
         let deliveries: Vec<DeliveryRecord> = new
             .handlers
             .iter()
@@ -67,21 +66,18 @@ impl Store {
             redacted_ms: None,
         };
         let event_raw = codec::encode(keys::EVENT_RECORD_V1, &record)?;
-        let delivery_raws = deliveries
-            .iter()
-            .map(|d| Ok((d.id.clone(), codec::encode(keys::DELIVERY_RECORD_V1, d)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
         let id = record.event.id.clone();
         // No multi-tree transaction (they cost more than the writes): the event record is
         // written last, by compare-and-swap, and is what makes the rest count. sled keeps
         // writes in order, so a crash leaves at most a prefix: index entries and deliveries
         // whose event is missing, which listing and delivery skip and remove.
-        t.events_seq.insert(seq.to_be_bytes(), id.as_bytes())?;
-        for (delivery_id, raw) in &delivery_raws {
-            t.deliveries.insert(delivery_id.as_bytes(), raw.as_slice())?;
-            t.queue.insert(keys::queue_key(now_ms, delivery_id), &[] as &[u8])?;
+        self.index_event(&record, order_ms)?;
+        for delivery in &deliveries {
+            self.write_delivery(None, delivery)?;
+            self.enqueue(now_ms, &delivery.id)?;
         }
-        let claimed = t
+        let claimed = self
+            .trees
             .events
             .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(event_raw))?;
         if claimed.is_ok() {
@@ -91,12 +87,20 @@ impl Store {
             });
         }
         // Accepted before (or by a concurrent request): undo this attempt's writes.
-        t.events_seq.remove(seq.to_be_bytes())?;
-        for (delivery_id, _) in &delivery_raws {
-            t.queue.remove(keys::queue_key(now_ms, delivery_id))?;
-            t.deliveries.remove(delivery_id.as_bytes())?;
+        for delivery in &deliveries {
+            self.forget_delivery(&delivery.id)?;
         }
+        self.unindex_event(&record)?;
         Ok(Ingested::Duplicate { id })
+    }
+
+    /// The next ingest seq and its order ms (see [`keys::TREE_EVENTS_BY_TIME`]), taken
+    /// together so that order ms never decreases along seq.
+    fn next_seq(&self, now_ms: u64) -> Result<(u64, u64), StoreError> {
+        let mut last = self.shared.last_order_ms.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self.db.generate_id()?;
+        *last = now_ms.max(*last);
+        Ok((seq, *last))
     }
 
     /// The event with `id`, if accepted.
@@ -105,32 +109,23 @@ impl Store {
         raw.map(|raw| codec::decode(keys::EVENT_RECORD_V1, &raw)).transpose()
     }
 
-    /// Events in ingest order matching `filter`.
-    pub fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let start = filter.after_seq.map_or(0, |s| s.saturating_add(1));
-        let mut out = Vec::new();
-        for item in self.trees.events_seq.range(start.to_be_bytes()..) {
-            if out.len() >= filter.limit {
-                break;
-            }
-            let (key, id) = item?;
-            let key_seq: [u8; 8] = key
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("event index key".into()))?;
-            let id = String::from_utf8_lossy(&id);
-            let Some(record) = self.event(&id)? else { continue };
-            if record.seq != u64::from_be_bytes(key_seq) {
-                continue;
-            }
-            let type_ok = filter.event_type.as_deref().is_none_or(|t| t == record.event.kind);
-            let time_ok = filter.since_ms.is_none_or(|s| record.received_ms >= s);
-            let routed_ok = !filter.unrouted || record.deliveries.is_empty();
-            if type_ok && time_ok && routed_ok {
-                out.push(record);
-            }
+    /// Removes event `id` with every delivery, queue entry, attempt (and so every captured
+    /// log), history version and index entry. False if there was no such event.
+    pub fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(record) = self.event(id)? else {
+            return Ok(false);
+        };
+        for delivery_id in &record.deliveries {
+            self.forget_delivery(delivery_id)?;
         }
-        Ok(out)
+        for key in self.trees.history.scan_prefix(keys::history_prefix(id)).keys() {
+            self.trees.history.remove(key?)?;
+        }
+        // The record goes before its index entries: a crash in between leaves entries that
+        // readers skip, while the event itself is gone or still whole (and can be deleted again).
+        self.trees.events.remove(id.as_bytes())?;
+        self.unindex_event(&record)?;
+        Ok(true)
     }
 }
 
@@ -225,5 +220,52 @@ mod tests {
         assert_eq!(store.list_events(&since).unwrap().len(), 2);
         assert_eq!(store.event("e1").unwrap().unwrap().event.kind, "b");
         assert!(store.event("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn delete_removes_everything_of_an_event() {
+        let store = Store::temporary().unwrap();
+        let event = Event::from_value(json!({"id": "e", "type": "t", "data": {"n": 1}}), "t").unwrap();
+        store
+            .ingest(
+                vec![NewEvent {
+                    event,
+                    handlers: vec!["a".into(), "b".into()],
+                }],
+                1,
+            )
+            .unwrap();
+        store.edit_event("e", &json!({"n": 2}), 2).unwrap();
+        let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
+        let mut claimed = store.claim(1, &delivery, 3).unwrap().unwrap();
+        assert!(store.delete_event("e").unwrap());
+        assert!(!store.delete_event("e").unwrap());
+        assert!(store.event("e").unwrap().is_none());
+        assert!(store.event_history("e").unwrap().is_empty());
+        assert!(store.delivery(&delivery).unwrap().is_none());
+        assert_eq!(store.queue_depth(), 0);
+        assert!(
+            store
+                .list_events(&crate::store::EventFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap()
+                .is_empty()
+        );
+        // An attempt that was running when the event was deleted writes nothing back.
+        let attempt = crate::store::AttemptRecord {
+            n: 1,
+            started_ms: 3,
+            duration_ms: 1.0,
+            succeeded: true,
+            report: json!({}),
+            replay: false,
+        };
+        store
+            .finish_attempt(&mut claimed, &attempt, crate::store::NextStep::Succeeded, 4)
+            .unwrap();
+        assert!(store.delivery(&delivery).unwrap().is_none());
+        assert!(store.attempts(&delivery).unwrap().is_empty());
     }
 }

@@ -1,5 +1,8 @@
 //! Tree names, key layouts and record versions: the on-disk format in one place.
 
+use super::StoreError;
+use super::records::DeliveryStatus;
+
 /// Metadata tree: schema version and similar facts about the store itself.
 pub const TREE_META: &str = "meta";
 /// Handler state: key = handler id, 0x00, user key; value = [`STATE_RECORD_V1`] byte + JSON.
@@ -16,6 +19,39 @@ pub const TREE_ATTEMPTS: &str = "attempts";
 /// The delivery queue: due time (ms, u64 big-endian), delivery id -> empty; ordered by due time.
 pub const TREE_QUEUE: &str = "queue";
 
+// Secondary indexes. Every entry is derived from one record, holds no event data, and is
+// checked against its record when read: a crash between the writes of one change can leave an
+// entry whose record moved on, never a record without its entries (see `index.rs`).
+
+/// Events by type: type, 0x00, seq (u64 big-endian) -> event id.
+pub const TREE_EVENTS_BY_TYPE: &str = "events_by_type";
+/// Events by time: order ms (u64 big-endian), seq (u64 big-endian) -> event id. The order ms
+/// of an event is the largest `received_ms` of it and every event accepted before it, so it
+/// never decreases along seq: the first entry at or after a time is where ingest order
+/// reaches that time.
+pub const TREE_EVENTS_BY_TIME: &str = "events_by_time";
+/// Events that matched no handler: seq (u64 big-endian) -> event id.
+pub const TREE_EVENTS_UNROUTED: &str = "events_unrouted";
+/// Deliveries by status: status code, created ms (u64 big-endian), delivery id -> empty.
+pub const TREE_DELIVERIES_BY_STATUS: &str = "deliveries_by_status";
+/// Deliveries by status and handler: status code, handler, 0x00, created ms, delivery id.
+pub const TREE_DELIVERIES_BY_HANDLER: &str = "deliveries_by_handler";
+/// Deliveries by status and event type: status code, type, 0x00, created ms, delivery id.
+pub const TREE_DELIVERIES_BY_TYPE: &str = "deliveries_by_type";
+/// Succeeded and dead deliveries by age: status code, updated ms (u64 big-endian), delivery id.
+pub const TREE_DELIVERIES_FINISHED: &str = "deliveries_finished";
+
+/// Every index tree: rebuilt from the records by a schema upgrade and by compaction.
+pub const INDEX_TREES: [&str; 7] = [
+    TREE_EVENTS_BY_TYPE,
+    TREE_EVENTS_BY_TIME,
+    TREE_EVENTS_UNROUTED,
+    TREE_DELIVERIES_BY_STATUS,
+    TREE_DELIVERIES_BY_HANDLER,
+    TREE_DELIVERIES_BY_TYPE,
+    TREE_DELIVERIES_FINISHED,
+];
+
 /// Previous versions of edited events: event id, 0x00, version (u32 big-endian) ->
 /// [`EVENT_VERSION_V1`].
 pub const TREE_EVENT_HISTORY: &str = "event_history";
@@ -31,8 +67,11 @@ pub const EVENT_VERSION_V1: u8 = 1;
 
 /// Key in [`TREE_META`] holding the schema version as a big-endian u32.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes and reads. 1: records only; 2: adds the index trees,
+/// built from the records when a version 1 folder is opened.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version this build upgrades at open.
+pub const SCHEMA_UPGRADABLE_FROM: u32 = 1;
 
 /// First byte of a state value: the record version.
 pub const STATE_RECORD_V1: u8 = 1;
@@ -54,11 +93,11 @@ pub fn queue_key(due_ms: u64, delivery_id: &str) -> Vec<u8> {
 }
 
 /// `(due_ms, delivery id)` from a queue key.
-pub fn parse_queue_key(key: &[u8]) -> Result<(u64, String), super::StoreError> {
+pub fn parse_queue_key(key: &[u8]) -> Result<(u64, String), StoreError> {
     let (due, id) = key
         .split_first_chunk::<8>()
-        .ok_or_else(|| super::StoreError::Corrupt("short queue key".into()))?;
-    let id = String::from_utf8(id.to_vec()).map_err(|_| super::StoreError::Corrupt("queue key id".into()))?;
+        .ok_or_else(|| StoreError::Corrupt("short key".into()))?;
+    let id = String::from_utf8(id.to_vec()).map_err(|_| StoreError::Corrupt("delivery id in a key".into()))?;
     Ok((u64::from_be_bytes(*due), id))
 }
 
@@ -84,6 +123,101 @@ pub fn attempt_key(delivery_id: &str, n: u32) -> Vec<u8> {
     let mut key = attempt_prefix(delivery_id);
     key.extend_from_slice(&n.to_be_bytes());
     key
+}
+
+/// An ingest sequence number as a key: big-endian, so key order is ingest order.
+pub fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// `seq` from a key made by [`seq_key`] (or the last 8 bytes of a longer key).
+pub fn parse_seq(key: &[u8]) -> Result<u64, StoreError> {
+    key.last_chunk::<8>()
+        .map(|b| u64::from_be_bytes(*b))
+        .ok_or_else(|| StoreError::Corrupt("short sequence key".into()))
+}
+
+/// The prefix of every [`TREE_EVENTS_BY_TYPE`] key of one type.
+pub fn event_type_prefix(kind: &str) -> Vec<u8> {
+    attempt_prefix(kind)
+}
+
+/// The [`TREE_EVENTS_BY_TYPE`] key of an event.
+pub fn event_type_key(kind: &str, seq: u64) -> Vec<u8> {
+    let mut key = event_type_prefix(kind);
+    key.extend_from_slice(&seq_key(seq));
+    key
+}
+
+/// The [`TREE_EVENTS_BY_TIME`] key of an event.
+pub fn event_time_key(order_ms: u64, seq: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&order_ms.to_be_bytes());
+    key[8..].copy_from_slice(&seq_key(seq));
+    key
+}
+
+/// `(order ms, seq)` from a [`TREE_EVENTS_BY_TIME`] key.
+pub fn parse_event_time_key(key: &[u8]) -> Result<(u64, u64), StoreError> {
+    let key: &[u8; 16] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("event time key".into()))?;
+    let (order, seq) = key.split_at(8);
+    Ok((parse_seq(order)?, parse_seq(seq)?))
+}
+
+/// The one-byte code of a status in index keys; fixed forever, unlike the enum's order.
+pub fn status_code(status: DeliveryStatus) -> u8 {
+    match status {
+        DeliveryStatus::Pending => 1,
+        DeliveryStatus::Running => 2,
+        DeliveryStatus::Succeeded => 3,
+        DeliveryStatus::Dead => 4,
+    }
+}
+
+/// Every status, in code order.
+pub const STATUSES: [DeliveryStatus; 4] = [
+    DeliveryStatus::Pending,
+    DeliveryStatus::Running,
+    DeliveryStatus::Succeeded,
+    DeliveryStatus::Dead,
+];
+
+/// The prefix of a delivery index range: the status, then (for the handler and type indexes)
+/// the handler or type and a 0x00, which neither can contain.
+pub fn delivery_prefix(status: DeliveryStatus, within: Option<&str>) -> Vec<u8> {
+    let mut key = vec![status_code(status)];
+    if let Some(name) = within {
+        key.extend_from_slice(name.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+/// A position in a delivery index range: a time (u64 big-endian), then the delivery id.
+/// Positions sort by time, then id.
+pub fn position(at_ms: u64, delivery_id: &str) -> Vec<u8> {
+    let mut key = at_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(delivery_id.as_bytes());
+    key
+}
+
+/// `(time, delivery id)` from a position.
+pub fn parse_position(position: &[u8]) -> Result<(u64, String), StoreError> {
+    parse_queue_key(position)
+}
+
+/// The first key after every key that starts with `prefix`; None if there is none.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -10,7 +10,10 @@ mod compact;
 mod deliveries;
 mod edit;
 mod events;
+mod index;
 mod keys;
+mod listing;
+mod migrate;
 mod records;
 mod redact;
 mod replay;
@@ -18,7 +21,8 @@ mod retention;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
@@ -57,7 +61,21 @@ pub enum StoreError {
 pub struct Store {
     db: sled::Db,
     trees: Trees,
-    commit: Arc<commit::GroupCommit>,
+    shared: Arc<Shared>,
+}
+
+/// What every handle on one open store shares.
+#[derive(Default)]
+struct Shared {
+    commit: commit::GroupCommit,
+    /// Serialise changes to one delivery (see `index.rs`).
+    stripes: index::Stripes,
+    /// Entries in the queue tree: counted once at open, then moved only by what sled answers
+    /// to each insert and remove, so it equals the tree's length without walking it.
+    queued: AtomicUsize,
+    /// The order ms of the last accepted event (see [`keys::TREE_EVENTS_BY_TIME`]); held while
+    /// an ingest takes its seq, so order ms never decreases along seq.
+    last_order_ms: Mutex<u64>,
 }
 
 #[derive(Clone)]
@@ -65,7 +83,14 @@ struct Trees {
     state: sled::Tree,
     events: sled::Tree,
     events_seq: sled::Tree,
+    events_by_type: sled::Tree,
+    events_by_time: sled::Tree,
+    events_unrouted: sled::Tree,
     deliveries: sled::Tree,
+    deliveries_by_status: sled::Tree,
+    deliveries_by_handler: sled::Tree,
+    deliveries_by_type: sled::Tree,
+    deliveries_finished: sled::Tree,
     attempts: sled::Tree,
     queue: sled::Tree,
     audit: sled::Tree,
@@ -78,7 +103,14 @@ impl Trees {
             state: db.open_tree(keys::TREE_STATE)?,
             events: db.open_tree(keys::TREE_EVENTS)?,
             events_seq: db.open_tree(keys::TREE_EVENTS_SEQ)?,
+            events_by_type: db.open_tree(keys::TREE_EVENTS_BY_TYPE)?,
+            events_by_time: db.open_tree(keys::TREE_EVENTS_BY_TIME)?,
+            events_unrouted: db.open_tree(keys::TREE_EVENTS_UNROUTED)?,
             deliveries: db.open_tree(keys::TREE_DELIVERIES)?,
+            deliveries_by_status: db.open_tree(keys::TREE_DELIVERIES_BY_STATUS)?,
+            deliveries_by_handler: db.open_tree(keys::TREE_DELIVERIES_BY_HANDLER)?,
+            deliveries_by_type: db.open_tree(keys::TREE_DELIVERIES_BY_TYPE)?,
+            deliveries_finished: db.open_tree(keys::TREE_DELIVERIES_FINISHED)?,
             attempts: db.open_tree(keys::TREE_ATTEMPTS)?,
             queue: db.open_tree(keys::TREE_QUEUE)?,
             audit: db.open_tree(keys::TREE_AUDIT)?,
@@ -99,49 +131,27 @@ impl Store {
             .path(dir)
             .open()
             .map_err(|e| open_err(describe_open_error(&e)))?;
-        Self::check_schema(&db, dir, existed)?;
-        Self::with_db(db)
+        let upgrade = migrate::check_schema(&db, dir, existed)?;
+        let store = Self::with_db(db)?;
+        if let Some(from) = upgrade {
+            store.upgrade(from)?;
+        }
+        Ok(store)
     }
 
     fn with_db(db: sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
+        let store = Self {
             trees: Trees::open(&db)?,
             db,
-            commit: Arc::default(),
-        })
+            shared: Arc::default(),
+        };
+        store.load_counters()?;
+        Ok(store)
     }
 
     /// A store that lives in memory and disappears with the process.
     pub fn temporary() -> Result<Self, StoreError> {
         Self::with_db(sled::Config::new().temporary(true).open()?)
-    }
-
-    fn check_schema(db: &sled::Db, dir: &Path, existed: bool) -> Result<(), StoreError> {
-        let meta = db.open_tree(keys::TREE_META)?;
-        match meta.get(keys::META_SCHEMA_VERSION)? {
-            // Every store eddy creates records its schema first thing: a store without it
-            // lost its records, and starting over it would hide that.
-            None if existed => Err(StoreError::Damaged { path: dir.to_owned() }),
-            None => {
-                meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
-                db.flush()?;
-                Ok(())
-            }
-            Some(raw) => {
-                let found = <[u8; 4]>::try_from(raw.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("schema version record".into()))?;
-                if found == keys::SCHEMA_VERSION {
-                    Ok(())
-                } else {
-                    Err(StoreError::Version {
-                        path: dir.to_owned(),
-                        found,
-                        expected: keys::SCHEMA_VERSION,
-                    })
-                }
-            }
-        }
     }
 
     /// The state namespace of one handler.
@@ -152,7 +162,7 @@ impl Store {
     /// Makes every write the caller made so far durable; concurrent callers share one flush
     /// (group commit).
     pub async fn commit(&self) -> Result<(), StoreError> {
-        self.commit.commit(&self.db).await
+        self.shared.commit.commit(&self.db).await
     }
 }
 
@@ -174,41 +184,12 @@ fn describe_open_error(e: &sled::Error) -> String {
 
 /// Helpers for the store's unit tests.
 #[cfg(test)]
-pub(crate) mod testing {
-    use super::{Ingested, NewEvent, Store};
-    use crate::event::Event;
-
-    /// Ingests event `id` (type `t`) routed to `handlers` at `now_ms`; returns its delivery ids.
-    pub fn ingest(store: &Store, id: &str, handlers: &[&str], now_ms: u64) -> Vec<String> {
-        let event = Event::from_value(serde_json::json!({"id": id, "type": "t"}), "test").expect("event");
-        let handlers = handlers.iter().map(|h| h.to_string()).collect();
-        match store
-            .ingest(vec![NewEvent { event, handlers }], now_ms)
-            .expect("ingest")
-            .remove(0)
-        {
-            Ingested::New { deliveries, .. } => deliveries,
-            Ingested::Duplicate { id } => panic!("{id} was ingested before"),
-        }
-    }
-}
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {
+    use super::testing::open_when_free;
     use super::*;
-
-    /// Opens the store once sled's threads have let go of a just-closed handle.
-    fn open_when_free(dir: &Path) -> Result<Store, StoreError> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match Store::open(dir) {
-                Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => return other,
-            }
-        }
-    }
 
     #[test]
     fn second_open_is_refused_with_a_clear_error() {

@@ -53,12 +53,11 @@ impl Store {
                 .attempts
                 .insert(key, codec::encode(keys::ATTEMPT_RECORD_V1, &attempt)?)?;
         }
-        if let Some(mut delivery) = self.delivery(id)? {
-            if let Some(error) = &mut delivery.last_error {
+        self.update_delivery(id, |delivery| {
+            Ok(delivery.last_error.as_mut().map(|error| {
                 *error = scrub_text(error, texts);
-            }
-            self.put_delivery(&delivery)?;
-        }
+            }))
+        })?;
         Ok(())
     }
 }

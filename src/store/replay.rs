@@ -19,29 +19,23 @@ impl Store {
     /// Queues a finished (succeeded or dead) delivery to run again now; its next attempt is
     /// recorded as a replay. Two concurrent requests queue it once.
     pub fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
-        loop {
-            let Some(raw) = self.trees.deliveries.get(id.as_bytes())? else {
-                return Ok(Replayed::NotFound);
-            };
-            let mut delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &raw)?;
+        let replayed = self.update_delivery(id, |delivery| {
             if matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::Running) {
-                return Ok(Replayed::AlreadyQueued);
+                return Ok(None);
             }
+            // Queued before the record says pending, as a retry is (see `finish_attempt`).
+            self.enqueue(now_ms, id)?;
             delivery.status = DeliveryStatus::Pending;
             delivery.next_attempt_ms = Some(now_ms);
             delivery.updated_ms = now_ms;
             delivery.replay_requested = true;
-            let updated = codec::encode(keys::DELIVERY_RECORD_V1, &delivery)?;
-            // Compare-and-swap: whoever changed the record first wins; the loser looks again.
-            let swapped = self
-                .trees
-                .deliveries
-                .compare_and_swap(id.as_bytes(), Some(raw), Some(updated))?;
-            if swapped.is_ok() {
-                self.trees.queue.insert(keys::queue_key(now_ms, id), &[] as &[u8])?;
-                return Ok(Replayed::Queued);
-            }
-        }
+            Ok(Some(()))
+        })?;
+        Ok(match replayed {
+            None => Replayed::NotFound,
+            Some((_, None)) => Replayed::AlreadyQueued,
+            Some((_, Some(()))) => Replayed::Queued,
+        })
     }
 
     /// Adds a delivery of event `event_id` to `handler`, due now, unless the event already
@@ -58,21 +52,25 @@ impl Store {
                 }
             }
             let delivery = DeliveryRecord::new(&record.event, handler, now_ms);
+            let was_unrouted = record.deliveries.is_empty();
             record.deliveries.push(delivery.id.clone());
             let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
-            self.put_delivery(&delivery)?;
+            // Queued before the event names it, as at ingest: a crash in between leaves a
+            // delivery of no event, which the engine drops, not one that never runs.
+            self.write_delivery(None, &delivery)?;
+            self.enqueue(now_ms, &delivery.id)?;
             let swapped = self
                 .trees
                 .events
                 .compare_and_swap(event_id.as_bytes(), Some(raw), Some(updated))?;
             if swapped.is_ok() {
-                self.trees
-                    .queue
-                    .insert(keys::queue_key(now_ms, &delivery.id), &[] as &[u8])?;
+                if was_unrouted {
+                    self.mark_routed(record.seq)?;
+                }
                 return Ok(Some(delivery.id));
             }
             // The event changed meanwhile: drop this delivery and look again.
-            self.trees.deliveries.remove(delivery.id.as_bytes())?;
+            self.forget_delivery(&delivery.id)?;
         }
     }
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
-use super::{Store, StoreError, codec, keys};
+use super::records::DeliveryStatus;
+use super::{Store, StoreError, keys};
 
 /// How long finished deliveries and events are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,44 +20,88 @@ pub struct Expired {
     pub events: usize,
 }
 
+/// Index entries read at a time: the pass holds at most this many ids.
+const CHUNK: usize = 1000;
+
 impl Store {
     /// Removes succeeded and dead deliveries last updated, and events received, longer ago
-    /// than `retention` allows (an event goes with all its deliveries and history).
+    /// than `retention` allows (an event goes with all its deliveries and history). Reads
+    /// only the index entries of what expires.
     pub fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError> {
         let before = |age: Duration| now_ms.saturating_sub(age.as_millis() as u64);
-        let mut expired = Expired::default();
-        let events_before = before(retention.events);
-        let mut old_events = Vec::new();
-        for item in self.trees.events.iter() {
-            let (_, raw) = item?;
-            let record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &raw)?;
-            if record.received_ms < events_before {
-                old_events.push(record.event.id);
-            }
-        }
-        for id in old_events {
-            if self.delete_event(&id)? {
-                expired.events += 1;
-            }
-        }
-        let mut old_deliveries = Vec::new();
-        for item in self.trees.deliveries.iter() {
-            let (_, raw) = item?;
-            let delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &raw)?;
-            let limit = match delivery.status {
-                DeliveryStatus::Succeeded => before(retention.succeeded_deliveries),
-                DeliveryStatus::Dead => before(retention.dead_deliveries),
-                _ => continue,
-            };
-            if delivery.updated_ms < limit {
-                old_deliveries.push(delivery.id);
-            }
-        }
-        for id in old_deliveries {
-            self.forget_delivery(&id)?;
-            expired.deliveries += 1;
+        let mut expired = Expired {
+            events: self.expire_events(before(retention.events))?,
+            deliveries: 0,
+        };
+        for (status, age) in [
+            (DeliveryStatus::Succeeded, retention.succeeded_deliveries),
+            (DeliveryStatus::Dead, retention.dead_deliveries),
+        ] {
+            expired.deliveries += self.expire_deliveries(status, before(age))?;
         }
         Ok(expired)
+    }
+
+    /// Deletes events received before `before_ms`. Their time entries come first in the
+    /// time index, as order ms is at least the received time; an event received earlier than
+    /// one accepted before it (a clock stepped back) expires with that one.
+    fn expire_events(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let end = keys::event_time_key(before_ms, 0);
+        let mut from = Vec::new();
+        let mut count = 0;
+        loop {
+            let chunk = self
+                .trees
+                .events_by_time
+                .range(from.clone()..end.to_vec())
+                .take(CHUNK)
+                .collect::<Result<Vec<_>, _>>()?;
+            let Some((last, _)) = chunk.last() else {
+                return Ok(count);
+            };
+            from = [last.as_ref(), &[0]].concat();
+            for (key, id) in chunk {
+                let (_, seq) = keys::parse_event_time_key(&key)?;
+                let id = String::from_utf8_lossy(&id);
+                // The entry may outlive its event (a crash mid-delete) and the id be taken
+                // again since: only the event with the entry's seq goes.
+                let current = self
+                    .event(&id)?
+                    .is_some_and(|e| e.seq == seq && e.received_ms < before_ms);
+                if current && self.delete_event(&id)? {
+                    count += 1;
+                }
+            }
+        }
+    }
+
+    /// Removes deliveries with `status` last updated before `before_ms`.
+    fn expire_deliveries(&self, status: DeliveryStatus, before_ms: u64) -> Result<usize, StoreError> {
+        let prefix = keys::delivery_prefix(status, None);
+        let end = [prefix.as_slice(), &before_ms.to_be_bytes()].concat();
+        let mut from = prefix.clone();
+        let mut count = 0;
+        loop {
+            let chunk = self
+                .trees
+                .deliveries_finished
+                .range(from.clone()..end.clone())
+                .keys()
+                .take(CHUNK)
+                .collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = chunk.last() else {
+                return Ok(count);
+            };
+            from = [last.as_ref(), &[0]].concat();
+            for key in chunk {
+                let (updated_ms, id) = keys::parse_position(&key[prefix.len()..])?;
+                // Checked again under the delivery's lock: a replay may have moved it on.
+                let expires = |d: &super::DeliveryRecord| d.status == status && d.updated_ms == updated_ms;
+                if self.forget_delivery_if(&id, expires)? {
+                    count += 1;
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,343 @@
+//! Scaling benchmark: `cargo bench --bench scale` (`EDDY_SCALE_MAX=100000` for a quick run).
+//!
+//! 1. Fills a durable store through the store API, in ingest batches, to 10k, 100k and 1M
+//!    events (most deliveries succeeded, some dead, some waiting for a retry; several handlers
+//!    and types; 30 simulated days), and at each size times the reads that must not grow with
+//!    it: queue depth, the due-queue scan, listings, a replay selection and a read by id.
+//! 2. Runs the real server in-process on 127.0.0.1 and measures durable ingest throughput and
+//!    acknowledgement latency with 1 to 64 concurrent clients, on an empty store and on the
+//!    filled one.
+//!
+//! Figures only, no assertions: the caches are warm and the clients share the machine's cores
+//! with the server.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eddy::config::Config;
+use eddy::event::Event;
+use eddy::server;
+use eddy::store::{AttemptRecord, DeliveryFilter, DeliveryStatus, EventFilter, NewEvent, NextStep, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+
+const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
+/// Events per ingest call; all of one batch share a received time.
+const BATCH: usize = 100;
+/// Simulated time between two events: 1M events span 30 days.
+const STEP_MS: u64 = 2_592;
+/// Event types, each with the handlers it routes to; the last is routed nowhere.
+const ROUTES: [(&str, &[&str]); 6] = [
+    ("order.created", &["crm.sync", "billing.invoice"]),
+    ("order.paid", &["billing.invoice", "slack.notify"]),
+    ("user.signup", &["crm.sync", "mail.welcome"]),
+    ("github.push", &["slack.notify"]),
+    ("invoice.sent", &["crm.sync"]),
+    ("audit.ping", &[]),
+];
+/// Timed runs per read and size.
+const RUNS: usize = 200;
+const CLIENTS: [usize; 4] = [1, 4, 16, 64];
+const PHASE: Duration = Duration::from_secs(4);
+const HOUR_MS: u64 = 3_600_000;
+
+fn main() {
+    let max = std::env::var("EDDY_SCALE_MAX")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(SIZES[2]);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("filled");
+    println!("eddy scaling benchmark ({} cores)\n", cores());
+    println!("store reads: p50 and p99 in µs over {RUNS} runs (warm cache)");
+    let mut fill = Fill::new();
+    {
+        let store = Store::open(&data).expect("store");
+        for size in SIZES.into_iter().filter(|s| *s <= max) {
+            let started = Instant::now();
+            fill.up_to(&store, size);
+            tokio.block_on(store.commit()).expect("commit");
+            let took = started.elapsed().as_secs_f64();
+            println!(
+                "\n{size} events, {} deliveries (filled in {took:.0} s)",
+                fill.deliveries
+            );
+            reads(&store, &fill);
+        }
+    }
+    tokio.block_on(async {
+        println!("\ndurable ingest of single events by concurrent clients (phases of {PHASE:?})");
+        println!(
+            "{:<22} {:>8} {:>10} {:>10} {:>10}",
+            "store", "clients", "events/s", "ack p50", "ack p99"
+        );
+        ingest(dir.path(), &dir.path().join("empty"), "empty").await;
+        ingest(dir.path(), &data, &format!("{} events", fill.events)).await;
+    });
+}
+
+/// Fills the store, keeping what the reads need to know about it.
+struct Fill {
+    rng: StdRng,
+    events: usize,
+    deliveries: usize,
+    /// The simulated received time of the next batch.
+    clock_ms: u64,
+    /// Some ids of stored events, for reads by id.
+    sample: Vec<String>,
+}
+
+impl Fill {
+    fn new() -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(7),
+            events: 0,
+            deliveries: 0,
+            // 40 simulated days ago: retries set in the future stay out of the engine's way.
+            clock_ms: eddy::delivery::now_ms() - 40 * 24 * HOUR_MS,
+            sample: Vec::new(),
+        }
+    }
+
+    fn up_to(&mut self, store: &Store, size: usize) {
+        while self.events < size {
+            let batch: Vec<NewEvent> = (0..BATCH).map(|_| self.event()).collect();
+            let at = self.clock_ms;
+            self.clock_ms += STEP_MS * BATCH as u64;
+            for ingested in store.ingest(batch, at).expect("ingest") {
+                let eddy::store::Ingested::New { id, deliveries } = ingested else {
+                    continue;
+                };
+                if self.rng.gen_ratio(1, 100) {
+                    self.sample.push(id);
+                }
+                self.deliveries += deliveries.len();
+                for delivery in deliveries {
+                    self.finish(store, &delivery, at);
+                }
+            }
+        }
+    }
+
+    fn event(&mut self) -> NewEvent {
+        let (kind, handlers) = ROUTES[self.rng.gen_range(0..ROUTES.len())];
+        self.events += 1;
+        let data = serde_json::json!({
+            "id": self.events, "email": format!("user{}@example.com", self.events),
+            "plan": "pro", "items": [{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}],
+        });
+        let value = serde_json::json!({ "type": kind, "source": "bench", "data": data });
+        NewEvent {
+            event: Event::from_value(value, "bench").expect("event"),
+            handlers: handlers.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    /// 90% succeed, 5% are dead, 5% wait for a retry far in the future.
+    fn finish(&mut self, store: &Store, id: &str, at: u64) {
+        let roll = self.rng.gen_range(0..100);
+        let next = match roll {
+            0..90 => NextStep::Succeeded,
+            90..95 => NextStep::Dead {
+                error: "Error: crm answered 422".into(),
+            },
+            _ => NextStep::Retry {
+                due_ms: eddy::delivery::now_ms() + 365 * 24 * HOUR_MS,
+                error: "Error: crm answered 503".into(),
+            },
+        };
+        let mut claimed = store.claim(at, id, at + 5).expect("claim").expect("queued");
+        let attempt = AttemptRecord {
+            n: 1,
+            started_ms: at + 5,
+            duration_ms: 12.5,
+            succeeded: next == NextStep::Succeeded,
+            report: serde_json::json!({"outcome": "ok", "logs": [{"level": "log", "message": "synced"}]}),
+            replay: false,
+        };
+        store
+            .finish_attempt(&mut claimed, &attempt, next, at + 18)
+            .expect("finish");
+    }
+}
+
+/// Times every read at the store's current size and prints one line per read.
+fn reads(store: &Store, fill: &Fill) {
+    let end_ms = fill.clock_ms;
+    let page = |filter: EventFilter| store.list_events(&EventFilter { limit: 50, ..filter }).expect("list");
+    let dead_of = |handler: &str| DeliveryFilter {
+        status: Some(DeliveryStatus::Dead),
+        handler: Some(handler.into()),
+        limit: 50,
+        ..Default::default()
+    };
+    let replay = DeliveryFilter {
+        event_type: Some("order.created".into()),
+        since_ms: Some(end_ms - 6 * HOUR_MS),
+        until_ms: Some(end_ms),
+        limit: 1000,
+        ..dead_of("crm.sync")
+    };
+    let mut rng = StdRng::seed_from_u64(11);
+    let rows: Vec<(&str, Read)> = vec![
+        ("queue depth", Box::new(|| store.queue_depth())),
+        (
+            "due scan, 256 entries",
+            Box::new(|| store.due(u64::MAX, 256).expect("due").len()),
+        ),
+        (
+            "due scan, nothing due",
+            Box::new(|| store.due(end_ms, 256).expect("due").len()),
+        ),
+        (
+            "events of a type, page 1",
+            Box::new(|| page(typed("user.signup", None)).len()),
+        ),
+        (
+            "events of a type, last hour",
+            Box::new(|| page(typed("user.signup", Some(end_ms - HOUR_MS))).len()),
+        ),
+        (
+            "dead deliveries of a handler",
+            Box::new(|| store.list_deliveries(&dead_of("crm.sync")).expect("list").len()),
+        ),
+        (
+            "replay set: handler+type+6h",
+            Box::new(|| store.list_deliveries(&replay).expect("list").len()),
+        ),
+        (
+            "event by id",
+            Box::new(|| {
+                let id = &fill.sample[rng.gen_range(0..fill.sample.len())];
+                store.event(id).expect("event").map_or(0, |_| 1)
+            }),
+        ),
+    ];
+    for (name, mut read) in rows {
+        let found = read();
+        let (p50, p99) = percentiles(&mut (0..RUNS).map(|_| timed(&mut read)).collect::<Vec<_>>());
+        println!("  {name:<30} {:>9.1} {:>9.1}   ({found} found)", us(p50), us(p99));
+    }
+}
+
+/// One timed read; it answers how many things it found.
+type Read<'a> = Box<dyn FnMut() -> usize + 'a>;
+
+fn typed(kind: &str, since_ms: Option<u64>) -> EventFilter {
+    EventFilter {
+        event_type: Some(kind.into()),
+        since_ms,
+        ..Default::default()
+    }
+}
+
+fn timed(read: &mut impl FnMut() -> usize) -> Duration {
+    let started = Instant::now();
+    std::hint::black_box(read());
+    started.elapsed()
+}
+
+/// Serves `data` with a trivial handler and runs one load phase per client count.
+async fn ingest(dir: &Path, data: &Path, label: &str) {
+    let handlers = dir.join("handlers");
+    std::fs::create_dir_all(&handlers).expect("handlers");
+    std::fs::write(handlers.join("bench.event.js"), "export default async function () {}\n").expect("handler");
+    let text = format!(
+        "handlers = {:?}\ndata = {:?}\n",
+        handlers.display().to_string(),
+        data.display().to_string()
+    );
+    let config = Config::parse(&text, &dir.join("eddy.toml")).expect("config");
+    let store = open_when_free(&config.data).await;
+    let app = server::app(&config, Path::new("eddy.toml"), store).expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(server::run(app, listener, stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for clients in CLIENTS {
+        let (rate, mut latencies) = load(&url, clients).await;
+        let (p50, p99) = percentiles(&mut latencies);
+        println!(
+            "{label:<22} {clients:>8} {rate:>10.0} {:>8.2}ms {:>8.2}ms",
+            us(p50) / 1000.0,
+            us(p99) / 1000.0
+        );
+    }
+    let _ = stop.send(true);
+    let _ = server.await;
+}
+
+/// Opens the store once the previous handle's threads have let go of its folder.
+async fn open_when_free(data: &Path) -> Store {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Store::open(data) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("in use") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Posts single events from `clients` tasks for [`PHASE`]; returns events/s and latencies.
+async fn load(url: &str, clients: usize) -> (f64, Vec<Duration>) {
+    let running = Arc::new(AtomicBool::new(true));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, running) = (url.to_owned(), running.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let body = r#"{"type":"bench.event","data":{"order":42,"items":["a","b"]}}"#;
+                let mut latencies = Vec::new();
+                while running.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let answer = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    if answer.is_ok_and(|a| a.status().is_success()) {
+                        latencies.push(sent.elapsed());
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(PHASE).await;
+    running.store(false, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client"));
+    }
+    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    if samples.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}

@@ -1,0 +1,389 @@
+//! Listings: events in ingest order and deliveries in creation order, each read through the
+//! index that narrows it most, so a page costs its own length and a seek, not the store's size.
+//! Whatever an index does not narrow (a second filter, an entry a crash left behind) is checked
+//! on the record.
+
+use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
+use super::{DeliveryFilter, EventFilter, Store, StoreError, keys};
+
+impl Store {
+    /// Events in ingest order matching `filter`.
+    pub fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let mut from = filter.after_seq.map_or(0, |s| s.saturating_add(1));
+        if let Some(since_ms) = filter.since_ms {
+            match self.first_seq_at(since_ms)? {
+                Some(seq) => from = from.max(seq),
+                None => return Ok(Vec::new()),
+            }
+        }
+        let (tree, prefix) = match (&filter.event_type, filter.unrouted) {
+            (Some(kind), _) => (&self.trees.events_by_type, keys::event_type_prefix(kind)),
+            (None, true) => (&self.trees.events_unrouted, Vec::new()),
+            (None, false) => (&self.trees.events_seq, Vec::new()),
+        };
+        let start = [prefix.as_slice(), &keys::seq_key(from)].concat();
+        let mut out = Vec::new();
+        for item in range(tree, start, keys::prefix_end(&prefix)) {
+            if out.len() >= filter.limit {
+                break;
+            }
+            let (key, id) = item?;
+            let seq = keys::parse_seq(&key)?;
+            let Some(record) = self.event(&String::from_utf8_lossy(&id))? else {
+                continue;
+            };
+            if record.seq == seq && event_matches(filter, &record) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The seq of the first event whose order ms is at least `since_ms`. Order ms never
+    /// decreases along seq and is at least the received time, so no event before that seq
+    /// was received at or after `since_ms`.
+    fn first_seq_at(&self, since_ms: u64) -> Result<Option<u64>, StoreError> {
+        match self
+            .trees
+            .events_by_time
+            .range(keys::event_time_key(since_ms, 0)..)
+            .next()
+        {
+            Some(item) => Ok(Some(keys::parse_event_time_key(&item?.0)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deliveries matching `filter`, in creation order (created ms, then id; ids are
+    /// time-ordered, so this is id order but for deliveries created in the same instant).
+    pub fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let (tree, within) = match (&filter.handler, &filter.event_type) {
+            (Some(handler), _) => (&self.trees.deliveries_by_handler, Some(handler.as_str())),
+            (None, Some(kind)) => (&self.trees.deliveries_by_type, Some(kind.as_str())),
+            (None, None) => (&self.trees.deliveries_by_status, None),
+        };
+        let from = self.start_position(filter)?;
+        let statuses = filter.status.map_or(keys::STATUSES.to_vec(), |s| vec![s]);
+        let heads = statuses.into_iter().map(|status| {
+            let prefix = keys::delivery_prefix(status, within);
+            let start = [prefix.as_slice(), &from].concat();
+            let end = match filter.until_ms {
+                Some(until) => Some([prefix.as_slice(), &until.to_be_bytes()].concat()),
+                None => keys::prefix_end(&prefix),
+            };
+            Head::new(status, prefix.len(), range(tree, start, end))
+        });
+        let mut out = Vec::new();
+        for item in (Merged { heads: heads.collect() }) {
+            if out.len() >= filter.limit {
+                break;
+            }
+            let (status, position) = item?;
+            let (created_ms, id) = keys::parse_position(&position)?;
+            let Some(delivery) = self.delivery(&id)? else {
+                continue;
+            };
+            if delivery.status == status && delivery.created_ms == created_ms && delivery_matches(filter, &delivery) {
+                out.push(delivery);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where a delivery listing starts in each index range: after the cursor, and not before
+    /// `since_ms`.
+    fn start_position(&self, filter: &DeliveryFilter) -> Result<Vec<u8>, StoreError> {
+        let after = match &filter.after_id {
+            Some(id) => {
+                // A cursor whose delivery is gone resumes at its id's own time, which is
+                // within a few milliseconds of when it was created.
+                let at_ms = match self.delivery(id)? {
+                    Some(delivery) => delivery.created_ms,
+                    None => id_time_ms(id),
+                };
+                let mut position = keys::position(at_ms, id);
+                position.push(0);
+                position
+            }
+            None => Vec::new(),
+        };
+        let since = filter.since_ms.map_or_else(Vec::new, |s| s.to_be_bytes().to_vec());
+        Ok(after.max(since))
+    }
+}
+
+fn event_matches(filter: &EventFilter, record: &EventRecord) -> bool {
+    filter.event_type.as_deref().is_none_or(|t| t == record.event.kind)
+        && filter.since_ms.is_none_or(|s| record.received_ms >= s)
+        && (!filter.unrouted || record.deliveries.is_empty())
+}
+
+fn delivery_matches(filter: &DeliveryFilter, d: &DeliveryRecord) -> bool {
+    filter.status.is_none_or(|s| s == d.status)
+        && filter.handler.as_deref().is_none_or(|h| h == d.handler)
+        && filter.event_type.as_deref().is_none_or(|t| t == d.event_type)
+        && filter.since_ms.is_none_or(|s| d.created_ms >= s)
+        && filter.until_ms.is_none_or(|u| d.created_ms < u)
+}
+
+/// The milliseconds of a UUIDv7 id; 0 for anything else.
+fn id_time_ms(id: &str) -> u64 {
+    uuid::Uuid::parse_str(id)
+        .ok()
+        .and_then(|u| u.get_timestamp())
+        .map_or(0, |t| {
+            let (secs, nanos) = t.to_unix();
+            secs * 1000 + u64::from(nanos) / 1_000_000
+        })
+}
+
+fn range(tree: &sled::Tree, start: Vec<u8>, end: Option<Vec<u8>>) -> sled::Iter {
+    match end {
+        Some(end) => tree.range(start..end),
+        None => tree.range(start..),
+    }
+}
+
+/// One status's range of a delivery index, with its next key read ahead.
+struct Head {
+    status: DeliveryStatus,
+    prefix_len: usize,
+    iter: sled::Iter,
+    next: Option<sled::IVec>,
+    done: bool,
+}
+
+impl Head {
+    fn new(status: DeliveryStatus, prefix_len: usize, iter: sled::Iter) -> Self {
+        Self {
+            status,
+            prefix_len,
+            iter,
+            next: None,
+            done: false,
+        }
+    }
+
+    fn position(&self) -> Option<&[u8]> {
+        self.next.as_deref().map(|key| &key[self.prefix_len..])
+    }
+}
+
+/// The ranges of several statuses merged into one sequence by position (at most four, so a
+/// linear pick of the smallest beats a heap).
+struct Merged {
+    heads: Vec<Head>,
+}
+
+impl Iterator for Merged {
+    type Item = Result<(DeliveryStatus, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for head in self.heads.iter_mut().filter(|h| h.next.is_none() && !h.done) {
+            match head.iter.next() {
+                Some(Ok((key, _))) => head.next = Some(key),
+                Some(Err(e)) => return Some(Err(e.into())),
+                None => head.done = true,
+            }
+        }
+        let best = self
+            .heads
+            .iter_mut()
+            .filter(|h| h.next.is_some())
+            .min_by(|a, b| a.position().cmp(&b.position()))?;
+        let position = best.position().map(<[u8]>::to_vec)?;
+        best.next = None;
+        Some(Ok((best.status, position)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NextStep;
+    use crate::store::testing::{attempt, ingest_typed};
+
+    fn ids_of_events(events: &[EventRecord]) -> Vec<&str> {
+        events.iter().map(|e| e.event.id.as_str()).collect()
+    }
+
+    fn page(store: &Store, filter: DeliveryFilter) -> Vec<String> {
+        store
+            .list_deliveries(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    #[test]
+    fn events_by_type_since_and_unrouted_page_through_their_indexes() {
+        let store = Store::temporary().unwrap();
+        // Received times cross: e2 arrived "before" e1 by the clock, after it in ingest order.
+        for (id, kind, handlers, at) in [
+            ("e0", "a", &["h"][..], 100),
+            ("e1", "b", &[][..], 300),
+            ("e2", "a", &[][..], 200),
+            ("e3", "a", &["h"][..], 400),
+        ] {
+            ingest_typed(&store, id, kind, handlers, at);
+        }
+        let of = |filter: EventFilter| store.list_events(&EventFilter { limit: 10, ..filter }).unwrap();
+        let by_type = |kind: &str| EventFilter {
+            event_type: Some(kind.into()),
+            ..Default::default()
+        };
+        assert_eq!(ids_of_events(&of(by_type("a"))), ["e0", "e2", "e3"]);
+        let first = store
+            .list_events(&EventFilter {
+                limit: 1,
+                ..by_type("a")
+            })
+            .unwrap();
+        let rest = of(EventFilter {
+            after_seq: Some(first[0].seq),
+            ..by_type("a")
+        });
+        assert_eq!(ids_of_events(&rest), ["e2", "e3"]);
+        let since = |ms| EventFilter {
+            since_ms: Some(ms),
+            ..Default::default()
+        };
+        assert_eq!(ids_of_events(&of(since(200))), ["e1", "e2", "e3"]);
+        assert_eq!(ids_of_events(&of(since(250))), ["e1", "e3"]);
+        assert!(of(since(401)).is_empty());
+        let unrouted = EventFilter {
+            unrouted: true,
+            ..Default::default()
+        };
+        assert_eq!(ids_of_events(&of(unrouted.clone())), ["e1", "e2"]);
+        assert_eq!(
+            ids_of_events(&of(EventFilter {
+                unrouted: true,
+                ..by_type("a")
+            })),
+            ["e2"]
+        );
+        assert!(of(by_type("zz")).is_empty());
+    }
+
+    #[test]
+    fn deliveries_merge_statuses_in_creation_order_and_page_by_cursor() {
+        let store = Store::temporary().unwrap();
+        let mut all = Vec::new();
+        for (i, (kind, handler)) in [("a", "h1"), ("b", "h1"), ("a", "h2"), ("a", "h1")].iter().enumerate() {
+            all.extend(ingest_typed(
+                &store,
+                &format!("e{i}"),
+                kind,
+                &[handler],
+                10 * (i as u64 + 1),
+            ));
+        }
+        attempt(&store, &all[1], NextStep::Dead { error: "x".into() }, 50);
+        attempt(&store, &all[2], NextStep::Succeeded, 51);
+        let filter = |limit| DeliveryFilter {
+            limit,
+            ..Default::default()
+        };
+        assert_eq!(page(&store, filter(10)), all, "every status, in creation order");
+        let first = page(&store, filter(2));
+        let next = page(
+            &store,
+            DeliveryFilter {
+                after_id: first.last().cloned(),
+                ..filter(10)
+            },
+        );
+        assert_eq!([first, next].concat(), all);
+        let h1 = DeliveryFilter {
+            handler: Some("h1".into()),
+            ..filter(10)
+        };
+        assert_eq!(
+            page(&store, h1.clone()),
+            [all[0].clone(), all[1].clone(), all[3].clone()]
+        );
+        let pending_h1_a = DeliveryFilter {
+            status: Some(DeliveryStatus::Pending),
+            event_type: Some("a".into()),
+            ..h1
+        };
+        assert_eq!(page(&store, pending_h1_a), [all[0].clone(), all[3].clone()]);
+        let dead_b = DeliveryFilter {
+            status: Some(DeliveryStatus::Dead),
+            event_type: Some("b".into()),
+            ..filter(10)
+        };
+        assert_eq!(page(&store, dead_b), [all[1].clone()]);
+    }
+
+    #[test]
+    fn a_time_window_seeks_to_its_start_and_stops_at_its_end() {
+        let store = Store::temporary().unwrap();
+        let ids: Vec<String> = (0..6)
+            .flat_map(|i| ingest_typed(&store, &format!("e{i}"), "t", &["h"], 100 * i))
+            .collect();
+        let window = DeliveryFilter {
+            since_ms: Some(100),
+            until_ms: Some(400),
+            handler: Some("h".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(page(&store, window.clone()), ids[1..4]);
+        let first = page(
+            &store,
+            DeliveryFilter {
+                limit: 1,
+                ..window.clone()
+            },
+        );
+        let next = page(
+            &store,
+            DeliveryFilter {
+                after_id: Some(first[0].clone()),
+                ..window
+            },
+        );
+        assert_eq!(next, ids[2..4]);
+    }
+
+    #[test]
+    fn a_cursor_whose_delivery_is_gone_resumes_at_its_time() {
+        let store = Store::temporary().unwrap();
+        let now = || std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() as u64;
+        let ids: Vec<String> = (0..6)
+            .flat_map(|i| ingest_typed(&store, &format!("e{i}"), "t", &["h"], now()))
+            .collect();
+        store.forget_delivery(&ids[2]).unwrap();
+        let next = DeliveryFilter {
+            after_id: Some(ids[2].clone()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(page(&store, next), ids[3..]);
+    }
+
+    #[test]
+    fn an_entry_left_by_a_crash_is_skipped_not_listed_twice() {
+        let store = Store::temporary().unwrap();
+        let id = ingest_typed(&store, "e", "t", &["h"], 10).remove(0);
+        attempt(&store, &id, NextStep::Succeeded, 20);
+        // As if the process died before removing the entry of the old status.
+        let pending = keys::delivery_prefix(DeliveryStatus::Pending, None);
+        let stale = [pending.as_slice(), &keys::position(10, &id)].concat();
+        store.trees.deliveries_by_status.insert(stale, &[] as &[u8]).unwrap();
+        let all = DeliveryFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(page(&store, all), std::slice::from_ref(&id));
+        let pending = DeliveryFilter {
+            status: Some(DeliveryStatus::Pending),
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(page(&store, pending).is_empty());
+    }
+}

@@ -1,0 +1,240 @@
+//! The schema version of a data folder, and upgrading an older one at open.
+//!
+//! An upgrade only adds trees derived from the records (the index trees), so it is rebuilt
+//! from scratch: the index trees are cleared and filled from the records, flushed, and only
+//! then is the new version recorded. A crash before that leaves the old version on disk and the
+//! next open starts again from scratch; no record is rewritten.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::records::{DeliveryRecord, EventRecord};
+use super::{Store, StoreError, codec, keys};
+
+/// Checks the folder's schema version (recording it in a new folder); Some(version) if the
+/// folder is older and must be upgraded.
+pub(super) fn check_schema(db: &sled::Db, dir: &Path, existed: bool) -> Result<Option<u32>, StoreError> {
+    let meta = db.open_tree(keys::TREE_META)?;
+    let found = match meta.get(keys::META_SCHEMA_VERSION)? {
+        // Every store eddy creates records its schema first thing: a store without it lost
+        // its records, and starting over it would hide that.
+        None if existed => return Err(StoreError::Damaged { path: dir.to_owned() }),
+        None => {
+            meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+            return Ok(None);
+        }
+        Some(raw) => <[u8; 4]>::try_from(raw.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("schema version record".into()))?,
+    };
+    match found {
+        keys::SCHEMA_VERSION => Ok(None),
+        old if (keys::SCHEMA_UPGRADABLE_FROM..keys::SCHEMA_VERSION).contains(&old) => Ok(Some(old)),
+        _ => Err(StoreError::Version {
+            path: dir.to_owned(),
+            found,
+            expected: keys::SCHEMA_VERSION,
+        }),
+    }
+}
+
+impl Store {
+    /// Brings a folder of schema version `from` to the current one.
+    pub(super) fn upgrade(&self, from: u32) -> Result<(), StoreError> {
+        let events = self.trees.events.len();
+        if events > 0 {
+            // The only slow step of an upgrade, and it happens once: say why start-up waits.
+            eprintln!("eddy: upgrading the data folder from schema {from}: indexing {events} events (once)");
+        }
+        self.rebuild_indexes()?;
+        self.db.flush()?;
+        let meta = self.db.open_tree(keys::TREE_META)?;
+        meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
+        self.db.flush()?;
+        self.load_counters()
+    }
+
+    /// Empties the index trees and fills them from the records. Nothing else may write meanwhile.
+    pub(super) fn rebuild_indexes(&self) -> Result<(), StoreError> {
+        for name in keys::INDEX_TREES {
+            self.db.open_tree(name)?.clear()?;
+        }
+        let mut times = Vec::new();
+        for item in self.trees.events.iter() {
+            let record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &item?.1)?;
+            // The time entries need ingest order, which is seq order, not id order.
+            times.push((record.seq, record.received_ms, record.event.id.clone()));
+            for (tree, key) in self.event_entries(&record) {
+                tree.insert(key, record.event.id.as_bytes())?;
+            }
+        }
+        times.sort_unstable_by_key(|(seq, ..)| *seq);
+        let mut order_ms = 0;
+        for (seq, received_ms, id) in times {
+            order_ms = received_ms.max(order_ms);
+            self.trees
+                .events_by_time
+                .insert(keys::event_time_key(order_ms, seq), id.as_bytes())?;
+        }
+        for item in self.trees.deliveries.iter() {
+            let delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &item?.1)?;
+            for (tree, key) in self.delivery_entries(&delivery) {
+                tree.insert(key, &[] as &[u8])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the counters kept in memory from the trees: once per open, O(queued deliveries).
+    pub(super) fn load_counters(&self) -> Result<(), StoreError> {
+        self.shared.queued.store(self.trees.queue.len(), Ordering::SeqCst);
+        let last = match self.trees.events_by_time.last()? {
+            Some((key, _)) => keys::parse_event_time_key(&key)?.0,
+            None => 0,
+        };
+        *self.shared.last_order_ms.lock().unwrap_or_else(|e| e.into_inner()) = last;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{assert_consistent, attempt, ingest_typed, open_when_free};
+    use crate::store::{DeliveryFilter, DeliveryStatus, EventFilter, NextStep};
+
+    /// Opens the folder with sled alone, once the previous handle has let go of it.
+    fn raw_when_free(dir: &Path) -> sled::Db {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match sled::open(dir) {
+                Ok(db) => return db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// Fills a store, then turns the folder into what schema 1 wrote: the same records and
+    /// no index trees, with one stray entry as an upgrade that died midway would leave.
+    fn version_1_folder(dir: &Path) -> Vec<String> {
+        let ids = {
+            let store = Store::open(dir).unwrap();
+            let mut ids = ingest_typed(&store, "e1", "a", &["h1", "h2"], 300);
+            ids.extend(ingest_typed(&store, "e2", "b", &["h1"], 200));
+            ingest_typed(&store, "e3", "a", &[], 400);
+            attempt(&store, &ids[0], NextStep::Dead { error: "x".into() }, 500);
+            attempt(&store, &ids[1], NextStep::Succeeded, 500);
+            store.db.flush().unwrap();
+            ids
+        };
+        let db = raw_when_free(dir);
+        for name in keys::INDEX_TREES {
+            db.drop_tree(name).unwrap();
+        }
+        let stray = db.open_tree(keys::TREE_DELIVERIES_BY_STATUS).unwrap();
+        stray.insert([1u8, 0, 0, 0, 0, 0, 0, 0, 0, b'x'], &[] as &[u8]).unwrap();
+        let meta = db.open_tree(keys::TREE_META).unwrap();
+        meta.insert(keys::META_SCHEMA_VERSION, &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+        ids
+    }
+
+    #[test]
+    fn a_version_1_folder_is_indexed_once_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = version_1_folder(dir.path());
+        let store = open_when_free(dir.path()).unwrap();
+        // A tree handle keeps the folder open: this one goes before the reopen below.
+        let version = store
+            .db
+            .open_tree(keys::TREE_META)
+            .unwrap()
+            .get(keys::META_SCHEMA_VERSION);
+        assert_eq!(version.unwrap().unwrap().as_ref(), keys::SCHEMA_VERSION.to_be_bytes());
+        assert_consistent(&store);
+        assert_eq!(store.queue_depth(), 1, "e2's delivery is still queued");
+        let dead = DeliveryFilter {
+            status: Some(DeliveryStatus::Dead),
+            handler: Some("h1".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.list_deliveries(&dead).unwrap()[0].id, ids[0]);
+        let typed = EventFilter {
+            event_type: Some("a".into()),
+            since_ms: Some(350),
+            limit: 10,
+            ..Default::default()
+        };
+        let events = store.list_events(&typed).unwrap();
+        assert_eq!(events.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(), ["e3"]);
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for fd in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let fd = fd.unwrap().path();
+            if let Ok(target) = std::fs::read_link(&fd) {
+                if target.starts_with(dir.path()) {
+                    eprintln!("DBG open: {fd:?} -> {target:?}");
+                }
+            }
+        }
+        let again = open_when_free(dir.path()).unwrap();
+        assert_consistent(&again);
+    }
+
+    #[test]
+    fn counters_and_time_order_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ids = ingest_typed(&store, "e1", "a", &["h", "i"], 500);
+            attempt(&store, &ids[0], NextStep::Succeeded, 510);
+            store.db.flush().unwrap();
+        }
+        let store = open_when_free(dir.path()).unwrap();
+        assert_eq!(store.queue_depth(), 1);
+        // The clock is behind the last event's: order ms must still not go back.
+        ingest_typed(&store, "e2", "a", &["h"], 100);
+        assert_eq!(store.queue_depth(), 2);
+        assert_consistent(&store);
+        let since = EventFilter {
+            since_ms: Some(100),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.list_events(&since).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn compaction_rebuilds_the_indexes_without_stray_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        {
+            let store = Store::open(&data).unwrap();
+            ingest_typed(&store, "e1", "a", &["h"], 10);
+            store
+                .trees
+                .events_by_type
+                .insert(b"a\0stray", b"nothing".as_slice())
+                .unwrap();
+            store.db.flush().unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Err(e) = Store::compact(&data) {
+            assert!(
+                e.to_string().contains("in use") && std::time::Instant::now() < deadline,
+                "{e}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let store = open_when_free(&data).unwrap();
+        assert!(!store.trees.events_by_type.contains_key(b"a\0stray").unwrap());
+        assert_eq!(store.trees.events_by_type.len(), 1);
+        assert_consistent(&store);
+    }
+}
