@@ -107,6 +107,9 @@ pub struct IngestConfig {
     pub body_timeout_ms: u64,
     /// Open connections (API and proxy each) beyond which no more are accepted.
     pub max_connections: usize,
+    /// Answer 2xx only once the events are on disk. Off trades crash safety for speed: an
+    /// acknowledged event can be lost if the process dies within the store's flush interval.
+    pub durable_ack: bool,
 }
 
 impl Default for IngestConfig {
@@ -116,6 +119,7 @@ impl Default for IngestConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             max_connections: 1024,
+            durable_ack: true,
         }
     }
 }

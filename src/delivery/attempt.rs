@@ -26,10 +26,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
             (next_step(&report, n, policy), record, Some((event_type, report)))
         }
         Ok(None) => {
-            // A delivery whose event was never committed (a crash mid-ingest) or was deleted.
-            if let Err(e) = engine.store.forget_delivery(&delivery.id) {
-                eprintln!("eddy: cannot remove delivery {} of a missing event: {e}", delivery.id);
-            }
+            missing_event(engine, &delivery);
             return;
         }
         Err(e) => {
@@ -70,6 +67,25 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
         engine.wake();
     }
 }
+
+/// An ingest writes its deliveries before the event record that makes them count, so a
+/// delivery claimed in between finds no event yet: it is tried again shortly. One whose
+/// event is still missing after [`ORPHANED_AFTER_MS`] lost it to a crash mid-ingest (the
+/// request was never acknowledged) and is removed.
+fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
+    let now = now_ms();
+    let result = if now.saturating_sub(delivery.created_ms) < ORPHANED_AFTER_MS {
+        engine.store.postpone(&delivery.id, now + 100, now).map(drop)
+    } else {
+        engine.store.forget_delivery(&delivery.id)
+    };
+    if let Err(e) = result {
+        eprintln!("eddy: delivery {} whose event is missing: {e}", delivery.id);
+    }
+}
+
+/// How long a delivery may wait for its event record before it counts as orphaned.
+const ORPHANED_AFTER_MS: u64 = 60_000;
 
 fn next_step(report: &InvocationReport, n: u32, policy: &RetryPolicy) -> NextStep {
     let Outcome::Failure(failure) = &report.outcome else {

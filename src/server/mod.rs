@@ -56,6 +56,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive (`POST /events`, webhooks).
     pub body_timeout: Duration,
+    /// Whether ingest waits for the disk before answering (`[ingest] durable_ack`).
+    pub durable_ack: bool,
     /// Header timeout and connection limit of the API's (and the proxy's) listener.
     pub http_limits: http::HttpLimits,
     /// Webhook senders, for `POST /webhooks/{source}`.
@@ -108,6 +110,7 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         metrics,
         max_body_bytes: config.ingest.max_body_bytes,
         body_timeout: Duration::from_millis(config.ingest.body_timeout_ms),
+        durable_ack: config.ingest.durable_ack,
         http_limits: http::HttpLimits {
             header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
             max_connections: config.ingest.max_connections,

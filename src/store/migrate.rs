@@ -174,15 +174,6 @@ mod tests {
         let events = store.list_events(&typed).unwrap();
         assert_eq!(events.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(), ["e3"]);
         drop(store);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        for fd in std::fs::read_dir("/proc/self/fd").unwrap() {
-            let fd = fd.unwrap().path();
-            if let Ok(target) = std::fs::read_link(&fd) {
-                if target.starts_with(dir.path()) {
-                    eprintln!("DBG open: {fd:?} -> {target:?}");
-                }
-            }
-        }
         let again = open_when_free(dir.path()).unwrap();
         assert_consistent(&again);
     }

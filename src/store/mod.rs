@@ -10,10 +10,13 @@ mod compact;
 mod deliveries;
 mod edit;
 mod events;
+mod guard;
 mod index;
 mod keys;
 mod listing;
+mod mark;
 mod migrate;
+mod postpone;
 mod records;
 mod redact;
 mod replay;
@@ -54,6 +57,21 @@ pub enum StoreError {
          using it (restore a backup, or move the folder away to start empty)"
     )]
     Damaged { path: PathBuf },
+    #[error(
+        "cannot open the store in {path}: it is in use by another eddy process (pass another data \
+         folder, or stop that process)"
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "the store in {path} is damaged: its log holds {logged} of {acknowledged} acknowledged \
+         commits (it was truncated or replaced); eddy stopped and left the files as they were \
+         (restore a backup; or, if the log was replaced on purpose, delete {path}/durable-mark)"
+    )]
+    Truncated {
+        path: PathBuf,
+        logged: u64,
+        acknowledged: u64,
+    },
 }
 
 /// A handle on the open store; cheap to clone and shared by every thread.
@@ -68,6 +86,8 @@ pub struct Store {
 #[derive(Default)]
 struct Shared {
     commit: commit::GroupCommit,
+    /// The durable mark kept beside the log (see `mark.rs`).
+    mark: mark::Mark,
     /// Serialise changes to one delivery (see `index.rs`).
     stripes: index::Stripes,
     /// Entries in the queue tree: counted once at open, then moved only by what sled answers
@@ -122,17 +142,25 @@ impl Trees {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        guard::guarded(dir, || Self::open_in_place(dir))
+    }
+
+    fn open_in_place(dir: &Path) -> Result<Self, StoreError> {
         let open_err = |detail: String| StoreError::Open {
             path: dir.to_owned(),
             detail,
         };
         let existed = holds_a_store(dir);
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| open_err(describe_open_error(&e)))?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            // sled reports a held file lock as an I/O error whose text names the lock.
+            sled::Error::Io(io) if io.to_string().contains("acquire lock") => {
+                StoreError::InUse { path: dir.to_owned() }
+            }
+            other => open_err(describe_open_error(&other)),
+        })?;
         let upgrade = migrate::check_schema(&db, dir, existed)?;
         let store = Self::with_db(db)?;
+        store.shared.mark.attach(&store.db, dir)?;
         if let Some(from) = upgrade {
             store.upgrade(from)?;
         }
@@ -162,7 +190,10 @@ impl Store {
     /// Makes every write the caller made so far durable; concurrent callers share one flush
     /// (group commit).
     pub async fn commit(&self) -> Result<(), StoreError> {
-        self.shared.commit.commit(&self.db).await
+        let counter = self.shared.mark.before_flush(&self.db)?;
+        self.shared.commit.commit(&self.db).await?;
+        self.shared.mark.after_flush(counter, mark::now_ms());
+        Ok(())
     }
 }
 
@@ -173,10 +204,6 @@ fn holds_a_store(dir: &Path) -> bool {
 
 fn describe_open_error(e: &sled::Error) -> String {
     match e {
-        // sled reports a held file lock as an I/O error whose text names the lock.
-        sled::Error::Io(io) if io.to_string().contains("acquire lock") => {
-            "it is in use by another eddy process (pass another data folder, or stop that process)".into()
-        }
         sled::Error::Corruption { .. } => format!("{e}; the files were left as they are"),
         other => other.to_string(),
     }

@@ -5,6 +5,7 @@ mod attacks;
 mod cli;
 mod crash;
 mod examples;
+mod faults;
 mod fetch;
 mod handlers;
 mod hostile;

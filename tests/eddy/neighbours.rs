@@ -19,10 +19,22 @@ use crate::server_support::TestServer;
 async fn start_bad_api() -> (String, String, Arc<AtomicUsize>) {
     let ok_calls = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
-        .route("/ok", post(|State(n): State<Arc<AtomicUsize>>| async move { n.fetch_add(1, Ordering::Relaxed); "ok" }))
-        .route("/hang", post(|| std::future::pending::<&'static str>()))
-        .route("/status/{code}", post(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap_or(StatusCode::OK) }))
-        .route("/limited", post(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down") }))
+        .route(
+            "/ok",
+            post(|State(n): State<Arc<AtomicUsize>>| async move {
+                n.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }),
+        )
+        .route("/hang", post(std::future::pending::<&'static str>))
+        .route(
+            "/status/{code}",
+            post(|UrlPath(code): UrlPath<u16>| async move { StatusCode::from_u16(code).unwrap_or(StatusCode::OK) }),
+        )
+        .route(
+            "/limited",
+            post(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down") }),
+        )
         .route("/trickle", post(|| async { Body::from_stream(trickle()) }))
         .with_state(ok_calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,11 +83,21 @@ async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
     let mut healthy = Vec::new();
     for round in 0..5 {
         for (kind, _) in BAD {
-            bad_ids.push((kind, server.send(json!({"type": kind, "data": {"base": base, "reset": reset}})).await));
+            bad_ids.push((
+                kind,
+                server
+                    .send(json!({"type": kind, "data": {"base": base, "reset": reset}}))
+                    .await,
+            ));
         }
         for _ in 0..4 {
             let sent = Instant::now();
-            healthy.push((server.send(json!({"type": "healthy", "data": {"base": base, "round": round}})).await, sent));
+            healthy.push((
+                server
+                    .send(json!({"type": "healthy", "data": {"base": base, "round": round}}))
+                    .await,
+                sent,
+            ));
         }
     }
     let mut latencies = Vec::new();
@@ -83,23 +105,47 @@ async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
         server.wait_for_status(id, "healthy", "succeeded").await;
         latencies.push(sent.elapsed());
     }
-    assert_eq!(ok_calls.load(Ordering::Relaxed), healthy.len(), "each healthy event reached the API once");
+    assert_eq!(
+        ok_calls.load(Ordering::Relaxed),
+        healthy.len(),
+        "each healthy event reached the API once"
+    );
     latencies.sort();
-    eprintln!("healthy deliveries, ingest to success: p50 {:?}, max {:?}", latencies[latencies.len() / 2], latencies.last().unwrap());
+    eprintln!(
+        "healthy deliveries, ingest to success: p50 {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies.last().unwrap()
+    );
 
     for (kind, id) in &bad_ids {
         // Each kind of abuse has a handler of its own: one handler's isolate failing takes
         // its own interleaved invocations with it, never another handler's.
         let handler = kind.strip_prefix("abuse.").unwrap_or("api");
         let done = server.wait_for_status(id, handler, "dead").await;
-        let expected = BAD.iter().find(|(k, _)| k == kind).map(|(_, failure)| *failure).unwrap();
+        let expected = BAD
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, failure)| *failure)
+            .unwrap();
         let attempts = done["attempts"].as_array().cloned().unwrap_or_default();
         assert!(attempts.len() >= 2, "{kind} was retried: {done}");
         let kinds: Vec<&Value> = attempts.iter().map(|a| &a["report"]["outcome"]["kind"]).collect();
-        assert!(kinds.iter().all(|k| *k == expected), "{kind}: expected every attempt to fail with {expected}, got {kinds:?}");
+        assert!(
+            kinds.iter().all(|k| *k == expected),
+            "{kind}: expected every attempt to fail with {expected}, got {kinds:?}"
+        );
     }
     let metrics = server.metrics().await;
-    assert!(metrics.contains(&format!("eddy_attempts_total{{outcome=\"dead\"}} {}", bad_ids.len())), "{metrics}");
-    assert!(metrics.contains(&format!("eddy_attempts_total{{outcome=\"succeeded\"}} {}", healthy.len())), "{metrics}");
+    assert!(
+        metrics.contains(&format!("eddy_attempts_total{{outcome=\"dead\"}} {}", bad_ids.len())),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "eddy_attempts_total{{outcome=\"succeeded\"}} {}",
+            healthy.len()
+        )),
+        "{metrics}"
+    );
     server.stop().await;
 }

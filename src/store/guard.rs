@@ -1,0 +1,191 @@
+//! sled repairs its log on open by cutting it at the first record it cannot read. After a
+//! crash that drops a torn tail, which is right; on a truncated or garbled file it would
+//! throw away everything after the damage, and the refusal to start would come too late.
+//! So the store's files are copied aside before sled opens them: if the open finds damage
+//! they are put back as they were, and if it succeeds the copy is dropped.
+//!
+//! The copy costs one read and write of the log per start (`copy_file_range`, or a reflink
+//! where the file system has them) and, while the open runs, as much free disk.
+
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// The folder, inside the data folder, holding the files as they were before the open.
+const ASIDE: &str = "before-open";
+
+/// Opens with `open`, keeping the files as they were if it fails on damage.
+pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let aside = dir.join(ASIDE);
+    // A copy being dropped after a good open is no longer needed; a copy left by a start
+    // that died while opening is the state before that open.
+    let dropping = aside.with_extension("drop");
+    if dropping.exists() {
+        std::fs::remove_dir_all(&dropping).map_err(|e| guard_error(dir, "remove an old copy", e))?;
+    }
+    if aside.is_dir() {
+        put_back(&aside, dir)
+            .map_err(|e| guard_error(dir, "restore the files set aside by an interrupted start", e))?;
+    }
+    let files = store_files(dir).map_err(|e| guard_error(dir, "list", e))?;
+    if files.is_empty() {
+        return open();
+    }
+    // Files another process has open are that process's: nothing is copied or put back.
+    if held_elsewhere(&dir.join("db")).map_err(|e| guard_error(dir, "check the lock of", e))? {
+        return Err(StoreError::InUse { path: dir.to_owned() });
+    }
+    set_aside(&files, &aside).map_err(|e| guard_error(dir, "copy the store aside before opening it", e))?;
+    // Some damage makes sled's recovery panic rather than fail; that is damage all the same.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open))
+        .unwrap_or_else(|_| Err(StoreError::Damaged { path: dir.to_owned() }));
+    match opened {
+        Ok(store) => {
+            // Renamed first, so a crash while removing cannot leave half a copy to restore.
+            std::fs::rename(&aside, &dropping)
+                .and_then(|()| std::fs::remove_dir_all(&dropping))
+                .map_err(|e| guard_error(dir, "remove the copy made before opening", e))?;
+            Ok(store)
+        }
+        // Another process has the store: sled touched nothing, and the files are that
+        // process's to write, so the copy is dropped rather than put back.
+        Err(error @ StoreError::InUse { .. }) => {
+            std::fs::remove_dir_all(&aside).map_err(|e| guard_error(dir, "remove the copy made before opening", e))?;
+            Err(error)
+        }
+        Err(error) => {
+            // Whatever sled changed while failing is undone.
+            put_back(&aside, dir).map_err(|e| guard_error(dir, "put the files back after a failed open", e))?;
+            Err(error)
+        }
+    }
+}
+
+/// The regular files of a store with content (sled's log, config and snapshots).
+fn store_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let log = dir.join("db");
+    if !std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    Ok(files)
+}
+
+/// Whether another open store holds sled's lock on its log (the lock is released again at once).
+fn held_elsewhere(log: &Path) -> std::io::Result<bool> {
+    use fs2::FileExt;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(log)?;
+    match file.try_lock_exclusive() {
+        Ok(()) => {
+            file.unlock()?;
+            Ok(false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_aside(files: &[PathBuf], aside: &Path) -> std::io::Result<()> {
+    let partial = aside.with_extension("partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    std::fs::create_dir(&partial)?;
+    for file in files {
+        if let Some(name) = file.file_name() {
+            std::fs::copy(file, partial.join(name))?;
+            std::fs::File::open(partial.join(name))?.sync_all()?;
+        }
+    }
+    // Only a complete copy takes the name that `guarded` trusts after a crash.
+    std::fs::rename(&partial, aside)?;
+    sync_dir(aside.parent().unwrap_or(Path::new(".")))
+}
+
+fn put_back(aside: &Path, dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(aside)? {
+        let entry = entry?;
+        std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
+    }
+    sync_dir(dir)?;
+    std::fs::remove_dir(aside)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn guard_error(dir: &Path, what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Open {
+        path: dir.to_owned(),
+        detail: format!("cannot {what}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_failed_open_leaves_every_byte_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"log bytes").unwrap();
+        std::fs::write(dir.path().join("conf"), b"conf").unwrap();
+        let before = files_of(dir.path());
+        let result: Result<(), _> = guarded(dir.path(), || {
+            // What sled's recovery does to a damaged log.
+            std::fs::write(dir.path().join("db"), b"").unwrap();
+            Err(StoreError::Damaged {
+                path: dir.path().to_owned(),
+            })
+        });
+        assert!(result.is_err());
+        assert_eq!(files_of(dir.path()), before);
+        assert!(!dir.path().join(ASIDE).exists());
+    }
+
+    #[test]
+    fn a_good_open_keeps_its_changes_and_drops_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"old").unwrap();
+        guarded(dir.path(), || {
+            std::fs::write(dir.path().join("db"), b"new").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), b"new");
+        assert!(!dir.path().join(ASIDE).exists());
+    }
+
+    #[test]
+    fn files_set_aside_by_a_start_that_died_are_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"cut by a recovery").unwrap();
+        std::fs::create_dir(dir.path().join(ASIDE)).unwrap();
+        std::fs::write(dir.path().join(ASIDE).join("db"), b"whole log").unwrap();
+        let seen = guarded(dir.path(), || Ok(std::fs::read(dir.path().join("db")).unwrap())).unwrap();
+        assert_eq!(seen, b"whole log");
+    }
+}

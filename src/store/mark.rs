@@ -1,0 +1,126 @@
+//! How far the log is known to be durable, kept outside it. Every commit also writes a
+//! counter into the log; once a commit is on disk its counter is copied (at most once a
+//! second, with no fsync of its own) into `durable-mark` beside the log. The file only ever
+//! lags, so at open a log whose counter is below the file's lost acknowledged writes: it
+//! was truncated, cut at a garbled record by sled's recovery, or replaced.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::StoreError;
+
+/// The counter's key in sled's default tree.
+const COMMITS_KEY: &[u8] = b"eddy.commits";
+/// The file beside the log.
+pub(super) const MARK_FILE: &str = "durable-mark";
+/// Least time between two writes of the file.
+const EVERY_MS: u64 = 1000;
+
+#[derive(Default)]
+pub(super) struct Mark {
+    /// The data folder; unset for temporary stores.
+    dir: OnceLock<PathBuf>,
+    /// The last counter written into the log.
+    written: AtomicU64,
+    /// The highest counter copied into the file.
+    marked: AtomicU64,
+    last_file_write_ms: AtomicU64,
+}
+
+impl Mark {
+    /// Compares the log with the file; refuses a log that is behind.
+    pub(super) fn attach(&self, db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
+        let logged = match db.get(COMMITS_KEY)? {
+            Some(raw) => u64::from_be_bytes(
+                raw.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("the commit counter is not 8 bytes".into()))?,
+            ),
+            None => 0,
+        };
+        // Unreadable or missing: no claim to check against (the file is never fsynced).
+        let acknowledged = std::fs::read_to_string(dir.join(MARK_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if logged < acknowledged {
+            return Err(StoreError::Truncated {
+                path: dir.to_owned(),
+                logged,
+                acknowledged,
+            });
+        }
+        self.written.store(logged, Ordering::SeqCst);
+        self.marked.store(acknowledged, Ordering::SeqCst);
+        let _ = self.dir.set(dir.to_owned());
+        Ok(())
+    }
+
+    /// Writes the next counter into the log, ahead of a flush; returns it.
+    pub(super) fn before_flush(&self, db: &sled::Db) -> Result<u64, StoreError> {
+        let next = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        db.fetch_and_update(COMMITS_KEY, |old| {
+            let old = old.and_then(|raw| raw.try_into().ok()).map_or(0, u64::from_be_bytes);
+            Some(old.max(next).to_be_bytes().to_vec())
+        })?;
+        Ok(next)
+    }
+
+    /// Records that `durable` is on disk (throttled).
+    pub(super) fn after_flush(&self, durable: u64, now_ms: u64) {
+        let Some(dir) = self.dir.get() else { return };
+        let last = self.last_file_write_ms.load(Ordering::SeqCst);
+        if now_ms.saturating_sub(last) < EVERY_MS || self.marked.fetch_max(durable, Ordering::SeqCst) >= durable {
+            return;
+        }
+        self.last_file_write_ms.store(now_ms, Ordering::SeqCst);
+        let partial = dir.join(format!("{MARK_FILE}.partial"));
+        let written =
+            std::fs::write(&partial, durable.to_string()).and_then(|()| std::fs::rename(&partial, dir.join(MARK_FILE)));
+        if let Err(e) = written {
+            eprintln!("eddy: cannot update {}: {e}", dir.join(MARK_FILE).display());
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_behind_its_mark_is_refused_and_one_level_with_it_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let mark = Mark::default();
+        mark.attach(&db, dir.path()).unwrap();
+        let durable = mark.before_flush(&db).unwrap();
+        db.flush().unwrap();
+        mark.after_flush(durable, 10_000);
+        assert_eq!(std::fs::read_to_string(dir.path().join(MARK_FILE)).unwrap(), "1");
+        assert!(Mark::default().attach(&db, dir.path()).is_ok());
+        std::fs::write(dir.path().join(MARK_FILE), "5").unwrap();
+        let refused = Mark::default().attach(&db, dir.path()).unwrap_err();
+        assert!(refused.to_string().contains("1 of 5"), "{refused}");
+    }
+
+    #[test]
+    fn the_file_is_written_at_most_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let mark = Mark::default();
+        mark.attach(&db, dir.path()).unwrap();
+        for now in [5_000, 5_500] {
+            let durable = mark.before_flush(&db).unwrap();
+            mark.after_flush(durable, now);
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join(MARK_FILE)).unwrap(), "1");
+    }
+}

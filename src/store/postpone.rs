@@ -1,0 +1,59 @@
+//! Handing a claimed delivery back to the queue without an attempt.
+
+use super::records::DeliveryStatus;
+use super::{Store, StoreError};
+
+impl Store {
+    /// Puts a running delivery back in the queue, due at `due_ms`, without counting an
+    /// attempt (its event was not readable yet). False if it is no longer running.
+    pub fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
+        let postponed = self.update_delivery(id, |delivery| {
+            if delivery.status != DeliveryStatus::Running {
+                return Ok(None);
+            }
+            // Queued before the record says pending, as in `finish_attempt`.
+            self.enqueue(due_ms, &delivery.id)?;
+            delivery.status = DeliveryStatus::Pending;
+            delivery.next_attempt_ms = Some(due_ms);
+            delivery.updated_ms = now_ms;
+            Ok(Some(()))
+        })?;
+        Ok(matches!(postponed, Some((_, Some(())))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::Event;
+    use crate::store::{NewEvent, Store};
+
+    #[test]
+    fn a_postponed_delivery_is_due_again_and_keeps_its_attempt_count() {
+        let store = Store::temporary().unwrap();
+        let event = Event::from_json(r#"{"type":"a.b","id":"e1"}"#, "test").unwrap();
+        let ingested = store
+            .ingest(
+                vec![NewEvent {
+                    event,
+                    handlers: vec!["h".into()],
+                }],
+                1000,
+            )
+            .unwrap();
+        let crate::store::Ingested::New { deliveries, .. } = &ingested[0] else {
+            panic!("new")
+        };
+        let (due, id) = store.due(1000, 10).unwrap().remove(0);
+        assert_eq!(&id, &deliveries[0]);
+        assert!(store.claim(due, &id, 1000).unwrap().is_some());
+        assert!(store.postpone(&id, 1500, 1000).unwrap());
+        assert!(store.due(1499, 10).unwrap().is_empty());
+        assert_eq!(store.due(1500, 10).unwrap().len(), 1);
+        let delivery = store.delivery(&id).unwrap().unwrap();
+        assert_eq!((delivery.attempts, delivery.next_attempt_ms), (0, Some(1500)));
+        assert!(
+            !store.postpone(&id, 2000, 1000).unwrap(),
+            "only a running delivery is postponed"
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! The fault suite: kill -9 again and again under load, damaged data folders at boot.
+//! `EDDY_FAULT_KILLS` sets the number of kills (default 20; CI runs the default).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::crash::start_eddy;
+use crate::support::FakeApi;
+
+fn crash_config(dir: &Path) -> std::path::PathBuf {
+    let handlers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crash");
+    let config = dir.join("eddy.toml");
+    let text = format!(
+        "handlers = {:?}\ndata = \"data\"\n[net]\nallow_private = [\"127.0.0.1/32\"]\n",
+        handlers.display().to_string()
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Posts events from 4 clients until the server goes away; returns the acknowledged ids.
+async fn post_until_gone(addr: String, round: usize, base: String, acked: Arc<Mutex<HashSet<String>>>) {
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (addr, base, acked) = (addr.clone(), base.clone(), acked.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0..100_000 {
+                    let id = format!("r{round}-c{client}-{n}");
+                    let body = serde_json::json!({"type": "orders.created", "id": id, "data": {"base": base}});
+                    let sent = http
+                        .post(format!("http://{addr}/events"))
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => drop(acked.lock().unwrap().insert(id)),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_kill_9_under_load_loses_no_acknowledged_event() {
+    let kills: usize = std::env::var("EDDY_FAULT_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20);
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crash_config(dir.path());
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    for round in 0..kills {
+        let (mut eddy, addr) = start_eddy(&config);
+        let posting = tokio::spawn(post_until_gone(addr, round, api.base(), acked.clone()));
+        // A random moment: during start-up recovery, mid-ingest, or mid-delivery.
+        let wait = rand::thread_rng().gen_range(20..400);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        eddy.kill().expect("kill -9");
+        eddy.wait().unwrap();
+        posting.await.unwrap();
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    let (mut eddy, _addr) = start_eddy(&config);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let missing = loop {
+        let seen = api.state.flaky_calls.lock().unwrap().clone();
+        let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).cloned().collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eddy.kill().unwrap();
+    eddy.wait().unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events never arrived: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let seen = api.state.flaky_calls.lock().unwrap().clone();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{kills} kills: {} acknowledged, all delivered, {duplicates} delivered more than once",
+        acked.len()
+    );
+    assert!(
+        acked.len() > kills,
+        "the clients got {} acknowledgements in {kills} rounds",
+        acked.len()
+    );
+}
+
+/// Fills a data folder through the binary (a few MiB of log), lets the durable mark catch
+/// up, and stops it with kill -9.
+async fn a_store_with_events(dir: &Path) -> std::path::PathBuf {
+    let api = FakeApi::start().await;
+    let config = crash_config(dir);
+    let (mut eddy, addr) = start_eddy(&config);
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let posting = tokio::spawn(post_until_gone(addr.clone(), 0, api.base(), acked.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 2000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    posting.abort();
+    // The mark is written at most once a second: one more commit after a pause moves it up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let last = serde_json::json!({"type": "orders.created", "data": {"base": api.base()}});
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/events"))
+        .header("content-type", "application/json")
+        .body(last.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    eddy.kill().unwrap();
+    eddy.wait().unwrap();
+    config
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Starts `eddy serve` on a damaged folder: it must exit with a clear message and leave
+/// every file byte for byte as it found it.
+fn refuses_and_keeps(config: &Path, data: &Path) {
+    let before = snapshot(data);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "serve",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("eddy started on a damaged data folder");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("damaged") || stderr.contains("corrupt"), "{stderr}");
+    let after = snapshot(data);
+    let names = |files: &[(String, Vec<u8>)]| {
+        files
+            .iter()
+            .map(|(n, b)| format!("{n} ({} bytes)", b.len()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&after), names(&before), "the data folder changed: {stderr}");
+    for ((name, now), (_, then)) in after.iter().zip(&before) {
+        let first = now.iter().zip(then).position(|(a, b)| a != b);
+        assert!(first.is_none(), "{name} changed at byte {first:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_log_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = a_store_with_events(dir.path()).await;
+    let log = dir.path().join("data/db");
+    // Half a segment: everything after the first few hundred commits is gone.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(256 * 1024)
+        .unwrap();
+    refuses_and_keeps(&config, &dir.path().join("data"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_garbled_log_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = a_store_with_events(dir.path()).await;
+    let log = dir.path().join("data/db");
+    let mut bytes = std::fs::read(&log).unwrap();
+    // Inside the first segment, where the log of those early commits lies.
+    for b in &mut bytes[300 * 1024..304 * 1024] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&log, &bytes).unwrap();
+    refuses_and_keeps(&config, &dir.path().join("data"));
+}
