@@ -1,0 +1,284 @@
+//! Peers benchmark: `cargo bench --bench peers`. One workload, `benches/peers/handler.js`
+//! (post the event to an API, then count it in `ctx.state`), run in one go through:
+//! - eddy (`eddy serve`, the binary cargo builds for this benchmark), durable: every 202 waits
+//!   for the flush to disk, the handler runs after the answer in its isolate, with retries;
+//! - eddy with flush-before-ack off (`[ingest] durable_ack = false`), skipped with the reason
+//!   when the eddy built does not know that key;
+//! - the same handler file served by Deno (`Deno.serve`) and by Node.js (`node:http`), run
+//!   before the answer, nothing stored, no retries. Deno is installed from the npm registry into
+//!   `target/peers/` at the version `benches/peers/package.json` pins; Node.js is the `node` on
+//!   `PATH`.
+//!
+//! Each server is its own process on 127.0.0.1 and gets the same load from this process:
+//! [`PHASES`] clients posting single events back to back, a warm-up and then a measured window.
+//! The handler posts to a fake API served by this process, which counts completed runs. The
+//! table: ingest answers per second and their latency p50/p99, handler runs per second (for
+//! eddy they happen after the answer; for the peers before it), resident memory (peak, and at
+//! the end of the load), and eddy's durable figures divided by each other row's.
+
+#[path = "peers/load.rs"]
+mod load;
+#[path = "peers/procs.rs"]
+mod procs;
+#[path = "peers/report.rs"]
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use load::{FakeApi, Phases};
+use procs::{Launch, Server};
+use report::{Figures, Row};
+
+/// The load every server gets.
+const PHASES: Phases = Phases {
+    clients: 64,
+    warmup: Duration::from_secs(3),
+    measure: Duration::from_secs(10),
+};
+/// The longest eddy gets after the load to run the handler for every accepted event.
+const DRAIN: Duration = Duration::from_secs(60);
+/// The event type; eddy routes it to `handlers/bench.call.js`, a copy of `handler.js`.
+const EVENT_TYPE: &str = "bench.call";
+
+/// The rows of the table, in order; the first is the one the ratios divide.
+#[derive(Clone, Copy)]
+enum Peer {
+    Eddy,
+    EddyFlushOff,
+    Deno,
+    Node,
+}
+
+impl Peer {
+    const ALL: [Peer; 4] = [Peer::Eddy, Peer::EddyFlushOff, Peer::Deno, Peer::Node];
+
+    fn label(self) -> &'static str {
+        match self {
+            Peer::Eddy => "eddy (durable)",
+            Peer::EddyFlushOff => "eddy (flush-before-ack off)",
+            Peer::Deno => "Deno",
+            Peer::Node => "Node.js",
+        }
+    }
+
+    fn launch(self, setup: &Setup) -> Result<Launch, String> {
+        let js = |program: PathBuf, args: &[&str], env| Launch {
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            cwd: setup.peers.clone(),
+            env,
+            hold_stdin: true,
+            dir: None,
+        };
+        match self {
+            Peer::Eddy => eddy_launch(setup, true),
+            Peer::EddyFlushOff => eddy_launch(setup, false),
+            Peer::Deno => Ok(js(
+                setup.deno.clone()?,
+                &["run", "--allow-net=127.0.0.1", "--no-prompt", "deno_server.js"],
+                vec![
+                    ("DENO_DIR", setup.work.join("deno-dir").display().to_string()),
+                    ("DENO_NO_UPDATE_CHECK", "1".into()),
+                    ("DENO_NO_PACKAGE_JSON", "1".into()),
+                ],
+            )),
+            Peer::Node => Ok(js("node".into(), &["node_server.js"], vec![])),
+        }
+    }
+}
+
+/// Where things are.
+struct Setup {
+    /// `benches/peers/`: the handler and the JS servers.
+    peers: PathBuf,
+    /// `target/peers/`: Deno's install, eddy's data folders while they run.
+    work: PathBuf,
+    eddy: PathBuf,
+    deno: Result<PathBuf, String>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let eddy = PathBuf::from(env!("CARGO_BIN_EXE_eddy"));
+        // CARGO_BIN_EXE_eddy is <target dir>/<profile>/eddy.
+        let work = eddy.ancestors().nth(2).expect("target dir").join("peers");
+        let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+        std::fs::create_dir_all(&work).expect("target/peers");
+        let deno = procs::install_deno(&peers, &work);
+        Setup {
+            peers,
+            work,
+            eddy,
+            deno,
+        }
+    }
+}
+
+fn main() {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    tokio.block_on(run());
+}
+
+async fn run() {
+    let setup = Setup::new();
+    let api = FakeApi::start().await;
+    print_facts(&setup);
+    let body = serde_json::json!({
+        "type": EVENT_TYPE,
+        "data": { "url": api.url, "order": 42, "items": ["a", "b"] },
+    })
+    .to_string();
+    let mut rows = Vec::new();
+    for peer in Peer::ALL {
+        eprintln!("measuring {}", peer.label());
+        let figures = measure(peer, &setup, &api, &body).await;
+        rows.push(Row {
+            label: peer.label(),
+            figures,
+        });
+    }
+    report::print(&rows);
+}
+
+fn print_facts(setup: &Setup) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .unwrap_or(":?");
+    let deno = match &setup.deno {
+        Ok(deno) => procs::version(deno, &["--version"]),
+        Err(e) => format!("deno unavailable: {e}"),
+    };
+    println!(
+        "{} clients posting single events, {} s warm-up then {} s measured, per server",
+        PHASES.clients,
+        PHASES.warmup.as_secs(),
+        PHASES.measure.as_secs()
+    );
+    let cpu = cpu.trim_start_matches([' ', '\t', ':']);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    println!(
+        "machine: {cores} cores ({cpu}), Linux {}, load average before the run {load}",
+        kernel.trim()
+    );
+    println!(
+        "{} ({}), {deno}, Node.js {}\n",
+        procs::version(&setup.eddy, &["--version"]),
+        setup.eddy.display(),
+        procs::version(Path::new("node"), &["--version"])
+    );
+}
+
+/// Starts `peer`, loads it, and for eddy waits until every accepted event has been handled.
+async fn measure(peer: Peer, setup: &Setup, api: &FakeApi, body: &str) -> Result<Figures, String> {
+    let launch = peer.launch(setup)?;
+    let server = tokio::task::block_in_place(|| Server::start(launch))?;
+    let before = api.hits();
+    let mut load = load::drive(&format!("{}/events", server.url), body, &PHASES, api).await;
+    let rss = server.rss();
+    let mut notes = Vec::new();
+    if load.errors > 0 {
+        let first = load.first_error.as_deref().unwrap_or("?");
+        notes.push(format!(
+            "{} requests of the measured window failed, the first: {first}",
+            load.errors
+        ));
+    }
+    if matches!(peer, Peer::Eddy | Peer::EddyFlushOff) {
+        notes.extend(eddy_after_load(&server, api, before, load.accepted).await);
+    }
+    let (p50, p99) = load::percentiles(&mut load.latencies);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    Ok(Figures {
+        rate: load.latencies.len() as f64 / PHASES.measure.as_secs_f64(),
+        p50_ms: p50.as_secs_f64() * 1000.0,
+        p99_ms: p99.as_secs_f64() * 1000.0,
+        runs_rate: load.runs as f64 / PHASES.measure.as_secs_f64(),
+        rss_mib: rss.map(|r| (mib(r.peak_kib), mib(r.now_kib))),
+        notes,
+    })
+}
+
+/// eddy answers before the handler runs: how far behind it was when the load stopped, how
+/// long it took to catch up, and how its attempts went.
+async fn eddy_after_load(server: &Server, api: &FakeApi, before: u64, accepted: u64) -> Vec<String> {
+    let behind = accepted.saturating_sub(api.hits() - before);
+    let started = Instant::now();
+    while api.hits() - before < accepted && started.elapsed() < DRAIN {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (left, drain) = (accepted.saturating_sub(api.hits() - before), started.elapsed());
+    let whole = PHASES.warmup + PHASES.measure + drain;
+    let mut notes = vec![match left {
+        0 => format!(
+            "{accepted} events accepted; {behind} were waiting for their handler run when the load stopped, \
+             and ran in the next {:.1} s ({:.0} runs/s without ingest load); from the first request to the \
+             last run: {:.0} events/s",
+            drain.as_secs_f64(),
+            behind as f64 / drain.as_secs_f64(),
+            accepted as f64 / whole.as_secs_f64()
+        ),
+        _ => format!(
+            "{accepted} events accepted; {behind} were waiting for their handler run when the load stopped, \
+             {left} still were {} s later",
+            DRAIN.as_secs()
+        ),
+    }];
+    notes.extend(attempt_counts(&server.url).await);
+    notes
+}
+
+/// eddy's attempt counters from `GET /metrics`.
+async fn attempt_counts(url: &str) -> Option<String> {
+    let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
+    let count = |outcome: &str| {
+        let prefix = format!("eddy_attempts_total{{outcome=\"{outcome}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+    };
+    Some(format!(
+        "attempts: {} succeeded, {} retried, {} dead",
+        count("succeeded")?,
+        count("retried")?,
+        count("dead")?
+    ))
+}
+
+/// eddy with the handler as `handlers/bench.call.js`, loopback exempted from the network
+/// policy (the fake API is on 127.0.0.1), and its data folder under `target/peers/`.
+fn eddy_launch(setup: &Setup, durable: bool) -> Result<Launch, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("eddy-")
+        .tempdir_in(&setup.work)
+        .map_err(|e| e.to_string())?;
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir(&handlers).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        setup.peers.join("handler.js"),
+        handlers.join(format!("{EVENT_TYPE}.js")),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut config = String::from(
+        "handlers = \"handlers\"\ndata = \"data\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [net]\nallow_private = [\"127.0.0.1/32\"]\n",
+    );
+    if !durable {
+        config.push_str("\n[ingest]\ndurable_ack = false\n");
+    }
+    std::fs::write(dir.path().join("eddy.toml"), config).map_err(|e| e.to_string())?;
+    Ok(Launch {
+        program: setup.eddy.clone(),
+        args: vec!["serve".into(), "--config".into(), "eddy.toml".into()],
+        cwd: dir.path().to_owned(),
+        env: vec![],
+        hold_stdin: false,
+        dir: Some(dir),
+    })
+}
