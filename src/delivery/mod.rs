@@ -7,6 +7,7 @@
 //! next start puts it back in the queue, so every delivery runs at least once.
 
 mod attempt;
+mod dispatch;
 pub mod replay;
 pub mod retry;
 
@@ -30,6 +31,8 @@ const SCAN: usize = 256;
 const ATTEMPT_FEED: usize = 512;
 /// Longest sleep between scans when nothing wakes the engine.
 const IDLE_SCAN: Duration = Duration::from_secs(1);
+/// Time between scans while every due delivery waits for a permit.
+const BLOCKED_RESCAN: Duration = Duration::from_millis(50);
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,8 @@ pub struct Engine {
     /// Woken when new work may be due (ingest, a retry scheduled soon).
     wake: Notify,
     metrics: Arc<Metrics>,
+    /// The handler of each queued delivery seen by a scan (see `dispatch.rs`).
+    handler_of: dispatch::HandlerOf,
     /// Every finished attempt, for whoever listens (`eddy dev`'s log).
     attempts: broadcast::Sender<Arc<AttemptNotice>>,
 }
@@ -96,6 +101,7 @@ impl Engine {
             settings,
             handlers: RwLock::new(HashMap::new()),
             wake: Notify::new(),
+            handler_of: dispatch::HandlerOf::default(),
             attempts: broadcast::channel(ATTEMPT_FEED).0,
         })
     }
@@ -135,10 +141,14 @@ impl Engine {
         }
         let mut tasks = JoinSet::new();
         while !*shutdown.borrow() {
-            self.dispatch(&mut tasks)?;
-            let pause = self.pause()?;
+            let dispatched = self.dispatch(&mut tasks)?;
+            // At the limits with work due: new events cannot start anything until a permit is
+            // released, which a finishing attempt reports, so ingest's wake-ups are not heeded
+            // and other handlers' work is looked for now and then.
+            let blocked = dispatched.blocked && dispatched.started == 0;
+            let pause = if blocked { BLOCKED_RESCAN } else { self.pause()? };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified(), if !blocked => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
                 Some(_) = tasks.join_next() => {}
@@ -163,32 +173,6 @@ impl Engine {
             None => IDLE_SCAN,
         };
         Ok(pause.min(IDLE_SCAN))
-    }
-
-    /// Claims every due delivery that has a free permit and starts its attempt.
-    fn dispatch(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> Result<(), DeliveryError> {
-        let now = now_ms();
-        for (due_ms, id) in self.store.due(now, SCAN)? {
-            let Some(delivery) = self.store.delivery(&id)? else {
-                continue;
-            };
-            let limits = self.limits(&delivery.handler);
-            let Ok(global) = self.global.clone().try_acquire_owned() else {
-                break;
-            };
-            let Ok(local) = limits.permits.clone().try_acquire_owned() else {
-                continue;
-            };
-            let Some(claimed) = self.store.claim(due_ms, &id, now)? else {
-                continue;
-            };
-            let engine = self.clone();
-            tasks.spawn(async move {
-                attempt::run(&engine, claimed, &limits.policy).await;
-                drop((global, local));
-            });
-        }
-        Ok(())
     }
 
     fn limits(&self, handler: &str) -> HandlerLimits {
