@@ -5,7 +5,9 @@
 //! - warm overhead: invoking a trivial handler on a warm isolate, end to end through the
 //!   runtime facade (including the hand-off to the isolate thread and back) and inside the
 //!   isolate thread alone, p50/p99;
-//! - resident memory per idle isolate, from the process RSS before and after loading many.
+//! - resident memory per idle isolate, from the process RSS before and after loading many;
+//! - 1,000 distinct handlers loaded at once (`EDDY_BENCH_HANDLERS` changes the number): time
+//!   to load them all, resident memory, and one invocation of each.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ fn main() {
     );
     tokio.block_on(isolate_creation());
     tokio.block_on(handlers());
+    tokio.block_on(many_handlers());
 }
 
 async fn isolate_creation() {
@@ -125,6 +128,57 @@ async fn handlers() {
         COLD_SAMPLES,
         rss_before as f64 / 1048576.0,
         rss_after as f64 / 1048576.0
+    );
+}
+
+async fn many_handlers() {
+    let count: usize = std::env::var("EDDY_BENCH_HANDLERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("handlers");
+    std::fs::create_dir(&root).expect("handlers dir");
+    for i in 0..count {
+        // Distinct code per handler, so nothing is shared between them but the snapshot.
+        let code = format!("const ME = {i};\nexport default async function (event) {{ return ME + event.data.n; }}\n");
+        std::fs::write(root.join(format!("h{i}.js")), code).expect("write");
+    }
+    let rt = Arc::new(runtime(&root));
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    for i in 0..count {
+        let id = format!("h{i}");
+        rt.load(&id, &root.join(format!("{id}.js"))).await.expect("load");
+    }
+    let loaded = started.elapsed();
+    let rss_loaded = rss_bytes();
+    let event = Event::from_json(r#"{"type":"bench.event","data":{"n":1}}"#, "bench").expect("event");
+    let request = InvocationRequest {
+        event,
+        delivery_id: "d".into(),
+        attempt: 1,
+        idempotency_key: "k".into(),
+    };
+    let mut first = Vec::with_capacity(count);
+    for i in 0..count {
+        let started = Instant::now();
+        let report = rt.invoke(&format!("h{i}"), request.clone()).await;
+        first.push(started.elapsed());
+        assert!(report.outcome.is_success());
+    }
+    let (p50, p99) = percentiles(&mut first);
+    println!(
+        "{count} distinct handlers: loaded in {:.2} s ({:.2} ms each), RSS {:.1} -> {:.1} MiB \
+         ({:.2} MiB each); first invocation of each p50 {:.1} us, p99 {:.1} us; {} isolates live",
+        loaded.as_secs_f64(),
+        ms(loaded) / count as f64,
+        rss_before as f64 / 1048576.0,
+        rss_loaded as f64 / 1048576.0,
+        rss_loaded.saturating_sub(rss_before) as f64 / 1048576.0 / count as f64,
+        us(p50),
+        us(p99),
+        rt.live_isolates()
     );
 }
 
