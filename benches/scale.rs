@@ -172,12 +172,6 @@ impl Fill {
 fn reads(store: &Store, fill: &Fill) {
     let end_ms = fill.clock_ms;
     let page = |filter: EventFilter| store.list_events(&EventFilter { limit: 50, ..filter }).expect("list");
-    let dead_of = |handler: &str| DeliveryFilter {
-        status: Some(DeliveryStatus::Dead),
-        handler: Some(handler.into()),
-        limit: 50,
-        ..Default::default()
-    };
     let replay = DeliveryFilter {
         event_type: Some("order.created".into()),
         since_ms: Some(end_ms - 6 * HOUR_MS),
@@ -224,6 +218,16 @@ fn reads(store: &Store, fill: &Fill) {
         let found = read();
         let (p50, p99) = percentiles(&mut (0..RUNS).map(|_| timed(&mut read)).collect::<Vec<_>>());
         println!("  {name:<30} {:>9.1} {:>9.1}   ({found} found)", us(p50), us(p99));
+    }
+}
+
+/// The first page of dead deliveries to `handler`.
+fn dead_of(handler: &str) -> DeliveryFilter {
+    DeliveryFilter {
+        status: Some(DeliveryStatus::Dead),
+        handler: Some(handler.into()),
+        limit: 50,
+        ..Default::default()
     }
 }
 

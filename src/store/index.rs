@@ -41,24 +41,11 @@ impl Store {
         let t = &self.trees;
         let at = keys::position(d.created_ms, &d.id);
         let under = |prefix: Vec<u8>| [prefix, at.clone()].concat();
-        let mut entries = vec![
-            (&t.deliveries_by_status, under(keys::delivery_prefix(d.status, None))),
-            (
-                &t.deliveries_by_handler,
-                under(keys::delivery_prefix(d.status, Some(&d.handler))),
-            ),
-            (
-                &t.deliveries_by_type,
-                under(keys::delivery_prefix(d.status, Some(&d.event_type))),
-            ),
-        ];
-        if matches!(d.status, DeliveryStatus::Succeeded | DeliveryStatus::Dead) {
-            let key = [
-                keys::delivery_prefix(d.status, None),
-                keys::position(d.updated_ms, &d.id),
-            ]
-            .concat();
-            entries.push((&t.deliveries_finished, key));
+        let mut entries = vec![(&t.deliveries_by_status, under(keys::delivery_prefix(d.status, None)))];
+        if d.status != DeliveryStatus::Running {
+            let handler = under(keys::delivery_prefix(d.status, Some(&d.handler)));
+            let kind = under(keys::delivery_prefix(d.status, Some(&d.event_type)));
+            entries.extend([(&t.deliveries_by_handler, handler), (&t.deliveries_by_type, kind)]);
         }
         entries
     }
@@ -276,10 +263,16 @@ mod tests {
         for (tree, key) in entries(&dead) {
             assert!(tree.contains_key(key).unwrap(), "an entry of the new status is missing");
         }
-        assert_eq!(entries(&dead).len(), 4, "a dead delivery is in the finished index");
+        let mut running = pending.clone();
+        running.status = DeliveryStatus::Running;
+        assert_eq!(
+            entries(&running).len(),
+            1,
+            "a running delivery is only in the status index"
+        );
         store.erase_delivery(&dead).unwrap();
-        for tree in [&store.trees.deliveries_by_status, &store.trees.deliveries_finished] {
-            assert!(tree.is_empty());
+        for name in keys::INDEX_TREES.iter().filter(|n| n.starts_with("deliveries")) {
+            assert!(store.db.open_tree(name).unwrap().is_empty(), "{name}");
         }
     }
 

@@ -35,21 +35,21 @@ pub const TREE_EVENTS_UNROUTED: &str = "events_unrouted";
 /// Deliveries by status: status code, created ms (u64 big-endian), delivery id -> empty.
 pub const TREE_DELIVERIES_BY_STATUS: &str = "deliveries_by_status";
 /// Deliveries by status and handler: status code, handler, 0x00, created ms, delivery id.
+/// Running deliveries are left out: there are at most as many as attempts may run at once, so
+/// the status index finds them as cheaply, and four index writes per attempt are saved.
 pub const TREE_DELIVERIES_BY_HANDLER: &str = "deliveries_by_handler";
 /// Deliveries by status and event type: status code, type, 0x00, created ms, delivery id.
+/// Running deliveries are left out, as in [`TREE_DELIVERIES_BY_HANDLER`].
 pub const TREE_DELIVERIES_BY_TYPE: &str = "deliveries_by_type";
-/// Succeeded and dead deliveries by age: status code, updated ms (u64 big-endian), delivery id.
-pub const TREE_DELIVERIES_FINISHED: &str = "deliveries_finished";
 
 /// Every index tree: rebuilt from the records by a schema upgrade and by compaction.
-pub const INDEX_TREES: [&str; 7] = [
+pub const INDEX_TREES: [&str; 6] = [
     TREE_EVENTS_BY_TYPE,
     TREE_EVENTS_BY_TIME,
     TREE_EVENTS_UNROUTED,
     TREE_DELIVERIES_BY_STATUS,
     TREE_DELIVERIES_BY_HANDLER,
     TREE_DELIVERIES_BY_TYPE,
-    TREE_DELIVERIES_FINISHED,
 ];
 
 /// Previous versions of edited events: event id, 0x00, version (u32 big-endian) ->

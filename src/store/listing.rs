@@ -65,6 +65,11 @@ impl Store {
         let from = self.start_position(filter)?;
         let statuses = filter.status.map_or(keys::STATUSES.to_vec(), |s| vec![s]);
         let heads = statuses.into_iter().map(|status| {
+            // Running deliveries are only in the status index (see `keys.rs`), and few.
+            let (tree, within) = match status {
+                DeliveryStatus::Running => (&self.trees.deliveries_by_status, None),
+                _ => (tree, within),
+            };
             let prefix = keys::delivery_prefix(status, within);
             let start = [prefix.as_slice(), &from].concat();
             let end = match filter.until_ms {
@@ -316,6 +321,19 @@ mod tests {
             ..filter(10)
         };
         assert_eq!(page(&store, dead_b), [all[1].clone()]);
+        store.claim(40, &all[3], 60).unwrap().expect("claimed");
+        let running = |handler: &str| DeliveryFilter {
+            status: Some(DeliveryStatus::Running),
+            handler: Some(handler.into()),
+            ..filter(10)
+        };
+        assert_eq!(page(&store, running("h1")), [all[3].clone()]);
+        assert!(page(&store, running("h2")).is_empty());
+        let h1 = DeliveryFilter {
+            handler: Some("h1".into()),
+            ..filter(10)
+        };
+        assert_eq!(page(&store, h1), [all[0].clone(), all[1].clone(), all[3].clone()]);
     }
 
     #[test]

@@ -75,7 +75,9 @@ impl Store {
         }
     }
 
-    /// Removes deliveries with `status` last updated before `before_ms`.
+    /// Removes deliveries with `status` last updated before `before_ms`. They were created
+    /// before it too, so the walk over the status index stops there; on the way it passes the
+    /// few created before it but updated since (replayed), which stay.
     fn expire_deliveries(&self, status: DeliveryStatus, before_ms: u64) -> Result<usize, StoreError> {
         let prefix = keys::delivery_prefix(status, None);
         let end = [prefix.as_slice(), &before_ms.to_be_bytes()].concat();
@@ -84,7 +86,7 @@ impl Store {
         loop {
             let chunk = self
                 .trees
-                .deliveries_finished
+                .deliveries_by_status
                 .range(from.clone()..end.clone())
                 .keys()
                 .take(CHUNK)
@@ -94,9 +96,9 @@ impl Store {
             };
             from = [last.as_ref(), &[0]].concat();
             for key in chunk {
-                let (updated_ms, id) = keys::parse_position(&key[prefix.len()..])?;
-                // Checked again under the delivery's lock: a replay may have moved it on.
-                let expires = |d: &super::DeliveryRecord| d.status == status && d.updated_ms == updated_ms;
+                let (_, id) = keys::parse_position(&key[prefix.len()..])?;
+                // Checked under the delivery's lock: a replay may have moved it on.
+                let expires = |d: &super::DeliveryRecord| d.status == status && d.updated_ms < before_ms;
                 if self.forget_delivery_if(&id, expires)? {
                     count += 1;
                 }
@@ -109,6 +111,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::store::testing::{assert_consistent, attempt, ingest};
     use crate::store::{AttemptRecord, Ingested, NewEvent, NextStep};
     use serde_json::json;
 
@@ -173,5 +176,27 @@ mod tests {
             store.delivery(&ids[1]).unwrap().is_none(),
             "the succeeded delivery expired"
         );
+    }
+
+    #[test]
+    fn a_delivery_replayed_since_stays_while_older_ones_go() {
+        let store = Store::temporary().unwrap();
+        let mut ids = Vec::new();
+        for (i, event) in ["a", "b", "c"].iter().enumerate() {
+            let id = ingest(&store, event, &["h"], 10 + i as u64).remove(0);
+            attempt(&store, &id, NextStep::Dead { error: "x".into() }, 20);
+            ids.push(id);
+        }
+        store.replay_delivery(&ids[1], 5_000).unwrap();
+        attempt(&store, &ids[1], NextStep::Dead { error: "x".into() }, 5_000);
+        let retention = Retention {
+            succeeded_deliveries: Duration::from_secs(1),
+            dead_deliveries: Duration::from_secs(1),
+            events: Duration::from_secs(3600),
+        };
+        assert_eq!(store.expire(&retention, 5_500).unwrap().deliveries, 2);
+        assert!(store.delivery(&ids[1]).unwrap().is_some(), "updated 0.5 s ago");
+        assert_consistent(&store);
+        assert_eq!(store.expire(&retention, 6_500).unwrap().deliveries, 1);
     }
 }
