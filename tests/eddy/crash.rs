@@ -87,8 +87,20 @@ async fn every_acknowledged_event_is_delivered_after_a_kill_9() {
     let acked: HashSet<String> = acked.lock().unwrap().clone();
     assert!(acked.len() >= 300, "the clients got {} acknowledgements", acked.len());
 
-    let (mut eddy, _addr) = start_eddy(&config);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let duplicates = restart_and_check_delivered(&config, &api, &acked, Duration::from_secs(60)).await;
+    eprintln!("{} acknowledged, {} delivered more than once", acked.len(), duplicates);
+}
+
+/// Starts eddy once more and waits (at most `patience`) until every acknowledged event has
+/// reached the fake API; fails naming the missing ones, else returns how many arrived twice.
+pub async fn restart_and_check_delivered(
+    config: &Path,
+    api: &FakeApi,
+    acked: &HashSet<String>,
+    patience: Duration,
+) -> usize {
+    let (mut eddy, _addr) = start_eddy(config);
+    let deadline = Instant::now() + patience;
     let missing = loop {
         let seen = api.state.flaky_calls.lock().unwrap().clone();
         let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).cloned().collect();
@@ -106,6 +118,5 @@ async fn every_acknowledged_event_is_delivered_after_a_kill_9() {
         &missing[..missing.len().min(5)]
     );
     let seen = api.state.flaky_calls.lock().unwrap().clone();
-    let duplicates: usize = seen.values().map(|n| n - 1).sum();
-    eprintln!("{} acknowledged, {} delivered more than once", acked.len(), duplicates);
+    seen.values().map(|n| n - 1).sum()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::crash::start_eddy;
+use crate::crash::{restart_and_check_delivered, start_eddy};
 use crate::support::FakeApi;
 
 fn crash_config(dir: &Path) -> std::path::PathBuf {
@@ -73,26 +73,7 @@ async fn repeated_kill_9_under_load_loses_no_acknowledged_event() {
         posting.await.unwrap();
     }
     let acked: HashSet<String> = acked.lock().unwrap().clone();
-    let (mut eddy, _addr) = start_eddy(&config);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let missing = loop {
-        let seen = api.state.flaky_calls.lock().unwrap().clone();
-        let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).cloned().collect();
-        if missing.is_empty() || Instant::now() > deadline {
-            break missing;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    eddy.kill().unwrap();
-    eddy.wait().unwrap();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged events never arrived: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let seen = api.state.flaky_calls.lock().unwrap().clone();
-    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let duplicates = restart_and_check_delivered(&config, &api, &acked, Duration::from_secs(120)).await;
     eprintln!(
         "{kills} kills: {} acknowledged, all delivered, {duplicates} delivered more than once",
         acked.len()
