@@ -378,6 +378,15 @@ mod tests {
     }
 
     #[test]
+    fn proxy_resource_names_leave_room_for_the_method() {
+        let long = "a".repeat(194);
+        let text = format!("[proxy]\nupstream = \"http://127.0.0.1:1\"\n[proxy.resources]\n\"/x\" = \"{long}\"\n");
+        let err = Config::parse(&text, Path::new("e.toml")).unwrap_err();
+        assert!(err.to_string().contains("at most 193"), "{err}");
+        assert!(Config::parse(&text.replace(&long, &"a".repeat(193)), Path::new("e.toml")).is_ok());
+    }
+
+    #[test]
     fn example_file_lists_the_defaults() {
         let example = Config::parse(include_str!("../eddy.example.toml"), Path::new("eddy.toml")).unwrap();
         let default = Config::default();

@@ -108,6 +108,11 @@ pub(super) fn validate_proxy(proxy: &ProxyConfig, path: &Path) -> Result<(), Con
     }
     for (template, name) in &proxy.resources {
         crate::event::validate_type(name).map_err(|e| invalid(path, format!("proxy.resources.{template:?}: {e}")))?;
+        // Room for the longest method suffix, ".delete", within an event type's 200.
+        if name.len() > crate::event::MAX_TYPE_LEN - ".delete".len() {
+            let message = format!("proxy.resources.{template:?}: a resource name may be at most 193 characters");
+            return Err(invalid(path, message));
+        }
     }
     if proxy.timeout_ms == 0 {
         return Err(invalid(path, "proxy.timeout_ms: must be at least 1".into()));

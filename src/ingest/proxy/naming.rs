@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::ProxyConfig;
+use crate::event::validate_type;
 
 /// A request the proxy records.
 #[derive(Debug, PartialEq)]
@@ -64,10 +65,11 @@ impl PathRules {
             .iter()
             .find_map(|(template, name)| capture(template, rest).map(|params| (name.clone(), params)))
             .or_else(|| alternating(rest))?;
-        Some(Named {
-            kind: format!("{resource}.{method}"),
-            params,
-        })
+        let kind = format!("{resource}.{method}");
+        // Every part is a valid segment, but together they can pass the type's length limit;
+        // such a write is forwarded unrecorded, like any other path that cannot be named.
+        validate_type(&kind).ok()?;
+        Some(Named { kind, params })
     }
 }
 
@@ -76,14 +78,35 @@ fn is_capture(segment: &str) -> bool {
 }
 
 /// `*` matches one segment, `**` any number (none included).
+///
+/// Only the latest `**` is ever retried: whatever an earlier one could have absorbed, the
+/// latest can too. Retrying every `**` at every length instead costs path length to the
+/// power of their number, and the path is the client's to choose.
 fn glob(pattern: &[String], path: &[String]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => (0..=path.len()).any(|skip| glob(rest, &path[skip..])),
-        Some((first, rest)) => path
-            .split_first()
-            .is_some_and(|(seg, tail)| (first == "*" || first == seg) && glob(rest, tail)),
+    let (mut p, mut s) = (0, 0);
+    // After the latest `**`: the pattern index that follows it, and the path index it
+    // currently stops at.
+    let mut retry: Option<(usize, usize)> = None;
+    while s < path.len() {
+        match pattern.get(p) {
+            Some(segment) if segment == "**" => {
+                retry = Some((p + 1, s));
+                p += 1;
+            }
+            Some(segment) if segment == "*" || *segment == path[s] => {
+                p += 1;
+                s += 1;
+            }
+            _ => match retry {
+                Some((after, stop)) => {
+                    retry = Some((after, stop + 1));
+                    (p, s) = (after, stop + 1);
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(|segment| segment == "**")
 }
 
 fn capture(template: &[String], path: &[String]) -> Option<Map<String, Value>> {
@@ -208,6 +231,24 @@ mod tests {
     }
 
     #[test]
+    fn names_longer_than_an_event_type_are_not_recorded() {
+        let r = rules("");
+        // Found by fuzzing (tests/fuzz, target proxy_naming): every collection is a valid
+        // segment, but their joined name ran past the 200 characters of an event type.
+        let found = "/o--------felflfflfelflflflfs/e/member---------Lelf-s---------Lelf-elflfelflfflfelflfs/e/\
+                     member---------Lelf-s-------Lelf--Leflfelflfflfelflflflfs/e/member---------Lelf-s-------\
+                     Lelf--Lelflfelflfflfelflf";
+        assert_eq!(named(&r, "PATCH", found), None);
+        let segment = "a".repeat(48);
+        let path = |last: usize| format!("/{segment}/1/{segment}/2/{segment}/3/{}", "d".repeat(last));
+        assert_eq!(named(&r, "POST", &path(48)).unwrap().0.len(), 200);
+        assert_eq!(named(&r, "POST", &path(49)), None);
+        let long_name = rules(&format!("[resources]\n\"/x\" = \"{}\"", "a".repeat(196)));
+        assert_eq!(named(&long_name, "PUT", "/x").unwrap().0.len(), 200);
+        assert_eq!(named(&long_name, "POST", "/x"), None);
+    }
+
+    #[test]
     fn glob_rules() {
         let s = |p: &str| segments(p);
         assert!(glob(&s("/**"), &s("/")));
@@ -215,5 +256,20 @@ mod tests {
         assert!(!glob(&s("/a/*/c"), &s("/a/c")));
         assert!(glob(&s("/a/**/c"), &s("/a/c")));
         assert!(glob(&s("/a/**/c"), &s("/a/x/y/c")));
+        assert!(glob(&s("/a/**/c/**/c"), &s("/a/c/x/c/c")));
+        assert!(!glob(&s("/a/**/c/*"), &s("/a/c")));
+        assert!(glob(&s("/**/*/**"), &s("/a")));
+        assert!(!glob(&s("/a/**"), &s("/b/a")));
+        assert!(!glob(&s("/a/b"), &s("/a/b/c")));
+    }
+
+    #[test]
+    fn glob_time_follows_the_path_not_a_power_of_it() {
+        let s = |p: &str| segments(p);
+        // Retrying every `**` took over a minute for these six against 80 segments.
+        let pattern = s(&format!("{}/z", "/**".repeat(6)));
+        let path = "/a".repeat(2000);
+        assert!(!glob(&pattern, &s(&path)));
+        assert!(glob(&pattern, &s(&format!("{path}/z"))));
     }
 }
