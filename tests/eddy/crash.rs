@@ -40,23 +40,54 @@ pub fn start_eddy(config: &Path) -> (Child, String) {
 async fn every_acknowledged_event_is_delivered_after_a_kill_9() {
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let config = crash_config(dir.path());
+    let (mut eddy, addr) = start_eddy(&config);
+
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let posting = tokio::spawn(post_until_gone(addr, 8, "c".into(), api.base(), acked.clone()));
+    // Kill while the clients are still posting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < 300 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eddy.kill().expect("kill -9");
+    eddy.wait().unwrap();
+    posting.await.unwrap();
+    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "the clients got {} acknowledgements", acked.len());
+
+    let duplicates = restart_and_check_delivered(&config, &api, &acked, Duration::from_secs(60)).await;
+    eprintln!("{} acknowledged, {} delivered more than once", acked.len(), duplicates);
+}
+
+/// A config over the crash fixture handler, which reports each event to the fake API.
+pub fn crash_config(dir: &Path) -> std::path::PathBuf {
     let handlers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crash");
-    let config = dir.path().join("eddy.toml");
+    let config = dir.join("eddy.toml");
     let text = format!(
         "handlers = {:?}\ndata = \"data\"\n[net]\nallow_private = [\"127.0.0.1/32\"]\n",
         handlers.display().to_string()
     );
     std::fs::write(&config, text).unwrap();
-    let (mut eddy, addr) = start_eddy(&config);
+    config
+}
 
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let clients: Vec<_> = (0..8)
+/// Posts events (ids `<prefix>-c<client>-<n>`) from `clients` clients until the server goes
+/// away, adding each acknowledged id to `acked`.
+pub async fn post_until_gone(
+    addr: String,
+    clients: usize,
+    prefix: String,
+    base: String,
+    acked: Arc<Mutex<HashSet<String>>>,
+) {
+    let clients: Vec<_> = (0..clients)
         .map(|client| {
-            let (addr, acked, base) = (addr.clone(), acked.clone(), api.base());
+            let (addr, prefix, base, acked) = (addr.clone(), prefix.clone(), base.clone(), acked.clone());
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
-                for n in 0..10_000 {
-                    let id = format!("c{client}-{n}");
+                for n in 0..100_000 {
+                    let id = format!("{prefix}-c{client}-{n}");
                     let body = serde_json::json!({"type": "orders.created", "id": id, "data": {"base": base}});
                     let sent = http
                         .post(format!("http://{addr}/events"))
@@ -65,30 +96,16 @@ async fn every_acknowledged_event_is_delivered_after_a_kill_9() {
                         .send()
                         .await;
                     match sent {
-                        Ok(r) if r.status().is_success() => {
-                            acked.lock().unwrap().insert(id);
-                        }
+                        Ok(r) if r.status().is_success() => drop(acked.lock().unwrap().insert(id)),
                         _ => return,
                     }
                 }
             })
         })
         .collect();
-    // Kill while the clients are still posting.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < 300 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    eddy.kill().expect("kill -9");
-    eddy.wait().unwrap();
     for client in clients {
         client.await.unwrap();
     }
-    let acked: HashSet<String> = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 300, "the clients got {} acknowledgements", acked.len());
-
-    let duplicates = restart_and_check_delivered(&config, &api, &acked, Duration::from_secs(60)).await;
-    eprintln!("{} acknowledged, {} delivered more than once", acked.len(), duplicates);
 }
 
 /// Starts eddy once more and waits (at most `patience`) until every acknowledged event has

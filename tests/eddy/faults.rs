@@ -9,48 +9,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::crash::{restart_and_check_delivered, start_eddy};
+use crate::crash::{crash_config, post_until_gone, restart_and_check_delivered, start_eddy};
 use crate::support::FakeApi;
-
-fn crash_config(dir: &Path) -> std::path::PathBuf {
-    let handlers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crash");
-    let config = dir.join("eddy.toml");
-    let text = format!(
-        "handlers = {:?}\ndata = \"data\"\n[net]\nallow_private = [\"127.0.0.1/32\"]\n",
-        handlers.display().to_string()
-    );
-    std::fs::write(&config, text).unwrap();
-    config
-}
-
-/// Posts events from 4 clients until the server goes away; returns the acknowledged ids.
-async fn post_until_gone(addr: String, round: usize, base: String, acked: Arc<Mutex<HashSet<String>>>) {
-    let clients: Vec<_> = (0..4)
-        .map(|client| {
-            let (addr, base, acked) = (addr.clone(), base.clone(), acked.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                for n in 0..100_000 {
-                    let id = format!("r{round}-c{client}-{n}");
-                    let body = serde_json::json!({"type": "orders.created", "id": id, "data": {"base": base}});
-                    let sent = http
-                        .post(format!("http://{addr}/events"))
-                        .header("content-type", "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => drop(acked.lock().unwrap().insert(id)),
-                        _ => return,
-                    }
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.await.unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_kill_9_under_load_loses_no_acknowledged_event() {
@@ -64,7 +24,7 @@ async fn repeated_kill_9_under_load_loses_no_acknowledged_event() {
     let acked = Arc::new(Mutex::new(HashSet::new()));
     for round in 0..kills {
         let (mut eddy, addr) = start_eddy(&config);
-        let posting = tokio::spawn(post_until_gone(addr, round, api.base(), acked.clone()));
+        let posting = tokio::spawn(post_until_gone(addr, 4, format!("r{round}"), api.base(), acked.clone()));
         // A random moment: during start-up recovery, mid-ingest, or mid-delivery.
         let wait = rand::thread_rng().gen_range(20..400);
         tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -92,7 +52,7 @@ async fn a_store_with_events(dir: &Path) -> (std::path::PathBuf, HashSet<String>
     let config = crash_config(dir);
     let (mut eddy, addr) = start_eddy(&config);
     let acked = Arc::new(Mutex::new(HashSet::new()));
-    let posting = tokio::spawn(post_until_gone(addr.clone(), 0, api.base(), acked.clone()));
+    let posting = tokio::spawn(post_until_gone(addr.clone(), 4, "r0".into(), api.base(), acked.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked.lock().unwrap().len() < 2000 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
