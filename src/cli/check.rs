@@ -32,8 +32,8 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
         if let Err(e) = runtime.load(&file.id, &file.path).await {
             failed += 1;
             match e.location {
-                Some(_) => println!("{}", e.render()),
-                None => println!("{}: {}", file.path.display(), e.message),
+                Some(_) => say!("{}", e.render()),
+                None => say!("{}: {}", file.path.display(), e.message),
             }
         }
     }

@@ -81,7 +81,8 @@ pub fn spawn_log(app: Arc<App>, paint: Paint) {
             }
         }
     });
-    tokio::spawn(watch_handlers(app, paint));
+    // Held weakly, so the log lets go of the store when the server stops.
+    tokio::spawn(watch_handlers(Arc::downgrade(&app), paint));
 }
 
 fn print(text: &str) {
@@ -91,9 +92,9 @@ fn print(text: &str) {
 }
 
 /// Reports handlers as they load, reload or disappear (load errors are printed by the server).
-async fn watch_handlers(app: Arc<App>, paint: Paint) {
+async fn watch_handlers(app: std::sync::Weak<App>, paint: Paint) {
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
-    loop {
+    while let Some(app) = app.upgrade() {
         let now: BTreeMap<String, Option<String>> = app
             .handlers
             .statuses()
@@ -125,6 +126,7 @@ async fn watch_handlers(app: Arc<App>, paint: Paint) {
             print(&format!("{} {id}\n", paint.bold("removed")));
         }
         seen = now;
+        drop(app);
         tokio::time::sleep(crate::server::RELOAD_EVERY).await;
     }
 }

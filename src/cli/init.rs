@@ -69,19 +69,19 @@ pub fn init(args: InitArgs) -> Result<(), Failure> {
     for template in &TEMPLATES {
         let path = dir.join(template.path);
         if template.shared && path.exists() {
-            println!("  kept     {} (already there)", template.path);
+            say!("  kept     {} (already there)", template.path);
             continue;
         }
         write_new(&path, &template.text.replace("{name}", &name))?;
-        println!("  created  {}", template.path);
+        say!("  created  {}", template.path);
     }
     let cd = if dir == Path::new(".") {
         String::new()
     } else {
         format!("cd {} && ", dir.display())
     };
-    println!("\nnext: {cd}eddy dev");
-    println!("then: eddy send user.signup '{{\"name\":\"Ada\",\"email\":\"ada@example.com\"}}'");
+    say!("\nnext: {cd}eddy dev");
+    say!("then: eddy send user.signup '{{\"name\":\"Ada\",\"email\":\"ada@example.com\"}}'");
     Ok(())
 }
 

@@ -2,6 +2,13 @@
 //!
 //! Exit codes: 0 success, 1 handler failure (or `check` found errors), 2 usage or load error.
 
+/// `println!` for command output, quiet once stdout is closed (see [`output::line`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
 mod check;
 mod client;
 mod dev;
@@ -67,7 +74,7 @@ async fn compact(args: CompactArgs) -> Result<(), Failure> {
     let (config, _) = args.config.load()?;
     let data = args.data.unwrap_or(config.data);
     let done = crate::store::Store::compact(&data).map_err(anyhow::Error::from)?;
-    println!(
+    say!(
         "{}: {} -> {} bytes",
         data.display(),
         done.bytes_before,

@@ -114,13 +114,13 @@ impl BulkArgs {
 /// Prints the answer of a bulk operation.
 fn print_bulk(answer: &Value, verb: &str, json_output: bool) {
     if json_output {
-        println!("{answer}");
+        say!("{answer}");
         return;
     }
     let would = if answer["dry_run"] == true { "would be " } else { "" };
-    println!("{} events {would}{verb}", answer["count"]);
+    say!("{} events {would}{verb}", answer["count"]);
     for id in answer["first"].as_array().into_iter().flatten() {
-        println!("  {}", id.as_str().unwrap_or_default());
+        say!("  {}", id.as_str().unwrap_or_default());
     }
 }
 
@@ -161,10 +161,10 @@ pub async fn send(args: SendArgs) -> Result<(), Failure> {
     }
     let answer = Client::new(&args.server)?.post("/events", &event).await?;
     if args.server.json {
-        println!("{answer}");
+        say!("{answer}");
     } else {
         for id in answer["ids"].as_array().into_iter().flatten() {
-            println!("{}", id.as_str().unwrap_or_default());
+            say!("{}", id.as_str().unwrap_or_default());
         }
     }
     Ok(())
@@ -210,9 +210,9 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
             };
             let answer = client.patch(&format!("/events/{id}"), &patch).await?;
             if server.json {
-                println!("{answer}");
+                say!("{answer}");
             } else {
-                println!("{id} is now version {}", answer["event"]["version"]);
+                say!("{id} is now version {}", answer["event"]["version"]);
             }
         }
         EventsCommand::Redact {
@@ -234,9 +234,9 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
             let body = json!({ "fields": fields, "payload": all });
             let answer = client.post(&format!("/events/{id}/redact"), &body).await?;
             if server.json {
-                println!("{answer}");
+                say!("{answer}");
             } else {
-                println!("{id} redacted");
+                say!("{id} redacted");
             }
         }
         EventsCommand::Delete { id, bulk, server } => {
@@ -248,14 +248,14 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
             };
             let answer = client.delete(&format!("/events/{id}")).await?;
             if server.json {
-                println!("{answer}");
+                say!("{answer}");
             } else {
-                println!("{id} deleted");
+                say!("{id} deleted");
             }
         }
         EventsCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/events/{id}"), &[]).await?;
-            println!("{}", serde_json::to_string_pretty(&answer).context("print")?);
+            say!("{}", serde_json::to_string_pretty(&answer).context("print")?);
         }
     }
     Ok(())
@@ -287,7 +287,7 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
         }
         DeliveriesCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/deliveries/{id}"), &[]).await?;
-            println!("{}", serde_json::to_string_pretty(&answer).context("print")?);
+            say!("{}", serde_json::to_string_pretty(&answer).context("print")?);
         }
     }
     Ok(())
@@ -304,7 +304,7 @@ async fn list(
 ) -> anyhow::Result<()> {
     let answer = Client::new(server)?.get(path, query).await?;
     if server.json {
-        println!("{answer}");
+        say!("{answer}");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = answer[columns.0].as_array().into_iter().flatten().map(row).collect();

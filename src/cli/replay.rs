@@ -48,7 +48,7 @@ pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
     if !args.ids.is_empty() {
         for id in &args.ids {
             let answer = client.post(&format!("/deliveries/{id}/replay"), &json!({})).await?;
-            println!("{id} {}", answer["status"].as_str().unwrap_or_default());
+            say!("{id} {}", answer["status"].as_str().unwrap_or_default());
         }
         return Ok(());
     }
@@ -59,7 +59,7 @@ pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
     });
     let answer = client.post("/replays", &request).await?;
     if args.server.json && args.dry_run {
-        println!("{answer}");
+        say!("{answer}");
     } else if args.dry_run {
         print_dry_run(&answer);
     } else {
@@ -75,7 +75,7 @@ fn print_dry_run(answer: &Value) {
     } else {
         "deliveries would be replayed"
     };
-    println!("{} {what}", answer["count"]);
+    say!("{} {what}", answer["count"]);
     let rows: Vec<Vec<String>> = answer["first"]
         .as_array()
         .into_iter()
@@ -120,10 +120,10 @@ async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Resu
         }
     };
     if json_output {
-        println!("{last}");
+        say!("{last}");
     } else {
         eprintln!();
-        println!(
+        say!(
             "{} {}: {} queued, {} skipped of {}",
             last["kind"].as_str().unwrap_or("replay"),
             last["state"].as_str().unwrap_or_default(),

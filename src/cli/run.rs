@@ -52,8 +52,11 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         event,
     };
     let report = runtime.invoke(&id, request).await;
+    drop(runtime);
+    // Not sealing only costs the next open a copy of the files, so a failure is not reported.
+    let _ = Store::seal(&data, std::time::Duration::from_secs(1)).await;
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
         );

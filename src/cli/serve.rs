@@ -131,8 +131,18 @@ async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Re
     if let Some(proxy) = proxy {
         proxy.await.map_err(anyhow::Error::from)?.map_err(anyhow::Error::from)?;
     }
+    // A sealed store opens next time without being copied aside first.
+    if !Store::seal(&config.data, SEAL_WAIT)
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        eprintln!("eddy: the store was still in use at exit; the next start checks it in full");
+    }
     Ok(())
 }
+
+/// How long a stopping server waits for the last user of the store to let go of it.
+const SEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn start_proxy(
     config: &ProxyConfig,

@@ -48,6 +48,7 @@ impl Store {
         std::fs::rename(dir, &old).map_err(io)?;
         std::fs::rename(&fresh, dir).map_err(io)?;
         std::fs::remove_dir_all(&old).map_err(io)?;
+        super::seal::seal(dir)?;
         Ok(Compacted {
             bytes_before,
             bytes_after: folder_bytes(dir),

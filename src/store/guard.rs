@@ -4,8 +4,10 @@
 //! So the store's files are copied aside before sled opens them: if the open finds damage
 //! they are put back as they were, and if it succeeds the copy is dropped.
 //!
-//! The copy costs one read and write of the log per start (`copy_file_range`, or a reflink
-//! where the file system has them) and, while the open runs, as much free disk.
+//! The copy costs one read and write of the log (`copy_file_range`, or a reflink where the
+//! file system has them) and, while the open runs, as much free disk. It is skipped when the
+//! files are exactly as a clean close left them (see `seal.rs`): then sled's recovery has no
+//! torn tail to cut, and nothing else has touched them.
 
 use std::path::{Path, PathBuf};
 
@@ -32,14 +34,14 @@ pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError
         return open();
     }
     // Files another process has open are that process's: nothing is copied or put back.
-    if held_elsewhere(&dir.join("db")).map_err(|e| guard_error(dir, "check the lock of", e))? {
+    if held(&dir.join("db")).map_err(|e| guard_error(dir, "check the lock of", e))? {
         return Err(StoreError::InUse { path: dir.to_owned() });
     }
+    if super::seal::take(dir).map_err(|e| guard_error(dir, "check the clean-close record in", e))? {
+        return open_catching_panics(dir, open);
+    }
     set_aside(&files, &aside).map_err(|e| guard_error(dir, "copy the store aside before opening it", e))?;
-    // Some damage makes sled's recovery panic rather than fail; that is damage all the same.
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open))
-        .unwrap_or_else(|_| Err(StoreError::Damaged { path: dir.to_owned() }));
-    match opened {
+    match open_catching_panics(dir, open) {
         Ok(store) => {
             // Renamed first, so a crash while removing cannot leave half a copy to restore.
             std::fs::rename(&aside, &dropping)
@@ -61,6 +63,12 @@ pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError
     }
 }
 
+/// Some damage makes sled's recovery panic rather than fail; that is damage all the same.
+fn open_catching_panics<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open))
+        .unwrap_or_else(|_| Err(StoreError::Damaged { path: dir.to_owned() }))
+}
+
 /// The regular files of a store with content (sled's log, config and snapshots).
 fn store_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let log = dir.join("db");
@@ -70,15 +78,16 @@ fn store_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
+        if entry.file_type()?.is_file() && !entry.file_name().to_string_lossy().starts_with(super::seal::SEAL_FILE) {
             files.push(entry.path());
         }
     }
     Ok(files)
 }
 
-/// Whether another open store holds sled's lock on its log (the lock is released again at once).
-fn held_elsewhere(log: &Path) -> std::io::Result<bool> {
+/// Whether an open store (in any process, this one included) holds sled's lock on its log;
+/// the lock taken to find out is released at once.
+pub(super) fn held(log: &Path) -> std::io::Result<bool> {
     use fs2::FileExt;
     let file = std::fs::OpenOptions::new().read(true).write(true).open(log)?;
     match file.try_lock_exclusive() {
@@ -177,6 +186,36 @@ mod tests {
         .unwrap();
         assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), b"new");
         assert!(!dir.path().join(ASIDE).exists());
+    }
+
+    #[test]
+    fn files_as_a_clean_close_left_them_are_opened_without_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"log").unwrap();
+        assert!(super::super::seal::seal(dir.path()).unwrap());
+        let copied = guarded(dir.path(), || Ok(dir.path().join(ASIDE).exists())).unwrap();
+        assert!(!copied);
+        // The seal went with that open: the next one copies again.
+        let copied = guarded(dir.path(), || Ok(dir.path().join(ASIDE).exists())).unwrap();
+        assert!(copied);
+    }
+
+    #[test]
+    fn files_changed_after_a_clean_close_are_copied_and_put_back_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"whole log").unwrap();
+        assert!(super::super::seal::seal(dir.path()).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::fs::write(dir.path().join("db"), b"garbled!!").unwrap();
+        let result: Result<(), _> = guarded(dir.path(), || {
+            assert!(dir.path().join(ASIDE).exists(), "no copy was made");
+            std::fs::write(dir.path().join("db"), b"").unwrap();
+            Err(StoreError::Damaged {
+                path: dir.path().to_owned(),
+            })
+        });
+        assert!(result.is_err());
+        assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), b"garbled!!");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod records;
 mod redact;
 mod replay;
 mod retention;
+mod seal;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -141,6 +142,22 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         guard::guarded(dir, || Self::open_in_place(dir))
+    }
+
+    /// Records that the store in `dir` was closed cleanly, so the next open can skip copying
+    /// its files aside (see `seal.rs`). Waits up to `wait` for the last handle on it to be
+    /// dropped; returns whether it was sealed.
+    pub async fn seal(dir: &Path, wait: std::time::Duration) -> Result<bool, StoreError> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if seal::seal(dir)? {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= until {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     fn open_in_place(dir: &Path) -> Result<Self, StoreError> {

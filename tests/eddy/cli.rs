@@ -235,3 +235,28 @@ fn check_reports_each_error_as_file_line_col() {
     let out = eddy(&["check"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "run",
+            &fixture("uses_helper.js"),
+            "--event",
+            r#"{"type":"t","data":{"word":"hi"}}"#,
+        ])
+        .arg("--data")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eddy runs");
+    // The reader goes away before eddy writes its first line, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

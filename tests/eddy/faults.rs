@@ -45,9 +45,17 @@ async fn repeated_kill_9_under_load_loses_no_acknowledged_event() {
     );
 }
 
+/// How a filled server is stopped.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Kill9,
+    /// SIGTERM: the server drains and seals the store as closed cleanly.
+    Clean,
+}
+
 /// Fills a data folder through the binary (a few MiB of log), lets the durable mark catch
-/// up, and stops it with kill -9.
-async fn a_store_with_events(dir: &Path) -> (std::path::PathBuf, HashSet<String>) {
+/// up, and stops it.
+async fn a_store_with_events(dir: &Path, stop: Stop) -> (std::path::PathBuf, HashSet<String>) {
     let api = FakeApi::start().await;
     let config = crash_config(dir);
     let (mut eddy, addr) = start_eddy(&config);
@@ -69,17 +77,28 @@ async fn a_store_with_events(dir: &Path) -> (std::path::PathBuf, HashSet<String>
         .await
         .unwrap();
     assert_eq!(answer.status(), 202);
-    eddy.kill().unwrap();
-    eddy.wait().unwrap();
+    match stop {
+        Stop::Kill9 => eddy.kill().unwrap(),
+        Stop::Clean => {
+            let sent = Command::new("kill").args(["-TERM", &eddy.id().to_string()]).status();
+            assert!(sent.unwrap().success());
+        }
+    }
+    let status = eddy.wait().unwrap();
+    if let Stop::Clean = stop {
+        assert!(status.success(), "{status}");
+        assert!(dir.join("data/closed-cleanly").exists(), "a clean stop left no seal");
+    }
     let acked = acked.lock().unwrap().clone();
     (config, acked)
 }
 
+/// The files of a data folder, except the clean-close seal (an open takes it either way).
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
+        .filter(|p| p.is_file() && !p.ends_with("closed-cleanly"))
         .map(|p| {
             (
                 p.file_name().unwrap().to_string_lossy().into_owned(),
@@ -180,23 +199,27 @@ async fn missing_events(addr: &str, acked: &HashSet<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_truncated_log_is_refused_and_left_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = a_store_with_events(dir.path()).await;
-    let log = dir.path().join("data/db");
-    // Half a segment: everything after the first few hundred commits is gone.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(256 * 1024)
-        .unwrap();
-    refuses_or_keeps_everything(&config, &dir.path().join("data"), None).await;
+    // After a crash the files are copied aside before every open; after a clean stop only
+    // when they changed since, which truncation does.
+    for stop in [Stop::Kill9, Stop::Clean] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, _) = a_store_with_events(dir.path(), stop).await;
+        let log = dir.path().join("data/db");
+        // Half a segment: everything after the first few hundred commits is gone.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(256 * 1024)
+            .unwrap();
+        refuses_or_keeps_everything(&config, &dir.path().join("data"), None).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_garbled_log_is_refused_or_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, acked) = a_store_with_events(dir.path()).await;
+    let (config, acked) = a_store_with_events(dir.path(), Stop::Clean).await;
     let log = dir.path().join("data/db");
     let mut bytes = std::fs::read(&log).unwrap();
     // Inside the first segment, where the log of those early commits lies.
@@ -208,4 +231,14 @@ async fn a_garbled_log_is_refused_or_loses_nothing() {
     // the durable mark catches the cut); where they hold space sled no longer uses, there is
     // nothing to lose.
     refuses_or_keeps_everything(&config, &dir.path().join("data"), Some(&acked)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cleanly_stopped_store_reopens_with_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, acked) = a_store_with_events(dir.path(), Stop::Clean).await;
+    let data = dir.path().join("data");
+    refuses_or_keeps_everything(&config, &data, Some(&acked)).await;
+    // That open relied on the seal and used it up.
+    assert!(!data.join("closed-cleanly").exists());
 }
