@@ -75,6 +75,11 @@ fn store_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
         return Ok(Vec::new());
     }
+    regular_files(dir)
+}
+
+/// The regular files in `dir`, except the clean-close seal.
+fn regular_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -117,7 +122,17 @@ fn set_aside(files: &[PathBuf], aside: &Path) -> std::io::Result<()> {
     sync_dir(aside.parent().unwrap_or(Path::new(".")))
 }
 
+/// Makes the store's files in `dir` those set aside: files the open created (a new snapshot)
+/// are removed, the others are moved back.
 fn put_back(aside: &Path, dir: &Path) -> std::io::Result<()> {
+    let kept: Vec<_> = std::fs::read_dir(aside)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    for file in regular_files(dir)? {
+        if file.file_name().is_some_and(|name| !kept.iter().any(|k| k == name)) {
+            std::fs::remove_file(file)?;
+        }
+    }
     for entry in std::fs::read_dir(aside)? {
         let entry = entry?;
         std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
@@ -164,8 +179,9 @@ mod tests {
         std::fs::write(dir.path().join("conf"), b"conf").unwrap();
         let before = files_of(dir.path());
         let result: Result<(), _> = guarded(dir.path(), || {
-            // What sled's recovery does to a damaged log.
+            // What sled's recovery does to a damaged log, and a snapshot it may write.
             std::fs::write(dir.path().join("db"), b"").unwrap();
+            std::fs::write(dir.path().join("snap.0001"), b"snapshot").unwrap();
             Err(StoreError::Damaged {
                 path: dir.path().to_owned(),
             })
@@ -193,11 +209,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("db"), b"log").unwrap();
         assert!(super::super::seal::seal(dir.path()).unwrap());
-        let copied = guarded(dir.path(), || Ok(dir.path().join(ASIDE).exists())).unwrap();
-        assert!(!copied);
+        let copied = || Ok(dir.path().join(ASIDE).exists());
+        assert!(!guarded(dir.path(), copied).unwrap());
         // The seal went with that open: the next one copies again.
-        let copied = guarded(dir.path(), || Ok(dir.path().join(ASIDE).exists())).unwrap();
-        assert!(copied);
+        assert!(guarded(dir.path(), copied).unwrap());
     }
 
     #[test]

@@ -103,8 +103,18 @@ pub async fn post_until_gone(
             })
         })
         .collect();
-    for client in clients {
+    // Aborting this future stops the clients too.
+    let mut clients = AbortOnDrop(clients);
+    for client in &mut clients.0 {
         client.await.unwrap();
+    }
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
     }
 }
 

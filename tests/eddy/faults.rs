@@ -218,19 +218,21 @@ async fn a_truncated_log_is_refused_and_left_as_it_was() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_garbled_log_is_refused_or_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, acked) = a_store_with_events(dir.path(), Stop::Clean).await;
-    let log = dir.path().join("data/db");
-    let mut bytes = std::fs::read(&log).unwrap();
-    // Inside the first segment, where the log of those early commits lies.
-    for b in &mut bytes[300 * 1024..304 * 1024] {
-        *b ^= 0x5a;
+    for stop in [Stop::Kill9, Stop::Clean] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, acked) = a_store_with_events(dir.path(), stop).await;
+        let log = dir.path().join("data/db");
+        let mut bytes = std::fs::read(&log).unwrap();
+        // Inside the first segment, where the log of those early commits lies.
+        for b in &mut bytes[300 * 1024..304 * 1024] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&log, &bytes).unwrap();
+        // Where the garbled bytes hold live records, sled's recovery fails or cuts the log
+        // (and the durable mark catches the cut); where they hold space sled no longer
+        // uses, there is nothing to lose.
+        refuses_or_keeps_everything(&config, &dir.path().join("data"), Some(&acked)).await;
     }
-    std::fs::write(&log, &bytes).unwrap();
-    // Where the garbled bytes hold live records, sled's recovery fails or cuts the log (and
-    // the durable mark catches the cut); where they hold space sled no longer uses, there is
-    // nothing to lose.
-    refuses_or_keeps_everything(&config, &dir.path().join("data"), Some(&acked)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
