@@ -6,14 +6,16 @@
 //!
 //! The clients run in the same process and share the machine's cores with the server.
 
+mod support;
+
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
 use eddy::server;
 use eddy::store::{DeliveryFilter, Store};
+use support::load::{Pace, Phases, drive, http_client, paced};
+use support::{cores, ms, percentiles};
 use tokio::sync::watch;
 
 const CLIENTS: usize = 64;
@@ -71,11 +73,24 @@ async fn run() {
         backlog as f64 / drained.as_secs_f64()
     );
 
-    let target = single_rate / 2.0;
+    start_latency(&url, &store, single_rate / 2.0).await;
+    let _ = stop.send(true);
+    let _ = server.await;
+}
+
+/// Sends single events at `target` per second and prints how long they waited for their
+/// handler to start.
+async fn start_latency(url: &str, store: &Store, target: f64) {
     let paced_from = eddy::delivery::now_ms();
-    let sent = paced(&url, target).await;
-    drain(&store).await;
-    let mut starts = handler_start_latencies(&store, paced_from);
+    let pace = Pace {
+        http: &http_client(),
+        url,
+        rate: target,
+        body: |_| body(1),
+    };
+    let sent = paced(pace, PHASE).await.len();
+    drain(store).await;
+    let mut starts = handler_start_latencies(store, paced_from);
     let (p50, p99) = percentiles(&mut starts);
     println!(
         "ingest to handler start at {target:.0} events/s (half of peak, {sent} events, {} started): p50 {:.0} ms, p99 {:.0} ms",
@@ -83,8 +98,6 @@ async fn run() {
         ms(p50),
         ms(p99)
     );
-    let _ = stop.send(true);
-    let _ = server.await;
 }
 
 /// Waits (at most 5 minutes) until the queue is empty; returns how many deliveries were
@@ -100,66 +113,13 @@ async fn drain(store: &Store) -> (usize, Duration) {
 
 /// Posts from `clients` tasks for [`PHASE`]; returns events/s and per-request latencies.
 async fn load(url: &str, clients: usize, batch: usize) -> (f64, Vec<Duration>) {
-    let running = Arc::new(AtomicBool::new(true));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (url, running) = (url.to_owned(), running.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let body = body(batch);
-                let mut latencies = Vec::new();
-                while running.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let answer = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    if answer.is_ok_and(|a| a.status().is_success()) {
-                        latencies.push(sent.elapsed());
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    tokio::time::sleep(PHASE).await;
-    running.store(false, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("client"));
-    }
-    let rate = (all.len() * batch) as f64 / started.elapsed().as_secs_f64();
-    (rate, all)
-}
-
-/// Sends single events at `rate` per second for [`PHASE`], open loop; returns how many.
-async fn paced(url: &str, rate: f64) -> usize {
-    let http = reqwest::Client::new();
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
-    let started = Instant::now();
-    let mut sent = 0;
-    let mut tasks = Vec::new();
-    while started.elapsed() < PHASE {
-        let due = started + interval.mul_f64(sent as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let (http, url) = (http.clone(), url.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let _ = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body(1))
-                .send()
-                .await;
-        }));
-        sent += 1;
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    sent
+    let phases = Phases {
+        clients,
+        warmup: Duration::ZERO,
+        measure: PHASE,
+    };
+    let load = drive(url, &body(batch), &phases).await;
+    (load.rate(&phases, batch), load.latencies)
 }
 
 /// Milliseconds from acceptance to the start of the first attempt, for events after `from_ms`.
@@ -194,21 +154,4 @@ fn body(batch: usize) -> String {
     } else {
         format!("[{}]", vec![one; batch].join(","))
     }
-}
-
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    if samples.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.50), at(0.99))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(0, |n| n.get())
 }

@@ -16,19 +16,21 @@
 //! eddy they happen after the answer; for the peers before it), resident memory (peak, and at
 //! the end of the load), and eddy's durable figures divided by each other row's.
 
-#[path = "peers/load.rs"]
-mod load;
-#[path = "peers/procs.rs"]
-mod procs;
+#[path = "peers/api.rs"]
+mod api;
+#[path = "peers/deno.rs"]
+mod deno;
 #[path = "peers/report.rs"]
 mod report;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use load::{FakeApi, Phases};
-use procs::{Launch, Server};
+use api::FakeApi;
 use report::{Figures, Row};
+use support::load::Phases;
+use support::procs::{self, Launch, Server};
 
 /// The load every server gets.
 const PHASES: Phases = Phases {
@@ -100,12 +102,12 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let eddy = PathBuf::from(env!("CARGO_BIN_EXE_eddy"));
+        let eddy = support::eddy::binary();
         // CARGO_BIN_EXE_eddy is <target dir>/<profile>/eddy.
         let work = eddy.ancestors().nth(2).expect("target dir").join("peers");
         let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
         std::fs::create_dir_all(&work).expect("target/peers");
-        let deno = procs::install_deno(&peers, &work);
+        let deno = deno::install_deno(&peers, &work);
         Setup {
             peers,
             work,
@@ -145,7 +147,7 @@ async fn run() {
 }
 
 fn print_facts(setup: &Setup) {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = support::cores();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
@@ -163,8 +165,7 @@ fn print_facts(setup: &Setup) {
         PHASES.measure.as_secs()
     );
     let cpu = cpu.trim_start_matches([' ', '\t', ':']);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let load = support::load_average();
     println!(
         "machine: {cores} cores ({cpu}), Linux {}, load average before the run {load}",
         kernel.trim()
@@ -182,7 +183,15 @@ async fn measure(peer: Peer, setup: &Setup, api: &FakeApi, body: &str) -> Result
     let launch = peer.launch(setup)?;
     let server = tokio::task::block_in_place(|| Server::start(launch))?;
     let before = api.hits();
-    let mut load = load::drive(&format!("{}/events", server.url), body, &PHASES, api).await;
+    // The fake API's count over the measured window only: runs of the warm-up are left out.
+    let counting = async {
+        tokio::time::sleep(PHASES.warmup).await;
+        let first = api.hits();
+        tokio::time::sleep(PHASES.measure).await;
+        api.hits() - first
+    };
+    let url = format!("{}/events", server.url);
+    let (mut load, runs) = tokio::join!(support::load::drive(&url, body, &PHASES), counting);
     let rss = server.rss();
     let mut notes = Vec::new();
     if load.errors > 0 {
@@ -195,13 +204,13 @@ async fn measure(peer: Peer, setup: &Setup, api: &FakeApi, body: &str) -> Result
     if matches!(peer, Peer::Eddy | Peer::EddyFlushOff) {
         notes.extend(eddy_after_load(&server, api, before, load.accepted).await);
     }
-    let (p50, p99) = load::percentiles(&mut load.latencies);
+    let (p50, p99) = support::percentiles(&mut load.latencies);
     let mib = |kib: u64| kib as f64 / 1024.0;
     Ok(Figures {
-        rate: load.latencies.len() as f64 / PHASES.measure.as_secs_f64(),
+        rate: load.rate(&PHASES, 1),
         p50_ms: p50.as_secs_f64() * 1000.0,
         p99_ms: p99.as_secs_f64() * 1000.0,
-        runs_rate: load.runs as f64 / PHASES.measure.as_secs_f64(),
+        runs_rate: runs as f64 / PHASES.measure.as_secs_f64(),
         rss_mib: rss.map(|r| (mib(r.peak_kib), mib(r.now_kib))),
         notes,
     })
@@ -232,23 +241,8 @@ async fn eddy_after_load(server: &Server, api: &FakeApi, before: u64, accepted: 
             DRAIN.as_secs()
         ),
     }];
-    notes.extend(attempt_counts(&server.url).await);
+    notes.extend(support::eddy::attempt_counts(&server.url).await);
     notes
-}
-
-/// eddy's attempt counters from `GET /metrics`.
-async fn attempt_counts(url: &str) -> Option<String> {
-    let text = reqwest::get(format!("{url}/metrics")).await.ok()?.text().await.ok()?;
-    let count = |outcome: &str| {
-        let prefix = format!("eddy_attempts_total{{outcome=\"{outcome}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
-    };
-    Some(format!(
-        "attempts: {} succeeded, {} retried, {} dead",
-        count("succeeded")?,
-        count("retried")?,
-        count("dead")?
-    ))
 }
 
 /// eddy with the handler as `handlers/bench.call.js`, loopback exempted from the network
@@ -272,13 +266,5 @@ fn eddy_launch(setup: &Setup, durable: bool) -> Result<Launch, String> {
     if !durable {
         config.push_str("\n[ingest]\ndurable_ack = false\n");
     }
-    std::fs::write(dir.path().join("eddy.toml"), config).map_err(|e| e.to_string())?;
-    Ok(Launch {
-        program: setup.eddy.clone(),
-        args: vec!["serve".into(), "--config".into(), "eddy.toml".into()],
-        cwd: dir.path().to_owned(),
-        env: vec![],
-        hold_stdin: false,
-        dir: Some(dir),
-    })
+    support::eddy::launch(dir, &config)
 }

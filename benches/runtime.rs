@@ -9,6 +9,8 @@
 //! - 1,000 distinct handlers loaded at once (`EDDY_BENCH_HANDLERS` changes the number): time
 //!   to load them all, resident memory, and one invocation of each.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use eddy::config::Config;
 use eddy::event::Event;
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::Store;
+use support::{cores, ms, percentiles, us};
 
 const COLD_SAMPLES: usize = 200;
 const WARM_SAMPLES: usize = 20_000;
@@ -27,10 +30,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    println!(
-        "eddy runtime benchmark ({} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("eddy runtime benchmark ({} cores)", cores());
     tokio.block_on(isolate_creation());
     tokio.block_on(handlers());
     tokio.block_on(many_handlers());
@@ -186,20 +186,6 @@ fn runtime(root: &Path) -> Runtime {
     let config = Config::parse("", Path::new("eddy.toml")).expect("config");
     let store = Store::temporary().expect("store");
     Runtime::new(&config, Path::new("eddy.toml"), root, store).expect("runtime")
-}
-
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.50), at(0.99))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1_000_000.0
 }
 
 fn rss_bytes() -> u64 {

@@ -11,9 +11,9 @@
 //! Figures only, no assertions: the caches are warm and the clients share the machine's cores
 //! with the server.
 
+mod support;
+
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
@@ -22,6 +22,8 @@ use eddy::server;
 use eddy::store::{AttemptRecord, DeliveryFilter, DeliveryStatus, EventFilter, NewEvent, NextStep, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use support::load::{Phases, drive};
+use support::{cores, percentiles, us};
 use tokio::sync::watch;
 
 const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
@@ -295,53 +297,12 @@ async fn open_when_free(data: &Path) -> Store {
 
 /// Posts single events from `clients` tasks for [`PHASE`]; returns events/s and latencies.
 async fn load(url: &str, clients: usize) -> (f64, Vec<Duration>) {
-    let running = Arc::new(AtomicBool::new(true));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (url, running) = (url.to_owned(), running.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let body = r#"{"type":"bench.event","data":{"order":42,"items":["a","b"]}}"#;
-                let mut latencies = Vec::new();
-                while running.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let answer = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    if answer.is_ok_and(|a| a.status().is_success()) {
-                        latencies.push(sent.elapsed());
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    tokio::time::sleep(PHASE).await;
-    running.store(false, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("client"));
-    }
-    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
-}
-
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    if samples.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.50), at(0.99))
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(0, |n| n.get())
+    let phases = Phases {
+        clients,
+        warmup: Duration::ZERO,
+        measure: PHASE,
+    };
+    let body = r#"{"type":"bench.event","data":{"order":42,"items":["a","b"]}}"#;
+    let load = drive(url, body, &phases).await;
+    (load.rate(&phases, 1), load.latencies)
 }

@@ -1,9 +1,9 @@
-//! The servers under test as child processes: start one on 127.0.0.1 (port 0, the system picks),
-//! learn its address from the line it prints, read its resident memory, and kill it.
+//! Servers under test as child processes: start one on 127.0.0.1 (port 0, the system picks),
+//! learn its address from the line it prints, read (or sample) its resident memory, and kill it.
 //!
 //! Every server runs under `timeout`, so none outlives [`LIFETIME`] even if the benchmark is
-//! killed; the JS servers also exit when their standard input closes, that is, when the
-//! benchmark's end of the pipe goes away.
+//! killed; one started with `hold_stdin` may also exit when its standard input closes, that
+//! is, when the benchmark's end of the pipe goes away (the peers' JS servers do).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -92,15 +92,61 @@ impl Server {
 
     /// Peak and current resident memory of the server (not of `timeout`).
     pub fn rss(&self) -> Option<Rss> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        let field = |name: &str| {
-            let line = status.lines().find(|l| l.starts_with(name))?;
-            line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()
-        };
-        Some(Rss {
-            peak_kib: field("VmHWM:")?,
-            now_kib: field("VmRSS:")?,
-        })
+        rss(self.pid?)
+    }
+
+    /// The server's own pid (not `timeout`'s).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+}
+
+/// Peak and current resident memory of process `pid`, from `/proc`.
+pub fn rss(pid: u32) -> Option<Rss> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    };
+    Some(Rss {
+        peak_kib: field("VmHWM:")?,
+        now_kib: field("VmRSS:")?,
+    })
+}
+
+/// Reads a process's resident memory every [`SAMPLE_EVERY`] until stopped, keeping the
+/// highest: the kernel's own peak (`VmHWM`) covers the whole life, not one phase.
+pub struct RssSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Option<u64>>,
+}
+
+/// How often [`RssSampler`] reads.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+impl RssSampler {
+    /// Starts sampling `pid` on the current tokio runtime.
+    pub fn start(pid: u32) -> RssSampler {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut peak = None;
+            loop {
+                if let Some(now) = rss(pid).map(|r| r.now_kib) {
+                    peak = peak.max(Some(now));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+                    _ = &mut stopped => return peak,
+                }
+            }
+        });
+        RssSampler { stop, task }
+    }
+
+    /// The highest resident memory seen, KiB; `None` if the process could not be read.
+    pub async fn stop(self) -> Option<u64> {
+        let _ = self.stop.send(());
+        self.task.await.ok().flatten()
     }
 }
 
@@ -163,38 +209,5 @@ pub fn version(program: &Path, args: &[&str]) -> String {
             .trim()
             .to_owned(),
         Err(e) => format!("unknown ({e})"),
-    }
-}
-
-/// Deno from the npm registry, at the version `benches/peers/package.json` pins, installed
-/// (`npm ci`, the lockfile beside it) into `work` unless that version is already there.
-pub fn install_deno(peers: &Path, work: &Path) -> Result<PathBuf, String> {
-    let manifest = std::fs::read_to_string(peers.join("package.json")).map_err(|e| e.to_string())?;
-    let manifest: serde_json::Value = serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
-    let pinned = manifest["dependencies"]["deno"]
-        .as_str()
-        .ok_or("package.json pins no deno")?;
-    let deno = work.join("node_modules/@deno/linux-x64-glibc/deno");
-    if version(&deno, &["--version"]).starts_with(&format!("deno {pinned} ")) {
-        return Ok(deno);
-    }
-    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return Err("the Deno package used here is for Linux on x86-64 only".into());
-    }
-    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
-    for file in ["package.json", "package-lock.json"] {
-        std::fs::copy(peers.join(file), work.join(file)).map_err(|e| format!("{file}: {e}"))?;
-    }
-    eprintln!("installing deno {pinned} from the npm registry into {}", work.display());
-    // The package's install script only finds the platform package's binary and links it as the
-    // `deno` command; the benchmark runs that binary directly, so the script is not needed.
-    let status = Command::new("timeout")
-        .args(["300", "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-        .current_dir(work)
-        .status()
-        .map_err(|e| format!("cannot run npm: {e}"))?;
-    match status.success() && deno.exists() {
-        true => Ok(deno),
-        false => Err(format!("npm ci failed in {} ({status})", work.display())),
     }
 }
