@@ -1,7 +1,9 @@
 //! Peers benchmark: `cargo bench --bench peers`. One workload, `benches/peers/handler.js`
 //! (post the event to an API, then count it in `ctx.state`), run in one go through:
 //! - eddy (`eddy serve`, the binary cargo builds for this benchmark), durable: every 202 waits
-//!   for the flush to disk, the handler runs after the answer in its isolate, with retries;
+//!   for the flush to disk, the handler runs after the answer in its isolate, with retries.
+//!   It runs with `[delivery] handler_concurrency = 64` and `[runtime] invocations_per_isolate =
+//!   32` (two isolates), the concurrency at which the peers run the handler;
 //! - eddy with flush-before-ack off (`[ingest] durable_ack = false`), skipped with the reason
 //!   when the eddy built does not know that key;
 //! - the same handler file served by Deno (`Deno.serve`) and by Node.js (`node:http`), run
@@ -259,9 +261,12 @@ fn eddy_launch(setup: &Setup, durable: bool) -> Result<Launch, String> {
         handlers.join(format!("{EVENT_TYPE}.js")),
     )
     .map_err(|e| e.to_string())?;
+    // Deno and Node.js run the handler for up to 64 requests at once; eddy gets the same
+    // concurrency (its default per handler is 8, a courtesy to third-party APIs).
     let mut config = String::from(
         "handlers = \"handlers\"\ndata = \"data\"\nlisten = \"127.0.0.1:0\"\n\n\
-         [net]\nallow_private = [\"127.0.0.1/32\"]\n",
+         [net]\nallow_private = [\"127.0.0.1/32\"]\n\n\
+         [delivery]\nhandler_concurrency = 64\n\n[runtime]\ninvocations_per_isolate = 32\n",
     );
     if !durable {
         config.push_str("\n[ingest]\ndurable_ack = false\n");

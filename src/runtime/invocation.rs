@@ -65,11 +65,17 @@ impl Invocations {
     pub fn poll(&mut self, cx: &mut Context<'_>, rx: &mut mpsc::UnboundedReceiver<Box<Job>>) -> Poll<()> {
         // Jobs beyond the interleaving limit wait in the channel until one in flight ends.
         let max_inflight = self.isolate.spec.shared.settings.invocations_per_isolate;
+        // Whether the channel will wake this task for the next job: only once it was polled
+        // to `Pending` in this turn.
+        let mut listening = false;
         while !self.closing && self.inflight.len() < max_inflight {
             match rx.poll_recv(cx) {
                 Poll::Ready(Some(job)) => self.start(*job),
                 Poll::Ready(None) => self.closing = true,
-                Poll::Pending => break,
+                Poll::Pending => {
+                    listening = true;
+                    break;
+                }
             }
         }
         let looped = poll_event_loop(&mut self.isolate.runtime, &self.isolate.meter, cx);
@@ -90,8 +96,9 @@ impl Invocations {
         if self.closing && self.inflight.is_empty() {
             return Poll::Ready(());
         }
-        if self.inflight.len() < max_inflight && !rx.is_empty() {
-            // Room was made this turn and jobs are waiting: take them on the next turn.
+        if !self.closing && !listening && self.inflight.len() < max_inflight {
+            // Room was made this turn while the channel went unpolled (the isolate was at its
+            // limit): without another turn, a job sent from now on would wake nobody.
             cx.waker().wake_by_ref();
         }
         Poll::Pending

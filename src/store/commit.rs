@@ -26,7 +26,14 @@ impl GroupCommit {
         }
         // Every ticket taken so far belongs to writes that already happened: one flush covers them.
         let covered = self.requested.load(Ordering::SeqCst);
-        db.flush_async().await?;
+        // sled's `flush_async` hands the flush to sled's own thread pool and can lose the
+        // wake-up under load (sled issues 1241 and 1308): the commit then never returns and
+        // every caller behind it waits for ever. The same flush on tokio's blocking pool
+        // cannot.
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the flush to disk panicked: {e}")))??;
         self.flushed.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }

@@ -201,3 +201,21 @@ async fn interleaving_stops_at_the_per_isolate_limit() {
     assert_eq!(api.state.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(rt.live_isolates(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_isolate_at_its_limit_takes_the_next_job_after_going_idle() {
+    // One invocation fills the isolate; it ends, and the next arrives only later, when the
+    // isolate has nothing left to run.
+    let config = format!("{LOOPBACK_CONFIG}isolates_per_handler = 1\ninvocations_per_isolate = 1\n");
+    let rt = runtime_with(&fixtures(), &config);
+    load(&rt, "sync_handler").await;
+    for n in 0..3 {
+        let report = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            invoke(&rt, "sync_handler", json!({})),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("invocation {n} was never started"));
+        assert_ok(&report);
+    }
+}
