@@ -33,7 +33,7 @@ impl GroupCommit {
         let db = db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| StoreError::Corrupt(format!("the flush to disk panicked: {e}")))??;
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
         self.flushed.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }

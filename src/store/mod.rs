@@ -53,6 +53,8 @@ pub enum StoreError {
     ValueTooLarge { len: usize, max: usize },
     #[error("stored record is damaged: {0}")]
     Corrupt(String),
+    #[error("the flush to disk did not finish: {0}")]
+    Flush(String),
     #[error(
         "the store in {path} is damaged: its records cannot be read; eddy stopped without \
          using it (restore a backup, or move the folder away to start empty)"

@@ -10,6 +10,10 @@
 //!
 //! The seal is removed before the files are opened: a store is sealed only between a close
 //! and the next open.
+//!
+//! What the seal cannot see is damage that bypasses the file system (a failing disk). sled's
+//! checksums and the durable mark still refuse such a store, but without the copy, what
+//! sled's recovery cut before refusing is not put back.
 
 use std::path::Path;
 
