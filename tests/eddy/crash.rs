@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::FakeApi;
 
-/// Starts `eddy serve` on a free port; returns the process and its address.
-pub fn start_eddy(config: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+/// Spawns `eddy serve` with `config` on a free port, its stderr piped.
+pub fn spawn_serve(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args([
             "serve",
             "--config",
@@ -22,7 +22,12 @@ pub fn start_eddy(config: &Path) -> (Child, String) {
         ])
         .stderr(Stdio::piped())
         .spawn()
-        .expect("eddy starts");
+        .expect("eddy starts")
+}
+
+/// Starts `eddy serve` on a free port; returns the process and its address.
+pub fn start_eddy(config: &Path) -> (Child, String) {
+    let mut child = spawn_serve(config);
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::crash::{crash_config, post_until_gone, restart_and_check_delivered, start_eddy};
+use crate::crash::{crash_config, post_until_gone, restart_and_check_delivered, spawn_serve, start_eddy};
 use crate::support::FakeApi;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -115,17 +115,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// harmless), start and serve every acknowledged event.
 async fn refuses_or_keeps_everything(config: &Path, data: &Path, acked: Option<&HashSet<String>>) {
     let before = snapshot(data);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args([
-            "serve",
-            "--config",
-            &config.display().to_string(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(config);
     let (lines, seen) = std::sync::mpsc::channel();
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     std::thread::spawn(move || {
