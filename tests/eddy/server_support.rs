@@ -139,11 +139,19 @@ impl TestServer {
     }
 
     async fn try_get(&self, path: &str) -> Option<Value> {
-        let mut request = self.http.get(self.url(path));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.ok()?;
+        let request = || {
+            let request = self.http.get(self.url(path));
+            match &self.token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            }
+        };
+        // A kept-alive connection the server closes at its header timeout (short in some
+        // tests) can be picked just as it closes; a GET is safe to send again.
+        let response = match request().send().await {
+            Ok(response) => response,
+            Err(_) => request().send().await.ok()?,
+        };
         if !response.status().is_success() {
             return None;
         }
