@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 /// Longest accepted event type.
 pub const MAX_TYPE_LEN: usize = 200;
+/// Longest accepted event id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest accepted `source` or `subject`, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 1024;
+/// Longest accepted `time`, in bytes (RFC 3339 needs about 35 even with nanoseconds).
+pub const MAX_TIME_BYTES: usize = 64;
 
 /// Errors in an event given by a user.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -19,6 +25,8 @@ pub enum EventError {
     InvalidType(String, &'static str),
     #[error("event \"{0}\" must be a string")]
     NotString(&'static str),
+    #[error("invalid event {0} {1:?}: {2}")]
+    InvalidAttribute(&'static str, String, String),
 }
 
 /// One event as handlers see it.
@@ -54,16 +62,63 @@ impl Event {
             Some(_) => Err(EventError::NotString(key)),
         };
         let kind = text("type")?.ok_or(EventError::MissingType)?;
-        validate_type(&kind)?;
-        Ok(Event {
+        let event = Event {
             id: text("id")?.unwrap_or_else(new_id),
             source: text("source")?.unwrap_or_else(|| default_source.to_owned()),
             time: text("time")?.unwrap_or_else(now_rfc3339),
             subject: text("subject")?,
             kind,
             data: map.remove("data").unwrap_or(serde_json::Value::Null),
-        })
+        };
+        event.validate()?;
+        Ok(event)
     }
+
+    /// Checks every attribute: the type syntax, then `id` (1 to 256 bytes), `source` and
+    /// `subject` (1 to 1024 bytes), none with control characters, and `time` in RFC 3339.
+    /// Ids are store keys and appear in URLs and logs: they must be plain, bounded text.
+    pub fn validate(&self) -> Result<(), EventError> {
+        validate_type(&self.kind)?;
+        validate_text("id", &self.id, MAX_ID_BYTES)?;
+        validate_text("source", &self.source, MAX_SOURCE_BYTES)?;
+        if let Some(subject) = &self.subject {
+            validate_text("subject", subject, MAX_SOURCE_BYTES)?;
+        }
+        validate_text("time", &self.time, MAX_TIME_BYTES)?;
+        if time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339).is_err() {
+            return Err(invalid(
+                "time",
+                &self.time,
+                "it is not an RFC 3339 time (like 2026-01-31T12:00:00Z)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks one text attribute: not empty, at most `max` bytes, no control characters.
+fn validate_text(name: &'static str, value: &str, max: usize) -> Result<(), EventError> {
+    if value.is_empty() {
+        return Err(invalid(name, value, "it is empty"));
+    }
+    if value.len() > max {
+        return Err(invalid(name, value, &format!("it is longer than {max} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(name, value, "it holds control characters"));
+    }
+    Ok(())
+}
+
+/// The error for an attribute; a long value is shown by its start only.
+fn invalid(name: &'static str, value: &str, why: &str) -> EventError {
+    let shown: String = value.chars().take(64).collect();
+    let shown = if shown.len() < value.len() {
+        format!("{shown}...")
+    } else {
+        shown
+    };
+    EventError::InvalidAttribute(name, shown, why.to_owned())
 }
 
 /// Checks the type syntax: dot-separated segments of `[A-Za-z0-9_-]`, at most 200 characters.
@@ -115,8 +170,12 @@ mod tests {
 
     #[test]
     fn keeps_given_attributes() {
-        let e = Event::from_json(r#"{"type":"a","id":"x","source":"s","time":"t","subject":"u"}"#, "cli").unwrap();
-        assert_eq!((e.id.as_str(), e.source.as_str(), e.time.as_str()), ("x", "s", "t"));
+        let text = r#"{"type":"a","id":"x","source":"s","time":"2026-01-31T12:00:00.5+02:00","subject":"u"}"#;
+        let e = Event::from_json(text, "cli").unwrap();
+        assert_eq!(
+            (e.id.as_str(), e.source.as_str(), e.time.as_str()),
+            ("x", "s", "2026-01-31T12:00:00.5+02:00")
+        );
         assert_eq!(e.subject.as_deref(), Some("u"));
         assert_eq!(e.data, serde_json::Value::Null);
     }
@@ -130,6 +189,43 @@ mod tests {
             Event::from_json(r#"{"type":1}"#, "c"),
             Err(EventError::NotString("type"))
         );
+    }
+
+    #[test]
+    fn ids_sources_subjects_and_times_are_bounded_plain_text() {
+        let with = |key: &str, value: &str| {
+            let mut event = serde_json::json!({"type": "a"});
+            event[key] = value.into();
+            Event::from_value(event, "cli")
+        };
+        assert!(with("id", &"i".repeat(MAX_ID_BYTES)).is_ok());
+        assert!(with("source", &"s".repeat(MAX_SOURCE_BYTES)).is_ok());
+        assert!(with("id", "order:42/é").is_ok(), "any printable text");
+        let bad = [
+            ("id", String::new()),
+            ("id", "victim\0other".to_owned()),
+            ("id", "a\nb".to_owned()),
+            ("id", "a\u{7f}".to_owned()),
+            ("id", "a\u{85}".to_owned()),
+            ("id", "i".repeat(MAX_ID_BYTES + 1)),
+            ("id", "x".repeat(1 << 20)),
+            ("source", String::new()),
+            ("source", "s\0".to_owned()),
+            ("source", "s".repeat(MAX_SOURCE_BYTES + 1)),
+            ("subject", "\t".to_owned()),
+            ("time", "t".to_owned()),
+            ("time", "2026-01-31 12:00:00".to_owned()),
+            ("time", "2026-02-30T12:00:00Z".to_owned()),
+            ("time", String::new()),
+        ];
+        for (key, value) in bad {
+            let err = with(key, &value).unwrap_err();
+            assert!(
+                matches!(&err, EventError::InvalidAttribute(name, shown, _) if *name == key && shown.len() <= 67),
+                "{key} {:?}: {err}",
+                &value[..value.len().min(20)]
+            );
+        }
     }
 
     #[test]

@@ -110,9 +110,13 @@ pub async fn edit(
 /// `since` as milliseconds since the epoch: an RFC 3339 time, or a duration ago.
 pub fn since_ms(text: &str) -> Result<u64, ApiError> {
     let at = humantime::parse_rfc3339_weak(text)
-        .or_else(|_| humantime::parse_duration(text).map(|ago| SystemTime::now() - ago))
+        .or_else(|_| {
+            // A duration reaching back before the epoch means "since the beginning".
+            humantime::parse_duration(text).map(|ago| SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH))
+        })
         .map_err(|_| ApiError::bad_request("invalid_query", format!("since {text:?} is not a time or a duration")))?;
-    Ok(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64)
+    let ms = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+    Ok(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 /// `DELETE /events/{id}`: removes the event with every delivery, attempt, captured log and
@@ -188,4 +192,23 @@ pub async fn redact(
     app.store.audit(&audit)?;
     app.store.commit().await?;
     Ok(Json(serde_json::json!({ "redacted": id })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_durations_without_overflowing() {
+        assert_eq!(since_ms("1970-01-01T00:00:01Z").unwrap(), 1000);
+        let hour_ago = since_ms("1h").unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(now - hour_ago >= 3_600_000 && now - hour_ago < 3_700_000);
+        assert_eq!(
+            since_ms("1000000000000h").unwrap(),
+            0,
+            "before the epoch is the beginning"
+        );
+        assert_eq!(since_ms("soon").unwrap_err().error, "invalid_query");
+    }
 }

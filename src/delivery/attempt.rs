@@ -12,7 +12,9 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
     let n = delivery.attempts + 1;
     let started_ms = now_ms();
     let (next, attempt, ran) = match engine.store.event(&delivery.event_id) {
-        Ok(Some(record)) => {
+        // Only an event that names this delivery makes it count: one it does not name is
+        // not written yet (a backfill in progress) or was never accepted (left by a crash).
+        Ok(Some(record)) if record.deliveries.contains(&delivery.id) => {
             let event_type = record.event.kind.clone();
             let request = InvocationRequest {
                 event: record.event,
@@ -25,7 +27,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
             record.replay = delivery.replay_requested;
             (next_step(&report, n, policy), record, Some((event_type, report)))
         }
-        Ok(None) => {
+        Ok(_) => {
             missing_event(engine, &delivery);
             return;
         }
@@ -34,7 +36,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
             (next, attempt, None)
         }
     };
-    let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms() + 1000);
+    let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms().saturating_add(1000));
     let outcome = match next {
         NextStep::Succeeded => AttemptOutcome::Succeeded,
         NextStep::Retry { .. } => AttemptOutcome::Retried,
@@ -75,7 +77,10 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
 fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
     let now = now_ms();
     let result = if now.saturating_sub(delivery.created_ms) < ORPHANED_AFTER_MS {
-        engine.store.postpone(&delivery.id, now + 100, now).map(drop)
+        engine
+            .store
+            .postpone(&delivery.id, now.saturating_add(100), now)
+            .map(drop)
     } else {
         engine.store.forget_delivery(&delivery.id)
     };
@@ -94,11 +99,16 @@ fn next_step(report: &InvocationReport, n: u32, policy: &RetryPolicy) -> NextSte
     let error = format!("{}: {}", failure.name, failure.message);
     match policy.decide(n, failure, rand::random::<f64>()) {
         Decision::RetryAfter(delay) => NextStep::Retry {
-            due_ms: now_ms() + delay.as_millis() as u64,
+            due_ms: due_after(now_ms(), delay),
             error,
         },
         Decision::GiveUp => NextStep::Dead { error },
     }
+}
+
+/// The time `delay` after `now_ms`; never wraps, whatever the delay.
+fn due_after(now_ms: u64, delay: Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn record_of(n: u32, started_ms: u64, report: &InvocationReport) -> AttemptRecord {
@@ -123,4 +133,16 @@ fn gone(n: u32, started_ms: u64, why: &str) -> (NextStep, AttemptRecord) {
         replay: false,
     };
     (NextStep::Dead { error: why.to_owned() }, attempt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_time_never_wraps() {
+        assert_eq!(due_after(1_000, Duration::from_millis(500)), 1_500);
+        assert_eq!(due_after(u64::MAX - 1, Duration::from_secs(1)), u64::MAX);
+        assert_eq!(due_after(1_000, Duration::MAX), u64::MAX);
+    }
 }

@@ -22,6 +22,11 @@ pub const DEFAULT_SCHEDULE: [Duration; 9] = [
 /// Share of each delay that is randomised, both ways.
 pub const JITTER: f64 = 0.2;
 
+/// The longest delay before a next attempt, asked by `RetryAfterError` or written in a
+/// schedule: longer asks are cut to this (a delay of years would strand the delivery, and
+/// a huge one would overflow the due time).
+pub const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// Errors in a written schedule.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RetryError {
@@ -29,6 +34,8 @@ pub enum RetryError {
     Delay(String),
     #[error("a retry schedule needs at least one delay")]
     Empty,
+    #[error("retry delay {0:?} is longer than the longest allowed, 7 days")]
+    TooLong(String),
 }
 
 /// When to try again after a failed attempt.
@@ -59,10 +66,12 @@ impl RetryPolicy {
         if delays.is_empty() {
             return Err(RetryError::Empty);
         }
-        let schedule = delays
-            .iter()
-            .map(|d| humantime::parse_duration(d.trim()).map_err(|_| RetryError::Delay(d.clone())))
-            .collect::<Result<_, _>>()?;
+        let parse = |d: &String| match humantime::parse_duration(d.trim()) {
+            Ok(delay) if delay > MAX_DELAY => Err(RetryError::TooLong(d.clone())),
+            Ok(delay) => Ok(delay),
+            Err(_) => Err(RetryError::Delay(d.clone())),
+        };
+        let schedule = delays.iter().map(parse).collect::<Result<_, _>>()?;
         Ok(Self { schedule })
     }
 
@@ -79,7 +88,7 @@ impl RetryPolicy {
         }
         if let Some(asked) = failure.retry_after() {
             // The third party said when; jitter would only make it wrong.
-            return Decision::RetryAfter(asked);
+            return Decision::RetryAfter(asked.min(MAX_DELAY));
         }
         let base = self.schedule[(attempt as usize - 1).min(self.schedule.len() - 1)];
         let factor = 1.0 + JITTER * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
@@ -149,5 +158,19 @@ mod tests {
             RetryPolicy::parse(&["soon".into()]),
             Err(RetryError::Delay("soon".into()))
         );
+        assert!(RetryPolicy::parse(&["7days".into()]).is_ok());
+        assert_eq!(
+            RetryPolicy::parse(&["8days".into()]),
+            Err(RetryError::TooLong("8days".into()))
+        );
+    }
+
+    #[test]
+    fn a_retry_after_hint_is_cut_to_the_longest_delay() {
+        let p = RetryPolicy::default();
+        for asked in [MAX_DELAY.as_millis() as u64 + 1, u64::MAX] {
+            let hint = failure(FailureKind::RetryAfter, Some(asked));
+            assert_eq!(p.decide(1, &hint, 0.5), Decision::RetryAfter(MAX_DELAY));
+        }
     }
 }

@@ -21,8 +21,9 @@ use crate::metrics::WebhookOutcome;
 use crate::server::App;
 use crate::store::Ingested;
 
-/// Longest provider delivery id accepted (they are UUIDs or short tokens in practice).
-const MAX_DELIVERY_ID: usize = 200;
+/// Longest provider delivery id accepted (they are UUIDs or short tokens in practice): with
+/// the longest source name (64) and the colon, an event id stays within its 256 bytes.
+const MAX_DELIVERY_ID: usize = crate::event::MAX_ID_BYTES - 65;
 
 /// One configured sender, with its secret read at start-up.
 pub struct WebhookSource {
@@ -58,6 +59,13 @@ impl WebhookSources {
 
     pub fn get(&self, name: &str) -> Option<&WebhookSource> {
         self.0.get(name)
+    }
+
+    /// The source whose ids `id` is in: ids `<source>:<anything>` belong to a configured
+    /// source, and only its verified webhooks may store events under them.
+    pub fn owner_of(&self, id: &str) -> Option<&str> {
+        let (prefix, _) = id.split_once(':')?;
+        self.0.get_key_value(prefix).map(|(name, _)| name.as_str())
     }
 }
 
@@ -123,15 +131,22 @@ fn to_event(source: &str, delivery_id: String, kind: String, data: serde_json::V
         ));
     }
     validate_type(&kind).map_err(|e| ApiError::bad_request("invalid_type", e.to_string()))?;
-    Ok(Event {
+    let event = Event {
         id: format!("{source}:{delivery_id}"),
         kind,
-        source: format!("eddy/webhooks/{source}"),
+        source: format!("{WEBHOOK_SOURCE_PREFIX}{source}"),
         time: now_rfc3339(),
         subject: None,
         data,
-    })
+    };
+    event
+        .validate()
+        .map_err(|e| ApiError::bad_request("bad_delivery_id", e.to_string()))?;
+    Ok(event)
 }
+
+/// The `source` of every webhook event starts with this, followed by the source's name.
+const WEBHOOK_SOURCE_PREFIX: &str = "eddy/webhooks/";
 
 #[cfg(test)]
 mod tests {
@@ -145,10 +160,20 @@ mod tests {
             ("gh:d-1", "eddy/webhooks/gh")
         );
         assert_eq!(
-            to_event("gh", "x".repeat(201), "github.push".into(), json!(null))
+            to_event("gh", "x".repeat(192), "github.push".into(), json!(null))
                 .unwrap_err()
                 .error,
             "bad_delivery_id"
+        );
+        let longest_name = "n".repeat(64);
+        let longest = to_event(&longest_name, "x".repeat(191), "github.push".into(), json!(null)).unwrap();
+        assert_eq!(longest.id.len(), crate::event::MAX_ID_BYTES);
+        assert_eq!(
+            to_event("gh", "d\u{1}".into(), "github.push".into(), json!(null))
+                .unwrap_err()
+                .error,
+            "bad_delivery_id",
+            "a control character from the provider"
         );
         assert_eq!(
             to_event("gh", "d".into(), "github.a b".into(), json!(null))

@@ -28,6 +28,9 @@ use crate::store::{Ingested, NewEvent};
 pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(&app, &headers, body).await?;
     let events = events_from_request(&headers, &bytes)?;
+    for event in &events {
+        check_not_reserved(&app, event)?;
+    }
     let ingested = accept(&app, events).await?;
     let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
     let ids: Vec<&str> = ingested.iter().map(Ingested::id).collect();
@@ -37,6 +40,33 @@ pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         StatusCode::ACCEPTED
     };
     Ok((status, Json(serde_json::json!({ "ids": ids }))).into_response())
+}
+
+/// Refuses, before anything is written, an event posted with an id or `source` that only
+/// eddy's own intakes give: `<source>:...` ids of a configured webhook source (else a post
+/// could take the id of that source's next genuine delivery, which would then be dropped as
+/// a duplicate), and `eddy/...` sources other than the default one, which handlers may trust
+/// to mean "verified by eddy".
+fn check_not_reserved(app: &App, event: &Event) -> Result<(), ApiError> {
+    if let Some(owner) = app.sources.owner_of(&event.id) {
+        return Err(ApiError::unprocessable(
+            "reserved_id",
+            format!(
+                "event id {:?} belongs to webhook source {owner:?}: ids \"{owner}:...\" are given only to its verified webhooks",
+                event.id
+            ),
+        ));
+    }
+    if event.source.starts_with("eddy/") && event.source != DEFAULT_SOURCE {
+        return Err(ApiError::unprocessable(
+            "reserved_source",
+            format!(
+                "source {:?} is reserved: sources under \"eddy/\" are set by eddy's own intakes (webhooks, proxy)",
+                event.source
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Routes and stores `events` with their deliveries; returns once that is durable.

@@ -115,6 +115,18 @@ fn event_error(e: EventError) -> ApiError {
         EventError::MissingType => ApiError::unprocessable("missing_type", e.to_string()),
         EventError::InvalidType(..) => ApiError::unprocessable("invalid_type", e.to_string()),
         EventError::NotString(_) => ApiError::unprocessable("invalid_event", e.to_string()),
+        EventError::InvalidAttribute(name, ..) => ApiError::unprocessable(attribute_code(name), e.to_string()),
+    }
+}
+
+/// The error code of an invalid attribute: `invalid_id`, `invalid_source`, ...
+fn attribute_code(name: &str) -> &'static str {
+    match name {
+        "id" => "invalid_id",
+        "source" => "invalid_source",
+        "time" => "invalid_time",
+        "subject" => "invalid_subject",
+        _ => "invalid_event",
     }
 }
 
@@ -207,6 +219,34 @@ mod tests {
                 br#"{"type":"a..b"}"#.to_vec(),
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_type",
+            ),
+            (
+                json_headers(),
+                br#"{"type":"a","id":"victim\u0000other"}"#.to_vec(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_id",
+            ),
+            (
+                json_headers(),
+                br#"{"type":"a","id":""}"#.to_vec(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_id",
+            ),
+            (
+                json_headers(),
+                br#"{"type":"a","time":"yesterday"}"#.to_vec(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_time",
+            ),
+            (
+                headers(&[
+                    ("content-type", "application/json"),
+                    ("ce-type", "a"),
+                    ("ce-source", ""),
+                ]),
+                b"{}".to_vec(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_source",
             ),
             (
                 json_headers(),

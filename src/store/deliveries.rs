@@ -144,9 +144,7 @@ impl Store {
 
     /// Every attempt of delivery `id`, in order.
     pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.trees
-            .attempts
-            .scan_prefix(keys::attempt_prefix(id))
+        keys::numbered(&self.trees.attempts, id)
             .map(|item| codec::decode(keys::ATTEMPT_RECORD_V1, &item?.1))
             .collect()
     }
@@ -169,8 +167,8 @@ impl Store {
             Some(_) => Ok(false),
             None => {
                 // Attempts of a delivery whose record is gone: left by an earlier crash.
-                for key in self.trees.attempts.scan_prefix(keys::attempt_prefix(id)).keys() {
-                    self.trees.attempts.remove(key?)?;
+                for item in keys::numbered(&self.trees.attempts, id) {
+                    self.trees.attempts.remove(item?.0)?;
                 }
                 Ok(false)
             }

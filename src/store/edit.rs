@@ -40,9 +40,7 @@ impl Store {
 
     /// Previous versions of event `id`, oldest first.
     pub fn event_history(&self, id: &str) -> Result<Vec<EventVersion>, StoreError> {
-        self.trees
-            .history
-            .scan_prefix(keys::history_prefix(id))
+        keys::numbered(&self.trees.history, id)
             .map(|item| codec::decode(keys::EVENT_VERSION_V1, &item?.1))
             .collect()
     }
@@ -120,5 +118,28 @@ mod tests {
         assert_eq!(history[0].data["email"], "a@x");
         assert_eq!(store.event("e").unwrap().unwrap().event.data, json!({"email": "b@x"}));
         assert!(store.edit_event("nope", &json!({}), 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_events_history_and_delete_never_reach_an_event_whose_id_extends_it() {
+        // Ingest refuses such ids today; the key layout must hold for any stored before.
+        let store = Store::temporary().unwrap();
+        for id in ["victim", "victim\0other", "victim\0\0\0\0\0"] {
+            let event = Event::from_value(json!({"id": "placeholder", "type": "t", "data": {"n": 0}}), "t").unwrap();
+            let event = Event { id: id.into(), ..event };
+            let new = NewEvent {
+                event,
+                handlers: vec![],
+            };
+            store.ingest(vec![new], 1).unwrap();
+            store.edit_event(id, &json!({"n": 1}), 2).unwrap().unwrap();
+        }
+        assert_eq!(store.event_history("victim").unwrap().len(), 1);
+        assert!(store.delete_event("victim").unwrap());
+        for other in ["victim\0other", "victim\0\0\0\0\0"] {
+            let history = store.event_history(other).unwrap();
+            assert_eq!(history.len(), 1, "{other:?} kept its history");
+            assert_eq!(history[0].data, json!({"n": 0}));
+        }
     }
 }

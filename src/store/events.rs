@@ -50,6 +50,13 @@ impl Store {
     }
 
     fn ingest_one(&self, new: NewEvent, now_ms: u64) -> Result<Ingested, StoreError> {
+        // A duplicate writes nothing: checked under the id's lock, so concurrent posts of one
+        // id are seen one after the other, and a losing post never leaves deliveries that
+        // could be claimed (with the winner's event, they would run the handler again).
+        let _held = self.shared.event_stripes.lock(&new.event.id);
+        if self.trees.events.contains_key(new.event.id.as_bytes())? {
+            return Ok(Ingested::Duplicate { id: new.event.id });
+        }
         let (seq, order_ms) = self.next_seq(now_ms)?;
         let deliveries: Vec<DeliveryRecord> = new
             .handlers
@@ -86,7 +93,8 @@ impl Store {
                 deliveries: record.deliveries,
             });
         }
-        // Accepted before (or by a concurrent request): undo this attempt's writes.
+        // Accepted meanwhile by a write that does not take the id's lock (none does today):
+        // undo this attempt's writes.
         for delivery in &deliveries {
             self.forget_delivery(&delivery.id)?;
         }
@@ -118,8 +126,8 @@ impl Store {
         for delivery_id in &record.deliveries {
             self.forget_delivery(delivery_id)?;
         }
-        for key in self.trees.history.scan_prefix(keys::history_prefix(id)).keys() {
-            self.trees.history.remove(key?)?;
+        for item in keys::numbered(&self.trees.history, id) {
+            self.trees.history.remove(item?.0)?;
         }
         // The record goes before its index entries: a crash in between leaves entries that
         // readers skip, while the event itself is gone or still whole (and can be deleted again).
@@ -175,6 +183,8 @@ mod tests {
         );
         assert_eq!(again.unwrap(), [Ingested::Duplicate { id: "e1".into() }]);
         assert_eq!(store.due(5000, 10).unwrap().len(), 2, "a duplicate creates no delivery");
+        assert_eq!(store.trees.deliveries.len(), 2, "nor any record a scan could find");
+        assert_eq!(store.trees.events_by_type.len(), 2, "nor index entries");
     }
 
     #[test]

@@ -75,8 +75,8 @@ impl Store {
         if let Some(due) = d.next_attempt_ms {
             self.dequeue(due, &d.id)?;
         }
-        for key in self.trees.attempts.scan_prefix(keys::attempt_prefix(&d.id)).keys() {
-            self.trees.attempts.remove(key?)?;
+        for item in keys::numbered(&self.trees.attempts, &d.id) {
+            self.trees.attempts.remove(item?.0)?;
         }
         self.trees.deliveries.remove(d.id.as_bytes())?;
         for (tree, key) in self.delivery_entries(d) {

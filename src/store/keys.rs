@@ -101,11 +101,6 @@ pub fn parse_queue_key(key: &[u8]) -> Result<(u64, String), StoreError> {
     Ok((u64::from_be_bytes(*due), id))
 }
 
-/// The prefix of every history version of one event.
-pub fn history_prefix(event_id: &str) -> Vec<u8> {
-    attempt_prefix(event_id)
-}
-
 /// The key of version `n` of an event in [`TREE_EVENT_HISTORY`]; versions sort by number.
 pub fn history_key(event_id: &str, n: u32) -> Vec<u8> {
     attempt_key(event_id, n)
@@ -123,6 +118,17 @@ pub fn attempt_key(delivery_id: &str, n: u32) -> Vec<u8> {
     let mut key = attempt_prefix(delivery_id);
     key.extend_from_slice(&n.to_be_bytes());
     key
+}
+
+/// Every entry numbered under `owner` in `tree` (attempts of a delivery, versions of an
+/// event): the keys `owner, 0x00, n` with `n` a u32. The length check makes this exact
+/// whatever `owner` holds: "a" and "a\0b" share the prefix "a\0", but only keys of "a" are
+/// exactly 4 bytes longer than it.
+pub fn numbered(tree: &sled::Tree, owner: &str) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+    let prefix = attempt_prefix(owner);
+    let len = prefix.len() + 4;
+    tree.scan_prefix(prefix)
+        .filter(move |item| item.as_ref().map_or(true, |(key, _)| key.len() == len))
 }
 
 /// An ingest sequence number as a key: big-endian, so key order is ingest order.

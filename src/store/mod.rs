@@ -93,6 +93,9 @@ struct Shared {
     mark: mark::Mark,
     /// Serialise changes to one delivery (see `index.rs`).
     stripes: index::Stripes,
+    /// Serialise ingests of one event id, so a duplicate is seen before anything is written.
+    /// Held around delivery locks, never inside one, so the two cannot deadlock.
+    event_stripes: index::Stripes,
     /// Entries in the queue tree: counted once at open, then moved only by what sled answers
     /// to each insert and remove, so it equals the tree's length without walking it.
     queued: AtomicUsize,

@@ -22,7 +22,7 @@ impl Store {
         };
         let mut removed = Vec::new();
         remove(&mut record.event.data, fields, &mut removed);
-        for item in self.trees.history.scan_prefix(keys::history_prefix(id)) {
+        for item in keys::numbered(&self.trees.history, id) {
             let (key, raw) = item?;
             let mut version: EventVersion = codec::decode(keys::EVENT_VERSION_V1, &raw)?;
             remove(&mut version.data, fields, &mut removed);
@@ -45,7 +45,7 @@ impl Store {
     }
 
     fn scrub_delivery(&self, id: &str, texts: &[String]) -> Result<(), StoreError> {
-        for item in self.trees.attempts.scan_prefix(keys::attempt_prefix(id)) {
+        for item in keys::numbered(&self.trees.attempts, id) {
             let (key, raw) = item?;
             let mut attempt: AttemptRecord = codec::decode(keys::ATTEMPT_RECORD_V1, &raw)?;
             scrub(&mut attempt.report, texts);

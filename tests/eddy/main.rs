@@ -9,6 +9,7 @@ mod faults;
 mod fetch;
 mod handlers;
 mod hostile;
+mod integrity;
 mod limits;
 mod mutable;
 mod neighbours;

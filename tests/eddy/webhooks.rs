@@ -241,3 +241,60 @@ async fn a_source_whose_secret_is_not_set_stops_start_up_with_its_name() {
     .unwrap_err();
     assert!(bad.to_string().contains("gitlab"), "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_posted_event_cannot_take_the_id_or_source_of_a_webhook_source() {
+    let (server, _data) = start().await;
+    let taken = [
+        (
+            json!({"type": "github.pull_request.opened", "id": "gh:d-next"}),
+            "reserved_id",
+        ),
+        (json!({"type": "slack.message", "id": "slack:Ev1"}), "reserved_id"),
+        (
+            json!({"type": "github.push", "source": "eddy/webhooks/gh"}),
+            "reserved_source",
+        ),
+        (
+            json!({"type": "github.push", "source": "eddy/proxy"}),
+            "reserved_source",
+        ),
+    ];
+    for (event, code) in taken {
+        let (status, answer) = server.post("/events", "application/json", event.to_string()).await;
+        assert_eq!((status, answer["error"].as_str()), (422, Some(code)), "{answer}");
+    }
+    let (status, _) = server
+        .post(
+            "/events",
+            "application/cloudevents+json",
+            json!({"type": "a", "id": "gh:d-next", "specversion": "1.0"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 422, "CloudEvents requests are held to the same rule");
+    // Ids that only look alike, and the default source, stay free.
+    server.send(json!({"type": "a", "id": "github:d-next"})).await;
+    server
+        .send(json!({"type": "a", "id": "gh-d-next", "source": "eddy/http"}))
+        .await;
+
+    let body = json!({"action": "opened", "number": 8}).to_string();
+    let (status, answer) = post(
+        &server,
+        "gh",
+        &github_headers(body.as_bytes(), "d-next"),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer),
+        (202, &json!({"id": "gh:d-next"})),
+        "the genuine delivery is stored"
+    );
+    let event = server.get("/events/gh:d-next").await["event"]["event"].clone();
+    assert_eq!(
+        (event["source"].as_str(), event["data"]["number"].as_u64()),
+        (Some("eddy/webhooks/gh"), Some(8))
+    );
+    server.stop().await;
+}

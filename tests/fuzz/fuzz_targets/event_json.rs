@@ -2,11 +2,12 @@
 //! arbitrary text.
 //!
 //! Input: the whole input as text. Beyond "no panic": an accepted event has a valid type and
-//! its given attributes unchanged, and `validate_type` agrees with the syntax it documents.
+//! its given attributes unchanged, its id and source bounded plain text, and `validate_type`
+//! agrees with the syntax it documents.
 
 #![no_main]
 
-use eddy::event::{Event, MAX_TYPE_LEN, validate_type};
+use eddy::event::{Event, MAX_ID_BYTES, MAX_SOURCE_BYTES, MAX_TYPE_LEN, validate_type};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -25,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 assert!(!value.is_empty(), "{key} was filled with nothing");
             }
+            assert!(!value.chars().any(char::is_control), "{key} holds a control character");
         }
+        assert!(!event.id.is_empty() && event.id.len() <= MAX_ID_BYTES, "id of {} bytes", event.id.len());
+        assert!(event.source.len() <= MAX_SOURCE_BYTES, "source of {} bytes", event.source.len());
     }
 });
 
