@@ -28,7 +28,8 @@ impl Store {
     /// than `retention` allows (an event goes with all its deliveries and history). Reads
     /// only the index entries of what expires.
     pub fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError> {
-        let before = |age: Duration| now_ms.saturating_sub(age.as_millis() as u64);
+        // An age past u64 milliseconds (a typo of years) keeps everything, never wraps to little.
+        let before = |age: Duration| now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
         let mut expired = Expired {
             events: self.expire_events(before(retention.events))?,
             deliveries: 0,
@@ -158,6 +159,22 @@ mod tests {
                 deliveries: 0,
                 events: 0
             }
+        );
+        // 2^64 ms and 5 ms more: truncated to 5 ms it would remove everything.
+        let endless = Duration::from_millis(u64::MAX) + Duration::from_millis(6);
+        let forever = Retention {
+            succeeded_deliveries: endless,
+            dead_deliveries: endless,
+            events: endless,
+        };
+        let none = Expired {
+            deliveries: 0,
+            events: 0,
+        };
+        assert_eq!(
+            store.expire(&forever, 100_000).unwrap(),
+            none,
+            "ages beyond u64 ms keep all"
         );
         let later = store.expire(&retention, 100_000).unwrap();
         assert_eq!(
