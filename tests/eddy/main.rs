@@ -14,6 +14,7 @@ mod mutable;
 mod neighbours;
 mod pipeline;
 mod proxy;
+mod quota;
 mod remote;
 mod repair;
 mod scaffold;
