@@ -86,41 +86,12 @@ impl HandlerConfig {
     /// Parses the JSON form of the `config` export and checks its numbers against `ceilings`.
     pub fn from_json(json: &str, ceilings: Ceilings) -> Result<Self, ConfigExportError> {
         let written: Written = serde_json::from_str(json).map_err(|e| ConfigExportError::Invalid(e.to_string()))?;
-        let limit = |key, value: &Option<Value>, ceiling_key, ceiling| {
-            value
-                .as_ref()
-                .map(|v| whole_number(key, v, ceiling).and_then(|n| under_ceiling(key, n, ceiling_key, ceiling)))
-                .transpose()
-        };
-        let concurrency = written
-            .concurrency
-            .as_ref()
-            .map(|v| {
-                whole_number("concurrency", v, MAX_CONCURRENCY).and_then(|n| match n <= MAX_CONCURRENCY {
-                    true => Ok(n),
-                    false => Err(ConfigExportError::Range {
-                        key: "concurrency",
-                        max: MAX_CONCURRENCY,
-                        got: n.to_string(),
-                    }),
-                })
-            })
-            .transpose()?;
+        let (timeout, cpu) = (written.timeout_ms.as_ref(), written.cpu_limit_ms.as_ref());
         Ok(Self {
-            timeout_ms: limit(
-                "timeoutMs",
-                &written.timeout_ms,
-                "max_timeout_ms",
-                ceilings.max_timeout_ms,
-            )?,
-            cpu_limit_ms: limit(
-                "cpuLimitMs",
-                &written.cpu_limit_ms,
-                "max_cpu_limit_ms",
-                ceilings.max_cpu_limit_ms,
-            )?,
+            timeout_ms: limit("timeoutMs", timeout, ceilings.max_timeout_ms, Some("max_timeout_ms"))?,
+            cpu_limit_ms: limit("cpuLimitMs", cpu, ceilings.max_cpu_limit_ms, Some("max_cpu_limit_ms"))?,
             // At most MAX_CONCURRENCY, so it fits.
-            concurrency: concurrency.map(|c| c as u32),
+            concurrency: limit("concurrency", written.concurrency.as_ref(), MAX_CONCURRENCY, None)?.map(|c| c as u32),
             secrets: written.secrets,
             allow_net: written.allow_net,
             retry: written.retry,
@@ -138,6 +109,32 @@ impl HandlerConfig {
     }
 }
 
+/// `value`, when given, as a whole number from 1 to `max`; `ceiling_key` names the operator's
+/// `[runtime]` setting that `max` comes from, if any.
+fn limit(
+    key: &'static str,
+    value: Option<&Value>,
+    max: u64,
+    ceiling_key: Option<&'static str>,
+) -> Result<Option<u64>, ConfigExportError> {
+    let Some(value) = value else { return Ok(None) };
+    let n = whole_number(key, value, max)?;
+    match ceiling_key {
+        _ if n <= max => Ok(Some(n)),
+        Some(ceiling_key) => Err(ConfigExportError::AboveCeiling {
+            key,
+            value: n,
+            ceiling_key,
+            ceiling: max,
+        }),
+        None => Err(ConfigExportError::Range {
+            key,
+            max,
+            got: n.to_string(),
+        }),
+    }
+}
+
 /// A whole number of at least 1 that fits in u64 (the caller checks it against `max`, which
 /// the error states); anything else (fractional, negative, huge, Infinity, NaN, not a
 /// number) is refused, showing the value as written.
@@ -151,28 +148,9 @@ fn whole_number(key: &'static str, value: &Value, max: u64) -> Result<u64, Confi
                 // How `inspectModule` sends the numbers JSON cannot hold.
                 Value::String(s) if matches!(s.as_str(), "Infinity" | "-Infinity" | "NaN") => s.clone(),
                 Value::String(_) => format!("a string ({value})"),
-                Value::Number(_) => value.to_string(),
-                Value::Bool(_) | Value::Array(_) | Value::Object(_) | Value::Null => format!("{value}"),
+                _ => value.to_string(),
             },
         }),
-    }
-}
-
-fn under_ceiling(
-    key: &'static str,
-    value: u64,
-    ceiling_key: &'static str,
-    ceiling: u64,
-) -> Result<u64, ConfigExportError> {
-    if value <= ceiling {
-        Ok(value)
-    } else {
-        Err(ConfigExportError::AboveCeiling {
-            key,
-            value,
-            ceiling_key,
-            ceiling,
-        })
     }
 }
 
