@@ -124,3 +124,33 @@ async fn config_numbers_that_could_wrap_are_load_errors() {
         );
     }
 }
+
+#[test]
+fn state_usage_is_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("eddy.toml"), "[state]\nmax_keys_per_handler = 2\n").unwrap();
+    let handler = fixtures().join("state_grow.js").display().to_string();
+    // Each run is a new process opening the same data folder.
+    let run = |key: &str| {
+        eddy(
+            &[
+                "run",
+                &handler,
+                "--event",
+                &format!(r#"{{"type":"t","data":{{"key":"{key}"}}}}"#),
+            ],
+            dir.path(),
+        )
+    };
+    for key in ["a", "b", "a"] {
+        let out = run(key);
+        assert_eq!(out.status.code(), Some(0), "{key}: {:?}", text(&out));
+    }
+    let out = run("c");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("QuotaExceededError: ctx.state.set: state quota exceeded: [state] max_keys_per_handler is 2; this handler's state holds 2 keys"),
+        "{stdout}"
+    );
+}
