@@ -20,6 +20,7 @@ const {
   op_eddy_state_list,
   op_eddy_state_set,
 } = core.ops;
+const { DOMException } = core.loadExtScript("ext:deno_web/01_dom_exception.js");
 
 /** Thrown by a handler to say: this event will never succeed, do not retry. */
 class NonRetryableError extends Error {
@@ -68,7 +69,10 @@ class HandlerState {
     if (json === undefined) {
       throw new TypeError("ctx.state.set: value must be JSON-serialisable");
     }
-    op_eddy_state_set(this[_invocation], checkKey(key), json);
+    // A refusal by the operator's quota comes back as its message: it names the limit,
+    // the usage and the ceiling, and nothing was written.
+    const refused = op_eddy_state_set(this[_invocation], checkKey(key), json);
+    if (refused !== "") throw new DOMException(refused, "QuotaExceededError");
   }
   async delete(key) {
     return op_eddy_state_delete(this[_invocation], checkKey(key));
@@ -125,7 +129,13 @@ function inspectModule(namespace) {
     throw new TypeError("`export const config` must be an object");
   }
   handlerFn = namespace.default;
-  return JSONStringify({ config, on: namespace.on ?? null });
+  return JSONStringify({ config, on: namespace.on ?? null }, keepNonFinite);
+}
+
+// JSON has no Infinity or NaN (JSONStringify writes null, which would read as "not set"):
+// they go as strings so that the host refuses them by name.
+function keepNonFinite(_key, value) {
+  return typeof value === "number" && !NumberIsFinite(value) ? String(value) : value;
 }
 
 /** Hands the handler its name and granted secrets. */

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod integrations;
+mod limits;
 
 pub use integrations::{ProxyConfig, SourceConfig};
+pub use limits::StateConfig;
 
 /// The file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
@@ -31,6 +33,14 @@ pub enum ConfigError {
         key: &'static str,
         expected: &'static str,
     },
+    #[error("{path}: {key} ({value}) must not be above {ceiling_key} ({ceiling})")]
+    AboveCeiling {
+        path: PathBuf,
+        key: &'static str,
+        value: u64,
+        ceiling_key: &'static str,
+        ceiling: u64,
+    },
 }
 
 /// The whole configuration.
@@ -47,6 +57,8 @@ pub struct Config {
     pub net: NetConfig,
     /// Isolate limits and pool sizes.
     pub runtime: RuntimeConfig,
+    /// Quotas on each handler's durable state.
+    pub state: StateConfig,
     /// Bearer token every endpoint but `/healthz` requires (`EDDY_API_TOKEN` overrides).
     pub api_token: Option<String>,
     /// `POST /events` limits.
@@ -175,6 +187,10 @@ pub struct RuntimeConfig {
     pub timeout_ms: u64,
     /// Default CPU time one invocation may use (a handler's `config.cpuLimitMs` overrides it).
     pub cpu_limit_ms: u64,
+    /// Largest `timeout_ms` (and `config.timeoutMs`) allowed.
+    pub max_timeout_ms: u64,
+    /// Largest `cpu_limit_ms` (and `config.cpuLimitMs`) allowed.
+    pub max_cpu_limit_ms: u64,
     /// Most isolates kept for one handler.
     pub isolates_per_handler: usize,
     /// Most invocations interleaved on one isolate's event loop.
@@ -191,6 +207,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             net: NetConfig::default(),
             runtime: RuntimeConfig::default(),
+            state: StateConfig::default(),
             api_token: None,
             ingest: IngestConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -218,6 +235,8 @@ impl Default for RuntimeConfig {
             heap_limit_mb: 128,
             timeout_ms: 30_000,
             cpu_limit_ms: 10_000,
+            max_timeout_ms: 15 * 60 * 1000,
+            max_cpu_limit_ms: 60_000,
             isolates_per_handler: 2,
             invocations_per_isolate: 16,
             max_log_bytes: 64 * 1024,
@@ -281,6 +300,7 @@ impl Config {
         )?;
         range(rt.timeout_ms >= 1, "runtime.timeout_ms", "at least 1")?;
         range(rt.cpu_limit_ms >= 1, "runtime.cpu_limit_ms", "at least 1")?;
+        limits::validate(rt, &self.state, path)?;
         range(
             (1..=64).contains(&rt.isolates_per_handler),
             "runtime.isolates_per_handler",

@@ -77,6 +77,10 @@ pub enum StateError {
     /// The store failed.
     #[error("{0}")]
     Failed(String),
+    /// The write would take the handler over an operator quota; nothing was written. A
+    /// `QuotaExceededError` `DOMException` in JS.
+    #[error("{0}")]
+    Quota(String),
 }
 
 /// One handler's durable key/value namespace, as `ctx.state` sees it.

@@ -3,19 +3,19 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::Value;
 
-/// Longest wall-clock limit a handler may ask for.
-pub const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+use crate::config::RuntimeConfig;
 
-/// `export const config = { ... }` as written by the handler.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// Most deliveries of one handler a handler's `config.concurrency` may ask for.
+pub const MAX_CONCURRENCY: u64 = 1024;
+
+/// `export const config = { ... }` as written by the handler, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HandlerConfig {
     /// Names of the secrets exposed as `ctx.secrets`.
-    #[serde(default)]
     pub secrets: Vec<String>,
     /// Hosts `fetch` may reach.
-    #[serde(default)]
     pub allow_net: Vec<String>,
     /// Wall-clock limit per invocation.
     pub timeout_ms: Option<u64>,
@@ -27,6 +27,21 @@ pub struct HandlerConfig {
     pub retry: Option<RetryConfig>,
 }
 
+/// The `config` export as JSON, numbers not yet checked: JavaScript numbers may be
+/// fractional, negative or huge, and `inspectModule` sends Infinity and NaN as strings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Written {
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    allow_net: Vec<String>,
+    timeout_ms: Option<Value>,
+    cpu_limit_ms: Option<Value>,
+    concurrency: Option<Value>,
+    retry: Option<RetryConfig>,
+}
+
 /// `config.retry`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -35,38 +50,52 @@ pub struct RetryConfig {
     pub schedule: Vec<String>,
 }
 
+/// The operator's ceilings on what a handler's config may ask for (`[runtime]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ceilings {
+    pub max_timeout_ms: u64,
+    pub max_cpu_limit_ms: u64,
+}
+
+impl From<&RuntimeConfig> for Ceilings {
+    fn from(runtime: &RuntimeConfig) -> Self {
+        Self {
+            max_timeout_ms: runtime.max_timeout_ms,
+            max_cpu_limit_ms: runtime.max_cpu_limit_ms,
+        }
+    }
+}
+
 /// Errors in a handler's config.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigExportError {
     #[error("invalid `config` export: {0}")]
     Invalid(String),
-    #[error("config.{key} must be between 1 and {max}")]
-    Range { key: &'static str, max: u64 },
+    #[error("config.{key} must be a whole number from 1 to {max}, got {got}")]
+    Range { key: &'static str, max: u64, got: String },
+    #[error("config.{key} is {value}, above the operator's ceiling [runtime] {ceiling_key} = {ceiling}")]
+    AboveCeiling {
+        key: &'static str,
+        value: u64,
+        ceiling_key: &'static str,
+        ceiling: u64,
+    },
 }
 
 impl HandlerConfig {
-    /// Parses the JSON form of the `config` export.
-    pub fn from_json(json: &str) -> Result<Self, ConfigExportError> {
-        let config: Self = serde_json::from_str(json).map_err(|e| ConfigExportError::Invalid(e.to_string()))?;
-        if config.timeout_ms.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS) {
-            return Err(ConfigExportError::Range {
-                key: "timeoutMs",
-                max: MAX_TIMEOUT_MS,
-            });
-        }
-        if config.cpu_limit_ms.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS) {
-            return Err(ConfigExportError::Range {
-                key: "cpuLimitMs",
-                max: MAX_TIMEOUT_MS,
-            });
-        }
-        if config.concurrency.is_some_and(|c| c == 0 || c > 1024) {
-            return Err(ConfigExportError::Range {
-                key: "concurrency",
-                max: 1024,
-            });
-        }
-        Ok(config)
+    /// Parses the JSON form of the `config` export and checks its numbers against `ceilings`.
+    pub fn from_json(json: &str, ceilings: Ceilings) -> Result<Self, ConfigExportError> {
+        let written: Written = serde_json::from_str(json).map_err(|e| ConfigExportError::Invalid(e.to_string()))?;
+        let (timeout, cpu) = (written.timeout_ms.as_ref(), written.cpu_limit_ms.as_ref());
+        Ok(Self {
+            timeout_ms: limit("timeoutMs", timeout, ceilings.max_timeout_ms, Some("max_timeout_ms"))?,
+            cpu_limit_ms: limit("cpuLimitMs", cpu, ceilings.max_cpu_limit_ms, Some("max_cpu_limit_ms"))?,
+            // At most MAX_CONCURRENCY, so it fits.
+            concurrency: limit("concurrency", written.concurrency.as_ref(), MAX_CONCURRENCY, None)?.map(|c| c as u32),
+            secrets: written.secrets,
+            allow_net: written.allow_net,
+            retry: written.retry,
+        })
     }
 
     /// The wall-clock limit, given the operator default.
@@ -80,32 +109,131 @@ impl HandlerConfig {
     }
 }
 
+/// `value`, when given, as a whole number from 1 to `max`; `ceiling_key` names the operator's
+/// `[runtime]` setting that `max` comes from, if any.
+fn limit(
+    key: &'static str,
+    value: Option<&Value>,
+    max: u64,
+    ceiling_key: Option<&'static str>,
+) -> Result<Option<u64>, ConfigExportError> {
+    let Some(value) = value else { return Ok(None) };
+    let n = whole_number(key, value, max)?;
+    match ceiling_key {
+        _ if n <= max => Ok(Some(n)),
+        Some(ceiling_key) => Err(ConfigExportError::AboveCeiling {
+            key,
+            value: n,
+            ceiling_key,
+            ceiling: max,
+        }),
+        None => Err(ConfigExportError::Range {
+            key,
+            max,
+            got: n.to_string(),
+        }),
+    }
+}
+
+/// A whole number of at least 1 that fits in u64 (the caller checks it against `max`, which
+/// the error states); anything else (fractional, negative, huge, Infinity, NaN, not a
+/// number) is refused, showing the value as written.
+fn whole_number(key: &'static str, value: &Value, max: u64) -> Result<u64, ConfigExportError> {
+    match value.as_u64() {
+        Some(n) if n >= 1 => Ok(n),
+        _ => Err(ConfigExportError::Range {
+            key,
+            max,
+            got: match value {
+                // How `inspectModule` sends the numbers JSON cannot hold.
+                Value::String(s) if matches!(s.as_str(), "Infinity" | "-Infinity" | "NaN") => s.clone(),
+                Value::String(_) => format!("a string ({value})"),
+                _ => value.to_string(),
+            },
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const CEILINGS: Ceilings = Ceilings {
+        max_timeout_ms: 900_000,
+        max_cpu_limit_ms: 60_000,
+    };
+
+    fn parse(json: &str) -> Result<HandlerConfig, ConfigExportError> {
+        HandlerConfig::from_json(json, CEILINGS)
+    }
+
     #[test]
     fn parses_the_documented_shape() {
-        let c = HandlerConfig::from_json(r#"{"secrets":["A"],"allowNet":["x.example"],"timeoutMs":10000}"#).unwrap();
+        let c = parse(r#"{"secrets":["A"],"allowNet":["x.example"],"timeoutMs":10000}"#).unwrap();
         assert_eq!(c.secrets, ["A"]);
         assert_eq!(c.allow_net, ["x.example"]);
         assert_eq!(c.timeout(30_000), Duration::from_secs(10));
         assert_eq!(c.cpu_limit(20_000, c.timeout(30_000)), Duration::from_secs(10));
-        assert_eq!(HandlerConfig::from_json("{}").unwrap(), HandlerConfig::default());
+        assert_eq!(parse("{}").unwrap(), HandlerConfig::default());
     }
 
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
-        let err = HandlerConfig::from_json(r#"{"allownet":[]}"#).unwrap_err();
+        let err = parse(r#"{"allownet":[]}"#).unwrap_err();
         assert!(err.to_string().contains("allownet"), "{err}");
-        assert!(HandlerConfig::from_json(r#"{"timeoutMs":0}"#).is_err());
-        assert!(HandlerConfig::from_json(r#"{"secrets":"A"}"#).is_err());
-        assert!(HandlerConfig::from_json(r#"{"concurrency":0}"#).is_err());
-        assert!(HandlerConfig::from_json(r#"{"retry":{"schedul":[]}}"#).is_err());
-        let c = HandlerConfig::from_json(r#"{"concurrency":2,"retry":{"schedule":["1s"]}}"#).unwrap();
+        assert!(parse(r#"{"timeoutMs":0}"#).is_err());
+        assert!(parse(r#"{"secrets":"A"}"#).is_err());
+        assert!(parse(r#"{"concurrency":0}"#).is_err());
+        assert!(parse(r#"{"retry":{"schedul":[]}}"#).is_err());
+        let c = parse(r#"{"concurrency":2,"retry":{"schedule":["1s"]}}"#).unwrap();
         assert_eq!(
             (c.concurrency, c.retry.unwrap().schedule),
             (Some(2), vec!["1s".to_owned()])
+        );
+    }
+
+    #[test]
+    fn limits_above_the_operator_ceilings_name_the_key_and_both_values() {
+        let err = parse(r#"{"timeoutMs":900001}"#).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config.timeoutMs is 900001, above the operator's ceiling [runtime] max_timeout_ms = 900000"
+        );
+        let err = parse(r#"{"cpuLimitMs":60001}"#).unwrap_err().to_string();
+        assert!(
+            err.contains("config.cpuLimitMs is 60001") && err.contains("max_cpu_limit_ms = 60000"),
+            "{err}"
+        );
+        let c = parse(r#"{"timeoutMs":900000,"cpuLimitMs":60000}"#).unwrap();
+        assert_eq!((c.timeout_ms, c.cpu_limit_ms), (Some(900_000), Some(60_000)));
+    }
+
+    #[test]
+    fn numbers_that_would_wrap_are_refused_clearly() {
+        for key in ["timeoutMs", "cpuLimitMs", "concurrency"] {
+            for (written, shown) in [
+                ("1e300", "1e+300"),
+                ("-1", "-1"),
+                ("1.5", "1.5"),
+                ("18446744073709551616", "1.8446744073709552e+19"),
+                ("\"Infinity\"", "Infinity"),
+                ("\"-Infinity\"", "-Infinity"),
+                ("\"NaN\"", "NaN"),
+                ("\"100\"", "a string (\"100\")"),
+                ("true", "true"),
+            ] {
+                let err = parse(&format!(r#"{{"{key}":{written}}}"#)).unwrap_err().to_string();
+                assert!(
+                    err.starts_with(&format!("config.{key} must be a whole number from 1 to ")),
+                    "{err}"
+                );
+                assert!(err.ends_with(&format!(", got {shown}")), "{key}={written}: {err}");
+            }
+        }
+        let err = parse(r#"{"concurrency":1025}"#).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config.concurrency must be a whole number from 1 to 1024, got 1025"
         );
     }
 }

@@ -216,7 +216,9 @@ fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, 
         current * 2
     });
     runtime.op_state().borrow_mut().put(HostState {
-        state: Box::new(StoreState(spec.shared.store.handler_state(&spec.handler))),
+        state: Box::new(StoreState(
+            spec.shared.store.handler_state(&spec.handler, spec.shared.state_quota),
+        )),
         secrets: Arc::new(Secrets::default()),
         allow_net: AllowNet::default(),
         http: spec.shared.http.clone(),
@@ -235,7 +237,8 @@ fn apply_config(
     exports_json: &str,
 ) -> Result<(Loaded, Arc<Secrets>), LoadError> {
     let exports: Exports = serde_json::from_str(exports_json).map_err(|e| LoadError::new(e.to_string()))?;
-    let config = HandlerConfig::from_json(&exports.config.to_string()).map_err(|e| LoadError::new(e.to_string()))?;
+    let config = HandlerConfig::from_json(&exports.config.to_string(), (&spec.shared.settings).into())
+        .map_err(|e| LoadError::new(e.to_string()))?;
     let allow_net = AllowNet::parse(&config.allow_net).map_err(|e| LoadError::new(format!("config.allowNet: {e}")))?;
     let secrets = spec
         .shared

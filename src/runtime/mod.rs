@@ -29,7 +29,7 @@ pub use report::{FailureKind, HandlerFailure, InvocationReport, InvocationReques
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
 use crate::config::{Config, RuntimeConfig};
-use crate::store::Store;
+use crate::store::{StateQuota, Store};
 use pool::Pool;
 
 /// Errors setting the runtime up.
@@ -80,6 +80,8 @@ pub struct Shared {
     pub http: Arc<HttpClient>,
     pub secret_source: SecretSource,
     pub settings: RuntimeConfig,
+    /// `[state]`: how much each handler's `ctx.state` may hold.
+    pub state_quota: StateQuota,
 }
 
 /// A loaded handler, as the runtime knows it.
@@ -124,6 +126,10 @@ impl Runtime {
             http: Arc::new(http),
             secret_source: SecretSource::load(root)?,
             settings: config.runtime.clone(),
+            state_quota: StateQuota {
+                max_bytes: config.state.max_bytes_per_handler,
+                max_keys: config.state.max_keys_per_handler,
+            },
         };
         Ok(Self {
             shared: Arc::new(shared),

@@ -11,6 +11,7 @@ pub struct StoreState(pub HandlerState);
 fn state_error(e: StoreError) -> StateError {
     match e {
         StoreError::KeyLength { .. } | StoreError::ValueTooLarge { .. } => StateError::Invalid(e.to_string()),
+        StoreError::Quota(quota) => StateError::Quota(format!("ctx.state.set: {quota}")),
         other => StateError::Failed(other.to_string()),
     }
 }

@@ -40,7 +40,10 @@ impl Store {
         let is_index = |name: &[u8]| keys::INDEX_TREES.iter().any(|t| t.as_bytes() == name);
         let records = store.db.export().into_iter().filter(|(_, name, _)| !is_index(name));
         copy.import(records.collect());
-        Store::with_db(copy.clone())?.rebuild_indexes()?;
+        let copied = Store::with_db(copy.clone())?;
+        copied.rebuild_indexes()?;
+        copied.rebuild_state_usage()?;
+        drop(copied);
         copy.flush()?;
         drop(copy);
         let bytes_before = folder_bytes(dir);

@@ -68,8 +68,10 @@ pub const EVENT_VERSION_V1: u8 = 1;
 /// Key in [`TREE_META`] holding the schema version as a big-endian u32.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// The schema version this build writes and reads. 1: records only; 2: adds the index trees,
-/// built from the records when a version 1 folder is opened.
-pub const SCHEMA_VERSION: u32 = 2;
+/// built from the records when a version 1 folder is opened; 3: adds [`TREE_STATE_USAGE`],
+/// counted from the state tree when an older folder is opened (an older eddy, which would
+/// write state without counting it, then refuses the folder).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The oldest schema version this build upgrades at open.
 pub const SCHEMA_UPGRADABLE_FROM: u32 = 1;
 
@@ -225,6 +227,13 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// Usage of each handler's state: handler id -> [`STATE_USAGE_RECORD_V1`]. A tree of its own,
+/// so no user key can name it; changed in the same transaction as each state write.
+pub const TREE_STATE_USAGE: &str = "state_usage";
+/// A state usage record: this byte, then bytes of user keys and JSON values and the number of
+/// keys (u64 big-endian each).
+pub const STATE_USAGE_RECORD_V1: u8 = 1;
 
 #[cfg(test)]
 mod tests {

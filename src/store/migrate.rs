@@ -1,8 +1,8 @@
 //! The schema version of a data folder, and upgrading an older one at open.
 //!
-//! An upgrade only adds trees derived from the records (the index trees), so it is rebuilt
-//! from scratch: the index trees are cleared and filled from the records, flushed, and only
-//! then is the new version recorded. A crash before that leaves the old version on disk and the
+//! An upgrade only adds trees derived from the records (the index trees, schema 2; the state
+//! usage counters, schema 3), so it is rebuilt from scratch: those trees are cleared and filled
+//! from the records, flushed, and only then is the new version recorded. A crash before that leaves the old version on disk and the
 //! next open starts again from scratch; no record is rewritten.
 
 use std::path::Path;
@@ -43,11 +43,16 @@ impl Store {
     /// Brings a folder of schema version `from` to the current one.
     pub(super) fn upgrade(&self, from: u32) -> Result<(), StoreError> {
         let events = self.trees.events.len();
-        if events > 0 {
+        if events > 0 && from < 2 {
             // The only slow step of an upgrade, and it happens once: say why start-up waits.
             eprintln!("eddy: upgrading the data folder from schema {from}: indexing {events} events (once)");
         }
-        self.rebuild_indexes()?;
+        if from < 2 {
+            self.rebuild_indexes()?;
+        }
+        if from < 3 {
+            self.rebuild_state_usage()?;
+        }
         self.db.flush()?;
         let meta = self.db.open_tree(keys::TREE_META)?;
         meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
@@ -226,6 +231,37 @@ mod tests {
         let store = open_when_free(&data).unwrap();
         assert!(!store.trees.events_by_type.contains_key(b"a\0stray").unwrap());
         assert_eq!(store.trees.events_by_type.len(), 1);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn a_version_2_folder_gets_its_state_usage_counted_once_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = {
+            let store = Store::open(dir.path()).unwrap();
+            for (handler, key) in [("a", "k1"), ("a", "k2"), ("ab", "k"), ("b", "x")] {
+                let state = store.handler_state(handler, crate::store::StateQuota::UNLIMITED);
+                state.set(key, &serde_json::json!({ "v": key })).unwrap();
+            }
+            let expected = ["a", "ab", "b"].map(|h| store.state_usage(h).unwrap());
+            store.db.flush().unwrap();
+            expected
+        };
+        let db = raw_when_free(dir.path());
+        db.drop_tree(keys::TREE_STATE_USAGE).unwrap();
+        let meta = db.open_tree(keys::TREE_META).unwrap();
+        meta.insert(keys::META_SCHEMA_VERSION, &2u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+        drop((meta, db));
+        let store = open_when_free(dir.path()).unwrap();
+        assert_eq!(["a", "ab", "b"].map(|h| store.state_usage(h).unwrap()), expected);
+        assert_eq!(expected[0].keys, 2);
+        let version = store
+            .db
+            .open_tree(keys::TREE_META)
+            .unwrap()
+            .get(keys::META_SCHEMA_VERSION);
+        assert_eq!(version.unwrap().unwrap().as_ref(), keys::SCHEMA_VERSION.to_be_bytes());
         assert_consistent(&store);
     }
 }

@@ -17,6 +17,7 @@ mod listing;
 mod mark;
 mod migrate;
 mod postpone;
+mod quota;
 mod records;
 mod redact;
 mod replay;
@@ -32,6 +33,7 @@ pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;
 pub use events::{EventFilter, Ingested, NewEvent};
+pub use quota::{QuotaExceeded, StateQuota, StateUsage};
 pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
 pub use redact::REDACTED;
 pub use replay::Replayed;
@@ -51,6 +53,8 @@ pub enum StoreError {
     KeyLength { len: usize, max: usize },
     #[error("state value is {len} bytes, the limit is {max}")]
     ValueTooLarge { len: usize, max: usize },
+    #[error("{0}")]
+    Quota(#[from] QuotaExceeded),
     #[error("stored record is damaged: {0}")]
     Corrupt(String),
     #[error("the flush to disk did not finish: {0}")]
@@ -107,6 +111,7 @@ struct Shared {
 #[derive(Clone)]
 struct Trees {
     state: sled::Tree,
+    state_usage: sled::Tree,
     events: sled::Tree,
     events_seq: sled::Tree,
     events_by_type: sled::Tree,
@@ -126,6 +131,7 @@ impl Trees {
     fn open(db: &sled::Db) -> Result<Self, StoreError> {
         Ok(Self {
             state: db.open_tree(keys::TREE_STATE)?,
+            state_usage: db.open_tree(keys::TREE_STATE_USAGE)?,
             events: db.open_tree(keys::TREE_EVENTS)?,
             events_seq: db.open_tree(keys::TREE_EVENTS_SEQ)?,
             events_by_type: db.open_tree(keys::TREE_EVENTS_BY_TYPE)?,
@@ -202,9 +208,9 @@ impl Store {
         Self::with_db(sled::Config::new().temporary(true).open()?)
     }
 
-    /// The state namespace of one handler.
-    pub fn handler_state(&self, handler: &str) -> HandlerState {
-        HandlerState::new(self.trees.state.clone(), handler)
+    /// The state namespace of one handler, held to `quota`.
+    pub fn handler_state(&self, handler: &str, quota: StateQuota) -> HandlerState {
+        HandlerState::new(self.trees.state.clone(), self.trees.state_usage.clone(), handler, quota)
     }
 
     /// Makes every write the caller made so far durable; concurrent callers share one flush
@@ -251,7 +257,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.handler_state("h").set("k", &serde_json::json!(1)).unwrap();
+            store
+                .handler_state("h", StateQuota::UNLIMITED)
+                .set("k", &serde_json::json!(1))
+                .unwrap();
             store.db.flush().unwrap();
         }
         let db = dir.path().join("db");

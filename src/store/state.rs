@@ -1,5 +1,10 @@
-//! Durable per-handler key/value state (`ctx.state` in handlers).
+//! Durable per-handler key/value state (`ctx.state` in handlers), held to the handler's
+//! [`StateQuota`].
 
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::quota::{StateQuota, StateUsage, entry_bytes};
 use super::{StoreError, codec, keys};
 
 /// Longest state key, in bytes.
@@ -20,14 +25,21 @@ pub struct StateEntry {
 #[derive(Clone)]
 pub struct HandlerState {
     tree: sled::Tree,
+    /// [`keys::TREE_STATE_USAGE`], changed with every write.
+    usage: sled::Tree,
+    handler: Vec<u8>,
     prefix: Vec<u8>,
+    quota: StateQuota,
 }
 
 impl HandlerState {
-    pub(super) fn new(tree: sled::Tree, handler: &str) -> Self {
+    pub(super) fn new(tree: sled::Tree, usage: sled::Tree, handler: &str, quota: StateQuota) -> Self {
         Self {
             tree,
+            usage,
+            handler: handler.as_bytes().to_vec(),
             prefix: keys::state_prefix(handler),
+            quota,
         }
     }
 
@@ -48,8 +60,10 @@ impl HandlerState {
         self.tree.get(self.key(key)?)?.map(|raw| decode(&raw)).transpose()
     }
 
-    /// Stores `value` under `key`.
+    /// Stores `value` under `key`, unless that would take the handler over its quota
+    /// ([`StoreError::Quota`], nothing written).
     pub fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        let user_len = key.len();
         let key = self.key(key)?;
         let record = codec::encode(keys::STATE_RECORD_V1, value)?;
         if record.len() - 1 > MAX_VALUE_BYTES {
@@ -58,13 +72,54 @@ impl HandlerState {
                 max: MAX_VALUE_BYTES,
             });
         }
-        self.tree.insert(key, record)?;
-        Ok(())
+        let new = entry_bytes(user_len, record.len());
+        // A sled transaction holds sled's write lock: no other write runs between the reads
+        // and the writes, and both writes reach the log together or not at all.
+        self.transaction(|state, usage| {
+            let old = state.get(&key)?.map(|raw| entry_bytes(user_len, raw.len()));
+            let current = StateUsage::decode(usage.get(&self.handler)?.as_deref()).map_err(abort)?;
+            let next = current
+                .after_set(old, new, self.quota)
+                .map_err(|e| abort(StoreError::Quota(e)))?;
+            state.insert(key.as_slice(), record.as_slice())?;
+            usage.insert(self.handler.as_slice(), next.encode().as_slice())?;
+            Ok(())
+        })
     }
 
     /// Removes `key`; true if it existed.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.tree.remove(self.key(key)?)?.is_some())
+        let user_len = key.len();
+        let key = self.key(key)?;
+        self.transaction(|state, usage| {
+            let Some(old) = state.remove(key.as_slice())? else {
+                return Ok(false);
+            };
+            let current = StateUsage::decode(usage.get(&self.handler)?.as_deref()).map_err(abort)?;
+            let next = current.after_delete(entry_bytes(user_len, old.len()));
+            if next.keys == 0 {
+                usage.remove(self.handler.as_slice())?;
+            } else {
+                usage.insert(self.handler.as_slice(), next.encode().as_slice())?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Runs `change` as one sled transaction over the state and usage trees.
+    fn transaction<T>(
+        &self,
+        change: impl Fn(
+            &sled::transaction::TransactionalTree,
+            &sled::transaction::TransactionalTree,
+        ) -> Result<T, ConflictableTransactionError<StoreError>>,
+    ) -> Result<T, StoreError> {
+        (&self.tree, &self.usage)
+            .transaction(|(state, usage)| change(state, usage))
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
     }
 
     /// Entries whose key starts with `prefix`, in key order, at most `limit` (capped at [`MAX_LIST`]).
@@ -89,17 +144,22 @@ fn decode(raw: &[u8]) -> Result<serde_json::Value, StoreError> {
     codec::decode(keys::STATE_RECORD_V1, raw)
 }
 
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::testing::{assert_consistent, open_when_free};
+    use crate::store::{QuotaExceeded, Store};
     use serde_json::json;
 
     #[test]
     fn get_set_delete_list() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let s = store.handler_state("accounts.patch");
+        let s = store.handler_state("accounts.patch", StateQuota::UNLIMITED);
         assert_eq!(s.get("a").unwrap(), None);
         s.set("contact:1", &json!({"n": 1})).unwrap();
         s.set("contact:2", &json!([2])).unwrap();
@@ -119,22 +179,130 @@ mod tests {
     fn handlers_cannot_see_each_other() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.handler_state("a").set("k", &json!(1)).unwrap();
-        let b = store.handler_state("b");
+        store
+            .handler_state("a", StateQuota::UNLIMITED)
+            .set("k", &json!(1))
+            .unwrap();
+        let b = store.handler_state("b", StateQuota::UNLIMITED);
         assert_eq!(b.get("k").unwrap(), None);
         assert!(b.list("", 100).unwrap().is_empty());
         // A handler id that is a prefix of another's must not leak either.
-        store.handler_state("ab").set("k", &json!(2)).unwrap();
-        assert_eq!(store.handler_state("a").list("", 100).unwrap().len(), 1);
+        store
+            .handler_state("ab", StateQuota::UNLIMITED)
+            .set("k", &json!(2))
+            .unwrap();
+        assert_eq!(
+            store
+                .handler_state("a", StateQuota::UNLIMITED)
+                .list("", 100)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn limits() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap().handler_state("h");
+        let s = Store::open(dir.path())
+            .unwrap()
+            .handler_state("h", StateQuota::UNLIMITED);
         assert!(matches!(s.set("", &json!(1)), Err(StoreError::KeyLength { .. })));
         assert!(matches!(s.get(&"k".repeat(1025)), Err(StoreError::KeyLength { .. })));
         let big = json!("x".repeat(MAX_VALUE_BYTES));
         assert!(matches!(s.set("k", &big), Err(StoreError::ValueTooLarge { .. })));
+    }
+
+    fn usage(bytes: u64, keys: u64) -> StateUsage {
+        StateUsage { bytes, keys }
+    }
+
+    #[test]
+    fn usage_is_exact_after_set_overwrite_delete_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let s = store.handler_state("h", StateQuota::UNLIMITED);
+            s.set("ab", &json!("xyz")).unwrap(); // 2 + 5 bytes of JSON
+            assert_eq!(store.state_usage("h").unwrap(), usage(7, 1));
+            s.set("ab", &json!(1)).unwrap();
+            assert_eq!(store.state_usage("h").unwrap(), usage(3, 1));
+            s.set("c", &json!([1, 2])).unwrap();
+            assert_eq!(store.state_usage("h").unwrap(), usage(9, 2));
+            assert!(s.delete("ab").unwrap());
+            assert!(!s.delete("ab").unwrap());
+            assert_eq!(store.state_usage("h").unwrap(), usage(6, 1));
+            assert_eq!(store.state_usage("other").unwrap(), usage(0, 0));
+            store.db.flush().unwrap();
+        }
+        let store = open_when_free(dir.path()).unwrap();
+        assert_eq!(store.state_usage("h").unwrap(), usage(6, 1));
+        assert_consistent(&store);
+        store.handler_state("h", StateQuota::UNLIMITED).delete("c").unwrap();
+        assert_eq!(store.state_usage("h").unwrap(), usage(0, 0));
+        assert!(store.trees.state_usage.is_empty(), "an empty handler keeps no record");
+    }
+
+    #[test]
+    fn a_set_over_the_quota_writes_nothing() {
+        let store = Store::temporary().unwrap();
+        let quota = StateQuota {
+            max_bytes: 20,
+            max_keys: 2,
+        };
+        let s = store.handler_state("h", quota);
+        s.set("a", &json!("12345678")).unwrap(); // 1 + 10
+        let err = s.set("b", &json!("1234567890")).unwrap_err(); // would be 11 + 13
+        assert!(
+            matches!(
+                err,
+                StoreError::Quota(QuotaExceeded::Bytes {
+                    bytes: 11,
+                    after: 24,
+                    max: 20
+                })
+            ),
+            "{err}"
+        );
+        assert_eq!(s.get("b").unwrap(), None);
+        s.set("b", &json!(1)).unwrap();
+        let err = s.set("c", &json!(1)).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Quota(QuotaExceeded::Keys { keys: 2, max: 2 })),
+            "{err}"
+        );
+        assert_eq!(s.get("c").unwrap(), None);
+        assert_eq!(store.state_usage("h").unwrap(), usage(13, 2));
+        s.set("a", &json!(2)).unwrap(); // an overwrite adds no key
+        assert_eq!(store.state_usage("h").unwrap(), usage(4, 2));
+    }
+
+    #[test]
+    fn usage_stays_exact_under_concurrent_writers() {
+        let store = Store::temporary().unwrap();
+        let quota = StateQuota {
+            max_bytes: 400,
+            max_keys: 1000,
+        };
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let s = store.handler_state("h", quota);
+                scope.spawn(move || {
+                    for i in 0..200 {
+                        let key = format!("k{}", (i * 7 + t) % 40);
+                        match i % 3 {
+                            0 => drop(s.delete(&key).unwrap()),
+                            _ => match s.set(&key, &json!("v".repeat(i % 11))) {
+                                Ok(()) | Err(StoreError::Quota(_)) => {}
+                                Err(e) => panic!("{e}"),
+                            },
+                        }
+                    }
+                });
+            }
+        });
+        let used = store.state_usage("h").unwrap();
+        assert!(used.bytes <= 400, "{used:?}");
+        assert_consistent(&store);
     }
 }

@@ -41,7 +41,8 @@ pub fn attempt(store: &Store, id: &str, next: NextStep, now_ms: u64) -> Delivery
 }
 
 /// Asserts that the queue count equals the queue, that order ms never decreases along seq,
-/// and that every index holds exactly what rebuilding it from the records gives.
+/// and that every index and state usage counter holds exactly what rebuilding it from the
+/// records gives.
 pub fn assert_consistent(store: &Store) {
     assert_eq!(store.queue_depth(), store.trees.queue.len(), "queue count");
     let times: Vec<(u64, u64)> = store
@@ -58,6 +59,10 @@ pub fn assert_consistent(store: &Store) {
     let live = index_snapshot(store);
     store.rebuild_indexes().unwrap();
     assert_eq!(live, index_snapshot(store), "the indexes differ from their records");
+    let usage = |store: &Store| store.trees.state_usage.iter().collect::<Result<Vec<_>, _>>().unwrap();
+    let counted = usage(store);
+    store.rebuild_state_usage().unwrap();
+    assert_eq!(counted, usage(store), "the state usage differs from the state");
 }
 
 /// Every index entry, per index tree. Time entries are taken without their order ms, which a

@@ -15,6 +15,7 @@ mod mutable;
 mod neighbours;
 mod pipeline;
 mod proxy;
+mod quota;
 mod remote;
 mod repair;
 mod scaffold;

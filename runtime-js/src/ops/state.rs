@@ -23,7 +23,7 @@ impl From<StateError> for StateOpError {
     fn from(e: StateError) -> Self {
         match e {
             StateError::Invalid(m) => Self::Invalid(m),
-            StateError::Failed(m) => Self::Store(m),
+            StateError::Failed(m) | StateError::Quota(m) => Self::Store(m),
         }
     }
 }
@@ -36,19 +36,26 @@ pub fn op_eddy_state_get(state: &mut OpState, #[string] key: &str) -> Result<Opt
     Ok(value.map(|v| v.to_string()))
 }
 
-/// Stores the JSON text `json` under `key`.
-#[op2(fast)]
+/// Stores the JSON text `json` under `key`. Returns "" once written, or, when a quota
+/// refused the write, its message (JS turns it into a `QuotaExceededError`).
+#[op2]
+#[string]
 pub fn op_eddy_state_set(
     state: &mut OpState,
     #[smi] invocation: u32,
     #[string] key: &str,
     #[string] json: &str,
-) -> Result<(), StateOpError> {
+) -> Result<String, StateOpError> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| StateOpError::Json(e.to_string()))?;
     let host = state.borrow_mut::<HostState>();
-    host.state.set(key, &value)?;
-    host.mark_written(invocation);
-    Ok(())
+    match host.state.set(key, &value) {
+        Ok(()) => {
+            host.mark_written(invocation);
+            Ok(String::new())
+        }
+        Err(StateError::Quota(message)) => Ok(message),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Removes `key`; true if it existed.
