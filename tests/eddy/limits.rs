@@ -39,6 +39,21 @@ async fn out_of_memory_terminates_the_isolate_not_the_process() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn array_buffers_outside_the_heap_are_limited_too() {
+    // Caught or not, a refused buffer stops the isolate as the heap limit does.
+    misbehave_then_recover("buffers", FailureKind::HeapLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buffers_the_allocator_cannot_count_are_not_available() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    let report = invoke(&rt, "limits", json!({"mode": "buffer_kinds"})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "RangeError undefined undefined true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_promise_that_never_settles_times_out() {
     misbehave_then_recover("hang", FailureKind::Timeout).await;
 }

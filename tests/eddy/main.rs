@@ -9,6 +9,7 @@ mod faults;
 mod fetch;
 mod handlers;
 mod hostile;
+mod leftovers;
 mod limits;
 mod mutable;
 mod neighbours;
