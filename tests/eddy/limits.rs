@@ -79,10 +79,26 @@ async fn code_left_running_after_an_invocation_is_stopped_too() {
     let rt = runtime();
     load(&rt, "limits").await;
     assert_ok(&invoke(&rt, "limits", json!({"mode": "background_spin"})).await);
-    // The isolate spins in a timer until the watchdog stops it; the next event still runs.
+    // The timer is cancelled when the invocation returns, so it never spins; the next event runs.
     let healthy = invoke(&rt, "limits", json!({})).await;
     assert_ok(&healthy);
     assert_eq!(logs(&healthy), "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promise_chain_left_spinning_is_charged_to_its_invocation() {
+    // Without a timer the chain never lets the poll end, so the invocation that left it is
+    // still in flight and pays for it; its isolate is replaced.
+    misbehave_then_recover("leftover_chain", FailureKind::CpuLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timers_a_module_starts_while_loading_end_with_the_load() {
+    let rt = runtime();
+    load(&rt, "load_interval").await;
+    let report = invoke(&rt, "load_interval", json!({})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "stopped");
 }
 
 #[tokio::test(flavor = "multi_thread")]
