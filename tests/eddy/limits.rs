@@ -93,6 +93,25 @@ async fn a_promise_chain_left_spinning_is_charged_to_its_invocation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn work_left_running_across_many_short_polls_is_charged_until_its_isolate_is_replaced() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    assert_ok(&invoke(&rt, "limits", json!({"mode": "leftover_signal_timers"})).await);
+    // Each poll is short; together they pass the handler's 300 ms CPU limit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rt.live_isolates() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leftover loop was never stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let healthy = invoke(&rt, "limits", json!({})).await;
+    assert_ok(&healthy);
+    assert_eq!(logs(&healthy), "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn timers_a_module_starts_while_loading_end_with_the_load() {
     let rt = runtime();
     load(&rt, "load_interval").await;
