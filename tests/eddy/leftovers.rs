@@ -1,6 +1,6 @@
 //! Work an invocation leaves behind ends with it: its intervals stop using CPU once it
 //! succeeded or timed out, and its fetches close their connections whether it returned
-//! without awaiting them or timed out awaiting them.
+//! without awaiting them, timed out awaiting them, or was stopped at its CPU limit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,4 +188,13 @@ async fn fetches_of_a_timed_out_invocation_close_their_connections() {
 async fn fetches_left_unawaited_close_when_the_invocation_returns() {
     let report = fetches_close_when_the_invocation_ends("return").await;
     assert_ok(&report);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetches_of_an_isolate_stopped_at_its_cpu_limit_close_their_connections() {
+    let report = fetches_close_when_the_invocation_ends("spin").await;
+    match report.outcome {
+        Outcome::Failure(f) => assert_eq!(f.kind, FailureKind::CpuLimit),
+        Outcome::Success => panic!("expected the CPU limit: {report:?}"),
+    }
 }
