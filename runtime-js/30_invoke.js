@@ -1,6 +1,7 @@
 // Runs invocations: builds `event` and `ctx`, calls the handler, and reports how it ended
 // through op_eddy_invocation_done, so the host never has to interpret JS exceptions.
 import { core, primordials } from "ext:core/mod.js";
+import { beginInvocation, endInvocation } from "ext:eddy/28_timers.js";
 
 const {
   Error,
@@ -144,11 +145,15 @@ function configure(name, grantedSecrets) {
   secrets = ObjectFreeze(grantedSecrets);
 }
 
+// An invocation's timers end with it, before anything else can run (the host ends its
+// fetches when it collects the report).
 function succeeded(id) {
+  endInvocation(id);
   op_eddy_invocation_done(id, "");
 }
 
 function failed(id, error) {
+  endInvocation(id);
   op_eddy_invocation_done(id, JSONStringify(describeError(error)));
 }
 
@@ -162,6 +167,7 @@ async function run(event, ctx) {
  */
 function invoke(id, eventJson, deliveryId, attempt, idempotencyKey) {
   const previous = core.getAsyncContext();
+  beginInvocation(id);
   core.setAsyncContext(id);
   try {
     const event = JSONParse(eventJson);

@@ -183,6 +183,8 @@ pub struct NetConfig {
 pub struct RuntimeConfig {
     /// V8 heap limit of each isolate.
     pub heap_limit_mb: u64,
+    /// Memory of ArrayBuffers (outside the V8 heap) each isolate may hold at once.
+    pub buffer_limit_mb: u64,
     /// Default wall-clock limit of one invocation (a handler's `config.timeoutMs` overrides it).
     pub timeout_ms: u64,
     /// Default CPU time one invocation may use (a handler's `config.cpuLimitMs` overrides it).
@@ -233,6 +235,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             heap_limit_mb: 128,
+            buffer_limit_mb: 128,
             timeout_ms: 30_000,
             cpu_limit_ms: 10_000,
             max_timeout_ms: 15 * 60 * 1000,
@@ -298,6 +301,11 @@ impl Config {
             "runtime.heap_limit_mb",
             "between 16 and 16384",
         )?;
+        range(
+            (1..=16_384).contains(&rt.buffer_limit_mb),
+            "runtime.buffer_limit_mb",
+            "between 1 and 16384",
+        )?;
         range(rt.timeout_ms >= 1, "runtime.timeout_ms", "at least 1")?;
         range(rt.cpu_limit_ms >= 1, "runtime.cpu_limit_ms", "at least 1")?;
         limits::validate(rt, &self.state, path)?;
@@ -361,6 +369,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let c = Config::parse("", Path::new("eddy.toml")).unwrap();
         assert_eq!(c.runtime.heap_limit_mb, 128);
+        assert_eq!(c.runtime.buffer_limit_mb, 128);
         assert_eq!(c.runtime.timeout_ms, 30_000);
         assert_eq!(c.handlers, PathBuf::from("handlers"));
     }
@@ -395,6 +404,8 @@ mod tests {
     fn ranges_are_checked() {
         let err = Config::parse("[runtime]\nheap_limit_mb = 1\n", Path::new("e.toml")).unwrap_err();
         assert!(err.to_string().contains("runtime.heap_limit_mb"), "{err}");
+        let err = Config::parse("[runtime]\nbuffer_limit_mb = 0\n", Path::new("e.toml")).unwrap_err();
+        assert!(err.to_string().contains("runtime.buffer_limit_mb"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,10 @@ mod ops;
 pub mod secrets;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
+
+use deno_core::CancelHandle;
 
 pub use capture::{Capture, FetchRecord, LogLine};
 pub use ops::fetch::{HttpClient, HttpSettings};
@@ -47,6 +50,7 @@ deno_core::extension!(
         "22_request.js",
         "23_response.js",
         "26_fetch.js",
+        "28_timers.js",
         "30_invoke.js",
         "40_crypto.js",
         "41_subtle.js",
@@ -112,9 +116,29 @@ pub struct HostState {
     pub max_log_bytes: usize,
     /// Invocations that ended since the host last looked: (id, "" or failure JSON).
     pub finished: Vec<(u32, String)>,
+    /// Live invocations (0: loading the module), each with the handle that ends its fetches.
+    pub live: HashMap<u32, Rc<CancelHandle>>,
 }
 
 impl HostState {
+    /// Marks invocation `id` live: its fetches run until [`HostState::end_invocation`].
+    pub fn begin_invocation(&mut self, id: u32) {
+        self.live.insert(id, Rc::new(CancelHandle::new()));
+    }
+
+    /// Ends every fetch of invocation `id` (dropping its requests and responses, which closes
+    /// their connections) and refuses the ones it would start later.
+    pub fn end_invocation(&mut self, id: u32) {
+        if let Some(handle) = self.live.remove(&id) {
+            handle.cancel();
+        }
+    }
+
+    /// The handle that ends invocation `id`'s fetches; `None` once it ended.
+    fn invocation_cancel(&self, id: u32) -> Option<Rc<CancelHandle>> {
+        self.live.get(&id).cloned()
+    }
+
     /// Notes that `invocation` changed state, so its report waits for a flush.
     fn mark_written(&mut self, invocation: u32) {
         if let Some(capture) = self.captures.get_mut(&invocation) {

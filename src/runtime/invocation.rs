@@ -11,7 +11,7 @@ use deno_core::error::CoreError;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::isolate::{Isolate, Job, Loaded, Reply, poll_event_loop, register_capture};
+use super::isolate::{Isolate, Job, Loaded, Reply, end_invocation, poll_event_loop, register_capture};
 use super::js::{self, InvokeArgs};
 use super::report::{FailureKind, HandlerFailure, InvocationReport, Outcome};
 use super::watchdog::Termination;
@@ -82,7 +82,7 @@ impl Invocations {
         if let Some(why) = self.isolate.meter.termination() {
             let kind = match why {
                 Termination::CpuLimit { .. } => FailureKind::CpuLimit,
-                Termination::HeapLimit { .. } => FailureKind::HeapLimit,
+                Termination::HeapLimit { .. } | Termination::ArrayBuffers { .. } => FailureKind::HeapLimit,
             };
             self.stopped = Some((kind, js::describe_termination(why, "during the invocation")));
             return Poll::Ready(());
@@ -182,6 +182,9 @@ impl Invocations {
 
     fn finish(&mut self, entry: InFlight, outcome: Outcome) {
         self.isolate.meter.finish(entry.id);
+        let isolate = &mut self.isolate;
+        // It can fail only if the isolate is being stopped, which ends everything anyway.
+        let _ = end_invocation(&mut isolate.runtime, &isolate.meter, &isolate.end, entry.id);
         let (capture, secrets) = {
             let state = self.isolate.runtime.op_state();
             let mut state = state.borrow_mut();

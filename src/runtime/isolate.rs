@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::handler::HandlerConfig;
 use super::invocation::Invocations;
 use super::loader::HandlerLoader;
+use super::memory::{self, Budget};
 use super::report::{InvocationReport, InvocationRequest};
 use super::state::StoreState;
 use super::watchdog::{Meter, Termination};
@@ -139,6 +140,8 @@ pub struct Isolate {
     pub runtime: JsRuntime,
     pub meter: Arc<Meter>,
     pub invoke: v8::Global<v8::Function>,
+    /// Ends what an invocation left behind (see [`end_invocation`]).
+    pub end: v8::Global<v8::Function>,
     pub spec: IsolateSpec,
 }
 
@@ -156,6 +159,9 @@ impl Isolate {
         let config_json = super::js::evaluate_handler(&mut runtime, &meter, &main, &entry.inspect, load_limit)
             .await
             .map_err(|e| e.into_load_error(&spec.root))?;
+        // Nothing the module started while loading outlives the load, so none of it ever runs
+        // with the network grant and secrets given below.
+        end_invocation(&mut runtime, &meter, &entry.end, 0).map_err(|e| LoadError::new(e.to_string()))?;
         let (loaded, secrets) = apply_config(spec, &mut runtime, &config_json)?;
         meter.set_idle_limit(loaded.cpu_limit);
         super::js::configure(&mut runtime, &entry.configure, &spec.handler, &secrets)
@@ -165,6 +171,7 @@ impl Isolate {
             runtime,
             meter,
             invoke: entry.invoke,
+            end: entry.end,
             spec: spec.clone(),
         };
         Ok((isolate, loaded))
@@ -195,12 +202,16 @@ impl Isolate {
 fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, Arc<Meter>), LoadError> {
     let settings = &spec.shared.settings;
     let heap_bytes = settings.heap_limit_mb as usize * 1024 * 1024;
+    let buffers = Budget::new(settings.buffer_limit_mb as usize * 1024 * 1024);
+    let create_params = v8::CreateParams::default()
+        .heap_limits(0, heap_bytes)
+        .array_buffer_allocator(memory::allocator(buffers.clone()));
     let mut runtime = JsRuntime::try_new(RuntimeOptions {
         startup_snapshot: Some(snapshot::STARTUP_SNAPSHOT),
         residual_lazy_js_sources: snapshot::LAZY_SOURCES,
         extensions: snapshot::extensions(),
         module_loader: Some(Rc::new(loader)),
-        create_params: Some(v8::CreateParams::default().heap_limits(0, heap_bytes)),
+        create_params: Some(create_params),
         ..Default::default()
     })
     .map_err(|e| LoadError::new(format!("cannot create an isolate: {e}")))?;
@@ -208,6 +219,15 @@ fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, 
         runtime.v8_isolate().thread_safe_handle(),
         Duration::from_millis(settings.cpu_limit_ms),
     );
+    // A refused buffer is a RangeError that JavaScript could catch; the isolate is stopped
+    // instead, as at the heap limit. Weak: the allocator may outlive the meter.
+    let buffer_meter = Arc::downgrade(&meter);
+    let limit_mb = settings.buffer_limit_mb;
+    buffers.on_exceeded(move || {
+        if let Some(meter) = buffer_meter.upgrade() {
+            meter.terminate(Termination::ArrayBuffers { limit_mb });
+        }
+    });
     let heap_meter = meter.clone();
     let limit_mb = settings.heap_limit_mb;
     runtime.add_near_heap_limit_callback(move |current, _initial| {
@@ -225,7 +245,14 @@ fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, 
         captures: Default::default(),
         max_log_bytes: settings.max_log_bytes,
         finished: Vec::new(),
+        live: Default::default(),
     });
+    // Loading is invocation 0: what it starts ends once the module is loaded.
+    runtime
+        .op_state()
+        .borrow_mut()
+        .borrow_mut::<HostState>()
+        .begin_invocation(0);
     Ok((runtime, meter))
 }
 
@@ -269,7 +296,30 @@ fn apply_config(
 pub fn register_capture(runtime: &mut JsRuntime, id: u32) {
     let state = runtime.op_state();
     let mut state = state.borrow_mut();
-    state.borrow_mut::<HostState>().captures.insert(id, Capture::default());
+    let host = state.borrow_mut::<HostState>();
+    host.captures.insert(id, Capture::default());
+    host.begin_invocation(id);
+}
+
+/// Ends everything invocation `id` started that is still pending: its fetches (their
+/// connections close) and its timers and intervals, so no work of an ended invocation is
+/// left to use CPU or sockets. Called for every end: success, failure, timeout.
+pub fn end_invocation(
+    runtime: &mut JsRuntime,
+    meter: &Meter,
+    end: &v8::Global<v8::Function>,
+    id: u32,
+) -> Result<(), super::js::GlueError> {
+    runtime
+        .op_state()
+        .borrow_mut()
+        .borrow_mut::<HostState>()
+        .end_invocation(id);
+    if meter.termination().is_some() {
+        // A stopped isolate runs no more JavaScript; its timers go with it.
+        return Ok(());
+    }
+    meter.busy(|| super::js::call_end(runtime, end, id))
 }
 
 /// Poll helper shared by load and serve: one poll of the event loop, charged as busy time.

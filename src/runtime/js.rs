@@ -84,6 +84,8 @@ pub struct EntryPoints {
     pub inspect: v8::Global<v8::Function>,
     /// `configure(name, secrets)`.
     pub configure: v8::Global<v8::Function>,
+    /// `endInvocation(id)`: cancels the timers invocation `id` left behind.
+    pub end: v8::Global<v8::Function>,
 }
 
 /// Runs the snapshot's bootstrap once: removes `Deno` and friends, returns the entry points.
@@ -103,6 +105,7 @@ pub fn bootstrap(runtime: &mut JsRuntime) -> Result<EntryPoints, GlueError> {
         invoke: get(0)?,
         inspect: get(1)?,
         configure: get(2)?,
+        end: get(3)?,
     })
 }
 
@@ -186,6 +189,20 @@ pub fn call_invoke(
     Err(GlueError::Stopped(format!("invoke threw: {message}")))
 }
 
+/// Cancels the timers and intervals invocation `id` left behind (a no-op for one that
+/// cleared them already).
+pub fn call_end(runtime: &mut JsRuntime, end: &v8::Global<v8::Function>, id: u32) -> Result<(), GlueError> {
+    deno_core::scope!(scope, runtime);
+    v8::tc_scope!(let tc, scope);
+    let argv = [v8::Integer::new_from_unsigned(tc, id).into()];
+    let function = v8::Local::new(tc, end);
+    let receiver = v8::undefined(tc).into();
+    if function.call(tc, receiver, &argv).is_some() {
+        return Ok(());
+    }
+    Err(GlueError::Stopped("endInvocation did not finish".into()))
+}
+
 async fn evaluate_module(
     runtime: &mut JsRuntime,
     meter: &Meter,
@@ -224,6 +241,9 @@ pub fn describe_termination(why: Termination, when: &str) -> String {
         }
         Termination::HeapLimit { limit_mb } => {
             format!("stopped {when}: reached the heap limit of {limit_mb} MiB")
+        }
+        Termination::ArrayBuffers { limit_mb } => {
+            format!("stopped {when}: its ArrayBuffers reached the limit of {limit_mb} MiB ([runtime] buffer_limit_mb)")
         }
     }
 }

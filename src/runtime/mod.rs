@@ -11,6 +11,7 @@ mod invocation;
 mod isolate;
 mod js;
 mod loader;
+mod memory;
 mod pool;
 mod report;
 mod snapshot;

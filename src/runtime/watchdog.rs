@@ -22,6 +22,8 @@ pub enum Termination {
     CpuLimit { limit_ms: u64 },
     /// The isolate reached its heap limit.
     HeapLimit { limit_mb: u64 },
+    /// The isolate's ArrayBuffers reached their limit (`[runtime] buffer_limit_mb`).
+    ArrayBuffers { limit_mb: u64 },
 }
 
 /// Busy-time bookkeeping of one isolate, shared with the watchdog.
@@ -33,8 +35,12 @@ pub struct Meter {
     poll_start: AtomicU64,
     /// In-flight budgets: (invocation id, busy_ns at its start, limit in ns).
     budgets: Mutex<Vec<(u32, u64, u64)>>,
-    /// Longest single poll allowed while no invocation is in flight.
+    /// CPU time JavaScript may use while no invocation is in flight, from when the last one
+    /// started until the next one starts.
     idle_limit_ns: AtomicU64,
+    /// `busy_ns` when the last invocation started: what runs after it ended is charged from
+    /// here, across polls, so a chain of short polls cannot run forever either.
+    idle_from_ns: AtomicU64,
     /// Set once, by whoever stops the isolate first.
     termination: Mutex<Option<Termination>>,
     isolate: v8::IsolateHandle,
@@ -48,6 +54,7 @@ impl Meter {
             idle_limit_ns: AtomicU64::new(idle_limit.as_nanos() as u64),
             epoch: Instant::now(),
             busy_ns: AtomicU64::new(0),
+            idle_from_ns: AtomicU64::new(0),
             poll_start: AtomicU64::new(0),
             budgets: Mutex::new(Vec::new()),
             termination: Mutex::new(None),
@@ -80,6 +87,7 @@ impl Meter {
     /// Starts charging invocation `id` against `limit`.
     pub fn start(&self, id: u32, limit: Duration) {
         let busy = self.busy_ns.load(Ordering::SeqCst);
+        self.idle_from_ns.store(busy, Ordering::SeqCst);
         lock(&self.budgets).push((id, busy, limit.as_nanos() as u64));
     }
 
@@ -111,10 +119,12 @@ impl Meter {
         let busy_now = self.busy_ns.load(Ordering::SeqCst) + in_poll;
         let budgets = lock(&self.budgets);
         let over = if budgets.is_empty() {
-            // Code left running by an invocation that already ended (a timer, an interval):
-            // nobody is charged, so one poll may take at most the idle limit.
+            // Code left running by invocations that already ended (a promise chain; their
+            // timers are cleared when they end): it is charged together, from the start of
+            // the last invocation, against the idle limit.
             let idle_limit = self.idle_limit_ns.load(Ordering::SeqCst);
-            (in_poll > idle_limit).then_some(idle_limit)
+            let idle_used = busy_now.saturating_sub(self.idle_from_ns.load(Ordering::SeqCst));
+            (idle_used > idle_limit).then_some(idle_limit)
         } else {
             budgets
                 .iter()

@@ -39,6 +39,21 @@ async fn out_of_memory_terminates_the_isolate_not_the_process() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn array_buffers_outside_the_heap_are_limited_too() {
+    // Caught or not, a refused buffer stops the isolate as the heap limit does.
+    misbehave_then_recover("buffers", FailureKind::HeapLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buffers_the_allocator_cannot_count_are_not_available() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    let report = invoke(&rt, "limits", json!({"mode": "buffer_kinds"})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "RangeError undefined undefined true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_promise_that_never_settles_times_out() {
     misbehave_then_recover("hang", FailureKind::Timeout).await;
 }
@@ -64,10 +79,45 @@ async fn code_left_running_after_an_invocation_is_stopped_too() {
     let rt = runtime();
     load(&rt, "limits").await;
     assert_ok(&invoke(&rt, "limits", json!({"mode": "background_spin"})).await);
-    // The isolate spins in a timer until the watchdog stops it; the next event still runs.
+    // The timer is cancelled when the invocation returns, so it never spins; the next event runs.
     let healthy = invoke(&rt, "limits", json!({})).await;
     assert_ok(&healthy);
     assert_eq!(logs(&healthy), "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promise_chain_left_spinning_is_charged_to_its_invocation() {
+    // Without a timer the chain never lets the poll end, so the invocation that left it is
+    // still in flight and pays for it; its isolate is replaced.
+    misbehave_then_recover("leftover_chain", FailureKind::CpuLimit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_left_running_across_many_short_polls_is_charged_until_its_isolate_is_replaced() {
+    let rt = runtime();
+    load(&rt, "limits").await;
+    assert_ok(&invoke(&rt, "limits", json!({"mode": "leftover_signal_timers"})).await);
+    // Each poll is short; together they pass the handler's 300 ms CPU limit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rt.live_isolates() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leftover loop was never stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let healthy = invoke(&rt, "limits", json!({})).await;
+    assert_ok(&healthy);
+    assert_eq!(logs(&healthy), "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timers_a_module_starts_while_loading_end_with_the_load() {
+    let rt = runtime();
+    load(&rt, "load_interval").await;
+    let report = invoke(&rt, "load_interval", json!({})).await;
+    assert_ok(&report);
+    assert_eq!(logs(&report), "stopped");
 }
 
 #[tokio::test(flavor = "multi_thread")]

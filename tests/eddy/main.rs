@@ -10,6 +10,7 @@ mod fetch;
 mod handlers;
 mod hostile;
 mod integrity;
+mod leftovers;
 mod limits;
 mod mutable;
 mod neighbours;

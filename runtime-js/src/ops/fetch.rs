@@ -80,6 +80,9 @@ pub enum FetchOpError {
     #[class(type)]
     #[error("fetch was aborted")]
     Aborted,
+    #[class(type)]
+    #[error("fetch was aborted: the invocation that started it has ended")]
+    Ended,
 }
 
 /// A request as the JS side describes it.
@@ -136,14 +139,21 @@ pub async fn op_eddy_fetch_send(
     let cancel = args
         .cancel_rid
         .and_then(|rid| state.borrow().resource_table.get::<FetchCancelHandle>(rid).ok());
-    let exchange = Exchange::new(&state, args, body)?;
+    // Every fetch ends with the invocation that started it; work left behind by one that
+    // already ended cannot start new ones.
+    let owner = state
+        .borrow()
+        .borrow::<HostState>()
+        .invocation_cancel(args.invocation.unwrap_or(0))
+        .ok_or(FetchOpError::Ended)?;
+    let exchange = Exchange::new(&state, args, body)?.run(&state).or_cancel(owner);
     match cancel {
         Some(handle) => exchange
-            .run(&state)
             .or_cancel(RcRef::map(&handle, |h| &h.0))
             .await
-            .map_err(|_| FetchOpError::Aborted)?,
-        None => exchange.run(&state).await,
+            .map_err(|_| FetchOpError::Aborted)?
+            .map_err(|_| FetchOpError::Ended)?,
+        None => exchange.await.map_err(|_| FetchOpError::Ended)?,
     }
 }
 
