@@ -179,6 +179,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Loads the handlers, then serves `listener` and delivers until `shutdown` turns true;
 /// stops intake first, then lets attempts in flight finish within the grace period.
 pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+    // Before any handler runs: the admin API must not be reachable through a wildcard grant.
+    app.runtime.own_listener(listener.local_addr()?);
     for error in app.handlers.scan().await {
         eprintln!("eddy: {error}");
     }

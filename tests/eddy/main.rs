@@ -12,6 +12,7 @@ mod hostile;
 mod limits;
 mod mutable;
 mod neighbours;
+mod network;
 mod pipeline;
 mod proxy;
 mod remote;

@@ -47,6 +47,8 @@ pub struct Proxy {
     queue: mpsc::Sender<Exchange>,
     metrics: Arc<Metrics>,
     limits: crate::server::http::HttpLimits,
+    /// The runtime, told where the proxy listens.
+    runtime: Arc<crate::runtime::Runtime>,
 }
 
 // Connection-level headers (RFC 9110 section 7.6.1) belong to one hop and are not forwarded.
@@ -74,7 +76,7 @@ impl Proxy {
             .read_timeout(Duration::from_millis(config.timeout_ms))
             .build()?;
         let (queue, receiver) = mpsc::channel(record::QUEUE);
-        let (metrics, limits) = (app.metrics.clone(), app.http_limits);
+        let (metrics, limits, runtime) = (app.metrics.clone(), app.http_limits, app.runtime.clone());
         tokio::spawn(record::recorder(app, receiver));
         Ok(Arc::new(Self {
             client,
@@ -84,6 +86,7 @@ impl Proxy {
             queue,
             metrics,
             limits,
+            runtime,
         }))
     }
 
@@ -98,11 +101,23 @@ impl Proxy {
 }
 
 /// Serves the proxy on `listener` until `shutdown` turns true, with the API's limits on
-/// header time and open connections.
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+/// header time and open connections. The listener is made known to the runtime at once, not
+/// when the future is first polled, so no handler can reach it before that.
+pub fn serve(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = std::io::Result<()>> + Send {
+    let local = listener.local_addr();
+    if let Ok(addr) = &local {
+        proxy.runtime.own_listener(*addr);
+    }
     let limits = proxy.limits;
     let router = Router::new().fallback(forward).with_state(proxy);
-    crate::server::http::serve(listener, router, limits, shutdown).await
+    async move {
+        local?;
+        crate::server::http::serve(listener, router, limits, shutdown).await
+    }
 }
 
 async fn forward(
