@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod api;
 mod integrations;
 
+pub use api::ApiConfig;
 pub use integrations::{ProxyConfig, SourceConfig};
 
 /// The file read when `--config` is not given.
@@ -49,6 +51,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Bearer token every endpoint but `/healthz` requires (`EDDY_API_TOKEN` overrides).
     pub api_token: Option<String>,
+    /// Exposure rules of the admin API.
+    pub api: ApiConfig,
     /// `POST /events` limits.
     pub ingest: IngestConfig,
     /// Queue workers and retries.
@@ -192,6 +196,7 @@ impl Default for Config {
             net: NetConfig::default(),
             runtime: RuntimeConfig::default(),
             api_token: None,
+            api: ApiConfig::default(),
             ingest: IngestConfig::default(),
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),

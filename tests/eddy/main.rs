@@ -4,6 +4,7 @@
 mod attacks;
 mod cli;
 mod crash;
+mod edge;
 mod examples;
 mod faults;
 mod fetch;
