@@ -16,6 +16,7 @@ mod neighbours;
 mod network;
 mod pipeline;
 mod proxy;
+mod proxy_paths;
 mod remote;
 mod repair;
 mod scaffold;

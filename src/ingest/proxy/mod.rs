@@ -4,6 +4,7 @@
 //! request path, so the proxied request never waits for it or fails because of it.
 
 mod naming;
+mod path;
 mod record;
 mod tee;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use naming::{Named, PathRules};
+pub use path::{PathError, check_forwarded, check_path};
 pub use record::PROXY_SOURCE;
 
 use crate::api::ApiError;
@@ -90,13 +92,17 @@ impl Proxy {
         }))
     }
 
-    /// The upstream URL for a request's path and query.
-    fn target(&self, uri: &axum::http::Uri) -> url::Url {
+    /// The upstream URL for a request's path and query; refused if the path would not reach
+    /// the upstream as the path it names ([`path`]).
+    fn target(&self, uri: &axum::http::Uri) -> Result<url::Url, PathError> {
+        check_path(uri.path())?;
         let mut url = self.upstream.clone();
         let base = self.upstream.path().trim_end_matches('/');
-        url.set_path(&format!("{base}{}", uri.path()));
+        let wanted = format!("{base}{}", uri.path());
+        url.set_path(&wanted);
+        check_forwarded(&wanted, url.path())?;
         url.set_query(uri.query());
-        url
+        Ok(url)
     }
 }
 
@@ -126,10 +132,14 @@ async fn forward(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let target = match proxy.target(&parts.uri) {
+        Ok(target) => target,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "bad_path", e.to_string()).into_response(),
+    };
     let named = proxy.rules.name(parts.method.as_str(), parts.uri.path());
     let mut outbound = proxy
         .client
-        .request(parts.method.clone(), proxy.target(&parts.uri))
+        .request(parts.method.clone(), target)
         .headers(forwarded_headers(&parts.headers, client));
     let request_capture = Arc::new(Mutex::new(Captured::default()));
     if !body.is_end_stream() {
