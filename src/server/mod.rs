@@ -44,7 +44,7 @@ pub enum ServerError {
     NoHandlers(std::path::PathBuf),
     #[error("[sources]: {0}")]
     Sources(#[from] eddy_runtime_js::SecretError),
-    #[error("{0}")]
+    #[error(transparent)]
     Exposed(#[from] edge::ExposedError),
 }
 

@@ -167,6 +167,7 @@ async fn serve_refuses_a_public_listen_address_without_a_token() {
         let want = format!("error: refusing to serve eddy's API on {listen} without a token");
         assert!(text.starts_with(&want), "{text}");
         assert!(text.contains("[api] allow_no_token = true"), "{text}");
+        assert_eq!(text.matches("refusing").count(), 1, "said once: {text}");
     }
     assert!(!dir.path().join(".eddy").exists(), "a refused start opened the store");
     let proxy = ["proxy", "--upstream", "http://127.0.0.1:9", "--api-listen", "0.0.0.0:0"];
