@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod api;
 mod integrations;
 mod limits;
 
+pub use api::ApiConfig;
 pub use integrations::{ProxyConfig, SourceConfig};
 pub use limits::StateConfig;
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Bearer token every endpoint but `/healthz` requires (`EDDY_API_TOKEN` overrides).
     pub api_token: Option<String>,
+    /// Exposure rules of the admin API.
+    pub api: ApiConfig,
     /// `POST /events` limits.
     pub ingest: IngestConfig,
     /// Queue workers and retries.
@@ -211,6 +215,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             state: StateConfig::default(),
             api_token: None,
+            api: ApiConfig::default(),
             ingest: IngestConfig::default(),
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),

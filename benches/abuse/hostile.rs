@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The start of every hostile request.
-const REQUEST_LINE: &str = "POST /events HTTP/1.1\r\nHost: eddy\r\nContent-Type: application/json\r\n";
+const REQUEST_LINE: &str = "POST /events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n";
 /// How long a client whose writes failed still listens for the answer sent before.
 const LAST_WORDS: Duration = Duration::from_secs(1);
 /// The most of an answer read to find its status line.

@@ -102,6 +102,8 @@ pub async fn proxy(args: ProxyArgs) -> Result<(), Failure> {
 }
 
 async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Result<(), Failure> {
+    // Before the store is opened: a refused start leaves nothing to check at the next one.
+    server::check_exposure(&config).map_err(anyhow::Error::from)?;
     let store = Store::open(&config.data).map_err(anyhow::Error::from)?;
     let app = server::app(&config, &config_path, store).map_err(anyhow::Error::from)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -139,6 +139,12 @@ impl Runtime {
         })
     }
 
+    /// Notes that eddy listens on `addr` (after binding): handlers reach it only through a
+    /// `config.allowNet` entry naming its exact host and port.
+    pub fn own_listener(&self, addr: std::net::SocketAddr) {
+        self.shared.http.own_listener(addr);
+    }
+
     /// The handlers folder.
     pub fn root(&self) -> &Path {
         &self.root

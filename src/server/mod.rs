@@ -2,6 +2,7 @@
 //! bound listener, wires ingest, the admin API, the handlers and the delivery engine, and
 //! runs until the shutdown signal, then drains.
 
+pub mod edge;
 mod handlers;
 pub mod http;
 
@@ -43,6 +44,8 @@ pub enum ServerError {
     NoHandlers(std::path::PathBuf),
     #[error("[sources]: {0}")]
     Sources(#[from] eddy_runtime_js::SecretError),
+    #[error(transparent)]
+    Exposed(#[from] edge::ExposedError),
 }
 
 /// What every request handler shares.
@@ -74,8 +77,25 @@ impl App {
     }
 }
 
+/// The API token: `EDDY_API_TOKEN` if set and not empty, else `api_token` of eddy.toml.
+pub fn api_token(config: &Config) -> Option<String> {
+    std::env::var("EDDY_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or(config.api_token.clone())
+}
+
+/// Refuses an API `listen` address that is not loopback when there is no token, unless
+/// `[api] allow_no_token` says so; the proxy's own listener has no admin endpoints and is
+/// not checked.
+pub fn check_exposure(config: &Config) -> Result<(), ServerError> {
+    let has_token = api_token(config).is_some();
+    Ok(edge::check_listen(config.listen, has_token, config.api.allow_no_token)?)
+}
+
 /// Builds the application: runtime, engine and handlers over `store`.
 pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Arc<App>, ServerError> {
+    check_exposure(config)?;
     if !config.handlers.is_dir() {
         return Err(ServerError::NoHandlers(config.handlers.clone()));
     }
@@ -97,10 +117,7 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         dead_deliveries,
         events,
     };
-    let api_token = std::env::var("EDDY_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or(config.api_token.clone());
+    let api_token = api_token(config);
     Ok(Arc::new(App {
         handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
         replays: Replays::new(store.clone(), engine.clone()),
@@ -154,7 +171,12 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// With a token, every guarded endpoint needs it; without one, the request must be
+/// addressed to a loopback name ([`edge::check_host`]).
 async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if app.api_token.is_none() {
+        edge::check_host(&request)?;
+    }
     if let Some(token) = &app.api_token {
         let given = request
             .headers()
@@ -179,6 +201,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Loads the handlers, then serves `listener` and delivers until `shutdown` turns true;
 /// stops intake first, then lets attempts in flight finish within the grace period.
 pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+    // Before any handler runs: the admin API must not be reachable through a wildcard grant.
+    app.runtime.own_listener(listener.local_addr()?);
     for error in app.handlers.scan().await {
         eprintln!("eddy: {error}");
     }

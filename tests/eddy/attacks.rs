@@ -117,29 +117,35 @@ async fn forbidden_addresses_never_get_a_connection() {
     }
 }
 
-/// An exempted API redirecting to an address that is not exempted is refused at that hop.
+/// An exempted API redirecting to an address that is not exempted, or to an exempted one
+/// under a name the handler reaches only through `*`, is refused at that hop.
 #[tokio::test(flavor = "multi_thread")]
 async fn redirects_are_checked_on_every_hop() {
     let api = FakeApi::start().await;
     let trap = Tripwire::start("127.0.0.2").await.expect("bind 127.0.0.2");
     let rt = runtime();
-    load(&rt, "fetch_probe").await;
+    load(&rt, "fetch_probe_local").await;
     let hop = format!("http://127.0.0.2:{}/", trap.addr.port());
     let urls = [
         format!("{}/redirect?to={hop}", api.base()),
         format!("{}/redirect?to=file:///etc/passwd", api.base()),
+        format!("{}/redirect?to=http://localhost:{}/text", api.base(), api.addr.port()),
     ];
-    let report = invoke(&rt, "fetch_probe", json!({"urls": urls})).await;
+    let report = invoke(&rt, "fetch_probe_local", json!({"urls": urls})).await;
     assert_ok(&report);
     let text = logs(&report);
-    assert_eq!(text.matches("REFUSED").count(), 2, "{text}");
+    assert_eq!(text.matches("REFUSED").count(), 3, "{text}");
     assert!(
         text.contains("connection to 127.0.0.2 refused: loopback address"),
         "{text}"
     );
+    assert!(
+        text.contains("config.allowNet does not name localhost explicitly"),
+        "{text}"
+    );
     assert_eq!(trap.count(), 0, "the redirect target saw a connection");
     let statuses: Vec<_> = report.capture.fetches.iter().map(|f| f.status).collect();
-    assert_eq!(statuses, [Some(302), None, Some(302), None]);
+    assert_eq!(statuses, [Some(302), None, Some(302), None, Some(302), None]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,7 +28,7 @@ async fn connections_that_stall_their_headers_are_closed_while_others_are_served
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         // Slowloris: a request line and one header, then nothing.
         stream
-            .write_all(b"POST /events HTTP/1.1\r\nHost: eddy\r\n")
+            .write_all(b"POST /events HTTP/1.1\r\nHost: localhost\r\n")
             .await
             .unwrap();
         stalled.push(stream);
@@ -50,7 +50,8 @@ async fn a_body_that_stops_arriving_is_answered_408_and_nothing_is_stored() {
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(&pipeline_handlers(), data.path(), LIMITS).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    let head = "POST /events HTTP/1.1\r\nHost: eddy\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+    let head =
+        "POST /events HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(br#"{"type": "orders.cr"#).await.unwrap();
     let answer = read_until_closed(&mut stream).await;

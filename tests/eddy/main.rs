@@ -4,6 +4,7 @@
 mod attacks;
 mod cli;
 mod crash;
+mod edge;
 mod examples;
 mod faults;
 mod fetch;
@@ -14,8 +15,10 @@ mod leftovers;
 mod limits;
 mod mutable;
 mod neighbours;
+mod network;
 mod pipeline;
 mod proxy;
+mod proxy_paths;
 mod quota;
 mod remote;
 mod repair;

@@ -1,42 +1,85 @@
 //! Address classes: which IP addresses a handler may never connect to unless the operator
 //! exempts them (`[net] allow_private`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
-use super::NetError;
+use super::listeners::OwnListeners;
+use super::{NetError, Route};
 
 /// Operator-wide policy: which otherwise-forbidden addresses are exempted
-/// (`[net] allow_private` in eddy.toml).
+/// (`[net] allow_private` in eddy.toml), and eddy's own listeners.
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
     allow_private: Vec<IpNet>,
+    listeners: OwnListeners,
 }
 
 impl NetPolicy {
     /// Builds a policy exempting the given CIDRs from the forbidden address classes.
     pub fn new(allow_private: Vec<IpNet>) -> Self {
-        Self { allow_private }
+        Self {
+            allow_private,
+            listeners: OwnListeners::default(),
+        }
     }
 
-    /// Ok if a connection to `ip` is allowed.
+    /// eddy's own listeners, which the policy refuses unless a route opens them.
+    pub fn listeners(&self) -> &OwnListeners {
+        &self.listeners
+    }
+
+    /// Ok if a connection to `ip` is allowed for a host `config.allowNet` names explicitly.
     ///
     /// Addresses that embed an IPv4 address are judged by that address, and an exemption
     /// matches either form, so `127.0.0.1/32` also exempts `::ffff:127.0.0.1`.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), NetError> {
+        match self.judge(ip) {
+            Some((kind, false)) => Err(NetError::Forbidden { ip, kind }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ok if a connection to `ip` for `host` is allowed on `route`: exempted networks only
+    /// when the host is named, eddy's listeners only when the route does not guard their port.
+    pub fn check_route(&self, ip: IpAddr, route: Route, host: &str) -> Result<(), NetError> {
         let embedded = match ip {
             IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
             IpAddr::V4(_) => None,
         };
-        let exempt = |a: IpAddr| self.allow_private.iter().any(|net| net.contains(&a));
-        if exempt(ip) || embedded.is_some_and(exempt) {
-            return Ok(());
+        // A NAT64 or 6to4 form may be translated back to this machine's own address.
+        let own = |port| self.listeners.is_own(ip, port) || embedded.is_some_and(|v4| self.listeners.is_own(v4, port));
+        if let Some(port) = route.guard
+            && own(port)
+        {
+            let addr = SocketAddr::new(ip, port);
+            return Err(NetError::OwnListener {
+                host: host.to_owned(),
+                addr,
+            });
         }
-        match classify(embedded.unwrap_or(ip)) {
-            Some(kind) => Err(NetError::Forbidden { ip, kind }),
+        match self.judge(ip) {
+            None | Some((_, true)) if route.named => Ok(()),
             None => Ok(()),
+            Some((kind, true)) => Err(NetError::NotNamed {
+                host: host.to_owned(),
+                ip,
+                kind,
+            }),
+            Some((kind, false)) => Err(NetError::Forbidden { ip, kind }),
         }
+    }
+
+    /// The forbidden class of `ip` and whether `allow_private` exempts it; None if public.
+    fn judge(&self, ip: IpAddr) -> Option<(&'static str, bool)> {
+        let embedded = match ip {
+            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        let kind = classify(embedded.unwrap_or(ip))?;
+        let exempt = |a: IpAddr| self.allow_private.iter().any(|net| net.contains(&a));
+        Some((kind, exempt(ip) || embedded.is_some_and(exempt)))
     }
 }
 
@@ -166,5 +209,44 @@ mod tests {
         let want = "connection to 127.0.0.1 refused: loopback address \
             (exempt it with [net] allow_private in eddy.toml)";
         assert_eq!(err.to_string(), want);
+    }
+
+    #[test]
+    fn routes_open_exempted_networks_and_own_listeners_only_when_named() {
+        let p = policy("127.0.0.1/32");
+        p.listeners().add("0.0.0.0:8787".parse().unwrap());
+        let wild = Route {
+            named: false,
+            guard: None,
+        };
+        let named = Route {
+            named: true,
+            guard: None,
+        };
+        let guarded = Route {
+            named: true,
+            guard: Some(8787),
+        };
+        let lo = ip("127.0.0.1");
+        assert!(matches!(
+            p.check_route(lo, wild, "localhost"),
+            Err(NetError::NotNamed { .. })
+        ));
+        assert_eq!(p.check_route(lo, named, "localhost"), Ok(()));
+        assert_eq!(p.check_route(ip("8.8.8.8"), wild, "dns.google"), Ok(()));
+        let own = p.check_route(lo, guarded, "localhost").unwrap_err();
+        assert!(matches!(own, NetError::OwnListener { .. }), "{own:?}");
+        assert!(own.to_string().contains("localhost:8787"), "{own}");
+        let mapped = ip("64:ff9b::7f00:1");
+        assert!(matches!(
+            p.check_route(mapped, guarded, "x"),
+            Err(NetError::OwnListener { .. })
+        ));
+        assert!(matches!(
+            p.check_route(ip("10.0.0.1"), named, "x"),
+            Err(NetError::Forbidden { .. })
+        ));
+        let err = p.check_route(lo, wild, "localhost").unwrap_err().to_string();
+        assert!(err.contains("does not name localhost"), "{err}");
     }
 }

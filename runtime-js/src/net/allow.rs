@@ -22,6 +22,19 @@ enum HostPattern {
     Exact(Host<String>),
 }
 
+/// How strongly `config.allowNet` grants a request, weakest first. Only a name opens the
+/// networks `[net] allow_private` exempts, and only a name with the port opens eddy's own
+/// listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grant {
+    /// Matched by `*` or `*.example.com` only: public addresses.
+    Wildcard,
+    /// An entry names the host, without a port: exempted private networks too.
+    Host,
+    /// An entry names the host and this port: eddy's own listeners too.
+    HostPort,
+}
+
 /// A handler's `config.allowNet`: host names with optional port. "api.example.com",
 /// "api.example.com:8443", "*.example.com" (any subdomain, not the apex), "127.0.0.1:3000",
 /// "[::1]:8080", and "*" (any public host). An entry without a port allows every port.
@@ -49,20 +62,27 @@ impl AllowNet {
     /// True if some entry matches the URL's host (case-insensitive, trailing dot ignored) and
     /// port (explicit, or the scheme's default).
     pub fn permits(&self, url: &Url) -> bool {
-        let Some(host) = url.host().map(|h| normalize_host(h.to_owned())) else {
-            return false;
-        };
+        self.grant(url).is_some()
+    }
+
+    /// The strongest grant of any entry matching the URL's host and port, if one does.
+    pub fn grant(&self, url: &Url) -> Option<Grant> {
+        let host = url.host().map(|h| normalize_host(h.to_owned()))?;
         let port = url.port_or_known_default();
-        self.entries.iter().any(|e| {
-            let host_ok = match &e.host {
-                HostPattern::Any => true,
+        let grant_of = |e: &Entry| {
+            if e.port.is_some_and(|p| Some(p) != port) {
+                return None;
+            }
+            match &e.host {
+                HostPattern::Any => Some(Grant::Wildcard),
                 HostPattern::Suffix(suffix) => {
-                    matches!(&host, Host::Domain(d) if d.ends_with(suffix.as_str()))
+                    matches!(&host, Host::Domain(d) if d.ends_with(suffix.as_str())).then_some(Grant::Wildcard)
                 }
-                HostPattern::Exact(exact) => *exact == host,
-            };
-            host_ok && e.port.is_none_or(|p| Some(p) == port)
-        })
+                HostPattern::Exact(exact) if *exact == host && e.port.is_some() => Some(Grant::HostPort),
+                HostPattern::Exact(exact) => (*exact == host).then_some(Grant::Host),
+            }
+        };
+        self.entries.iter().filter_map(grant_of).max()
     }
 
     /// True when the handler has no network access at all.
@@ -159,6 +179,24 @@ mod tests {
         assert!(allow("*:443").permits(&url("https://x.example/")));
         assert!(!allow("*:443").permits(&url("http://x.example/")));
         assert!(allow("").is_empty() && !allow("*").is_empty());
+    }
+
+    #[test]
+    fn grants_name_hosts_only_without_wildcards() {
+        let a = allow("* *.example.com 127.0.0.1 localhost:8787 *:9000");
+        let cases = [
+            ("http://127.0.0.1:8787/", Some(Grant::Host)),
+            ("http://localhost:8787/", Some(Grant::HostPort)),
+            ("http://LOCALHOST.:8787/", Some(Grant::HostPort)),
+            ("http://localhost:8788/", Some(Grant::Wildcard)),
+            ("http://api.example.com/", Some(Grant::Wildcard)),
+            ("http://10.0.0.1:9000/", Some(Grant::Wildcard)),
+        ];
+        for (u, want) in cases {
+            assert_eq!(a.grant(&url(u)), want, "{u}");
+        }
+        assert_eq!(allow("localhost:1").grant(&url("http://localhost:2/")), None);
+        assert_eq!(allow("[::1]:80").grant(&url("http://[::1]/")), Some(Grant::HostPort));
     }
 
     #[test]

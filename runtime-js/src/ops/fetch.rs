@@ -4,8 +4,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deno_core::{CancelFuture, CancelHandle, OpState, RcRef, Resource, ResourceId, ToJsBuffer, op2};
@@ -16,7 +17,7 @@ use url::Url;
 
 use crate::HostState;
 use crate::capture::FetchRecord;
-use crate::net::{self, GuardedResolver, NetError, NetPolicy};
+use crate::net::{self, GuardedResolver, NetError, NetPolicy, Route};
 
 /// Limits of outbound HTTP.
 #[derive(Debug, Clone)]
@@ -26,9 +27,9 @@ pub struct HttpSettings {
     pub max_redirects: u32,
 }
 
-/// The process-wide client: connection pool, guarded DNS, and limits.
+/// The process-wide client: one connection pool per [`Route`], guarded DNS, and limits.
 pub struct HttpClient {
-    client: reqwest::Client,
+    clients: Mutex<HashMap<Route, reqwest::Client>>,
     policy: Arc<NetPolicy>,
     settings: HttpSettings,
 }
@@ -37,19 +38,40 @@ impl HttpClient {
     /// Builds the client; proxies from the environment are ignored because a proxy would
     /// make the address checks meaningless.
     pub fn new(policy: NetPolicy, settings: HttpSettings) -> Result<Self, reqwest::Error> {
-        let policy = Arc::new(policy);
+        let http = Self {
+            clients: Mutex::default(),
+            policy: Arc::new(policy),
+            settings,
+        };
+        // Fail at start, not at the first fetch, if no client can be built here.
+        http.client(Route {
+            named: false,
+            guard: None,
+        })?;
+        Ok(http)
+    }
+
+    /// Notes that eddy listens on `addr`, so handlers reach it only by naming it exactly.
+    pub fn own_listener(&self, addr: std::net::SocketAddr) {
+        self.policy.listeners().add(addr);
+    }
+
+    /// The client of `route`, built on first use. Routes are few (named or not, times the
+    /// own listeners' ports), so the pools stay few.
+    fn client(&self, route: Route) -> Result<reqwest::Client, reqwest::Error> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&route) {
+            return Ok(client.clone());
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
+            .dns_resolver(Arc::new(GuardedResolver::new(self.policy.clone(), route)))
             .no_proxy()
-            .connect_timeout(settings.connect_timeout)
+            .connect_timeout(self.settings.connect_timeout)
             .user_agent(concat!("eddy/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self {
-            client,
-            policy,
-            settings,
-        })
+        clients.insert(route, client.clone());
+        Ok(client)
     }
 }
 
@@ -232,10 +254,12 @@ impl Exchange {
     }
 
     async fn send_once(&self) -> Result<reqwest::Response, FetchOpError> {
-        net::check_target(&self.url, &self.allow, &self.http.policy)?;
-        let mut request = self
+        let route = net::check_target(&self.url, &self.allow, &self.http.policy)?;
+        let client = self
             .http
-            .client
+            .client(route)
+            .map_err(|e| transport_error(self.url.as_str(), &e))?;
+        let mut request = client
             .request(self.method.clone(), self.url.clone())
             .headers(self.headers.clone());
         if let Some(body) = &self.body {

@@ -4,6 +4,7 @@
 //! request path, so the proxied request never waits for it or fails because of it.
 
 mod naming;
+mod path;
 mod record;
 mod tee;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use naming::{Named, PathRules};
+pub use path::{PathError, check_forwarded, check_path};
 pub use record::PROXY_SOURCE;
 
 use crate::api::ApiError;
@@ -47,6 +49,8 @@ pub struct Proxy {
     queue: mpsc::Sender<Exchange>,
     metrics: Arc<Metrics>,
     limits: crate::server::http::HttpLimits,
+    /// The runtime, told where the proxy listens.
+    runtime: Arc<crate::runtime::Runtime>,
 }
 
 // Connection-level headers (RFC 9110 section 7.6.1) belong to one hop and are not forwarded.
@@ -74,7 +78,7 @@ impl Proxy {
             .read_timeout(Duration::from_millis(config.timeout_ms))
             .build()?;
         let (queue, receiver) = mpsc::channel(record::QUEUE);
-        let (metrics, limits) = (app.metrics.clone(), app.http_limits);
+        let (metrics, limits, runtime) = (app.metrics.clone(), app.http_limits, app.runtime.clone());
         tokio::spawn(record::recorder(app, receiver));
         Ok(Arc::new(Self {
             client,
@@ -84,25 +88,42 @@ impl Proxy {
             queue,
             metrics,
             limits,
+            runtime,
         }))
     }
 
-    /// The upstream URL for a request's path and query.
-    fn target(&self, uri: &axum::http::Uri) -> url::Url {
+    /// The upstream URL for a request's path and query; refused if the path would not reach
+    /// the upstream as the path it names ([`path`]).
+    fn target(&self, uri: &axum::http::Uri) -> Result<url::Url, PathError> {
+        check_path(uri.path())?;
         let mut url = self.upstream.clone();
         let base = self.upstream.path().trim_end_matches('/');
-        url.set_path(&format!("{base}{}", uri.path()));
+        let wanted = format!("{base}{}", uri.path());
+        url.set_path(&wanted);
+        check_forwarded(&wanted, url.path())?;
         url.set_query(uri.query());
-        url
+        Ok(url)
     }
 }
 
 /// Serves the proxy on `listener` until `shutdown` turns true, with the API's limits on
-/// header time and open connections.
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+/// header time and open connections. The listener is made known to the runtime at once, not
+/// when the future is first polled, so no handler can reach it before that.
+pub fn serve(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = std::io::Result<()>> + Send {
+    let local = listener.local_addr();
+    if let Ok(addr) = &local {
+        proxy.runtime.own_listener(*addr);
+    }
     let limits = proxy.limits;
     let router = Router::new().fallback(forward).with_state(proxy);
-    crate::server::http::serve(listener, router, limits, shutdown).await
+    async move {
+        local?;
+        crate::server::http::serve(listener, router, limits, shutdown).await
+    }
 }
 
 async fn forward(
@@ -111,10 +132,14 @@ async fn forward(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let target = match proxy.target(&parts.uri) {
+        Ok(target) => target,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "bad_path", e.to_string()).into_response(),
+    };
     let named = proxy.rules.name(parts.method.as_str(), parts.uri.path());
     let mut outbound = proxy
         .client
-        .request(parts.method.clone(), proxy.target(&parts.uri))
+        .request(parts.method.clone(), target)
         .headers(forwarded_headers(&parts.headers, client));
     let request_capture = Arc::new(Mutex::new(Captured::default()));
     if !body.is_end_stream() {
