@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 mod integrations;
 
-pub use integrations::{ProxyConfig, SourceConfig};
+pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig};
 
 /// The file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
@@ -59,6 +59,8 @@ pub struct Config {
     pub sources: std::collections::BTreeMap<String, SourceConfig>,
     /// The API-observing proxy `eddy serve` also runs, when present.
     pub proxy: Option<ProxyConfig>,
+    /// The secrets handlers may ask for.
+    pub secrets: SecretsConfig,
 }
 
 /// `[retention]`: ages like "7d", "12h".
@@ -197,6 +199,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             sources: Default::default(),
             proxy: None,
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -259,6 +262,10 @@ impl Config {
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         self.allow_private_nets(path)?;
         integrations::validate_sources(&self.sources, path)?;
+        integrations::secret_grant(self).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         if let Some(proxy) = &self.proxy {
             integrations::validate_proxy(proxy, path)?;
         }
@@ -313,6 +320,12 @@ impl Config {
             "delivery.retry_schedule",
             "a non-empty list of delays like \"5s\" or \"10m\"",
         )
+    }
+
+    /// What handlers may ask for: `[secrets] allow`, with every source's `secret_env` reserved.
+    pub fn secret_grant(&self) -> eddy_runtime_js::Grant {
+        // Validated when the file was read, so this is the same grant.
+        integrations::secret_grant(self).unwrap_or_default()
     }
 
     /// The `[net] allow_private` entries as networks.

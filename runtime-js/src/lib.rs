@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use capture::{Capture, FetchRecord, LogLine};
 pub use ops::fetch::{HttpClient, HttpSettings};
-pub use secrets::{SecretError, SecretSource, Secrets};
+pub use secrets::{Grant, SecretError, SecretSource, Secrets};
 
 use net::AllowNet;
 
