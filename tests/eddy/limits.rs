@@ -56,7 +56,13 @@ async fn console_output_is_bounded() {
     assert_ok(&report);
     let kept: usize = report.capture.logs.iter().map(|l| l.message.len()).sum();
     assert!(kept <= 64 * 1024, "kept {kept} bytes");
-    assert_eq!(report.capture.logs.len() + report.capture.dropped, 10_000);
+    let marker = report.capture.logs.last().map(|l| l.message.as_str());
+    let dropped = report.capture.dropped_logs;
+    assert_eq!(
+        marker,
+        Some(format!("…[dropped {dropped} console lines: capture limit reached]").as_str())
+    );
+    assert_eq!(report.capture.logs.len() - 1 + dropped, 10_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]

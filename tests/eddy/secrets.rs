@@ -2,7 +2,8 @@
 //! every form wherever an invocation's output is captured.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
@@ -48,11 +49,7 @@ fn serve_refuses_grants_of_eddys_own_variables_and_source_secrets() {
     let source = "[sources.gh]\nkind = \"github\"\nsecret_env = \"GH_HOOK_SECRET\"\n";
     for entry in ["EDDY_API_TOKEN", "EDDY_*", "GH_HOOK_SECRET"] {
         let config = write_config(dir.path(), &format!("[secrets]\nallow = [{entry:?}]\n{source}"));
-        let out = eddy_with(
-            &["serve", "--config", &config, "--listen", "127.0.0.1:0"],
-            dir.path(),
-            &[("GH_HOOK_SECRET", "hook-secret-value")],
-        );
+        let out = serve_until_it_exits(&config, dir.path());
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(2), "{entry}: {stdout}{stderr}");
         assert!(
@@ -60,6 +57,29 @@ fn serve_refuses_grants_of_eddys_own_variables_and_source_secrets() {
             "{entry}: {stderr}"
         );
     }
+}
+
+/// `eddy serve` with `config`, which must stop by itself; one still running after 30 s is
+/// killed and fails the test.
+fn serve_until_it_exits(config: &str, dir: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        .env("GH_HOOK_SECRET", "hook-secret-value")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eddy runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("eddy serve can be waited for").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("eddy serve stops");
+            panic!("eddy serve started with {config}: {:?}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("eddy serve output")
 }
 
 #[test]
