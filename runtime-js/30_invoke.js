@@ -9,6 +9,7 @@ const {
   JSONStringify,
   NumberIsFinite,
   ObjectFreeze,
+  ObjectKeys,
   ObjectPrototypeIsPrototypeOf,
   PromisePrototypeThen,
   String,
@@ -90,26 +91,102 @@ class HandlerState {
 }
 ObjectFreeze(HandlerState.prototype);
 
+// How much of a thrown value is described. The host bounds every string and count again
+// (after redacting secrets); these only keep the description from walking a huge object.
+const MAX_CAUSES = 9;
+const MAX_PROPERTIES = 17;
+const DESCRIBED = { __proto__: null, name: true, message: true, stack: true, cause: true, delayMs: true };
+
+/** A string for any value: JSON when it has one, else String(); never throws. */
+function text(value) {
+  try {
+    if (typeof value === "string") return value;
+    const json = JSONStringify(value);
+    return json === undefined ? String(value) : json;
+  } catch {
+    try {
+      return String(value);
+    } catch {
+      return "value could not be described";
+    }
+  }
+}
+
+/** `{ name, message, stack }` of one thrown value or cause. */
+function describeOne(value) {
+  if (value === null || typeof value !== "object") {
+    return { name: "Error", message: text(value), stack: null };
+  }
+  let name = "Error";
+  let message = "";
+  let stack = null;
+  try {
+    name = String(value.name ?? "Error");
+  } catch { /* a throwing getter leaves the default */ }
+  try {
+    message = String(value.message ?? "");
+  } catch { /* as above */ }
+  try {
+    stack = value.stack === undefined ? null : String(value.stack);
+  } catch { /* as above */ }
+  return { name, message, stack };
+}
+
+/** The `cause` chain below `error`, outermost first. */
+function describeCauses(error) {
+  const causes = [];
+  let current = error;
+  while (causes.length < MAX_CAUSES) {
+    let next;
+    try {
+      if (current === null || typeof current !== "object" || !("cause" in current)) break;
+      next = current.cause;
+    } catch {
+      break;
+    }
+    causes.push(describeOne(next));
+    current = next;
+  }
+  return causes;
+}
+
+/** Own enumerable properties besides the standard ones (`code`, `status`, ...), as text. */
+function describeProperties(error) {
+  const properties = {};
+  try {
+    const keys = ObjectKeys(error);
+    let kept = 0;
+    for (let i = 0; i < keys.length && kept < MAX_PROPERTIES; i++) {
+      const key = keys[i];
+      if (DESCRIBED[key]) continue;
+      properties[key] = text(error[key]);
+      kept++;
+    }
+  } catch { /* what was read so far is kept */ }
+  return properties;
+}
+
 function describeError(error) {
   try {
-    if (error !== null && typeof error === "object") {
-      let kind = "error";
-      let retryAfterMs = null;
-      if (ObjectPrototypeIsPrototypeOf(NonRetryableError.prototype, error)) {
-        kind = "non_retryable";
-      } else if (ObjectPrototypeIsPrototypeOf(RetryAfterError.prototype, error)) {
-        kind = "retry_after";
-        retryAfterMs = error.delayMs;
-      }
-      return {
-        kind,
-        retryAfterMs,
-        name: String(error.name ?? "Error"),
-        message: String(error.message ?? ""),
-        stack: error.stack === undefined ? null : String(error.stack),
-      };
+    const { name, message, stack } = describeOne(error);
+    let kind = "error";
+    let retryAfterMs = null;
+    if (ObjectPrototypeIsPrototypeOf(NonRetryableError.prototype, error)) {
+      kind = "non_retryable";
+    } else if (ObjectPrototypeIsPrototypeOf(RetryAfterError.prototype, error)) {
+      kind = "retry_after";
+      retryAfterMs = error.delayMs;
     }
-    return { kind: "error", retryAfterMs: null, name: "Error", message: String(error), stack: null };
+    const isObject = error !== null && typeof error === "object";
+    return {
+      kind,
+      retryAfterMs,
+      name,
+      message,
+      stack,
+      causes: describeCauses(error),
+      properties: isObject ? describeProperties(error) : {},
+    };
   } catch {
     return { kind: "error", retryAfterMs: null, name: "Error", message: "thrown value could not be described", stack: null };
   }
@@ -154,7 +231,14 @@ function succeeded(id) {
 
 function failed(id, error) {
   endInvocation(id);
-  op_eddy_invocation_done(id, JSONStringify(describeError(error)));
+  let json;
+  try {
+    json = JSONStringify(describeError(error));
+  } catch {
+    // Too large to become one string: the handler still failed.
+    json = JSONStringify({ kind: "error", retryAfterMs: null, name: "Error", message: "thrown value could not be described", stack: null });
+  }
+  op_eddy_invocation_done(id, json);
 }
 
 async function run(event, ctx) {

@@ -14,7 +14,7 @@ mod integrations;
 mod limits;
 
 pub use api::ApiConfig;
-pub use integrations::{ProxyConfig, SourceConfig};
+pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig};
 pub use limits::StateConfig;
 
 /// The file read when `--config` is not given.
@@ -75,6 +75,8 @@ pub struct Config {
     pub sources: std::collections::BTreeMap<String, SourceConfig>,
     /// The API-observing proxy `eddy serve` also runs, when present.
     pub proxy: Option<ProxyConfig>,
+    /// The secrets handlers may ask for.
+    pub secrets: SecretsConfig,
 }
 
 /// `[retention]`: ages like "7d", "12h".
@@ -221,6 +223,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             sources: Default::default(),
             proxy: None,
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -286,6 +289,10 @@ impl Config {
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         self.allow_private_nets(path)?;
         integrations::validate_sources(&self.sources, path)?;
+        integrations::secret_grant(self).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         if let Some(proxy) = &self.proxy {
             integrations::validate_proxy(proxy, path)?;
         }
@@ -346,6 +353,12 @@ impl Config {
             "delivery.retry_schedule",
             "a non-empty list of delays like \"5s\" or \"10m\"",
         )
+    }
+
+    /// What handlers may ask for: `[secrets] allow`, with every source's `secret_env` reserved.
+    pub fn secret_grant(&self) -> eddy_runtime_js::Grant {
+        // Validated when the file was read, so this is the same grant.
+        integrations::secret_grant(self).unwrap_or_default()
     }
 
     /// The `[net] allow_private` entries as networks.

@@ -52,6 +52,9 @@ fn print_outcome(report: &InvocationReport) {
                 Some(stack) => say!("  {}", stack.replace('\n', "\n  ")),
                 None => say!("  {}: {}", f.name, f.message),
             }
+            for cause in &f.causes {
+                say!("  caused by {}: {}", cause.name, cause.message.replace('\n', "\n  "));
+            }
         }
     }
 }
@@ -78,10 +81,10 @@ fn print_capture(report: &InvocationReport) {
             }
         }
     }
-    if report.capture.dropped > 0 {
+    if report.capture.dropped_fetches > 0 {
         say!(
-            "({} console lines or fetch records dropped: capture limit reached)",
-            report.capture.dropped
+            "({} fetch records dropped: capture limit reached)",
+            report.capture.dropped_fetches
         );
     }
 }

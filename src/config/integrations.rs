@@ -1,4 +1,5 @@
-//! `[sources.NAME]` (verified webhooks) and `[proxy]` (observing the user's own API).
+//! `[sources.NAME]` (verified webhooks), `[secrets]` (what handlers are granted; never a
+//! source's signing secret) and `[proxy]` (observing the user's own API).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -6,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{Config, ConfigError};
 use crate::ingest::webhook::Kind;
 
 /// `[sources.NAME]`: serves `POST /webhooks/NAME`.
@@ -17,6 +18,21 @@ pub struct SourceConfig {
     pub kind: Kind,
     /// Name of the environment variable (or `.env` entry) holding the signing secret.
     pub secret_env: String,
+}
+
+/// `[secrets]`: what the operator grants to handlers' `config.secrets`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Names, or prefixes ending in `*`. `EDDY_*` and every `[sources]` `secret_env` are
+    /// never granted, whatever a pattern covers; naming only such names is an error.
+    pub allow: Vec<String>,
+}
+
+/// The grant of `[secrets] allow`, with every source's `secret_env` reserved.
+pub(super) fn secret_grant(config: &Config) -> Result<eddy_runtime_js::Grant, eddy_runtime_js::SecretError> {
+    let reserved = config.sources.values().map(|s| s.secret_env.clone());
+    eddy_runtime_js::Grant::new(&config.secrets.allow, reserved)
 }
 
 /// `[proxy]`: forwards to `upstream` and records write requests answered 2xx as events.
@@ -124,5 +140,27 @@ fn invalid(path: &Path, message: String) -> ConfigError {
     ConfigError::Parse {
         path: path.to_owned(),
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_grants_never_cover_eddys_own_or_source_secrets() {
+        let ok = "[secrets]\nallow = [\"CRM_TOKEN\", \"SLACK_*\", \"*\"]\n[sources.gh]\nkind = \"github\"\nsecret_env = \"GH_SECRET\"\n";
+        let grant = Config::parse(ok, Path::new("e.toml")).unwrap().secret_grant();
+        assert!(grant.allows("CRM_TOKEN") && grant.allows("SLACK_BOT_TOKEN"));
+        assert!(!grant.allows("EDDY_API_TOKEN") && !grant.allows("GH_SECRET"));
+        for entry in ["EDDY_API_TOKEN", "EDDY_*", "GH_SECRET"] {
+            let text = ok.replace("\"*\"", &format!("{entry:?}"));
+            let err = Config::parse(&text, Path::new("e.toml")).unwrap_err().to_string();
+            assert!(err.contains(entry) && err.contains("[secrets] allow"), "{err}");
+        }
+        let err = Config::parse("[secrets]\nallow = [\"A-B\"]\n", Path::new("e.toml")).unwrap_err();
+        assert!(err.to_string().contains("A-B"), "{err}");
+        let err = Config::parse("[secrets]\nalow = []\n", Path::new("e.toml")).unwrap_err();
+        assert!(err.to_string().contains("alow"), "{err}");
     }
 }

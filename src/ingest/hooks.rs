@@ -41,11 +41,11 @@ impl WebhookSources {
         sources: &std::collections::BTreeMap<String, SourceConfig>,
         handlers: &Path,
     ) -> Result<Self, eddy_runtime_js::SecretError> {
-        let env = eddy_runtime_js::SecretSource::load(handlers)?;
+        // eddy's own use: the grant of `[secrets] allow` is for handlers.
+        let env = eddy_runtime_js::SecretSource::load(handlers, eddy_runtime_js::Grant::default())?;
         let mut resolved = HashMap::new();
         for (name, source) in sources {
-            let secrets = env.resolve(std::slice::from_ref(&source.secret_env), handlers)?;
-            let secret = secrets.pairs().next().map(|(_, v)| v.to_owned()).unwrap_or_default();
+            let secret = env.value(&source.secret_env, handlers)?;
             resolved.insert(
                 name.clone(),
                 WebhookSource {

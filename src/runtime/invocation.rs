@@ -11,9 +11,10 @@ use deno_core::error::CoreError;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::bounds;
 use super::isolate::{Isolate, Job, Loaded, Reply, end_invocation, poll_event_loop, register_capture};
 use super::js::{self, InvokeArgs};
-use super::report::{FailureKind, HandlerFailure, InvocationReport, Outcome};
+use super::report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, Outcome};
 use super::watchdog::Termination;
 use eddy_runtime_js::HostState;
 
@@ -34,6 +35,10 @@ struct JsFailure {
     name: String,
     message: String,
     stack: Option<String>,
+    #[serde(default)]
+    causes: Vec<FailureCause>,
+    #[serde(default)]
+    properties: std::collections::BTreeMap<String, String>,
 }
 
 /// All invocations in flight on one isolate.
@@ -197,20 +202,24 @@ impl Invocations {
         let root = &self.isolate.spec.root;
         let outcome = match outcome {
             Outcome::Failure(mut f) => {
-                f.message = secrets.redact(&f.message).into_owned();
-                f.stack = f.stack.map(|s| shorten_paths(&secrets.redact(&s), root));
-                Outcome::Failure(f)
+                f.stack = f.stack.map(|s| shorten_paths(&s, root));
+                for cause in &mut f.causes {
+                    cause.stack = cause.stack.take().map(|s| shorten_paths(&s, root));
+                }
+                Outcome::Failure(bounds::failure(f, &|s| secrets.redact(s).into_owned()))
             }
             ok => ok,
         };
         self.release_queued();
-        let _ = entry.reply.send(Reply::Done(InvocationReport {
+        let mut report = InvocationReport {
             handler: self.isolate.spec.handler.clone(),
             outcome,
             started_at: entry.started_at,
             duration_ms: entry.started.elapsed().as_secs_f64() * 1000.0,
             capture,
-        }));
+        };
+        bounds::report(&mut report);
+        let _ = entry.reply.send(Reply::Done(report));
     }
 
     /// One job fewer counts against this isolate.
@@ -242,6 +251,8 @@ fn outcome_of(failure: &str) -> Outcome {
             message: e.message,
             stack: e.stack,
             retry_after_ms: e.retry_after_ms.map(|ms| ms.round() as u64),
+            causes: e.causes,
+            properties: e.properties,
         }),
         Err(e) => Outcome::Failure(HandlerFailure::host(
             FailureKind::Crashed,

@@ -6,6 +6,7 @@
 //!
 //! Facade: [`Runtime::load`] and [`Runtime::invoke`].
 
+mod bounds;
 mod handler;
 mod invocation;
 mod isolate;
@@ -23,10 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use bounds::{
+    MAX_CAUSES, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_PROPERTIES, MAX_PROPERTY_BYTES, MAX_REPORT_BYTES,
+    MAX_STACK_BYTES,
+};
 pub use eddy_runtime_js::net;
 pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine, SecretError, SecretSource};
 pub use handler::{HandlerConfig, RetryConfig};
-pub use report::{FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
+pub use report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
 use crate::config::{Config, RuntimeConfig};
@@ -125,7 +130,7 @@ impl Runtime {
         let shared = Shared {
             store,
             http: Arc::new(http),
-            secret_source: SecretSource::load(root)?,
+            secret_source: SecretSource::load(root, config.secret_grant())?,
             settings: config.runtime.clone(),
             state_quota: StateQuota {
                 max_bytes: config.state.max_bytes_per_handler,

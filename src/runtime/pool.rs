@@ -111,9 +111,11 @@ impl Pool {
 
 /// A report for an invocation that could not run at all.
 pub fn unavailable(handler: &str, message: String) -> InvocationReport {
+    let failure = HandlerFailure::host(FailureKind::Unavailable, message);
     InvocationReport {
         handler: handler.to_owned(),
-        outcome: Outcome::Failure(HandlerFailure::host(FailureKind::Unavailable, message)),
+        // A load error can quote what a module threw at its top level: bounded like any.
+        outcome: Outcome::Failure(super::bounds::failure(failure, &str::to_owned)),
         started_at: crate::event::now_rfc3339(),
         duration_ms: 0.0,
         capture: Default::default(),

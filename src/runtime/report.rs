@@ -1,5 +1,6 @@
 //! What goes into an invocation and what comes out of it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,21 @@ pub struct HandlerFailure {
     pub stack: Option<String>,
     /// Set by `RetryAfterError`.
     pub retry_after_ms: Option<u64>,
+    /// The `cause` chain of the thrown error, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<FailureCause>,
+    /// Other own properties of the thrown error (`code`, `status`, ...), as text (JSON when
+    /// the value has a JSON form).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One error of a failure's `cause` chain (or a thrown non-error value, as text).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureCause {
+    pub name: String,
+    pub message: String,
+    pub stack: Option<String>,
 }
 
 /// Classes of failure; they decide whether a retry makes sense.
@@ -98,6 +114,8 @@ impl HandlerFailure {
             message: message.into(),
             stack: None,
             retry_after_ms: None,
+            causes: Vec::new(),
+            properties: BTreeMap::new(),
         }
     }
 

@@ -227,7 +227,15 @@ fn check_reports_each_error_as_file_line_col() {
         !stdout.contains("good.js") && !stdout.contains("not_a_handler"),
         "{stdout}"
     );
-    assert!(stderr.contains("1 handler(s) loaded, 6 with errors"), "{stderr}");
+    assert!(
+        stdout.contains("ungranted_secret.js: secret CRM_TOKEN is not granted: add \"CRM_TOKEN\" to [secrets] allow"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("own_secret.js: secret EDDY_API_TOKEN can never be granted"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 handler(s) loaded, 8 with errors"), "{stderr}");
 
     let good = dir.path().join("handlers");
     std::fs::create_dir(&good).unwrap();

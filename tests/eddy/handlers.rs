@@ -81,12 +81,12 @@ async fn console_is_captured_with_levels_and_secrets_redacted() {
             .iter()
             .all(|l| l.time.ends_with('Z') && l.time.len() == 24)
     );
-    assert_eq!(report.capture.logs[5].message, "token is [secret:EDDY_TEST_SECRET]");
+    assert_eq!(report.capture.logs[5].message, "token is [secret:TEST_SECRET]");
 
     let failed = invoke(&rt, "console_levels", json!({"fail": true})).await;
     let text = serde_json::to_string(&failed).unwrap();
     assert!(!text.contains("s3cr3t-value-91"), "secret leaked: {text}");
-    assert!(text.contains("failed with [secret:EDDY_TEST_SECRET]"), "{text}");
+    assert!(text.contains("failed with [secret:TEST_SECRET]"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -71,7 +71,13 @@ async fn console_output_is_bounded() {
     assert_ok(&report);
     let kept: usize = report.capture.logs.iter().map(|l| l.message.len()).sum();
     assert!(kept <= 64 * 1024, "kept {kept} bytes");
-    assert_eq!(report.capture.logs.len() + report.capture.dropped, 10_000);
+    let marker = report.capture.logs.last().map(|l| l.message.as_str());
+    let dropped = report.capture.dropped_logs;
+    assert_eq!(
+        marker,
+        Some(format!("…[dropped {dropped} console lines: capture limit reached]").as_str())
+    );
+    assert_eq!(report.capture.logs.len() - 1 + dropped, 10_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,12 +143,23 @@ async fn a_stopped_isolate_does_not_take_healthy_invocations_down_twice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn load_errors_name_file_line_and_column() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
-    let rt = runtime_with(&root, "[runtime]\ncpu_limit_ms = 300\n");
+    let rt = runtime_with(
+        &root,
+        "[runtime]\ncpu_limit_ms = 300\n[secrets]\nallow = [\"TEST_NEVER_*\"]\n",
+    );
     let cases = [
         ("syntax", "syntax.js:2:13: SyntaxError: Unexpected token ';'"),
         ("no_default", "a handler must `export default` a function"),
         ("bad_config", "unknown field `allownet`"),
-        ("missing_secret", "secret EDDY_TEST_NEVER_SET is not set"),
+        ("missing_secret", "secret TEST_NEVER_SET is not set"),
+        (
+            "ungranted_secret",
+            "secret CRM_TOKEN is not granted: add \"CRM_TOKEN\" to [secrets] allow in eddy.toml",
+        ),
+        (
+            "own_secret",
+            "secret EDDY_API_TOKEN can never be granted to a handler: EDDY_* variables are eddy's own",
+        ),
         ("top_level_throw", "top_level_throw.js:1:20: SyntaxError"),
         ("top_level_spin", "used more than 300 ms of CPU time"),
     ];

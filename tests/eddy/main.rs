@@ -2,6 +2,7 @@
 //! third-party APIs served on 127.0.0.1.
 
 mod attacks;
+mod bounds;
 mod cli;
 mod crash;
 mod edge;
@@ -23,6 +24,7 @@ mod quota;
 mod remote;
 mod repair;
 mod scaffold;
+mod secrets;
 mod server_support;
 mod support;
 mod webhooks;

@@ -36,6 +36,35 @@ fn init_makes_a_project_whose_handler_runs_and_never_overwrites() {
 }
 
 #[test]
+fn init_grants_the_secret_its_handler_suggests() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(eddy(&["init"], dir.path()).status.code(), Some(0));
+    let handler = dir.path().join("handlers/user.signup.js");
+    let code = std::fs::read_to_string(&handler).unwrap();
+    assert!(code.contains("  // secrets: [\"EXAMPLE_API_TOKEN\"],"), "{code}");
+    let code = code
+        .replace(
+            "  // secrets: [\"EXAMPLE_API_TOKEN\"],",
+            "  secrets: [\"EXAMPLE_API_TOKEN\"],",
+        )
+        .replace(
+            "console.log(`welcome",
+            "console.log(`token ${ctx.secrets.EXAMPLE_API_TOKEN.length}, welcome",
+        );
+    std::fs::write(&handler, code).unwrap();
+    let event = r#"{"type":"user.signup","data":{"name":"Ada","email":"ada@example.com"}}"#;
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["run", "handlers/user.signup.js", "--event", event])
+        .env("EXAMPLE_API_TOKEN", "tok-0123456789")
+        .current_dir(dir.path())
+        .output()
+        .expect("eddy runs");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("token 14, welcome, Ada"), "{stdout}");
+}
+
+#[test]
 fn proxy_without_an_upstream_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = eddy(&["proxy"], dir.path());

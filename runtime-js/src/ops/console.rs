@@ -3,6 +3,7 @@
 use deno_core::{OpState, op2};
 
 use crate::HostState;
+use crate::capture::MAX_LOG_LINES;
 
 /// Appends one console line to the invocation's capture; lines of invocations that already
 /// ended (a timer firing late) are dropped.
@@ -15,8 +16,15 @@ pub fn op_eddy_console_write(
 ) {
     let host = state.borrow_mut::<HostState>();
     let limit = host.max_log_bytes;
-    let redacted = host.secrets.redact(message.strip_suffix('\n').unwrap_or(message));
-    if let Some(capture) = host.captures.get_mut(&invocation) {
-        capture.log(level, redacted.into_owned(), limit);
+    let Some(capture) = host.captures.get_mut(&invocation) else {
+        return;
+    };
+    if capture.logs.len() >= MAX_LOG_LINES {
+        // Dropped anyway: spare the redaction.
+        capture.drop_log();
+        return;
     }
+    // Redacted whole, before the line is cut, so a cut cannot leave part of a secret.
+    let redacted = host.secrets.redact(message.strip_suffix('\n').unwrap_or(message));
+    capture.log(level, redacted.into_owned(), limit);
 }

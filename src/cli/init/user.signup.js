@@ -3,7 +3,8 @@
 // or run `eddy dev` and send one: eddy send user.signup '{"name":"Ada","email":"ada@example.com"}'
 export const config = {
   timeoutMs: 10000,
-  // To call an API, grant its host and the secrets the handler needs (set them in .env):
+  // To call an API, allow its host and list the secrets the handler needs (eddy.toml grants
+  // EXAMPLE_API_TOKEN in [secrets] allow; set its value in .env):
   // allowNet: ["api.example.com"],
   // secrets: ["EXAMPLE_API_TOKEN"],
 };
