@@ -5,6 +5,8 @@
 //! - warm overhead: invoking a trivial handler on a warm isolate, end to end through the
 //!   runtime facade (including the hand-off to the isolate thread and back) and inside the
 //!   isolate thread alone, p50/p99;
+//! - a warm invocation that writes one state key (`ctx.state.set`, with the store flush that
+//!   follows a write), p50/p99;
 //! - resident memory per idle isolate, from the process RSS before and after loading many;
 //! - 1,000 distinct handlers loaded at once (`EDDY_BENCH_HANDLERS` changes the number): time
 //!   to load them all, resident memory, and one invocation of each.
@@ -73,6 +75,12 @@ async fn handlers() {
     }
     let rt = Arc::new(runtime(&root));
     rt.load("trivial", &root.join("trivial.js")).await.expect("load");
+    std::fs::write(
+        root.join("stateful.js"),
+        "export default async function (event, ctx) { await ctx.state.set(`k${event.data.n % 100}`, event.data); }\n",
+    )
+    .expect("write");
+    rt.load("stateful", &root.join("stateful.js")).await.expect("load");
 
     let rss_before = rss_bytes();
     let mut cold = Vec::with_capacity(COLD_SAMPLES);
@@ -122,12 +130,40 @@ async fn handlers() {
         us(p50),
         us(p99)
     );
+    state_writes(&rt).await;
     println!(
         "resident memory per idle isolate: {:.2} MiB ({} isolates, RSS {:.1} -> {:.1} MiB)",
         per_isolate / 1048576.0,
         COLD_SAMPLES,
         rss_before as f64 / 1048576.0,
         rss_after as f64 / 1048576.0
+    );
+}
+
+/// Invocations that each write one of 100 state keys.
+async fn state_writes(rt: &Runtime) {
+    const SAMPLES: usize = 5_000;
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for n in 0..SAMPLES + 500 {
+        let text = format!(r#"{{"type":"bench.event","data":{{"n":{n}}}}}"#);
+        let request = InvocationRequest {
+            event: Event::from_json(&text, "bench").expect("event"),
+            delivery_id: "d".into(),
+            attempt: 1,
+            idempotency_key: "k".into(),
+        };
+        let started = Instant::now();
+        let report = rt.invoke("stateful", request).await;
+        if n >= 500 {
+            samples.push(started.elapsed());
+        }
+        assert!(report.outcome.is_success(), "{report:?}");
+    }
+    let (p50, p99) = percentiles(&mut samples);
+    println!(
+        "warm invocation writing one state key, end to end ({SAMPLES} samples): p50 {:.1} us, p99 {:.1} us",
+        us(p50),
+        us(p99)
     );
 }
 

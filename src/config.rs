@@ -12,10 +12,12 @@ use serde::Deserialize;
 mod api;
 mod integrations;
 mod limits;
+mod runtime;
 
 pub use api::ApiConfig;
 pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig};
 pub use limits::StateConfig;
+pub use runtime::RuntimeConfig;
 
 /// The file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
@@ -183,30 +185,6 @@ pub struct NetConfig {
     pub max_redirects: u32,
 }
 
-/// `[runtime]`: isolate limits and pool sizes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RuntimeConfig {
-    /// V8 heap limit of each isolate.
-    pub heap_limit_mb: u64,
-    /// Memory of ArrayBuffers (outside the V8 heap) each isolate may hold at once.
-    pub buffer_limit_mb: u64,
-    /// Default wall-clock limit of one invocation (a handler's `config.timeoutMs` overrides it).
-    pub timeout_ms: u64,
-    /// Default CPU time one invocation may use (a handler's `config.cpuLimitMs` overrides it).
-    pub cpu_limit_ms: u64,
-    /// Largest `timeout_ms` (and `config.timeoutMs`) allowed.
-    pub max_timeout_ms: u64,
-    /// Largest `cpu_limit_ms` (and `config.cpuLimitMs`) allowed.
-    pub max_cpu_limit_ms: u64,
-    /// Most isolates kept for one handler.
-    pub isolates_per_handler: usize,
-    /// Most invocations interleaved on one isolate's event loop.
-    pub invocations_per_isolate: usize,
-    /// Most console output kept per invocation.
-    pub max_log_bytes: usize,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -235,22 +213,6 @@ impl Default for NetConfig {
             max_response_bytes: 10 * 1024 * 1024,
             connect_timeout_ms: 10_000,
             max_redirects: 10,
-        }
-    }
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        Self {
-            heap_limit_mb: 128,
-            buffer_limit_mb: 128,
-            timeout_ms: 30_000,
-            cpu_limit_ms: 10_000,
-            max_timeout_ms: 15 * 60 * 1000,
-            max_cpu_limit_ms: 60_000,
-            isolates_per_handler: 2,
-            invocations_per_isolate: 16,
-            max_log_bytes: 64 * 1024,
         }
     }
 }
@@ -307,30 +269,8 @@ impl Config {
                 })
             }
         };
-        let rt = &self.runtime;
-        range(
-            (16..=16_384).contains(&rt.heap_limit_mb),
-            "runtime.heap_limit_mb",
-            "between 16 and 16384",
-        )?;
-        range(
-            (1..=16_384).contains(&rt.buffer_limit_mb),
-            "runtime.buffer_limit_mb",
-            "between 1 and 16384",
-        )?;
-        range(rt.timeout_ms >= 1, "runtime.timeout_ms", "at least 1")?;
-        range(rt.cpu_limit_ms >= 1, "runtime.cpu_limit_ms", "at least 1")?;
-        limits::validate(rt, &self.state, path)?;
-        range(
-            (1..=64).contains(&rt.isolates_per_handler),
-            "runtime.isolates_per_handler",
-            "between 1 and 64",
-        )?;
-        range(
-            rt.invocations_per_isolate >= 1,
-            "runtime.invocations_per_isolate",
-            "at least 1",
-        )?;
+        runtime::validate(&self.runtime, path)?;
+        limits::validate(&self.runtime, &self.state, path)?;
         range(self.net.max_response_bytes >= 1, "net.max_response_bytes", "at least 1")?;
         range(
             self.ingest.max_body_bytes >= 1024,

@@ -1,8 +1,7 @@
 //! The admin API at the network's edge: no token means loopback only, both for the address
 //! eddy listens on and for the names requests are addressed to (DNS rebinding).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -11,19 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::server_support::{TestServer, pipeline_handlers};
-
-/// Sends `request` as written and returns the status and JSON body of the answer.
-fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
+use crate::support::raw_http;
 
 async fn status_with_host(server: &TestServer, method: &str, path: &str, host: &str) -> (u16, Value) {
     let request = reqwest::Client::new()
@@ -85,16 +72,16 @@ async fn without_a_token_only_loopback_names_reach_the_api() {
         "{answer}"
     );
     // No Host at all, and an absolute target naming another host behind a loopback Host.
-    let (status, answer) = raw(server.addr, "GET /events HTTP/1.0\r\n\r\n");
+    let (status, answer) = raw_http(server.addr, "GET /events HTTP/1.0\r\n\r\n");
     assert_eq!(status, 421, "{answer}");
     assert!(
         answer["detail"].as_str().unwrap().contains("no Host header"),
         "{answer}"
     );
     let absolute = "GET http://evil.example/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    assert_eq!(raw(server.addr, absolute).0, 421);
+    assert_eq!(raw_http(server.addr, absolute).0, 421);
     let fine = "GET /healthz HTTP/1.0\r\n\r\n";
-    assert_eq!(raw(server.addr, fine).0, 200);
+    assert_eq!(raw_http(server.addr, fine).0, 200);
     assert_eq!(
         status_with_host(&server, "GET", &event, "localhost").await.0,
         200,

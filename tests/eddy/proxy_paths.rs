@@ -2,16 +2,15 @@
 //! upstream (dot segments and hidden separators, in any encoding) with `400`, and forwards
 //! nothing. Sent over raw TCP, since HTTP clients normalise paths before sending.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::Uri;
 use serde_json::Value;
 
 use crate::server_support::{TestServer, pipeline_handlers};
+use crate::support::raw_http;
 
 /// An upstream that answers every request and remembers each path it saw.
 async fn start_upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
@@ -32,19 +31,11 @@ async fn start_upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
 
 /// Sends `POST target` as written; returns the status and the JSON body.
 fn post_raw(addr: SocketAddr, target: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let request = format!(
         "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n\
          content-length: 2\r\nconnection: close\r\n\r\n{{}}"
     );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    raw_http(addr, &request)
 }
 
 #[tokio::test(flavor = "multi_thread")]

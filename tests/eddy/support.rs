@@ -251,3 +251,18 @@ impl Tripwire {
         self.connections.load(Ordering::SeqCst)
     }
 }
+
+/// Sends `request` to `addr` exactly as written (clients would normalise odd targets) and
+/// returns the status and JSON body of the answer (0 and null when there is none).
+pub fn raw_http(addr: SocketAddr, request: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
