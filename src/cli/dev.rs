@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::delivery::{AttemptNotice, now_ms};
-use crate::runtime::Outcome;
+use crate::runtime::{HandlerFailure, Outcome};
 use crate::server::App;
 use crate::store::NextStep;
 
@@ -186,20 +186,29 @@ pub fn render_attempt(notice: &AttemptNotice, paint: Paint, now: u64) -> String 
             paint.dim(&format!("{:.0} ms", fetch.duration_ms))
         );
     }
-    if let Outcome::Failure(failure) = &report.outcome
-        && let Some(stack) = &failure.stack
-    {
+    if let Outcome::Failure(failure) = &report.outcome {
+        write_failure(&mut out, failure, &bar, paint);
+    }
+    out
+}
+
+/// The first stack frames of a failure, then each error of its `cause` chain on a line.
+fn write_failure(out: &mut String, failure: &HandlerFailure, bar: &str, paint: Paint) {
+    if let Some(stack) = &failure.stack {
         for frame in stack.lines().skip(1).take(4) {
             let _ = writeln!(out, "{bar} {}", paint.dim(frame.trim()));
         }
     }
-    out
+    for cause in &failure.causes {
+        let first_line = cause.message.lines().next().unwrap_or_default();
+        let _ = writeln!(out, "{bar} {} {}: {first_line}", paint.dim("caused by"), cause.name);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{FailureKind, HandlerFailure, InvocationReport};
+    use crate::runtime::{FailureKind, InvocationReport};
 
     fn notice(next: NextStep, outcome: Outcome) -> AttemptNotice {
         let report = InvocationReport {
@@ -239,6 +248,31 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(": Error: api answered 500 (next try in 5.5 s)"), "{line}");
+    }
+
+    #[test]
+    fn a_failure_shows_its_cause_chain() {
+        let mut failure = HandlerFailure::host(FailureKind::Error, "sync failed");
+        failure.causes = vec![
+            crate::runtime::FailureCause {
+                name: "TypeError".into(),
+                message: "fetch failed\nsecond line".into(),
+                stack: None,
+            },
+            crate::runtime::FailureCause {
+                name: "Error".into(),
+                message: "connection reset".into(),
+                stack: None,
+            },
+        ];
+        let dead = NextStep::Dead {
+            error: "Error: sync failed".into(),
+        };
+        let text = render_attempt(&notice(dead, Outcome::Failure(failure)), Paint(false), 0);
+        assert!(
+            text.ends_with("  | caused by TypeError: fetch failed\n  | caused by Error: connection reset\n"),
+            "{text}"
+        );
     }
 
     #[test]
