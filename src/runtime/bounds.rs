@@ -75,6 +75,11 @@ pub fn failure(f: HandlerFailure, clean: &dyn Fn(&str) -> String) -> HandlerFail
 /// what was dropped. Strings were cut already, so this only acts on many escaped ones.
 pub fn report(report: &mut InvocationReport) {
     let limit = MAX_REPORT_BYTES - CLOSING_ROOM;
+    if size_at_most(report) <= limit {
+        // The usual report: small enough by a bound that needs no serialising.
+        report.capture.close();
+        return;
+    }
     let mut size = json_len(&*report);
     while size > limit {
         let Some(line) = report.capture.logs.pop() else { break };
@@ -97,6 +102,48 @@ pub fn report(report: &mut InvocationReport) {
         f.message = truncate(std::mem::take(&mut f.message), MAX_NAME_BYTES);
     }
     report.capture.close();
+}
+
+/// Bytes a JSON escape can take per byte of text (`\u0001`).
+const ESCAPED: usize = 6;
+/// Room per console line, fetch record or report for keys, numbers and punctuation.
+const FIELDS: usize = 256;
+
+/// An upper bound of the report's JSON length: every text byte escaped, with room for the
+/// fields around each item.
+fn size_at_most(report: &InvocationReport) -> usize {
+    let capture = &report.capture;
+    let logs: usize = capture
+        .logs
+        .iter()
+        .map(|l| l.message.len() + l.level.len() + l.time.len())
+        .sum();
+    let fetches: usize = capture
+        .fetches
+        .iter()
+        .map(|f| f.url.len() + f.method.len() + f.error.as_ref().map_or(0, String::len))
+        .sum();
+    let failure = match &report.outcome {
+        super::Outcome::Failure(f) => {
+            let causes: usize = f
+                .causes
+                .iter()
+                .map(|c| c.name.len() + c.message.len() + opt_len(&c.stack) + FIELDS)
+                .sum();
+            let properties: usize = f.properties.iter().map(|(k, v)| k.len() + v.len() + FIELDS).sum();
+            f.name.len() + f.message.len() + opt_len(&f.stack) + causes + properties
+        }
+        super::Outcome::Success => 0,
+    };
+    let texts = logs + fetches + failure + report.handler.len() + report.started_at.len();
+    let items = capture.logs.len() + capture.fetches.len() + 1;
+    texts
+        .saturating_mul(ESCAPED)
+        .saturating_add(items.saturating_mul(FIELDS))
+}
+
+fn opt_len(text: &Option<String>) -> usize {
+    text.as_ref().map_or(0, String::len)
 }
 
 fn json_len<T: serde::Serialize>(value: &T) -> usize {
@@ -140,6 +187,29 @@ mod tests {
         assert_eq!(f.properties.len(), MAX_PROPERTIES + 1);
         let json = serde_json::to_vec(&f).unwrap();
         assert!(json.len() < 300 * 1024, "{}", json.len());
+    }
+
+    #[test]
+    fn the_size_bound_is_never_below_the_json() {
+        let mut f = failure(big_failure(), &|s| s.to_owned());
+        f.message = "\u{1}\"\\é".repeat(1000);
+        let line = |message: String| LogLine {
+            time: "2026-12-07T00:00:00.000Z".into(),
+            level: "log".into(),
+            message,
+        };
+        let mut r = InvocationReport {
+            handler: "h".into(),
+            outcome: Outcome::Failure(f),
+            started_at: "2026-12-07T00:00:00.000Z".into(),
+            duration_ms: 1.5,
+            capture: Capture::default(),
+        };
+        r.capture.logs = vec![line("\u{1}".repeat(100)), line(String::new())];
+        assert!(size_at_most(&r) >= json_len(&r));
+        r.outcome = Outcome::Success;
+        r.capture.logs.clear();
+        assert!(size_at_most(&r) >= json_len(&r));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bounds;
-use super::isolate::{Isolate, Job, Loaded, Reply, end_invocation, poll_event_loop, register_capture};
+use super::isolate::{Isolate, Job, Loaded, Reply, end_fetches, end_invocation, poll_event_loop, register_capture};
 use super::js::{self, InvokeArgs};
 use super::report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, Outcome};
 use super::watchdog::Termination;
@@ -146,7 +146,7 @@ impl Invocations {
             Err(_) if self.isolate.meter.termination().is_some() => self.inflight.push(entry),
             Err(message) => {
                 let failure = HandlerFailure::host(FailureKind::Crashed, message);
-                self.finish(entry, Outcome::Failure(failure));
+                self.finish(entry, Outcome::Failure(failure), false);
             }
         }
     }
@@ -164,7 +164,7 @@ impl Invocations {
                 continue;
             };
             let entry = self.inflight.swap_remove(at);
-            self.finish(entry, outcome_of(&failure));
+            self.finish(entry, outcome_of(&failure), true);
         }
     }
 
@@ -178,6 +178,7 @@ impl Invocations {
                 self.finish(
                     entry,
                     Outcome::Failure(HandlerFailure::host(FailureKind::Timeout, message)),
+                    false,
                 );
             } else {
                 i += 1;
@@ -185,11 +186,17 @@ impl Invocations {
         }
     }
 
-    fn finish(&mut self, entry: InFlight, outcome: Outcome) {
+    /// Reports `entry` as ended with `outcome`. `settled_in_js` says the JavaScript side
+    /// reported the end itself, and so has cancelled the invocation's timers already.
+    fn finish(&mut self, entry: InFlight, outcome: Outcome, settled_in_js: bool) {
         self.isolate.meter.finish(entry.id);
         let isolate = &mut self.isolate;
-        // It can fail only if the isolate is being stopped, which ends everything anyway.
-        let _ = end_invocation(&mut isolate.runtime, &isolate.meter, &isolate.end, entry.id);
+        if settled_in_js {
+            end_fetches(&mut isolate.runtime, entry.id);
+        } else {
+            // It can fail only if the isolate is being stopped, which ends everything anyway.
+            let _ = end_invocation(&mut isolate.runtime, &isolate.meter, &isolate.end, entry.id);
+        }
         let (capture, secrets) = {
             let state = self.isolate.runtime.op_state();
             let mut state = state.borrow_mut();
@@ -234,7 +241,11 @@ impl Invocations {
             .take()
             .unwrap_or((FailureKind::Crashed, "the isolate stopped".to_owned()));
         for entry in std::mem::take(&mut self.inflight) {
-            self.finish(entry, Outcome::Failure(HandlerFailure::host(kind, message.clone())));
+            self.finish(
+                entry,
+                Outcome::Failure(HandlerFailure::host(kind, message.clone())),
+                false,
+            );
         }
     }
 }

@@ -301,20 +301,27 @@ pub fn register_capture(runtime: &mut JsRuntime, id: u32) {
     host.begin_invocation(id);
 }
 
-/// Ends everything invocation `id` started that is still pending: its fetches (their
-/// connections close) and its timers and intervals, so no work of an ended invocation is
-/// left to use CPU or sockets. Called for every end: success, failure, timeout.
+/// Ends the fetches invocation `id` still has in flight (their connections close) and
+/// refuses the ones it would start later.
+pub fn end_fetches(runtime: &mut JsRuntime, id: u32) {
+    runtime
+        .op_state()
+        .borrow_mut()
+        .borrow_mut::<HostState>()
+        .end_invocation(id);
+}
+
+/// Ends everything invocation `id` started that is still pending: its fetches and its timers
+/// and intervals, so no work of an ended invocation is left to use CPU or sockets. For ends
+/// the JavaScript side did not see (a timeout, a host failure, the module load); an
+/// invocation that settled in JavaScript cancelled its own timers then.
 pub fn end_invocation(
     runtime: &mut JsRuntime,
     meter: &Meter,
     end: &v8::Global<v8::Function>,
     id: u32,
 ) -> Result<(), super::js::GlueError> {
-    runtime
-        .op_state()
-        .borrow_mut()
-        .borrow_mut::<HostState>()
-        .end_invocation(id);
+    end_fetches(runtime, id);
     if meter.termination().is_some() {
         // A stopped isolate runs no more JavaScript; its timers go with it.
         return Ok(());

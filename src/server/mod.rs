@@ -174,22 +174,21 @@ pub fn router(app: Arc<App>) -> Router {
 /// With a token, every guarded endpoint needs it; without one, the request must be
 /// addressed to a loopback name ([`edge::check_host`]).
 async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if app.api_token.is_none() {
+    let Some(token) = &app.api_token else {
         edge::check_host(&request)?;
-    }
-    if let Some(token) = &app.api_token {
-        let given = request
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this endpoint needs Authorization: Bearer <token>",
-            ));
-        }
+        return Ok(next.run(request).await);
+    };
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs Authorization: Bearer <token>",
+        ));
     }
     Ok(next.run(request).await)
 }

@@ -1,9 +1,10 @@
 //! The schema version of a data folder, and upgrading an older one at open.
 //!
 //! An upgrade only adds trees derived from the records (the index trees, schema 2; the state
-//! usage counters, schema 3), so it is rebuilt from scratch: those trees are cleared and filled
-//! from the records, flushed, and only then is the new version recorded. A crash before that leaves the old version on disk and the
-//! next open starts again from scratch; no record is rewritten.
+//! usage counters, schema 3), so it is rebuilt from scratch: those trees are cleared and
+//! filled from the records, flushed, and only then is the new version recorded. A crash
+//! before that leaves the old version on disk and the next open starts again from scratch;
+//! no record is rewritten.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

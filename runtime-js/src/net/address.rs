@@ -44,10 +44,7 @@ impl NetPolicy {
     /// Ok if a connection to `ip` for `host` is allowed on `route`: exempted networks only
     /// when the host is named, eddy's listeners only when the route does not guard their port.
     pub fn check_route(&self, ip: IpAddr, route: Route, host: &str) -> Result<(), NetError> {
-        let embedded = match ip {
-            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
-            IpAddr::V4(_) => None,
-        };
+        let embedded = embedded_ip(ip);
         // A NAT64 or 6to4 form may be translated back to this machine's own address.
         let own = |port| self.listeners.is_own(ip, port) || embedded.is_some_and(|v4| self.listeners.is_own(v4, port));
         if let Some(port) = route.guard
@@ -73,13 +70,18 @@ impl NetPolicy {
 
     /// The forbidden class of `ip` and whether `allow_private` exempts it; None if public.
     fn judge(&self, ip: IpAddr) -> Option<(&'static str, bool)> {
-        let embedded = match ip {
-            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
-            IpAddr::V4(_) => None,
-        };
+        let embedded = embedded_ip(ip);
         let kind = classify(embedded.unwrap_or(ip))?;
         let exempt = |a: IpAddr| self.allow_private.iter().any(|net| net.contains(&a));
         Some((kind, exempt(ip) || embedded.is_some_and(exempt)))
+    }
+}
+
+/// The IPv4 address an IPv6 address embeds (mapped, NAT64, 6to4 forms), if any.
+fn embedded_ip(ip: IpAddr) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+        IpAddr::V4(_) => None,
     }
 }
 
