@@ -56,6 +56,10 @@ impl ServeArgs {
         config.handlers = self.handlers.unwrap_or(config.handlers);
         config.data = self.data.unwrap_or(config.data);
         config.listen = self.listen.unwrap_or(config.listen);
+        // The environment overrides the file; an empty value counts as unset.
+        if let Some(token) = std::env::var("EDDY_API_TOKEN").ok().filter(|t| !t.is_empty()) {
+            config.api_token = Some(token);
+        }
         Ok((config, config_path))
     }
 }

@@ -77,23 +77,17 @@ impl App {
     }
 }
 
-/// The API token: `EDDY_API_TOKEN` if set and not empty, else `api_token` of eddy.toml.
-pub fn api_token(config: &Config) -> Option<String> {
-    std::env::var("EDDY_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or(config.api_token.clone())
-}
-
 /// Refuses an API `listen` address that is not loopback when there is no token, unless
 /// `[api] allow_no_token` says so; the proxy's own listener has no admin endpoints and is
 /// not checked.
 pub fn check_exposure(config: &Config) -> Result<(), ServerError> {
-    let has_token = api_token(config).is_some();
+    let has_token = config.api_token.is_some();
     Ok(edge::check_listen(config.listen, has_token, config.api.allow_no_token)?)
 }
 
-/// Builds the application: runtime, engine and handlers over `store`.
+/// Builds the application: runtime, engine and handlers over `store`. Reads no environment:
+/// the caller puts `EDDY_API_TOKEN` into `config` (see `cli::serve`), so an embedding (the
+/// tests) gets exactly the config it passes.
 pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Arc<App>, ServerError> {
     check_exposure(config)?;
     if !config.handlers.is_dir() {
@@ -117,7 +111,6 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
         dead_deliveries,
         events,
     };
-    let api_token = api_token(config);
     Ok(Arc::new(App {
         handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
         replays: Replays::new(store.clone(), engine.clone()),
@@ -134,7 +127,7 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
             drain: Duration::from_millis(config.delivery.grace_period_ms),
         },
         sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
-        api_token,
+        api_token: config.api_token.clone(),
         retention,
         retention_every: Duration::from_millis(config.retention.interval_ms),
     }))

@@ -2,12 +2,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::support::*;
 
 pub fn eddy(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
+    crate::support::eddy_command()
         .args(args)
         .current_dir(cwd)
         .output()
@@ -86,7 +86,7 @@ fn run_takes_the_event_from_a_file_or_stdin() {
     );
     assert!(text(&out).0.contains("FILE!"), "{:?}", text(&out));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = crate::support::eddy_command()
         .args(["run", &fixture("uses_helper.js"), "--event", "-", "--data", &d])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -247,7 +247,7 @@ fn check_reports_each_error_as_file_line_col() {
 #[test]
 fn a_closed_stdout_ends_the_output_quietly() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = crate::support::eddy_command()
         .args([
             "run",
             &fixture("uses_helper.js"),

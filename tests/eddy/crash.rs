@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use crate::support::FakeApi;
 
 /// Spawns `eddy serve` with `config` on a free port, its stderr piped.
 pub fn spawn_serve(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
+    crate::support::eddy_command()
         .args([
             "serve",
             "--config",

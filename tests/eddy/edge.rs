@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -112,7 +112,7 @@ async fn with_a_token_any_name_is_served_to_its_holder() {
 /// Runs the eddy binary in `dir` with `args` until it exits or says it listens (then stops it);
 /// returns the exit code (None if it was listening) and its stderr so far.
 fn eddy(dir: &Path, args: &[&str], token: Option<&str>) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    let mut command = crate::support::eddy_command();
     command
         .current_dir(dir)
         .args(args)

@@ -286,7 +286,7 @@ async fn the_proxy_command_forwards_and_records() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("handlers")).unwrap();
     let upstream_url = format!("http://{upstream}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = crate::support::eddy_command()
         .args([
             "proxy",
             "--upstream",

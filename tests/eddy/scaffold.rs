@@ -1,7 +1,7 @@
 //! `eddy init` and `eddy dev`, through the real binary.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ fn init_grants_the_secret_its_handler_suggests() {
         );
     std::fs::write(&handler, code).unwrap();
     let event = r#"{"type":"user.signup","data":{"name":"Ada","email":"ada@example.com"}}"#;
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let out = crate::support::eddy_command()
         .args(["run", "handlers/user.signup.js", "--event", event])
         .env("EXAMPLE_API_TOKEN", "tok-0123456789")
         .current_dir(dir.path())
@@ -89,7 +89,7 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<St
 fn dev_prints_each_attempt_with_its_console_lines() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(eddy(&["init"], dir.path()).status.code(), Some(0));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = crate::support::eddy_command()
         .args(["dev", "--listen", "127.0.0.1:0", "--color", "never"])
         .current_dir(dir.path())
         .stdout(Stdio::piped())

@@ -2,7 +2,7 @@
 //! every form wherever an invocation's output is captured.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -28,7 +28,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// `eddy <args>` in `dir` with `env` set.
 fn eddy_with(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    let mut command = crate::support::eddy_command();
     command.args(args).current_dir(dir);
     for (name, value) in env {
         command.env(name, value);
@@ -62,7 +62,7 @@ fn serve_refuses_grants_of_eddys_own_variables_and_source_secrets() {
 /// `eddy serve` with `config`, which must stop by itself; one still running after 30 s is
 /// killed and fails the test.
 fn serve_until_it_exits(config: &str, dir: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = crate::support::eddy_command()
         .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
         .env("GH_HOOK_SECRET", "hook-secret-value")
         .current_dir(dir)

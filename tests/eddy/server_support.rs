@@ -61,7 +61,11 @@ impl TestServer {
             data: data.to_owned(),
             stop,
             task,
-            http: reqwest::Client::new(),
+            // No idle connections kept: they would hold slots of `max_connections`.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("http client"),
             token: config.api_token.clone(),
         };
         server
@@ -107,14 +111,15 @@ impl TestServer {
 
     /// PATCHes `body` with `content_type`; returns status and JSON answer.
     pub async fn patch(&self, path: &str, content_type: &str, body: String) -> (u16, Value) {
-        let response = self
+        let mut request = self
             .http
             .patch(self.url(path))
             .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("patch");
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("patch");
         let status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap_or_default();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))

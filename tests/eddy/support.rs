@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, patch, post};
 use axum::{Json, Router};
@@ -94,6 +95,8 @@ pub struct FakeState {
     /// Requests seen per flaky key.
     pub flaky_calls: Mutex<HashMap<String, usize>>,
     pub max_in_flight: AtomicUsize,
+    /// `GET /gate` answers only once this is true (see [`FakeApi::open_gate`]).
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// A fake third-party API on 127.0.0.1: a CRM that checks bearer tokens and rate limits,
@@ -118,8 +121,13 @@ impl FakeApi {
             .route("/redirect", any(redirect))
             .route("/loop", get(|| async { (StatusCode::FOUND, [("location", "/loop")]) }))
             .route("/slow", get(slow))
+            .route("/gate", get(gate))
             .route("/flaky/{key}", any(flaky))
             .route("/record/{id}", post(recorded))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                record_every_request,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -136,30 +144,65 @@ impl FakeApi {
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
     }
+
+    /// Requests received so far whose path and query start with `prefix`.
+    pub fn hits(&self, prefix: &str) -> usize {
+        self.seen().iter().filter(|s| s.path.starts_with(prefix)).count()
+    }
+
+    /// Waits (at most 20 s) until `n` requests starting with `prefix` have arrived.
+    pub async fn wait_for_hits(&self, prefix: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.hits(prefix) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fake API never got {n} requests to {prefix}: {:#?}",
+                self.seen()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lets every request to `/gate`, waiting or to come, be answered.
+    pub fn open_gate(&self) {
+        self.state.gate.send_replace(true);
+    }
 }
 
-fn record(state: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
-    let headers = headers
+/// Answers once the test opens the gate: a handler calling it stays running until then.
+async fn gate(State(state): State<Arc<FakeState>>) -> &'static str {
+    let mut open = state.gate.subscribe();
+    let _ = open.wait_for(|open| *open).await;
+    "open"
+}
+
+/// Records every request, whatever its path (even one no route serves), so a test can tell
+/// that nothing reached the API at all.
+async fn record_every_request(State(state): State<Arc<FakeState>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let headers = parts
+        .headers
         .iter()
         .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     state.seen.lock().unwrap().push(Seen {
-        method: method.to_string(),
-        path: uri.to_string(),
+        method: parts.method.to_string(),
+        path: parts.uri.to_string(),
         headers,
-        body: String::from_utf8_lossy(body).into_owned(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     });
+    next.run(Request::from_parts(parts, axum::body::Body::from(body))).await
 }
 
 async fn crm_patch(
     State(state): State<Arc<FakeState>>,
     UrlPath(id): UrlPath<String>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    record(&state, &method, &uri, &headers, &body);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {CRM_TOKEN}")) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad token"}))).into_response();
     }
@@ -265,4 +308,16 @@ pub fn raw_http(addr: SocketAddr, request: &str) -> (u16, Value) {
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// The `eddy` binary without the caller's `EDDY_*` variables (an exported `EDDY_API_TOKEN`
+/// or `EDDY_SERVER` would change what it does): a test sets what it needs itself.
+pub fn eddy_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("EDDY_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }
