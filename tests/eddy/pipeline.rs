@@ -41,13 +41,18 @@ async fn retries_until_the_api_recovers() {
     // The other handler of the type got its own delivery and succeeded at once.
     let audit = server.wait_for_status(&id, "orders.created/audit", "succeeded").await;
     assert_eq!(attempts(&audit).len(), 1);
-    let keys: Vec<_> = api
+    // Every attempt called the fake API with the same, non-empty idempotency key.
+    let calls: Vec<_> = api
         .seen()
-        .iter()
-        .map(|s| s.headers["idempotency-key"].clone())
+        .into_iter()
+        .filter(|s| s.path.starts_with(&format!("/flaky/{id}?")))
         .collect();
+    assert_eq!(calls.len(), 3, "one call per attempt: {calls:#?}");
+    let keys: Vec<_> = calls.iter().map(|s| s.headers.get("idempotency-key")).collect();
+    let first = keys[0].expect("the first attempt sent an idempotency key");
+    assert!(!first.is_empty(), "the idempotency key is not empty");
     assert!(
-        keys.iter().all(|k| k == &keys[0]),
+        keys.iter().all(|k| *k == Some(first)),
         "the idempotency key is stable across attempts: {keys:?}"
     );
     server.stop().await;
@@ -76,11 +81,16 @@ async fn dead_after_the_schedule_runs_out_or_at_once_when_non_retryable() {
 async fn retry_after_error_sets_the_next_delay() {
     let (server, api, _data) = server().await;
     let id = server.send(order(&api, 1, 429)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let pending = loop {
         let d = server.delivery(&id, "orders.created").await;
         if d["delivery"]["attempts"] == 1 {
             break d;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first attempt never finished: {d:#}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     let started = attempts(&pending)[0]["started_ms"].as_u64().unwrap();
