@@ -65,22 +65,55 @@ async fn a_body_that_stops_arriving_is_answered_408_and_nothing_is_stored() {
     server.stop().await;
 }
 
+/// Sends `GET /healthz` on `stream` (kept alive) and waits at most `wait` for the status line.
+async fn healthz_on(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    answer_within(stream, wait).await
+}
+
+/// The first bytes the server sends on `stream` within `wait`, if any.
+async fn answer_within(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Ok(_) => panic!("the server closed the connection without answering"),
+        Err(_) => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_wait_instead_of_exhausting_the_server() {
+    const LIMIT: usize = 4;
     let data = tempfile::tempdir().unwrap();
-    let limits = "[ingest]\nheader_timeout_ms = 400\nmax_connections = 4\n";
-    let server = TestServer::start(&pipeline_handlers(), data.path(), limits).await;
-    // Four idle connections take every slot...
-    let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    // A long header timeout: held connections keep their slots for the whole test.
+    let limits = format!("[ingest]\nheader_timeout_ms = 60000\nmax_connections = {LIMIT}\n");
+    let server = TestServer::start(&pipeline_handlers(), data.path(), &limits).await;
+    // Each held connection is served once (so the server has accepted it), then kept open.
+    let mut held = Vec::new();
+    for _ in 0..LIMIT {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let answer = healthz_on(&mut stream, Duration::from_secs(20)).await;
+        assert!(
+            answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+            "a held connection is served"
+        );
+        held.push(stream);
     }
-    // ...so a fifth request waits until the header timeout frees one, then is served.
-    let answer = tokio::time::timeout(Duration::from_secs(10), reqwest::get(server.url("/healthz"))).await;
-    assert_eq!(answer.expect("served once a slot is free").unwrap().status(), 200);
-    for stream in &mut idle {
-        read_until_closed(stream).await;
-    }
+    // At the limit, one more connection gets no answer...
+    let mut extra = TcpStream::connect(server.addr).await.unwrap();
+    let early = healthz_on(&mut extra, Duration::from_secs(2)).await;
+    assert_eq!(early, None, "served beyond max_connections = {LIMIT}");
+    // ...until a held one closes and frees its slot.
+    drop(held.pop());
+    let late = answer_within(&mut extra, Duration::from_secs(20)).await;
+    assert!(
+        late.is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "served once a slot is free"
+    );
+    drop((held, extra));
     server.stop().await;
 }
 
