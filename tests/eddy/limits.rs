@@ -13,14 +13,30 @@ fn failure_kind(report: &eddy::runtime::InvocationReport) -> FailureKind {
     }
 }
 
-async fn misbehave_then_recover(mode: &str, expected: FailureKind) {
+/// Runs `mode` through `handler` (`limits`, or `limits_roomy` where the CPU and wall-clock
+/// limits are not what is tested), then shows the handler works again.
+async fn misbehave_then_recover_in(handler: &str, mode: &str, expected: FailureKind) {
     let rt = runtime();
-    load(&rt, "limits").await;
-    let report = invoke(&rt, "limits", json!({"mode": mode})).await;
+    load(&rt, handler).await;
+    let report = invoke(&rt, handler, json!({"mode": mode})).await;
     assert_eq!(failure_kind(&report), expected, "{mode}: {report:?}");
-    let healthy = invoke(&rt, "limits", json!({})).await;
+    let healthy = invoke(&rt, handler, json!({})).await;
     assert_ok(&healthy);
     assert_eq!(logs(&healthy), "healthy");
+    if matches!(expected, FailureKind::CpuLimit | FailureKind::HeapLimit) {
+        // A limit stops the isolate: the healthy call was the first of a fresh one.
+        let next = invoke(&rt, handler, json!({"mode": "count"})).await;
+        assert_ok(&next);
+        assert_eq!(
+            logs(&next),
+            "call 2 of this isolate",
+            "{mode}: a fresh isolate took over"
+        );
+    }
+}
+
+async fn misbehave_then_recover(mode: &str, expected: FailureKind) {
+    misbehave_then_recover_in("limits", mode, expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,7 +51,7 @@ async fn microtask_loop_is_stopped_by_the_cpu_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_memory_terminates_the_isolate_not_the_process() {
-    misbehave_then_recover("oom", FailureKind::HeapLimit).await;
+    misbehave_then_recover_in("limits_roomy", "oom", FailureKind::HeapLimit).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,8 +82,8 @@ async fn an_uncaught_error_outside_the_handler_fails_the_invocation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn console_output_is_bounded() {
     let rt = runtime();
-    load(&rt, "limits").await;
-    let report = invoke(&rt, "limits", json!({"mode": "log_flood"})).await;
+    load(&rt, "limits_roomy").await;
+    let report = invoke(&rt, "limits_roomy", json!({"mode": "log_flood"})).await;
     assert_ok(&report);
     let kept: usize = report.capture.logs.iter().map(|l| l.message.len()).sum();
     assert!(kept <= 64 * 1024, "kept {kept} bytes");
@@ -83,12 +99,14 @@ async fn console_output_is_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn code_left_running_after_an_invocation_is_stopped_too() {
     let rt = runtime();
-    load(&rt, "limits").await;
-    assert_ok(&invoke(&rt, "limits", json!({"mode": "background_spin"})).await);
-    // The timer is cancelled when the invocation returns, so it never spins; the next event runs.
-    let healthy = invoke(&rt, "limits", json!({})).await;
-    assert_ok(&healthy);
-    assert_eq!(logs(&healthy), "healthy");
+    load(&rt, "limits_roomy").await;
+    assert_ok(&invoke(&rt, "limits_roomy", json!({"mode": "background_spin"})).await);
+    // The busy loop's timer was due in 10 ms; the next call waits 200 ms on a timer of its
+    // own in the same isolate. Had the leftover timer survived, it would have fired first and
+    // spun until a CPU limit stopped the isolate: this call would fail, or run in a new one.
+    let next = invoke(&rt, "limits_roomy", json!({"mode": "count"})).await;
+    assert_ok(&next);
+    assert_eq!(logs(&next), "call 2 of this isolate");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,9 +153,15 @@ async fn a_stopped_isolate_does_not_take_healthy_invocations_down_twice() {
             failure_kind(&invoke(&rt, "limits", json!({"mode": "spin"})).await),
             FailureKind::CpuLimit
         );
-        assert_ok(&invoke(&rt, "limits", json!({})).await);
+        // The stopped isolate is gone: a fresh one runs the next event, as its first.
+        let next = invoke(&rt, "limits", json!({"mode": "count"})).await;
+        assert_ok(&next);
+        assert_eq!(logs(&next), "call 1 of this isolate");
     }
-    assert!(rt.live_isolates() >= 1);
+    // ...and stays: one isolate, the last replacement, is alive and keeps serving.
+    assert_eq!(rt.live_isolates(), 1);
+    let next = invoke(&rt, "limits", json!({"mode": "count"})).await;
+    assert_eq!(logs(&next), "call 2 of this isolate");
 }
 
 #[tokio::test(flavor = "multi_thread")]
