@@ -75,13 +75,16 @@ async fn a_deleted_event_leaves_no_trace_after_compaction() {
         .await;
     server.wait_for_status(&gone, "user.signup", "succeeded").await;
     server.wait_for_status(&kept, "user.signup", "succeeded").await;
-    server
+    // The marker is also written into the event's history by an edit.
+    let (status, edited) = server
         .patch(
             &format!("/events/{gone}"),
             "application/json",
             json!({"note": marker}).to_string(),
         )
         .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["event"]["version"], 2, "{edited}");
     let deleted = reqwest::Client::new()
         .delete(server.url(&format!("/events/{gone}")))
         .send()
