@@ -4,9 +4,12 @@
 use serde_json::{Value, json};
 
 use crate::server_support::*;
+use crate::support::FakeApi;
 
 const BROKEN: &str = "export default async (event) => { throw new NonRetryableError(`bug on ${event.id}`); };\n";
-const SLOW_FIX: &str = "export default async () => { await new Promise((r) => setTimeout(r, 500)); };\n";
+/// A fix that stays running until the test opens the fake API's gate.
+const GATED_FIX: &str = "export const config = { allowNet: [\"127.0.0.1\"] };
+export default async (event) => { await fetch(`${event.data.base}/gate`); };\n";
 const FIXED: &str = "export default async (event) => { console.log(`fixed ${event.id}`); }; // fixed\n";
 
 pub async fn post_json(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
@@ -25,17 +28,25 @@ async fn wait_job(server: &TestServer, id: &str, state: &str) -> Value {
 
 /// A server whose `orders.created` handler is broken, with `n` dead deliveries.
 async fn dead_deliveries(n: usize) -> (TestServer, Vec<String>, tempfile::TempDir, tempfile::TempDir) {
-    let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    dead_deliveries_with(n, json!({})).await
+}
+
+/// [`dead_deliveries`] of events carrying `data`.
+async fn dead_deliveries_with(
+    n: usize,
+    data: Value,
+) -> (TestServer, Vec<String>, tempfile::TempDir, tempfile::TempDir) {
+    let (folder, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(handlers.path().join("orders.created.js"), BROKEN).unwrap();
-    let server = TestServer::start(handlers.path(), data.path(), "").await;
+    let server = TestServer::start(handlers.path(), folder.path(), "").await;
     let mut ids = Vec::new();
     for _ in 0..n {
-        ids.push(server.send(json!({"type": "orders.created"})).await);
+        ids.push(server.send(json!({"type": "orders.created", "data": data})).await);
     }
     for id in &ids {
         server.wait_for_status(id, "orders.created", "dead").await;
     }
-    (server, ids, data, handlers)
+    (server, ids, folder, handlers)
 }
 
 /// Replaces the broken handler with `code` and waits until the new version is in use.
@@ -97,9 +108,10 @@ async fn a_fixed_handler_and_a_filtered_bulk_replay_recover_dead_deliveries() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_one_delivery_twice_at_once_runs_it_once() {
-    let (server, ids, _data, handlers) = dead_deliveries(1).await;
-    // Slow enough that both requests find the first replay pending or running.
-    fix(&server, handlers.path(), SLOW_FIX).await;
+    let api = FakeApi::start().await;
+    let (server, ids, _data, handlers) = dead_deliveries_with(1, json!({"base": api.base()})).await;
+    // The replay stays running until the gate opens, so both requests find it queued or running.
+    fix(&server, handlers.path(), GATED_FIX).await;
     let delivery = server.delivery(&ids[0], "orders.created").await["delivery"]["id"]
         .as_str()
         .unwrap()
@@ -112,8 +124,11 @@ async fn replaying_one_delivery_twice_at_once_runs_it_once() {
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [200, 202], "{a:?} {b:?}");
+    api.wait_for_hits("/gate", 1).await;
+    api.open_gate();
     let done = server.wait_for_status(&ids[0], "orders.created", "succeeded").await;
     assert_eq!(done["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(api.hits("/gate"), 1, "the replay ran once");
     let (missing, answer) = post_json(&server, "/deliveries/nope/replay", json!({})).await;
     assert_eq!((missing, answer["error"].as_str()), (404, Some("not_found")));
     server.stop().await;
@@ -124,9 +139,11 @@ async fn a_paced_replay_lets_new_events_through_and_can_be_cancelled() {
     let (server, _ids, _data, handlers) = dead_deliveries(12).await;
     std::fs::write(handlers.path().join("live.js"), "export default async () => {};\n").unwrap();
     fix(&server, handlers.path(), FIXED).await;
-    let (_, job) = post_json(&server, "/replays", json!({"handler": "orders.created", "rate": 4})).await;
+    // One item every 4 s: the job is still running long after the steps below, however
+    // loaded the machine.
+    let (_, job) = post_json(&server, "/replays", json!({"handler": "orders.created", "rate": 0.25})).await;
     let id = job["id"].as_str().unwrap().to_owned();
-    // While the job trickles at 4/s, a new event goes straight through.
+    // While the job trickles, a new event goes straight through.
     let live = server.send(json!({"type": "live"})).await;
     server.wait_for_status(&live, "live", "succeeded").await;
     assert_eq!(server.get(&format!("/replays/{id}")).await["state"], "running");
