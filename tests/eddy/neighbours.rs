@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -15,17 +15,33 @@ use serde_json::{Value, json};
 
 use crate::server_support::TestServer;
 
+/// What the bad third party counts, and the gate `/hold` waits on.
+#[derive(Default)]
+struct Calls {
+    ok: AtomicUsize,
+    held: AtomicUsize,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+/// Answers once the test releases the held calls.
+async fn hold(State(calls): State<Arc<Calls>>) -> &'static str {
+    calls.held.fetch_add(1, Ordering::SeqCst);
+    let _ = calls.release.subscribe().wait_for(|released| *released).await;
+    "released"
+}
+
 /// A third party having a bad day; `/ok` is the one route that behaves.
-async fn start_bad_api() -> (String, String, Arc<AtomicUsize>) {
-    let ok_calls = Arc::new(AtomicUsize::new(0));
+async fn start_bad_api() -> (String, String, Arc<Calls>) {
+    let calls = Arc::new(Calls::default());
     let app = Router::new()
         .route(
             "/ok",
-            post(|State(n): State<Arc<AtomicUsize>>| async move {
-                n.fetch_add(1, Ordering::Relaxed);
+            post(|State(calls): State<Arc<Calls>>| async move {
+                calls.ok.fetch_add(1, Ordering::SeqCst);
                 "ok"
             }),
         )
+        .route("/hold", post(hold))
         .route("/hang", post(std::future::pending::<&'static str>))
         .route(
             "/status/{code}",
@@ -36,7 +52,7 @@ async fn start_bad_api() -> (String, String, Arc<AtomicUsize>) {
             post(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down") }),
         )
         .route("/trickle", post(|| async { Body::from_stream(trickle()) }))
-        .with_state(ok_calls.clone());
+        .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -49,7 +65,7 @@ async fn start_bad_api() -> (String, String, Arc<AtomicUsize>) {
             let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
         }
     });
-    (base, reset, ok_calls)
+    (base, reset, calls)
 }
 
 fn trickle() -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
@@ -73,12 +89,29 @@ const BAD: [(&str, &str); 8] = [
     ("api.trickle", "timeout"),
 ];
 
+/// Events of the neighbour that holds every worker it may have until released.
+const HELD: usize = 12;
+/// Attempts of one handler running at once (the default `handler_concurrency`).
+const HANDLER_CONCURRENCY: usize = 8;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
-    let (base, reset, ok_calls) = start_bad_api().await;
+    let (base, reset, calls) = start_bad_api().await;
     let data = tempfile::tempdir().unwrap();
     let handlers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/neighbours");
     let server = TestServer::start(&handlers, data.path(), "[runtime]\nheap_limit_mb = 64\n").await;
+    let mut held = Vec::new();
+    for _ in 0..HELD {
+        held.push(server.send(json!({"type": "abuse.hold", "data": {"base": base}})).await);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while calls.held.load(Ordering::SeqCst) < HANDLER_CONCURRENCY {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holding neighbour never took all its workers"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut bad_ids = Vec::new();
     let mut healthy = Vec::new();
     for round in 0..5 {
@@ -91,32 +124,37 @@ async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
             ));
         }
         for _ in 0..4 {
-            let sent = Instant::now();
-            healthy.push((
+            healthy.push(
                 server
                     .send(json!({"type": "healthy", "data": {"base": base, "round": round}}))
                     .await,
-                sent,
-            ));
+            );
         }
     }
-    let mut latencies = Vec::new();
-    for (id, sent) in &healthy {
+    // Every healthy event is delivered while the holding neighbour keeps all its workers
+    // busy: it cannot finish before the test releases it.
+    for id in &healthy {
         server.wait_for_status(id, "healthy", "succeeded").await;
-        latencies.push(sent.elapsed());
     }
     assert_eq!(
-        ok_calls.load(Ordering::Relaxed),
+        calls.ok.load(Ordering::SeqCst),
         healthy.len(),
         "each healthy event reached the API once"
     );
-    latencies.sort();
-    eprintln!(
-        "healthy deliveries, ingest to success: p50 {:?}, max {:?}",
-        latencies[latencies.len() / 2],
-        latencies.last().unwrap()
+    assert_eq!(
+        calls.held.load(Ordering::SeqCst),
+        HANDLER_CONCURRENCY,
+        "the holding neighbour used all its workers, and no more"
     );
-
+    for id in &held {
+        let delivery = server.delivery(id, "hold").await;
+        let status = &delivery["delivery"]["status"];
+        assert!(status == "running" || status == "pending", "still held: {delivery}");
+    }
+    calls.release.send_replace(true);
+    for id in &held {
+        server.wait_for_status(id, "hold", "succeeded").await;
+    }
     for (kind, id) in &bad_ids {
         // Each kind of abuse has a handler of its own: one handler's isolate failing takes
         // its own interleaved invocations with it, never another handler's.
@@ -143,7 +181,7 @@ async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
     assert!(
         metrics.contains(&format!(
             "eddy_attempts_total{{outcome=\"succeeded\"}} {}",
-            healthy.len()
+            healthy.len() + held.len()
         )),
         "{metrics}"
     );
