@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::server_support::TestServer;
 use crate::support::*;
 use eddy::runtime::FailureKind;
 
@@ -53,16 +54,34 @@ async fn helper_modules_can_be_imported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn state_is_durable_per_handler_and_private() {
-    let rt = runtime();
-    load(&rt, "state").await;
-    load(&rt, "state_peek").await;
-    assert_ok(&invoke(&rt, "state", json!({})).await);
-    let second = invoke(&rt, "state", json!({})).await;
-    assert_ok(&second);
-    assert_eq!(logs(&second), "runs 2");
-    let peek = invoke(&rt, "state_peek", json!({})).await;
-    assert_ok(&peek);
-    assert_eq!(logs(&peek), r#"{"listed":[]}"#);
+    let (dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (fixture, handler) in [("state", "state.count"), ("state_peek", "state.peek")] {
+        let from = fixtures().join(format!("{fixture}.js"));
+        std::fs::copy(from, dir.path().join(format!("{handler}.js"))).unwrap();
+    }
+    let server = TestServer::start(dir.path(), data.path(), "").await;
+    assert_eq!(run_once(&server, "state.count").await, "runs 1");
+    assert_eq!(run_once(&server, "state.count").await, "runs 2");
+    assert_eq!(run_once(&server, "state.peek").await, r#"{"listed":[]}"#);
+    // A new server over the same data folder, once the first has let go of it.
+    let server = server.restart("").await;
+    assert_eq!(
+        run_once(&server, "state.count").await,
+        "runs 3",
+        "the state outlived the restart"
+    );
+    assert_eq!(run_once(&server, "state.peek").await, r#"{"listed":[]}"#);
+    server.stop().await;
+}
+
+/// Sends one event of type `handler` and returns the first console line of its attempt.
+async fn run_once(server: &TestServer, handler: &str) -> String {
+    let id = server.send(json!({"type": handler})).await;
+    let done = server.wait_for_status(&id, handler, "succeeded").await;
+    done["attempts"][0]["report"]["logs"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
