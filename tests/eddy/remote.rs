@@ -1,7 +1,7 @@
 //! The commands that talk to a running `eddy serve`: send, events, deliveries, replay, edit,
 //! redact, delete; and `serve` itself refusing bad set-ups.
 
-use std::process::Command;
+use serde_json::json;
 
 use crate::cli::{eddy, text};
 
@@ -24,7 +24,7 @@ async fn send_and_inspect_a_running_server() {
         let cwd = cwd.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                Command::new(env!("CARGO_BIN_EXE_eddy"))
+                crate::support::eddy_command()
                     .args(&args)
                     .env("EDDY_API_TOKEN", token)
                     .current_dir(&cwd)
@@ -138,30 +138,56 @@ async fn replay_from_the_command_line() {
                 .unwrap()
         }
     };
+    let count = |listing: serde_json::Value| listing["deliveries"].as_array().map_or(0, Vec::len);
+    let mut dead = 0;
     for _ in 0..400 {
-        if get("/deliveries?status=dead").await["deliveries"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 2
-        {
+        dead = count(get("/deliveries?status=dead").await);
+        if dead == 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    assert_eq!(dead, 2, "both deliveries went dead");
     let dry = eddy_at(&["replay", "--handler", "jobs", "--dry-run"]).await;
     assert!(dry.starts_with("2 deliveries would be replayed\nID"), "{dry}");
 
-    let before = get("/handlers").await["handlers"][0]["loaded_at"].clone();
+    let before = get("/handlers").await["handlers"][0].clone();
     std::fs::write(&file, "export default async () => console.log('repaired');\n").unwrap();
+    let mut after = before.clone();
     for _ in 0..400 {
-        if get("/handlers").await["handlers"][0]["loaded_at"] != before {
+        after = get("/handlers").await["handlers"][0].clone();
+        if after["loaded_at"] != before["loaded_at"] {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    assert_ne!(
+        after["loaded_at"], before["loaded_at"],
+        "the repaired file was reloaded: {after}"
+    );
+    assert_eq!(
+        (&after["loaded"], &after["error"]),
+        (&json!(true), &json!(null)),
+        "{after}"
+    );
     let done = eddy_at(&["replay", "--handler", "jobs"]).await;
     assert_eq!(done.trim(), "replay done: 2 queued, 0 skipped of 2");
+    // The replays ran the repaired code.
+    let mut succeeded = 0;
+    for _ in 0..400 {
+        succeeded = count(get("/deliveries?status=succeeded&handler=jobs").await);
+        if succeeded == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(succeeded, 2, "both replays succeeded");
+    for delivery in get("/deliveries?handler=jobs").await["deliveries"].as_array().unwrap() {
+        let shown = get(&format!("/deliveries/{}", delivery["id"].as_str().unwrap())).await;
+        let attempts = shown["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "{shown}");
+        assert_eq!(attempts[1]["report"]["logs"][0]["message"], "repaired", "{shown}");
+    }
     let one = get("/deliveries?handler=jobs").await["deliveries"][0]["id"]
         .as_str()
         .unwrap()
@@ -192,7 +218,7 @@ async fn edit_an_event_with_set_or_in_an_editor() {
         let (url, cwd) = (url.clone(), dir.path().to_owned());
         async move {
             tokio::task::spawn_blocking(move || {
-                Command::new(env!("CARGO_BIN_EXE_eddy"))
+                crate::support::eddy_command()
                     .args(&args)
                     .args(["--server", &url])
                     .env("EDITOR", editor)
