@@ -5,6 +5,21 @@ use serde_json::json;
 
 use crate::cli::{eddy, text};
 
+/// `eddy serve`, killed when dropped: a failing test does not leave it running.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &std::path::Path) -> (Serve, String) {
+    let (child, addr) = crate::crash::start_eddy(config);
+    (Serve(child), addr)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn send_and_inspect_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -17,7 +32,7 @@ async fn send_and_inspect_a_running_server() {
     .unwrap();
     let config = dir.path().join("eddy.toml");
     std::fs::write(&config, "api_token = \"cli-token-1\"\n").unwrap();
-    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let (server, addr) = start(&config);
     let url = format!("http://{addr}");
     let cwd = dir.path().to_owned();
     let run = move |args: Vec<String>, token: &'static str| {
@@ -96,8 +111,7 @@ async fn send_and_inspect_a_running_server() {
         "{:?}",
         text(&second)
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,7 +127,7 @@ async fn replay_from_the_command_line() {
     .unwrap();
     let config = dir.path().join("eddy.toml");
     std::fs::write(&config, "").unwrap();
-    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let (server, addr) = start(&config);
     let url = format!("http://{addr}");
     let eddy_at = |args: &[&str]| {
         let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -202,8 +216,7 @@ async fn replay_from_the_command_line() {
         audit["audit"].as_array().unwrap().iter().all(|a| a["actor"] == "cli"),
         "{audit}"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -212,7 +225,7 @@ async fn edit_an_event_with_set_or_in_an_editor() {
     std::fs::create_dir(dir.path().join("handlers")).unwrap();
     let config = dir.path().join("eddy.toml");
     std::fs::write(&config, "").unwrap();
-    let (mut server, addr) = crate::crash::start_eddy(&config);
+    let (server, addr) = start(&config);
     let url = format!("http://{addr}");
     let run = |args: Vec<&'static str>, editor: &'static str| {
         let (url, cwd) = (url.clone(), dir.path().to_owned());
@@ -271,6 +284,5 @@ async fn edit_an_event_with_set_or_in_an_editor() {
     assert_eq!(text(&deleted).0.trim(), "u1 deleted", "{:?}", text(&deleted));
     let none = run(vec!["events", "delete", "--type", "user.signup"], "true").await;
     assert_eq!(text(&none).0.trim(), "0 events deleted", "{:?}", text(&none));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
