@@ -80,7 +80,8 @@ async fn allow_net_limits_hosts_and_no_list_means_no_network() {
         assert_eq!(f.name, "TypeError", "{id}");
         assert!(f.message.contains("allowNet"), "{id}: {}", f.message);
     }
-    assert!(api.seen().is_empty());
+    let seen = api.seen();
+    assert!(seen.is_empty(), "a refused fetch reached the API: {seen:#?}");
 }
 
 /// The value of `TEST_SECRET` in `tests/fixtures/.env`.

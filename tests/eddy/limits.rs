@@ -159,7 +159,11 @@ async fn a_stopped_isolate_does_not_take_healthy_invocations_down_twice() {
         assert_eq!(logs(&next), "call 1 of this isolate");
     }
     // ...and stays: one isolate, the last replacement, is alive and keeps serving.
-    assert_eq!(rt.live_isolates(), 1);
+    assert_eq!(
+        rt.live_isolates(),
+        1,
+        "stopped isolates are gone, and none was started needlessly"
+    );
     let next = invoke(&rt, "limits", json!({"mode": "count"})).await;
     assert_eq!(logs(&next), "call 2 of this isolate");
 }
