@@ -333,7 +333,8 @@ async fn a_stop_lets_attempts_in_flight_finish() {
     let id = server
         .send(json!({"type": "jobs.run", "data": {"base": api.base(), "ms": 400}}))
         .await;
-    server.wait_for_status(&id, "jobs.run", "running").await;
+    // In flight: the handler's call has reached the API, which answers 400 ms later.
+    api.wait_for_hits("/slow", 1).await;
     let server = server.restart("").await;
     let done = server.delivery(&id, "jobs.run").await;
     assert_eq!(
