@@ -40,7 +40,8 @@ pub fn print(rows: &[Row]) {
             continue;
         }
         let ratios = match i {
-            0 => String::new(),
+            // The base row has no ratios: two empty cells.
+            0 => " | ".to_owned(),
             _ => ratio_cells(&rows[0], row),
         };
         println!("| {} | {} | {ratios} |", row.label, cells(&ok));
