@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use hostile::{Attack, Plan};
 use support::load::{Pace, Posted, REQUEST_TIMEOUT, paced, post_json};
 use support::procs::{RssSampler, Server};
-use support::{load_average, ms, percentiles};
+use support::{machine, ms, percentiles};
 
 /// The `[ingest]` limits of part (a).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -55,11 +55,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    println!(
-        "eddy abuse benchmark ({} cores), load average at the start {}",
-        support::cores(),
-        load_average()
-    );
+    // Both parts keep their data folders in the system's temporary folder.
+    machine::print_start("abuse", &std::env::temp_dir());
     tokio.block_on(async {
         if let Err(e) = hostile_clients(seconds("EDDY_ABUSE_HOSTILE_S", 5)).await {
             println!("(a) skipped: {e}");
@@ -68,7 +65,8 @@ fn main() {
             println!("(b) skipped: {e}");
         }
     });
-    println!("\nload average at the end {}", load_average());
+    println!();
+    machine::print_end();
 }
 
 fn seconds(var: &str, default: u64) -> Duration {

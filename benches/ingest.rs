@@ -15,7 +15,7 @@ use eddy::config::Config;
 use eddy::server;
 use eddy::store::{DeliveryFilter, Store};
 use support::load::{Pace, Phases, drive, http_client, paced};
-use support::{cores, ms, percentiles};
+use support::{machine, ms, percentiles};
 use tokio::sync::watch;
 
 const CLIENTS: usize = 64;
@@ -47,10 +47,8 @@ async fn run() {
     let server = tokio::spawn(server::run(app, listener, stopped));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    println!(
-        "eddy ingest benchmark ({} cores, durable: every 2xx is flushed to disk)",
-        cores()
-    );
+    machine::print_start("ingest", dir.path());
+    println!("durable: every 2xx is flushed to disk");
     let (single_rate, mut latencies) = load(&url, CLIENTS, 1).await;
     let (p50, p99) = percentiles(&mut latencies);
     println!(
@@ -76,6 +74,7 @@ async fn run() {
     start_latency(&url, &store, single_rate / 2.0).await;
     let _ = stop.send(true);
     let _ = server.await;
+    machine::print_end();
 }
 
 /// Sends single events at `target` per second and prints how long they waited for their

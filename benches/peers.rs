@@ -16,7 +16,9 @@
 //! The handler posts to a fake API served by this process, which counts completed runs. The
 //! table: ingest answers per second and their latency p50/p99, handler runs per second (for
 //! eddy they happen after the answer; for the peers before it), resident memory (peak, and at
-//! the end of the load), and eddy's durable figures divided by each other row's.
+//! the end of the load), and eddy's durable figures divided by each other row's. The whole
+//! table is measured `EDDY_BENCH_RUNS` times (default 3), and each cell gives the median and
+//! the range (lowest–highest) over the runs; a ratio is taken within each run first.
 
 #[path = "peers/api.rs"]
 mod api;
@@ -44,6 +46,9 @@ const PHASES: Phases = Phases {
 const DRAIN: Duration = Duration::from_secs(60);
 /// The event type; eddy routes it to `handlers/bench.call.js`, a copy of `handler.js`.
 const EVENT_TYPE: &str = "bench.call";
+/// Runs of the whole table unless `EDDY_BENCH_RUNS` says otherwise: the spread of three shows
+/// how far one run's figures can be trusted on a shared machine.
+const DEFAULT_RUNS: usize = 3;
 
 /// The rows of the table, in order; the first is the one the ratios divide.
 #[derive(Clone, Copy)]
@@ -130,53 +135,50 @@ fn main() {
 async fn run() {
     let setup = Setup::new();
     let api = FakeApi::start().await;
-    print_facts(&setup);
+    let runs = support::runs(DEFAULT_RUNS);
+    print_facts(&setup, runs);
     let body = serde_json::json!({
         "type": EVENT_TYPE,
         "data": { "url": api.url, "order": 42, "items": ["a", "b"] },
     })
     .to_string();
-    let mut rows = Vec::new();
-    for peer in Peer::ALL {
-        eprintln!("measuring {}", peer.label());
-        let figures = measure(peer, &setup, &api, &body).await;
-        rows.push(Row {
+    let mut rows: Vec<Row> = Peer::ALL
+        .iter()
+        .map(|peer| Row {
             label: peer.label(),
-            figures,
-        });
+            runs: Vec::new(),
+        })
+        .collect();
+    // Round by round rather than server by server, so a change in the machine's load over the
+    // benchmark touches every server alike.
+    for round in 1..=runs {
+        for (peer, row) in Peer::ALL.into_iter().zip(&mut rows) {
+            eprintln!("run {round} of {runs}: measuring {}", peer.label());
+            row.runs.push(measure(peer, &setup, &api, &body).await);
+        }
     }
     report::print(&rows);
+    support::machine::print_end();
 }
 
-fn print_facts(setup: &Setup) {
-    let cores = support::cores();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .unwrap_or(":?");
+fn print_facts(setup: &Setup, runs: usize) {
+    support::machine::print_start("peers", &setup.work);
     let deno = match &setup.deno {
         Ok(deno) => procs::version(deno, &["--version"]),
         Err(e) => format!("deno unavailable: {e}"),
     };
     println!(
-        "{} clients posting single events, {} s warm-up then {} s measured, per server",
-        PHASES.clients,
-        PHASES.warmup.as_secs(),
-        PHASES.measure.as_secs()
-    );
-    let cpu = cpu.trim_start_matches([' ', '\t', ':']);
-    let load = support::load_average();
-    println!(
-        "machine: {cores} cores ({cpu}), Linux {}, load average before the run {load}",
-        kernel.trim()
-    );
-    println!(
-        "{} ({}), {deno}, Node.js {}\n",
+        "{} ({}), {deno}, Node.js {}",
         procs::version(&setup.eddy, &["--version"]),
         setup.eddy.display(),
         procs::version(Path::new("node"), &["--version"])
+    );
+    println!(
+        "{} clients posting single events, {} s warm-up then {} s measured, per server and run; \
+         {runs} runs (EDDY_BENCH_RUNS), each server once per run\n",
+        PHASES.clients,
+        PHASES.warmup.as_secs(),
+        PHASES.measure.as_secs()
     );
 }
 
@@ -184,6 +186,11 @@ fn print_facts(setup: &Setup) {
 async fn measure(peer: Peer, setup: &Setup, api: &FakeApi, body: &str) -> Result<Figures, String> {
     let launch = peer.launch(setup)?;
     let server = tokio::task::block_in_place(|| Server::start(launch))?;
+    if matches!(peer, Peer::Eddy | Peer::EddyFlushOff) {
+        // eddy prints its address before it loads its handlers; an event posted meanwhile
+        // would be routed to no handler and never reach the fake API.
+        support::eddy::wait_for_handler(&server.url, EVENT_TYPE).await?;
+    }
     let before = api.hits();
     // The fake API's count over the measured window only: runs of the warm-up are left out.
     let counting = async {

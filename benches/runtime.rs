@@ -22,7 +22,7 @@ use eddy::config::Config;
 use eddy::event::Event;
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::Store;
-use support::{cores, ms, percentiles, us};
+use support::{machine, ms, percentiles, us};
 
 const COLD_SAMPLES: usize = 200;
 const WARM_SAMPLES: usize = 20_000;
@@ -32,10 +32,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    println!("eddy runtime benchmark ({} cores)", cores());
+    // The state store of the invocation that writes a key is in the temporary folder.
+    machine::print_start("runtime", &std::env::temp_dir());
     tokio.block_on(isolate_creation());
     tokio.block_on(handlers());
     tokio.block_on(many_handlers());
+    machine::print_end();
 }
 
 async fn isolate_creation() {

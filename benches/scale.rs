@@ -23,7 +23,7 @@ use eddy::store::{AttemptRecord, DeliveryFilter, DeliveryStatus, EventFilter, Ne
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::load::{Phases, drive};
-use support::{cores, percentiles, us};
+use support::{machine, percentiles, us};
 use tokio::sync::watch;
 
 const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
@@ -57,7 +57,8 @@ fn main() {
         .expect("tokio");
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("filled");
-    println!("eddy scaling benchmark ({} cores)\n", cores());
+    machine::print_start("scaling", dir.path());
+    println!();
     println!("store reads: p50 and p99 in µs over {RUNS} runs (warm cache)");
     let mut fill = Fill::new();
     {
@@ -84,6 +85,7 @@ fn main() {
         ingest(dir.path(), &dir.path().join("empty"), "empty").await;
         ingest(dir.path(), &data, &format!("{} events", fill.events)).await;
     });
+    machine::print_end();
 }
 
 /// Fills the store, keeping what the reads need to know about it.

@@ -179,24 +179,12 @@ fn print(baseline: Figures, abused: Figures) {
             ms(max),
             crate::mib(f.rss_peak_kib)
         );
-        [ms(p50), ms(p99), ms(max)]
     };
+    // No ratio row: the two phases are one run each, and a ratio of two single runs on a
+    // shared machine says less than the figures themselves.
     let (mut baseline, mut abused) = (baseline, abused);
-    let alone = row("baseline", &mut baseline);
-    let beside = row("under abuse", &mut abused);
-    let ratio = |i: usize| match alone[i] > 0.0 {
-        true => format!("{:.2}", beside[i] / alone[i]),
-        false => "-".into(),
-    };
-    println!(
-        "{:<24} {:>8} {:>9} {:>8} {:>8} {:>8}",
-        "under abuse ÷ baseline",
-        "",
-        "",
-        ratio(0),
-        ratio(1),
-        ratio(2)
-    );
+    row("baseline", &mut baseline);
+    row("under abuse", &mut abused);
     for (label, f) in [("baseline", &baseline), ("under abuse", &abused)] {
         println!(
             "{label}: {} healthy events sent, {} acknowledged, {} succeeded; {} abusive events acknowledged",

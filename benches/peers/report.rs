@@ -1,13 +1,15 @@
-//! The peers benchmark's output: one Markdown table, a row per server, figures from one run,
-//! followed by what each row needs said about it.
+//! The peers benchmark's output: one Markdown table, a row per server, each cell the median
+//! and range of its runs, followed by what each run needs said about it.
 
-/// One server's figures, or why it has none.
+use crate::support::format_spread;
+
+/// One server's runs, each with its figures or why it has none.
 pub struct Row {
     pub label: &'static str,
-    pub figures: Result<Figures, String>,
+    pub runs: Vec<Result<Figures, String>>,
 }
 
-/// What was measured for one server.
+/// What one run measured for one server.
 pub struct Figures {
     /// 2xx answers to `POST /events` per second.
     pub rate: f64,
@@ -21,45 +23,80 @@ pub struct Figures {
     pub notes: Vec<String>,
 }
 
-/// Prints the table; the ratio columns divide the first row's figures by each other row's.
+/// Prints the table; the ratio columns divide the first row's figures by each other row's,
+/// run by run, and give the median and range of those ratios.
 pub fn print(rows: &[Row]) {
+    println!("Each cell: median (lowest–highest) over the runs.\n");
     println!(
         "| run | ingest req/s | p50 ms | p99 ms | handler runs/s | RSS peak MiB | RSS end MiB | \
          {0} ÷ run, req/s | {0} ÷ run, runs/s |",
         rows[0].label
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
-    let base = rows[0].figures.as_ref().ok();
     for (i, row) in rows.iter().enumerate() {
-        match &row.figures {
-            Ok(f) => println!("| {} | {} |", row.label, cells(f, base.filter(|_| i > 0))),
-            Err(_) => println!("| {} | skipped | | | | | | | |", row.label),
+        let ok: Vec<&Figures> = row.runs.iter().filter_map(|r| r.as_ref().ok()).collect();
+        if ok.is_empty() {
+            println!("| {} | skipped | | | | | | | |", row.label);
+            continue;
         }
+        let ratios = match i {
+            // The base row has no ratios: two empty cells.
+            0 => " | ".to_owned(),
+            _ => ratio_cells(&rows[0], row),
+        };
+        println!("| {} | {} | {ratios} |", row.label, cells(&ok));
     }
     println!();
     for row in rows {
-        match &row.figures {
-            Ok(f) => f.notes.iter().for_each(|n| println!("- {}: {n}", row.label)),
-            Err(why) => println!("- {}: skipped: {why}", row.label),
+        for (run, figures) in row.runs.iter().enumerate() {
+            let run = run + 1;
+            match figures {
+                Ok(f) => f.notes.iter().for_each(|n| println!("- {}, run {run}: {n}", row.label)),
+                Err(why) => println!("- {}, run {run}: skipped: {why}", row.label),
+            }
         }
     }
 }
 
-fn cells(f: &Figures, base: Option<&Figures>) -> String {
-    let (peak, end) = match f.rss_mib {
-        Some((peak, end)) => (format!("{peak:.0}"), format!("{end:.0}")),
-        None => ("?".into(), "?".into()),
+/// The figures' cells, each over the runs that have figures.
+fn cells(runs: &[&Figures]) -> String {
+    let of = |figure: fn(&Figures) -> f64, decimals| {
+        let values: Vec<f64> = runs.iter().map(|f| figure(f)).collect();
+        format_spread(&values, decimals)
     };
-    let ratio = |of: f64, to: f64| match (base, to > 0.0) {
-        (Some(_), true) => format!("{:.2}", of / to),
-        _ => "".into(),
-    };
-    let (rate_ratio, runs_ratio) = match base {
-        Some(b) => (ratio(b.rate, f.rate), ratio(b.runs_rate, f.runs_rate)),
-        None => (String::new(), String::new()),
+    let rss = |peak: bool| {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter_map(|f| f.rss_mib.map(|(p, e)| if peak { p } else { e }))
+            .collect();
+        format_spread(&values, 0)
     };
     format!(
-        "{:.0} | {:.2} | {:.2} | {:.0} | {peak} | {end} | {rate_ratio} | {runs_ratio}",
-        f.rate, f.p50_ms, f.p99_ms, f.runs_rate
+        "{} | {} | {} | {} | {} | {}",
+        of(|f| f.rate, 0),
+        of(|f| f.p50_ms, 2),
+        of(|f| f.p99_ms, 2),
+        of(|f| f.runs_rate, 0),
+        rss(true),
+        rss(false)
     )
+}
+
+/// The base row divided by `row` within each run both have figures for, then over the runs.
+fn ratio_cells(base: &Row, row: &Row) -> String {
+    let pairs: Vec<(&Figures, &Figures)> = base
+        .runs
+        .iter()
+        .zip(&row.runs)
+        .filter_map(|(b, r)| Some((b.as_ref().ok()?, r.as_ref().ok()?)))
+        .collect();
+    let ratio = |figure: fn(&Figures) -> f64| {
+        let values: Vec<f64> = pairs
+            .iter()
+            .filter(|(_, r)| figure(r) > 0.0)
+            .map(|(b, r)| figure(b) / figure(r))
+            .collect();
+        format_spread(&values, 2)
+    };
+    format!("{} | {}", ratio(|f| f.rate), ratio(|f| f.runs_rate))
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::load::http_client;
 use super::procs::Launch;
 
@@ -32,21 +34,34 @@ pub fn launch(dir: tempfile::TempDir, config: &str) -> Result<Launch, String> {
 /// Waits until `GET /handlers` shows `count` loaded handlers. eddy prints its address before
 /// it loads them, and an event posted meanwhile is routed to no handler.
 pub async fn wait_for_handlers(url: &str, count: usize) -> Result<(), String> {
+    let enough = |loaded: &[Value]| loaded.len() >= count;
+    wait_for_loaded(url, enough, &format!("fewer than {count} handlers loaded")).await
+}
+
+/// Waits until `GET /handlers` lists the handler `id` as loaded (see [`wait_for_handlers`]).
+pub async fn wait_for_handler(url: &str, id: &str) -> Result<(), String> {
+    let listed = |loaded: &[Value]| loaded.iter().any(|h| h["id"] == id);
+    wait_for_loaded(url, listed, &format!("handler {id} not loaded")).await
+}
+
+/// Polls `GET /handlers` until `done` holds for the loaded ones, for up to [`LOAD_HANDLERS`].
+async fn wait_for_loaded(url: &str, done: impl Fn(&[Value]) -> bool, what: &str) -> Result<(), String> {
     let http = http_client();
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < LOAD_HANDLERS {
         if let Ok(answer) = http.get(format!("{url}/handlers")).send().await {
             last = answer.text().await.unwrap_or_default();
-            let json: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+            let json: Value = serde_json::from_str(&last).unwrap_or_default();
             let all = json["handlers"].as_array().cloned().unwrap_or_default();
-            if all.iter().filter(|h| h["loaded"] == true).count() >= count {
+            let loaded: Vec<Value> = all.into_iter().filter(|h| h["loaded"] == true).collect();
+            if done(&loaded) {
                 return Ok(());
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("fewer than {count} handlers loaded: {last}"))
+    Err(format!("{what} after {} s: {last}", LOAD_HANDLERS.as_secs()))
 }
 
 /// eddy's attempt counters from `GET /metrics`.

@@ -1,13 +1,14 @@
 //! What the benchmarks share: HTTP load from this process (`load`), servers run as child
 //! processes with their resident memory (`procs`), eddy's own binary and endpoints (`eddy`),
-//! and the helpers that turn samples into figures. Each benchmark includes it with
-//! `mod support;` and uses only part of it.
+//! the machine's facts (`machine`), and the helpers that turn samples into figures. Each
+//! benchmark includes it with `mod support;` and uses only part of it.
 
 // Each benchmark is its own crate and uses a different part of this module.
 #![allow(dead_code)]
 
 pub mod eddy;
 pub mod load;
+pub mod machine;
 pub mod procs;
 
 use std::time::Duration;
@@ -34,8 +35,39 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them ("?" elsewhere).
-pub fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "?".into());
-    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+/// How many times a benchmark repeats its measurement: `EDDY_BENCH_RUNS`, or `default`.
+/// A value that is not a positive number is refused rather than ignored.
+pub fn runs(default: usize) -> usize {
+    match std::env::var("EDDY_BENCH_RUNS") {
+        Err(_) => default,
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("EDDY_BENCH_RUNS must be a positive number of runs, not {text:?}"),
+        },
+    }
+}
+
+/// The median, lowest and highest of `values`; `None` for no values.
+pub fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = match n % 2 {
+        1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    Some((median, sorted[0], sorted[n - 1]))
+}
+
+/// `values` as "median (lowest–highest)" with `decimals` decimals; the value alone when all
+/// are equal (or there is one), "?" for none.
+pub fn format_spread(values: &[f64], decimals: usize) -> String {
+    match spread(values) {
+        None => "?".into(),
+        Some((median, low, high)) if low == high => format!("{median:.decimals$}"),
+        Some((median, low, high)) => format!("{median:.decimals$} ({low:.decimals$}–{high:.decimals$})"),
+    }
 }

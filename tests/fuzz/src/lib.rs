@@ -1,5 +1,6 @@
-//! The input format the fuzz targets share, so seeds are readable text a person can write and
-//! libFuzzer's mutations still reach every field.
+//! The fuzz targets' checks (`targets`, one module per target) and the input format they
+//! share, so seeds are readable text a person can write and libFuzzer's mutations still
+//! reach every field.
 //!
 //! An input is a head and a body, split at the first empty line (`\n\n`), as in HTTP:
 //!
@@ -13,6 +14,8 @@
 //!
 //! Lines that are not a valid header (no `:`, a bad name, a value `http` refuses) are
 //! skipped rather than ending the input: a mutation that breaks one line still tests the rest.
+
+pub mod targets;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
