@@ -2,6 +2,7 @@
 //! third-party APIs served on 127.0.0.1.
 
 mod attacks;
+mod auth;
 mod bounds;
 mod cli;
 mod crash;
