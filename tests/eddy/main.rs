@@ -22,6 +22,7 @@ mod pipeline;
 mod proxy;
 mod proxy_paths;
 mod quota;
+mod redaction;
 mod remote;
 mod repair;
 mod scaffold;
