@@ -20,6 +20,7 @@ mod neighbours;
 mod network;
 mod pipeline;
 mod proxy;
+mod proxy_edges;
 mod proxy_paths;
 mod quota;
 mod redaction;
