@@ -23,6 +23,7 @@ mod proxy;
 mod proxy_edges;
 mod proxy_paths;
 mod quota;
+mod raw_http;
 mod redaction;
 mod remote;
 mod repair;

@@ -4,115 +4,17 @@
 //! nothing but is counted and logged. The upstream speaks raw HTTP, so the test sees exactly
 //! what the proxy sent and controls exactly what it answers.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
+use crate::raw_http::{RawUpstream, exchange, header};
 use crate::server_support::TestServer;
-
-/// How the upstream answers a request, given its head: the raw answer, or None to never
-/// answer (the connection stays open).
-type Answer = fn(&str) -> Option<String>;
-
-/// An upstream that records every request (head and raw body) as it arrived.
-struct RawUpstream {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl RawUpstream {
-    async fn start(answer: Answer) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve_raw(socket, answer, seen.clone()));
-            }
-        });
-        Self { addr, requests }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
-}
-
-/// Reads until `buffer` holds `needle` after `from`; the index just past it.
-async fn read_until(socket: &mut TcpStream, buffer: &mut Vec<u8>, needle: &[u8], from: usize) -> Option<usize> {
-    loop {
-        if let Some(i) = find(buffer, needle, from) {
-            return Some(i + needle.len());
-        }
-        let mut chunk = [0u8; 8192];
-        match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// Serves the requests of one connection, one after the other.
-async fn serve_raw(mut socket: TcpStream, answer: Answer, seen: Arc<Mutex<Vec<String>>>) {
-    let mut buffer = Vec::new();
-    while let Some(head_end) = read_until(&mut socket, &mut buffer, b"\r\n\r\n", 0).await {
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        let body_end = if !header(&head, "transfer-encoding").is_empty() {
-            read_until(&mut socket, &mut buffer, b"0\r\n\r\n", head_end).await
-        } else {
-            let length: usize = header(&head, "content-length")
-                .first()
-                .map_or(0, |l| l.parse().unwrap());
-            while buffer.len() < head_end + length {
-                let mut chunk = [0u8; 8192];
-                match socket.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                }
-            }
-            Some(head_end + length)
-        };
-        let Some(body_end) = body_end else { return };
-        seen.lock()
-            .unwrap()
-            .push(String::from_utf8_lossy(&buffer[..body_end]).into_owned());
-        buffer.drain(..body_end);
-        match answer(&head) {
-            Some(raw) => {
-                if socket.write_all(raw.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-            None => {
-                tokio::time::sleep(Duration::from_secs(120)).await;
-                return;
-            }
-        }
-    }
-}
-
-/// The values of header `name` in a raw message head, in order.
-fn header(head: &str, name: &str) -> Vec<String> {
-    head.lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim().to_owned())
-        .collect()
-}
 
 /// A server with `[proxy]` in front of `upstream` (`extra` added to that section), over an
 /// empty handlers folder.
@@ -123,19 +25,6 @@ async fn start(upstream: SocketAddr, extra: &str) -> (TestServer, tempfile::Temp
     let config = format!("[proxy]\nupstream = \"http://{upstream}\"\nlisten = \"127.0.0.1:0\"\n{extra}\n");
     let server = TestServer::start(&handlers, &dir.path().join("data"), &config).await;
     (server, dir)
-}
-
-/// Sends `request` as written to `addr` and reads the whole answer (the request must ask
-/// the connection to close).
-async fn exchange(addr: SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .expect("the proxy answers and closes")
-        .unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 fn hop_answer(_head: &str) -> Option<String> {
@@ -319,4 +208,141 @@ async fn an_upstream_slower_than_timeout_ms_is_a_504_with_a_reason() {
         "{metrics}"
     );
     server.stop().await;
+}
+
+fn created_answer(_head: &str) -> Option<String> {
+    Some(
+        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"id\":\"a1\"}"
+            .to_owned(),
+    )
+}
+
+/// `eddy serve` (the binary, for its log), killed when dropped.
+struct Served {
+    child: Child,
+    api: String,
+    proxy: String,
+    /// Its stderr lines as they come.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `eddy serve` in `dir` with `[proxy]` in front of `upstream`.
+fn serve_proxy(dir: &Path, upstream: SocketAddr) -> Served {
+    std::fs::create_dir_all(dir.join("handlers")).unwrap();
+    let config =
+        format!("[proxy]\nupstream = \"http://{upstream}\"\nlisten = \"127.0.0.1:0\"\nmax_capture_bytes = 1048576\n");
+    std::fs::write(dir.join("eddy.toml"), config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("EDDY_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eddy serve starts");
+    let (lines_tx, lines) = mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        stderr
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| drop(lines_tx.send(l)))
+    });
+    let mut served = Served {
+        child,
+        api: String::new(),
+        proxy: String::new(),
+        lines,
+    };
+    while served.api.is_empty() || served.proxy.is_empty() {
+        let line = served
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("eddy says where it listens");
+        let addr = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|r| r.split(' ').next())
+                .map(str::to_owned)
+        };
+        if let Some(api) = addr("eddy: listening on ") {
+            served.api = api;
+        }
+        if let Some(proxy) = addr("eddy: proxy on ") {
+            served.proxy = proxy;
+        }
+    }
+    served
+}
+
+async fn text_of(url: String) -> String {
+    let response = reqwest::get(url).await.unwrap();
+    String::from_utf8_lossy(&response.bytes().await.unwrap()).into_owned()
+}
+
+/// Polls `check` every 25 ms for at most 20 s.
+async fn eventually<F: Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_store_refuses_is_counted_and_logged_and_the_client_keeps_its_answer() {
+    let upstream = RawUpstream::start(created_answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve_proxy(dir.path(), upstream.addr);
+    let client = reqwest::Client::new();
+    let write = |name: String| {
+        let body = serde_json::json!({ "name": name }).to_string();
+        let url = format!("{}/accounts", served.proxy);
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let api = served.api.clone();
+    let get = |path: &str| text_of(format!("{api}{path}"));
+    assert_eq!(write("small".into()).await.unwrap().status(), 201);
+    eventually("the first write is recorded", || async {
+        get("/events").await.contains("\"small\"")
+    })
+    .await;
+
+    // The store can no longer write a large record: sled keeps each in a file of its own
+    // under blobs/, and a file now stands where that folder was, so creating one fails as
+    // on a failing disk (for root too).
+    let blobs = dir.path().join(".eddy/blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    std::fs::write(&blobs, "").unwrap();
+    let refused = write("x".repeat(400_000)).await.unwrap();
+    assert_eq!(refused.status(), 201, "the client gets the upstream's answer");
+    assert_eq!(refused.bytes().await.unwrap(), "{\"id\":\"a1\"}");
+    eventually("the failure is counted", || async {
+        get("/metrics")
+            .await
+            .contains("eddy_proxy_events_total{outcome=\"failed\"} 1")
+    })
+    .await;
+    let metrics = get("/metrics").await;
+    assert!(
+        metrics.contains("eddy_proxy_events_total{outcome=\"recorded\"} 1"),
+        "{metrics}"
+    );
+    let logged = std::iter::from_fn(|| served.lines.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|l| l.starts_with("eddy: proxy:"))
+        .expect("the failure is logged");
+    assert!(
+        logged.starts_with("eddy: proxy: 1 event(s) not recorded: store"),
+        "{logged}"
+    );
 }
