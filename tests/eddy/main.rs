@@ -25,6 +25,7 @@ mod proxy_paths;
 mod quota;
 mod raw_http;
 mod redaction;
+mod reload;
 mod remote;
 mod repair;
 mod scaffold;
