@@ -156,7 +156,12 @@ async fn redirects_go_back_to_the_client_as_the_upstream_sent_them() {
         ("POST /orders HTTP/1.1", "307", "http://127.0.0.1:9/moved?keep=1"),
     ];
     for (line, status, location) in cases {
-        let request = format!("{line}\r\nhost: shop.example\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+        // Reads without a body: a client could follow those on its own, unlike a streamed write.
+        let body = if line.starts_with("POST") { "{}" } else { "" };
+        let request = format!(
+            "{line}\r\nhost: shop.example\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let answer = exchange(proxy, &request).await;
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{line}: {answer}");
