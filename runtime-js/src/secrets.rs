@@ -271,6 +271,23 @@ mod tests {
     }
 
     #[test]
+    fn value_forms_find_values_as_written_encoded_and_escaped() {
+        let forms = ValueForms::new(&["ada@x.io/k", "say \"hi\" now"]);
+        assert_eq!(
+            forms.replace(
+                "ada@x.io/k ada%40x.io%2Fk ada%40x.io%2fk say%20%22hi%22+now say \\\"hi\\\" now",
+                "[r]"
+            ),
+            "[r] [r] [r] [r] [r]"
+        );
+        assert!(matches!(forms.replace("nothing", "[r]"), Cow::Borrowed(_)));
+        assert!(matches!(
+            ValueForms::new(&[]).replace("ada@x.io/k", "[r]"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
     fn reads_dotenv_file_beside_handlers() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".env"), "# comment\nTEST_FROM_FILE=\"va lue\"\n").unwrap();
