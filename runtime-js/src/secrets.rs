@@ -176,6 +176,33 @@ impl Secrets {
     }
 }
 
+/// Finds values other than secrets (an event's redacted data) in captured text, in every
+/// form [`Secrets::redact`] recognises: as written, percent-encoded and JSON-escaped.
+#[derive(Clone)]
+pub struct ValueForms(Option<forms::Forms>);
+
+impl ValueForms {
+    pub fn new(values: &[&str]) -> Self {
+        let mut values = values.to_vec();
+        // Longest first, so a value containing another is replaced whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Self((!values.is_empty()).then(|| forms::Forms::new(&values)))
+    }
+
+    /// `text` with every form of every value replaced by `marker`.
+    pub fn replace<'a>(&self, text: &'a str, marker: &str) -> Cow<'a, str> {
+        match self
+            .0
+            .as_ref()
+            .and_then(|forms| forms.replace(text, |_| marker.to_owned()))
+        {
+            Some(replaced) => Cow::Owned(replaced),
+            None => Cow::Borrowed(text),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +268,23 @@ mod tests {
         );
         assert!(matches!(s.redact("nothing here"), Cow::Borrowed(_)));
         assert!(!format!("{s:?}").contains("abcd"));
+    }
+
+    #[test]
+    fn value_forms_find_values_as_written_encoded_and_escaped() {
+        let forms = ValueForms::new(&["ada@x.io/k", "say \"hi\" now"]);
+        assert_eq!(
+            forms.replace(
+                "ada@x.io/k ada%40x.io%2Fk ada%40x.io%2fk say%20%22hi%22+now say \\\"hi\\\" now",
+                "[r]"
+            ),
+            "[r] [r] [r] [r] [r]"
+        );
+        assert!(matches!(forms.replace("nothing", "[r]"), Cow::Borrowed(_)));
+        assert!(matches!(
+            ValueForms::new(&[]).replace("ada@x.io/k", "[r]"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

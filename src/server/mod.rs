@@ -5,6 +5,7 @@
 pub mod edge;
 mod handlers;
 pub mod http;
+pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,11 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
+pub use routes::{Access, ROUTES, Route, Verb};
 
 use crate::api::{self, ApiError};
 use crate::config::Config;
@@ -133,35 +134,17 @@ pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Resu
     }))
 }
 
-/// The HTTP routes.
+/// The HTTP routes: exactly [`ROUTES`], those with [`Access::Token`] behind the token check.
 pub fn router(app: Arc<App>) -> Router {
-    let protected = Router::new()
-        .route("/events", post(crate::ingest::post_events).get(api::events::list))
-        .route(
-            "/events/{id}",
-            get(api::events::show)
-                .patch(api::events::edit)
-                .delete(api::events::delete),
-        )
-        .route("/events/{id}/redact", post(api::events::redact))
-        .route("/events-bulk/delete", post(api::bulk::delete))
-        .route("/events-bulk/redact", post(api::bulk::redact))
-        .route("/deliveries", get(api::deliveries::list))
-        .route("/deliveries/{id}", get(api::deliveries::show))
-        .route("/deliveries/{id}/replay", post(api::replays::replay_one))
-        .route("/replays", post(api::replays::start))
-        .route("/replays/{id}", get(api::replays::show).delete(api::replays::cancel))
-        .route("/audit", get(api::replays::audit))
-        .route("/handlers", get(api::handlers))
-        .route("/metrics", get(api::metrics))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        // Authenticated by the sender's signature, not the API token.
-        .route("/webhooks/{source}", post(crate::ingest::post_webhook))
-        .merge(protected)
-        .fallback(api::not_found)
-        .with_state(app)
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for route in ROUTES {
+        match route.access {
+            Access::Open => open = open.route(route.path, route.endpoint()),
+            Access::Token => guarded = guarded.route(route.path, route.endpoint()),
+        }
+    }
+    let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
+    open.merge(guarded).fallback(api::not_found).with_state(app)
 }
 
 /// With a token, every guarded endpoint needs it; without one, the request must be

@@ -1,6 +1,9 @@
 //! Redaction: removing fields (or the whole payload) of an event, from its current data, its
-//! history, and every copy eddy captured of them (attempt logs, fetch records, errors).
+//! history, and every copy eddy captured of them (attempt logs, fetch records, errors), in
+//! the forms a handler writes them in: as written, percent-encoded (a fetch URL) and
+//! JSON-escaped (a logged `JSON.stringify`), found as secrets are ([`ValueForms`]).
 
+use eddy_runtime_js::ValueForms;
 use serde_json::Value;
 
 use super::records::{AttemptRecord, EventVersion};
@@ -31,6 +34,7 @@ impl Store {
                 .insert(key, codec::encode(keys::EVENT_VERSION_V1, &version)?)?;
         }
         let texts = scrub_texts(&removed);
+        let texts = ValueForms::new(&texts.iter().map(String::as_str).collect::<Vec<_>>());
         for delivery_id in &record.deliveries {
             self.scrub_delivery(delivery_id, &texts)?;
         }
@@ -44,7 +48,7 @@ impl Store {
         Ok(true)
     }
 
-    fn scrub_delivery(&self, id: &str, texts: &[String]) -> Result<(), StoreError> {
+    fn scrub_delivery(&self, id: &str, texts: &ValueForms) -> Result<(), StoreError> {
         for item in keys::numbered(&self.trees.attempts, id) {
             let (key, raw) = item?;
             let mut attempt: AttemptRecord = codec::decode(keys::ATTEMPT_RECORD_V1, &raw)?;
@@ -85,7 +89,7 @@ fn remove_path(node: &mut Value, keys: &[&str]) -> Option<Value> {
     }
 }
 
-/// Every string and number inside the removed values, longest first.
+/// Every string and number inside the removed values.
 fn scrub_texts(removed: &[Value]) -> Vec<String> {
     fn collect(value: &Value, out: &mut Vec<String>) {
         match value {
@@ -99,12 +103,10 @@ fn scrub_texts(removed: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
     removed.iter().for_each(|v| collect(v, &mut out));
     out.retain(|t| t.len() >= MIN_SCRUB_LEN);
-    out.sort_by_key(|t| std::cmp::Reverse(t.len()));
-    out.dedup();
     out
 }
 
-fn scrub(value: &mut Value, texts: &[String]) {
+fn scrub(value: &mut Value, texts: &ValueForms) {
     match value {
         Value::String(s) => *s = scrub_text(s, texts),
         Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, texts)),
@@ -113,10 +115,8 @@ fn scrub(value: &mut Value, texts: &[String]) {
     }
 }
 
-fn scrub_text(text: &str, texts: &[String]) -> String {
-    texts
-        .iter()
-        .fold(text.to_owned(), |acc, t| acc.replace(t.as_str(), REDACTED))
+fn scrub_text(text: &str, texts: &ValueForms) -> String {
+    texts.replace(text, REDACTED).into_owned()
 }
 
 #[cfg(test)]
@@ -143,8 +143,7 @@ mod tests {
         store.edit_event("e", &json!({"plan": "free"}), 2).unwrap();
         let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
         let mut claimed = store.claim(1, &delivery, 3).unwrap().unwrap();
-        let report =
-            json!({"logs": [{"message": "mailing ada@example.com"}], "fetches": [{"url": "https://x/?p=+44 20 1234"}]});
+        let report = json!({"logs": [{"message": "mailing ada@example.com"}], "fetches": [{"url": "https://x/?p=+44 20 1234"}, {"url": "https://x/?e=ada%40example.com&p=%2B44%2020%201234"}]});
         let attempt = AttemptRecord {
             n: 1,
             started_ms: 3,
@@ -174,7 +173,14 @@ mod tests {
             store.delivery(&delivery).unwrap()
         );
         assert!(
-            !everything.contains("ada@example.com") && !everything.contains("+44 20 1234"),
+            ![
+                "ada@example.com",
+                "+44 20 1234",
+                "ada%40example.com",
+                "%2B44%2020%201234"
+            ]
+            .iter()
+            .any(|form| everything.contains(form)),
             "{everything}"
         );
         assert!(everything.contains("mailing [redacted]"), "{everything}");

@@ -2,6 +2,7 @@
 //! third-party APIs served on 127.0.0.1.
 
 mod attacks;
+mod auth;
 mod bounds;
 mod cli;
 mod crash;
@@ -19,8 +20,12 @@ mod neighbours;
 mod network;
 mod pipeline;
 mod proxy;
+mod proxy_edges;
 mod proxy_paths;
 mod quota;
+mod raw_http;
+mod redaction;
+mod reload;
 mod remote;
 mod repair;
 mod scaffold;

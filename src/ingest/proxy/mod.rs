@@ -53,17 +53,18 @@ pub struct Proxy {
     runtime: Arc<crate::runtime::Runtime>,
 }
 
-// Connection-level headers (RFC 9110 section 7.6.1) belong to one hop and are not forwarded.
-const HOP_BY_HOP: [&str; 8] = [
+// Connection-level headers (RFC 9110 section 7.6.1) belong to one hop and are not forwarded;
+// so are all `Proxy-*` headers (`-Authenticate`, `-Authorization`, `-Authentication-Info`,
+// the legacy `-Connection`), which address the proxy, not the other end.
+const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
     "te",
     "trailer",
     "transfer-encoding",
     "upgrade",
 ];
+const PROXY_PREFIX: &str = "proxy-";
 
 impl Proxy {
     /// Builds the proxy over `app` and starts the task that records its events.
@@ -243,7 +244,7 @@ fn is_hop_by_hop(name: &HeaderName, connection: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()));
-    HOP_BY_HOP.contains(&name.as_str()) || listed
+    HOP_BY_HOP.contains(&name.as_str()) || name.as_str().starts_with(PROXY_PREFIX) || listed
 }
 
 fn copy_end_to_end(from: &HeaderMap, to: &mut HeaderMap) {
