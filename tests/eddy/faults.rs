@@ -92,8 +92,9 @@ async fn kill_under_load(config: &Path, api: &FakeApi, round: usize, posted: &Ar
     while posted.lock().unwrap().acked.len() < before + ACKS_PER_ROUND {
         assert!(
             Instant::now() < deadline && !posting.is_finished(),
-            "round {round}: {} acknowledgements in 60 s, {ACKS_PER_ROUND} needed: {:#?}",
+            "round {round}: {} acknowledgements, {ACKS_PER_ROUND} needed (clients stopped: {}): {:#?}",
             posted.lock().unwrap().acked.len() - before,
+            posting.is_finished(),
             eddy.stderr()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -201,11 +202,14 @@ async fn a_store_with_events(dir: &Path, stop: Stop) -> (std::path::PathBuf, Has
     let posting = tokio::spawn(post_until_gone(addr.clone(), 4, "r0".into(), api.base(), acked.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked.lock().unwrap().len() < 2000 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of 2000 events acknowledged in 60 s",
-            acked.lock().unwrap().len()
-        );
+        if Instant::now() > deadline {
+            let _ = eddy.kill();
+            let _ = eddy.wait();
+            panic!(
+                "only {} of 2000 events acknowledged in 60 s",
+                acked.lock().unwrap().len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     posting.abort();
