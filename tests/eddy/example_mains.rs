@@ -5,22 +5,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The example's binary beside this test binary's folder, built first when missing (as with
-/// `cargo test --test eddy`, which does not build examples).
+/// The example's binary in this test binary's target folder. `cargo test --workspace` builds
+/// it; `cargo test --test eddy` does not, and a cargo started from here would see the test's
+/// environment and rebuild dependencies, so a missing binary fails with what to run.
 fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target folder");
     let binary = profile_dir.join("examples").join(name);
-    if !binary.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--example", name]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let built = build.status().expect("cargo runs");
-        assert!(built.success(), "cargo build --example {name} failed");
-    }
-    assert!(binary.exists(), "no binary at {}", binary.display());
+    assert!(
+        binary.exists(),
+        "no {} (run `cargo build --examples` first, or `cargo test --workspace`)",
+        binary.display()
+    );
     binary
 }
 
