@@ -1,5 +1,6 @@
-//! The fault suite: kill -9 again and again under load, damaged data folders at boot.
-//! `EDDY_FAULT_KILLS` sets the number of kills (default 20; CI runs the default).
+//! The fault suite: kill -9 again and again, while the store recovers at start-up and under
+//! load; damaged data folders at boot.
+//! `EDDY_FAULT_KILLS` sets the number of rounds (default 20; CI runs the default).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,39 +10,177 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::crash::{crash_config, post_until_gone, restart_and_check_delivered, spawn_serve, start_eddy};
+use crate::child::Serve;
+use crate::crash::{crash_config, post_until_gone, spawn_serve, start_eddy};
 use crate::support::FakeApi;
 
+/// Acknowledgements each round under load must get before its kill.
+const ACKS_PER_ROUND: usize = 50;
+
+/// What the clients know: events answered 2xx, and events in flight when the server died.
+#[derive(Default)]
+struct Posted {
+    acked: HashSet<String>,
+    unsettled: HashSet<String>,
+}
+
+/// Rounds of two starts each: one killed while it recovers the store (its files being
+/// copied aside or opened, before it listens), one killed at a random moment while clients
+/// post and deliveries run. Then every acknowledged event must be delivered, and each event
+/// in flight at a kill is either absent or whole and delivered.
 #[tokio::test(flavor = "multi_thread")]
-async fn repeated_kill_9_under_load_loses_no_acknowledged_event() {
-    let kills: usize = std::env::var("EDDY_FAULT_KILLS")
+async fn repeated_kill_9_in_recovery_and_under_load_loses_no_acknowledged_event() {
+    let rounds: usize = std::env::var("EDDY_FAULT_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
         .unwrap_or(20);
     let api = FakeApi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = crash_config(dir.path());
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    for round in 0..kills {
-        let (mut eddy, addr) = start_eddy(&config);
-        let posting = tokio::spawn(post_until_gone(addr, 4, format!("r{round}"), api.base(), acked.clone()));
-        // A random moment: during start-up recovery, mid-ingest, or mid-delivery.
-        let wait = rand::thread_rng().gen_range(20..400);
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        eddy.kill().expect("kill -9");
-        eddy.wait().unwrap();
-        posting.await.unwrap();
+    let posted = Arc::new(Mutex::new(Posted::default()));
+    let mut in_recovery = 0;
+    for round in 0..rounds {
+        // The first round has no store to recover yet.
+        if round > 0 && kill_during_recovery(&config, &dir.path().join("data")).await {
+            in_recovery += 1;
+        }
+        kill_under_load(&config, &api, round, &posted).await;
     }
-    let acked: HashSet<String> = acked.lock().unwrap().clone();
-    let duplicates = restart_and_check_delivered(&config, &api, &acked, Duration::from_secs(120)).await;
+    let posted = std::mem::take(&mut *posted.lock().unwrap());
     eprintln!(
-        "{kills} kills: {} acknowledged, all delivered, {duplicates} delivered more than once",
-        acked.len()
+        "{rounds} rounds: {in_recovery} kills in recovery, {} acknowledged, {} in flight at a kill",
+        posted.acked.len(),
+        posted.unsettled.len()
     );
     assert!(
-        acked.len() > kills,
-        "the clients got {} acknowledgements in {kills} rounds",
-        acked.len()
+        in_recovery * 4 >= rounds.saturating_sub(1),
+        "only {in_recovery} of {} start-up kills landed during recovery",
+        rounds.saturating_sub(1)
+    );
+    assert!(posted.unsettled.len() >= rounds, "the kills caught no posts in flight");
+    check_after_restart(&config, &api, &posted).await;
+}
+
+/// Starts eddy and kills it a few milliseconds after its store's files are set aside for
+/// the open; returns whether it died inside that recovery (the copy is still there and it
+/// never listened).
+async fn kill_during_recovery(config: &Path, data: &Path) -> bool {
+    let (aside, partial) = (data.join("before-open"), data.join("before-open.partial"));
+    let eddy = Serve::spawn(config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !aside.exists() && !partial.exists() {
+        let listening = eddy.stderr().iter().any(|l| l.starts_with("eddy: listening"));
+        if listening || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let wait = rand::thread_rng().gen_range(0..10);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let stderr = eddy.kill_9();
+    let listened = stderr.iter().any(|l| l.starts_with("eddy: listening"));
+    !listened && (aside.exists() || partial.exists())
+}
+
+/// Starts eddy, lets four clients post until the round has `ACKS_PER_ROUND` more
+/// acknowledgements, and kills it at a random moment within the next 300 ms.
+async fn kill_under_load(config: &Path, api: &FakeApi, round: usize, posted: &Arc<Mutex<Posted>>) {
+    let (eddy, addr) = Serve::start(config).await;
+    let before = posted.lock().unwrap().acked.len();
+    let posting = tokio::spawn(post_until_killed(addr, format!("r{round}"), api.base(), posted.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while posted.lock().unwrap().acked.len() < before + ACKS_PER_ROUND {
+        assert!(
+            Instant::now() < deadline && !posting.is_finished(),
+            "round {round}: {} acknowledgements, {ACKS_PER_ROUND} needed (clients stopped: {}): {:#?}",
+            posted.lock().unwrap().acked.len() - before,
+            posting.is_finished(),
+            eddy.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wait = rand::thread_rng().gen_range(0..300);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    eddy.kill_9();
+    posting.await.unwrap();
+}
+
+/// Four clients post events (ids `<prefix>-c<client>-<n>`) until the server goes away; the
+/// request each had in flight then is recorded as unsettled.
+async fn post_until_killed(addr: String, prefix: String, base: String, posted: Arc<Mutex<Posted>>) {
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (addr, prefix, base, posted) = (addr.clone(), prefix.clone(), base.clone(), posted.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0.. {
+                    let id = format!("{prefix}-c{client}-{n}");
+                    let body = serde_json::json!({"type": "orders.created", "id": id, "data": {"base": base}});
+                    let sent = http
+                        .post(format!("http://{addr}/events"))
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    let mut posted = posted.lock().unwrap();
+                    match sent {
+                        Ok(r) if r.status().is_success() => {
+                            posted.acked.insert(id);
+                        }
+                        _ => {
+                            posted.unsettled.insert(id);
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+}
+
+/// Starts eddy once more: every acknowledged event reaches the fake API; an event in flight
+/// at a kill is either unknown or stored whole (its data and its delivery) and delivered.
+async fn check_after_restart(config: &Path, api: &FakeApi, posted: &Posted) {
+    let (eddy, addr) = Serve::start(config).await;
+    let http = reqwest::Client::new();
+    let mut must_arrive = posted.acked.clone();
+    for id in &posted.unsettled {
+        let answer = http.get(format!("http://{addr}/events/{id}")).send().await.unwrap();
+        if answer.status() == 404 {
+            continue;
+        }
+        assert_eq!(answer.status(), 200, "{id}");
+        let stored: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+        let event = &stored["event"]["event"];
+        assert!(
+            event["id"] == id.as_str() && event["type"] == "orders.created" && event["data"]["base"] == api.base(),
+            "{id} is stored damaged: {stored:#}"
+        );
+        assert_eq!(stored["deliveries"].as_array().map(Vec::len), Some(1), "{stored:#}");
+        must_arrive.insert(id.clone());
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let missing = loop {
+        let seen = api.state.flaky_calls.lock().unwrap().clone();
+        let missing: Vec<_> = must_arrive
+            .iter()
+            .filter(|id| !seen.contains_key(*id))
+            .cloned()
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = eddy.kill_9();
+    assert!(
+        missing.is_empty(),
+        "{} stored events never arrived: {:?}; {stderr:#?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
     );
 }
 
@@ -62,7 +201,15 @@ async fn a_store_with_events(dir: &Path, stop: Stop) -> (std::path::PathBuf, Has
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let posting = tokio::spawn(post_until_gone(addr.clone(), 4, "r0".into(), api.base(), acked.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 2000 && Instant::now() < deadline {
+    while acked.lock().unwrap().len() < 2000 {
+        if Instant::now() > deadline {
+            let _ = eddy.kill();
+            let _ = eddy.wait();
+            panic!(
+                "only {} of 2000 events acknowledged in 60 s",
+                acked.lock().unwrap().len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     posting.abort();
