@@ -17,10 +17,10 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Spawns `eddy serve --config config` on a free port. The caller's `EDDY_API_TOKEN`
-    /// is not passed on: these servers answer without a token.
+    /// Spawns `eddy serve --config config` on a free port, without the caller's `EDDY_*`
+    /// variables: these servers answer without a token.
     pub fn spawn(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        let mut child = crate::support::eddy_command()
             .args([
                 "serve",
                 "--config",
@@ -28,7 +28,6 @@ impl Serve {
                 "--listen",
                 "127.0.0.1:0",
             ])
-            .env_remove("EDDY_API_TOKEN")
             .stderr(Stdio::piped())
             .spawn()
             .expect("eddy starts");

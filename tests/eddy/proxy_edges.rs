@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -244,10 +244,9 @@ fn serve_proxy(dir: &Path, upstream: SocketAddr) -> Served {
     let config =
         format!("[proxy]\nupstream = \"http://{upstream}\"\nlisten = \"127.0.0.1:0\"\nmax_capture_bytes = 1048576\n");
     std::fs::write(dir.join("eddy.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = crate::support::eddy_command()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
-        .env_remove("EDDY_API_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -4,7 +4,6 @@
 //! deliveries and, once compacted, the data folder.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -66,16 +65,10 @@ async fn start(handler: &str) -> (TestServer, tempfile::TempDir) {
 async fn cli(server: &TestServer, args: &[&str]) -> (Option<i32>, String) {
     let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     args.extend(["--server".to_owned(), server.url("")]);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .args(&args)
-            .env_remove("EDDY_API_TOKEN")
-            .env_remove("EDDY_SERVER")
-            .output()
-            .expect("eddy runs")
-    })
-    .await
-    .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || crate::support::eddy_command().args(&args).output().expect("eddy runs"))
+            .await
+            .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
