@@ -6,19 +6,6 @@ use std::time::Duration;
 
 use crate::runtime::HandlerFailure;
 
-/// Delays before the 2nd, 3rd, ... attempt (the 1st runs at once).
-pub const DEFAULT_SCHEDULE: [Duration; 9] = [
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-    Duration::from_secs(2 * 60),
-    Duration::from_secs(10 * 60),
-    Duration::from_secs(30 * 60),
-    Duration::from_secs(60 * 60),
-    Duration::from_secs(3 * 60 * 60),
-    Duration::from_secs(6 * 60 * 60),
-    Duration::from_secs(12 * 60 * 60),
-];
-
 /// Share of each delay that is randomised, both ways.
 pub const JITTER: f64 = 0.2;
 
@@ -42,14 +29,6 @@ pub enum RetryError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     schedule: Vec<Duration>,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            schedule: DEFAULT_SCHEDULE.to_vec(),
-        }
-    }
 }
 
 /// What to do after a failed attempt.
@@ -108,30 +87,73 @@ mod tests {
         }
     }
 
+    /// The policy the server builds when `[delivery] retry_schedule` is not set.
+    fn server_default() -> RetryPolicy {
+        RetryPolicy::parse(&crate::config::Config::default().delivery.retry_schedule)
+            .expect("the default schedule parses")
+    }
+
+    fn delay(decision: Decision) -> Duration {
+        match decision {
+            Decision::RetryAfter(d) => d,
+            Decision::GiveUp => panic!("must retry"),
+        }
+    }
+
+    /// The schedule README documents: at once, then 5 s ... 12 h, then dead.
+    const DOCUMENTED: [u64; 9] = [5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600];
+
     #[test]
-    fn default_schedule_with_jitter_bounds() {
-        let p = RetryPolicy::default();
+    fn the_server_default_is_the_documented_schedule() {
+        let p = server_default();
         assert_eq!(p.max_attempts(), 10);
         let err = failure(FailureKind::Error, None);
-        assert_eq!(p.decide(1, &err, 0.5), Decision::RetryAfter(Duration::from_secs(5)));
-        assert_eq!(p.decide(1, &err, 0.0), Decision::RetryAfter(Duration::from_secs(4)));
-        let Decision::RetryAfter(high) = p.decide(2, &err, 0.9999999) else {
-            panic!("must retry")
-        };
-        assert!(
-            high > Duration::from_millis(35_990) && high <= Duration::from_secs(36),
-            "{high:?}"
-        );
-        assert_eq!(
-            p.decide(9, &err, 0.5),
-            Decision::RetryAfter(Duration::from_secs(12 * 3600))
-        );
+        for (i, secs) in DOCUMENTED.into_iter().enumerate() {
+            let attempt = i as u32 + 1;
+            let base = Duration::from_secs(secs);
+            assert_eq!(
+                p.decide(attempt, &err, 0.5),
+                Decision::RetryAfter(base),
+                "after attempt {attempt}"
+            );
+            assert_eq!(p.decide(attempt, &err, 0.0), Decision::RetryAfter(base.mul_f64(0.8)));
+            let high = delay(p.decide(attempt, &err, 0.999_999_9));
+            assert!(high > base.mul_f64(1.199_99) && high <= base.mul_f64(1.2), "{high:?}");
+        }
         assert_eq!(p.decide(10, &err, 0.5), Decision::GiveUp);
+        assert_eq!(p.decide(11, &err, 0.5), Decision::GiveUp);
+    }
+
+    /// The jitter as drawn in `attempt.rs` (`rand::random`): every delay within +-20% of its
+    /// base, and spread over that range rather than stuck at one value.
+    #[test]
+    fn real_jitter_stays_within_20_percent_and_varies() {
+        let p = server_default();
+        let err = failure(FailureKind::Timeout, None);
+        for (i, secs) in DOCUMENTED.into_iter().enumerate() {
+            let base = Duration::from_secs(secs);
+            let draws: Vec<Duration> = (0..2_000)
+                .map(|_| delay(p.decide(i as u32 + 1, &err, rand::random::<f64>())))
+                .collect();
+            let (lo, hi) = (base.mul_f64(0.8), base.mul_f64(1.2));
+            assert!(draws.iter().all(|d| *d >= lo && *d <= hi), "outside [{lo:?}, {hi:?}]");
+            // 2,000 uniform draws miss the outer tenth of either side with odds 0.75^2000.
+            assert!(
+                draws.iter().any(|d| *d < base.mul_f64(0.9)),
+                "never below 90% of {base:?}"
+            );
+            assert!(
+                draws.iter().any(|d| *d > base.mul_f64(1.1)),
+                "never above 110% of {base:?}"
+            );
+            let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+            assert!(distinct.len() > 1_900, "{} distinct delays of 2,000", distinct.len());
+        }
     }
 
     #[test]
     fn the_failure_decides_first() {
-        let p = RetryPolicy::default();
+        let p = server_default();
         assert_eq!(
             p.decide(1, &failure(FailureKind::NonRetryable, None), 0.5),
             Decision::GiveUp
@@ -167,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_retry_after_hint_is_cut_to_the_longest_delay() {
-        let p = RetryPolicy::default();
+        let p = server_default();
         for asked in [MAX_DELAY.as_millis() as u64 + 1, u64::MAX] {
             let hint = failure(FailureKind::RetryAfter, Some(asked));
             assert_eq!(p.decide(1, &hint, 0.5), Decision::RetryAfter(MAX_DELAY));

@@ -209,8 +209,34 @@ mod tests {
                 other => panic!("{entry:?} gave {other:?}"),
             }
         }
+        // A host of dots only trims to nothing.
+        for entry in [".", "..", "*..", ".:80"] {
+            let err = AllowNet::parse(&[entry.to_string()]).unwrap_err();
+            assert!(
+                err.to_string().contains("empty host") || err.to_string().contains("bad host"),
+                "{entry:?}: {err}"
+            );
+        }
         let err = AllowNet::parse(&["ok.com".into(), "http://x".into()]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("invalid config.allowNet entry \"http://x\": "), "{msg}");
+    }
+
+    #[test]
+    fn ipv6_ports_split_only_after_brackets() {
+        // A bracketed address without a port allows every port of it.
+        let a = allow("[::1]");
+        assert!(a.permits(&url("http://[::1]:8080/")) && a.permits(&url("http://[::1]/")));
+        assert_eq!(a.grant(&url("http://[::1]:8080/")), Some(Grant::Host));
+        // An unbracketed IPv6 address is refused for its brackets, not for a "port" its last
+        // group would be if the colon were read as a port separator.
+        for entry in ["::1:0", "fe80::1:99999", "::ffff:127.0.0.1"] {
+            match AllowNet::parse(&[entry.to_string()]) {
+                Err(NetError::InvalidAllowNet { reason, .. }) => {
+                    assert!(reason.contains("brackets"), "{entry:?}: {reason}")
+                }
+                other => panic!("{entry:?} gave {other:?}"),
+            }
+        }
     }
 }

@@ -272,4 +272,35 @@ mod tests {
         assert!(!glob(&pattern, &s(&path)));
         assert!(glob(&pattern, &s(&format!("{path}/z"))));
     }
+
+    #[test]
+    fn collections_are_letters_digits_underscores_and_hyphens_up_to_64() {
+        assert_eq!(type_segment("Line_Items-2"), Some("line_items-2".to_owned()));
+        assert_eq!(type_segment(&"a".repeat(64)), Some("a".repeat(64)));
+        for bad in ["", "a b", "a.b", "a%20b", "\u{fc}", &"a".repeat(65)] {
+            assert_eq!(type_segment(bad), None, "{bad:?}");
+        }
+        let r = rules("");
+        assert_eq!(
+            named(&r, "POST", "/line_items/1/sub-items").unwrap().0,
+            "line_items.sub-items.post"
+        );
+        assert_eq!(named(&r, "POST", &format!("/{}", "a".repeat(65))), None);
+    }
+
+    #[test]
+    fn a_capture_is_a_whole_braced_segment_with_a_name() {
+        let r = rules("[resources]\n\"/a/{}\" = \"empty\"\n\"/b/c}\" = \"open\"\n\"/c/{d\" = \"close\"");
+        // None of these templates captures: each matches its odd segment literally.
+        for (path, kind) in [
+            ("/a/1", "a.put"),
+            ("/b/1", "b.put"),
+            ("/c/1", "c.put"),
+            ("/a/{}", "empty.put"),
+            ("/b/c}", "open.put"),
+            ("/c/{d", "close.put"),
+        ] {
+            assert_eq!(named(&r, "PUT", path).map(|n| n.0), Some(kind.to_owned()), "{path}");
+        }
+    }
 }

@@ -326,4 +326,31 @@ mod tests {
         assert_eq!(header(&map, "x-absent").unwrap(), None);
         assert_eq!(header(&map, "x-bin").unwrap_err().code(), "malformed_header");
     }
+
+    #[test]
+    fn up_to_eight_signatures_are_read_and_a_ninth_is_refused() {
+        let read = |n: usize| decode_candidates("h", "v1", std::iter::repeat_n("0a", n), decode_hex);
+        assert_eq!(read(MAX_SIGNATURES).unwrap(), vec![vec![0x0a]; MAX_SIGNATURES]);
+        let err = read(MAX_SIGNATURES + 1).unwrap_err();
+        assert_eq!(err.code(), "malformed_header");
+        assert_eq!(read(0).unwrap_err().code(), "missing_signature");
+    }
+
+    #[test]
+    fn any_matching_tag_passes_even_when_several_match() {
+        let (key, message) = (b"key".as_slice(), b"message".as_slice());
+        let good = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), message)
+            .as_ref()
+            .to_vec();
+        let bad = vec![0; good.len()];
+        for tags in [
+            vec![good.clone()],
+            vec![bad.clone(), good.clone()],
+            vec![good.clone(), good.clone()],
+        ] {
+            assert!(check_tags(key, message, &tags).is_ok(), "{} tags", tags.len());
+        }
+        let err = check_tags(key, message, &[bad.clone(), bad]).unwrap_err();
+        assert_eq!(err.code(), "bad_signature");
+    }
 }
