@@ -37,6 +37,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} with id {id:?}"))
     }
 
+    /// The store failed and refuses writes (see [`crate::store::Store::failure`]).
+    pub fn store_unavailable(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail.to_string())
+    }
+
     /// A failure inside eddy; the detail says what failed without internals.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail.to_string())
@@ -45,7 +50,11 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(format!("store: {e}"))
+        match e {
+            // Not the request's fault, and not passing: it lasts until eddy restarts.
+            crate::store::StoreError::Unavailable { .. } => Self::store_unavailable(e),
+            other => Self::internal(format!("store: {other}")),
+        }
     }
 }
 

@@ -23,9 +23,13 @@ pub const MAX_LIMIT: usize = 1000;
 /// Rows a listing returns when the client does not say.
 pub const DEFAULT_LIMIT: usize = 100;
 
-/// `GET /healthz`: no token needed.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `GET /healthz`: no token needed. `503` while the store refuses writes (see
+/// [`crate::store::Store::failure`]): eddy then accepts nothing until it is restarted.
+pub async fn healthz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
+    match app.store.failure() {
+        None => Ok(Json(serde_json::json!({ "status": "ok" }))),
+        Some(cause) => Err(crate::store::StoreError::Unavailable { cause }.into()),
+    }
 }
 
 /// `GET /handlers`: every handler with its routes and load error, if any.

@@ -133,10 +133,19 @@ async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Re
         eprintln!("eddy: stopping: no new events; waiting for attempts in flight");
         let _ = stop.send(true);
     });
-    server::run(app, listener, stopped).await.map_err(anyhow::Error::from)?;
-    if let Some(proxy) = proxy {
-        proxy.await.map_err(anyhow::Error::from)?.map_err(anyhow::Error::from)?;
+    let store = app.store.clone();
+    let served = server::run(app, listener, stopped).await;
+    let proxied = match proxy {
+        Some(proxy) => proxy.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => Ok(()),
+    };
+    if let Some(cause) = store.failure() {
+        exit_with_failed_store(&cause);
     }
+    // The seal below waits for the last handle on the store to go.
+    drop(store);
+    served.map_err(anyhow::Error::from)?;
+    proxied.map_err(anyhow::Error::from)?;
     // A sealed store opens next time without being copied aside first.
     if !Store::seal(&config.data, SEAL_WAIT)
         .await
@@ -145,6 +154,18 @@ async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Re
         eprintln!("eddy: the store was still in use at exit; the next start checks it in full");
     }
     Ok(())
+}
+
+/// Exit code of a server that stopped with a failed store.
+const STORE_FAILED_EXIT: i32 = 3;
+
+/// Ends the process without flushing or sealing the failed store: a flush of sled's started
+/// before the failure may never return, and the runtime would wait at exit for the thread
+/// stuck in it. What was not written is in no acknowledged answer, and deliveries still
+/// pending or running on disk run again after the restart.
+fn exit_with_failed_store(cause: &str) -> ! {
+    eprintln!("eddy: stopped without flushing the store, which failed: {cause}; restart eddy after fixing the disk");
+    std::process::exit(STORE_FAILED_EXIT)
 }
 
 /// How long a stopping server waits for the last user of the store to let go of it.

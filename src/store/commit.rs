@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::StoreError;
+use super::failure::Failure;
 
 /// Coordinates flushes of one database.
 #[derive(Default)]
@@ -17,13 +18,16 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Returns once everything the caller wrote before calling is on disk.
-    pub async fn commit(&self, db: &sled::Db) -> Result<(), StoreError> {
+    /// Returns once everything the caller wrote before calling is on disk; refused at once
+    /// if the store has failed, since sled's flush would then never return.
+    pub async fn commit(&self, db: &sled::Db, failure: &Failure) -> Result<(), StoreError> {
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let _flushing = self.lock.lock().await;
         if self.flushed.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
+        // Checked under the lock: the flush just before may have failed the store.
+        failure.check()?;
         // Every ticket taken so far belongs to writes that already happened: one flush covers them.
         let covered = self.requested.load(Ordering::SeqCst);
         // sled's `flush_async` hands the flush to sled's own thread pool and can lose the
@@ -31,9 +35,10 @@ impl GroupCommit {
         // every caller behind it waits for ever. The same flush on tokio's blocking pool
         // cannot.
         let db = db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let result = tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| StoreError::Flush(e.to_string()))??;
+            .map_err(|e| StoreError::Flush(e.to_string()))?;
+        failure.watch(result.map_err(StoreError::from))?;
         self.flushed.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }
@@ -51,7 +56,7 @@ mod tests {
             let (db, commit) = (db.clone(), commit.clone());
             tokio::spawn(async move {
                 db.insert(format!("k{i}"), b"v".to_vec()).unwrap();
-                commit.commit(&db).await.unwrap();
+                commit.commit(&db, &Failure::default()).await.unwrap();
             })
         });
         for t in futures::future::join_all(tasks).await {

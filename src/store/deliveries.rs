@@ -46,25 +46,27 @@ impl Store {
     /// Takes a queued delivery for an attempt: marks it running and removes it from the queue.
     /// None if another worker took it first, or if the entry is stale (see below).
     pub fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
-        let key = keys::queue_key(due_ms, id);
-        let claimed = self.update_delivery(id, |delivery| {
-            // Every write that queues a delivery puts the entry in before the record says
-            // pending, so a crash can leave an entry the record does not match: it is dropped.
-            let current = delivery.status == DeliveryStatus::Pending && delivery.next_attempt_ms == Some(due_ms);
-            if !current || !self.trees.queue.contains_key(&key)? {
-                return Ok(None);
-            }
-            delivery.status = DeliveryStatus::Running;
-            delivery.updated_ms = now_ms;
-            delivery.next_attempt_ms = None;
-            Ok(Some(()))
-        })?;
-        // Running is on record before the entry goes: a crash in between leaves a running
-        // delivery (queued again at the next start), never a pending one that no entry holds.
-        self.dequeue(due_ms, id)?;
-        Ok(match claimed {
-            Some((delivery, Some(()))) => Some(delivery),
-            _ => None,
+        self.write(|| {
+            let key = keys::queue_key(due_ms, id);
+            let claimed = self.update_delivery(id, |delivery| {
+                // Every write that queues a delivery puts the entry in before the record says
+                // pending, so a crash can leave an entry the record does not match: it is dropped.
+                let current = delivery.status == DeliveryStatus::Pending && delivery.next_attempt_ms == Some(due_ms);
+                if !current || !self.trees.queue.contains_key(&key)? {
+                    return Ok(None);
+                }
+                delivery.status = DeliveryStatus::Running;
+                delivery.updated_ms = now_ms;
+                delivery.next_attempt_ms = None;
+                Ok(Some(()))
+            })?;
+            // Running is on record before the entry goes: a crash in between leaves a running
+            // delivery (queued again at the next start), never a pending one that no entry holds.
+            self.dequeue(due_ms, id)?;
+            Ok(match claimed {
+                Some((delivery, Some(()))) => Some(delivery),
+                _ => None,
+            })
         })
     }
 
@@ -77,63 +79,67 @@ impl Store {
         next: NextStep,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
-        let finished = self.update_delivery(&delivery.id, |stored| {
-            self.trees
-                .attempts
-                .insert(keys::attempt_key(&stored.id, attempt.n), raw)?;
-            stored.attempts = attempt.n;
-            stored.updated_ms = now_ms;
-            stored.replay_requested = false;
-            let (status, due_ms, error) = match next {
-                NextStep::Succeeded => (DeliveryStatus::Succeeded, None, None),
-                NextStep::Retry { due_ms, error } => (DeliveryStatus::Pending, Some(due_ms), Some(error)),
-                NextStep::Dead { error } => (DeliveryStatus::Dead, None, Some(error)),
-            };
-            if let Some(due_ms) = due_ms {
-                // Queued before the record says pending: a crash between the two runs the
-                // delivery again, which at-least-once allows; the other order could strand it.
-                self.enqueue(due_ms, &stored.id)?;
+        self.write(|| {
+            let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
+            let finished = self.update_delivery(&delivery.id, |stored| {
+                self.trees
+                    .attempts
+                    .insert(keys::attempt_key(&stored.id, attempt.n), raw)?;
+                stored.attempts = attempt.n;
+                stored.updated_ms = now_ms;
+                stored.replay_requested = false;
+                let (status, due_ms, error) = match next {
+                    NextStep::Succeeded => (DeliveryStatus::Succeeded, None, None),
+                    NextStep::Retry { due_ms, error } => (DeliveryStatus::Pending, Some(due_ms), Some(error)),
+                    NextStep::Dead { error } => (DeliveryStatus::Dead, None, Some(error)),
+                };
+                if let Some(due_ms) = due_ms {
+                    // Queued before the record says pending: a crash between the two runs the
+                    // delivery again, which at-least-once allows; the other order could strand it.
+                    self.enqueue(due_ms, &stored.id)?;
+                }
+                stored.status = status;
+                stored.next_attempt_ms = due_ms;
+                stored.last_error = error.or(stored.last_error.take());
+                Ok(Some(()))
+            })?;
+            if let Some((stored, _)) = finished {
+                *delivery = stored;
             }
-            stored.status = status;
-            stored.next_attempt_ms = due_ms;
-            stored.last_error = error.or(stored.last_error.take());
-            Ok(Some(()))
-        })?;
-        if let Some((stored, _)) = finished {
-            *delivery = stored;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Puts deliveries left running by a previous process back in the queue, due at
     /// `now_ms` (at-least-once across crashes); returns how many.
     pub fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError> {
-        let running = keys::delivery_prefix(DeliveryStatus::Running, None);
-        let ids = self
-            .trees
-            .deliveries_by_status
-            .scan_prefix(&running)
-            .keys()
-            .map(|key| Ok(keys::parse_position(&key?[running.len()..])?.1))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut count = 0;
-        for id in ids {
-            let requeued = self.update_delivery(&id, |delivery| {
-                if delivery.status != DeliveryStatus::Running {
-                    return Ok(None);
+        self.write(|| {
+            let running = keys::delivery_prefix(DeliveryStatus::Running, None);
+            let ids = self
+                .trees
+                .deliveries_by_status
+                .scan_prefix(&running)
+                .keys()
+                .map(|key| Ok(keys::parse_position(&key?[running.len()..])?.1))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut count = 0;
+            for id in ids {
+                let requeued = self.update_delivery(&id, |delivery| {
+                    if delivery.status != DeliveryStatus::Running {
+                        return Ok(None);
+                    }
+                    self.enqueue(now_ms, &delivery.id)?;
+                    delivery.status = DeliveryStatus::Pending;
+                    delivery.next_attempt_ms = Some(now_ms);
+                    delivery.updated_ms = now_ms;
+                    Ok(Some(()))
+                })?;
+                if matches!(requeued, Some((_, Some(())))) {
+                    count += 1;
                 }
-                self.enqueue(now_ms, &delivery.id)?;
-                delivery.status = DeliveryStatus::Pending;
-                delivery.next_attempt_ms = Some(now_ms);
-                delivery.updated_ms = now_ms;
-                Ok(Some(()))
-            })?;
-            if matches!(requeued, Some((_, Some(())))) {
-                count += 1;
             }
-        }
-        Ok(count)
+            Ok(count)
+        })
     }
 
     /// The delivery with `id`.
@@ -152,7 +158,7 @@ impl Store {
     /// Removes a delivery with its queue entry, attempts and index entries (its event does
     /// not exist, or is being deleted).
     pub fn forget_delivery(&self, id: &str) -> Result<(), StoreError> {
-        self.forget_delivery_if(id, |_| true).map(|_| ())
+        self.write(|| self.forget_delivery_if(id, |_| true).map(|_| ()))
     }
 
     /// Removes delivery `id` if `gone` holds for its stored record; whether it did.

@@ -10,32 +10,34 @@ impl Store {
     /// Applies `patch` to the data of event `id`; the previous data is kept as a history
     /// version. None if there is no such event.
     pub fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<EventRecord>, StoreError> {
-        loop {
-            let Some(raw) = self.trees.events.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &raw)?;
-            let previous = EventVersion {
-                version: record.version,
-                replaced_ms: now_ms,
-                data: record.event.data.clone(),
-            };
-            merge_patch(&mut record.event.data, patch);
-            record.version += 1;
-            let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
-            let history = codec::encode(keys::EVENT_VERSION_V1, &previous)?;
-            self.trees
-                .history
-                .insert(keys::history_key(id, previous.version), history)?;
-            let swapped = self
-                .trees
-                .events
-                .compare_and_swap(id.as_bytes(), Some(raw), Some(updated))?;
-            if swapped.is_ok() {
-                return Ok(Some(record));
+        self.write(|| {
+            loop {
+                let Some(raw) = self.trees.events.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &raw)?;
+                let previous = EventVersion {
+                    version: record.version,
+                    replaced_ms: now_ms,
+                    data: record.event.data.clone(),
+                };
+                merge_patch(&mut record.event.data, patch);
+                record.version += 1;
+                let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
+                let history = codec::encode(keys::EVENT_VERSION_V1, &previous)?;
+                self.trees
+                    .history
+                    .insert(keys::history_key(id, previous.version), history)?;
+                let swapped = self
+                    .trees
+                    .events
+                    .compare_and_swap(id.as_bytes(), Some(raw), Some(updated))?;
+                if swapped.is_ok() {
+                    return Ok(Some(record));
+                }
+                // Edited concurrently: that edit wrote this version's history; look again.
             }
-            // Edited concurrently: that edit wrote this version's history; look again.
-        }
+        })
     }
 
     /// Previous versions of event `id`, oldest first.

@@ -46,7 +46,7 @@ impl Store {
     /// Stores each new event with its deliveries (queued, due at `now_ms`) atomically per
     /// event. Not durable until [`Store::commit`] returns.
     pub fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Result<Vec<Ingested>, StoreError> {
-        batch.into_iter().map(|new| self.ingest_one(new, now_ms)).collect()
+        self.write(|| batch.into_iter().map(|new| self.ingest_one(new, now_ms)).collect())
     }
 
     fn ingest_one(&self, new: NewEvent, now_ms: u64) -> Result<Ingested, StoreError> {
@@ -120,20 +120,22 @@ impl Store {
     /// Removes event `id` with every delivery, queue entry, attempt (and so every captured
     /// log), history version and index entry. False if there was no such event.
     pub fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
-        let Some(record) = self.event(id)? else {
-            return Ok(false);
-        };
-        for delivery_id in &record.deliveries {
-            self.forget_delivery(delivery_id)?;
-        }
-        for item in keys::numbered(&self.trees.history, id) {
-            self.trees.history.remove(item?.0)?;
-        }
-        // The record goes before its index entries: a crash in between leaves entries that
-        // readers skip, while the event itself is gone or still whole (and can be deleted again).
-        self.trees.events.remove(id.as_bytes())?;
-        self.unindex_event(&record)?;
-        Ok(true)
+        self.write(|| {
+            let Some(record) = self.event(id)? else {
+                return Ok(false);
+            };
+            for delivery_id in &record.deliveries {
+                self.forget_delivery(delivery_id)?;
+            }
+            for item in keys::numbered(&self.trees.history, id) {
+                self.trees.history.remove(item?.0)?;
+            }
+            // The record goes before its index entries: a crash in between leaves entries that
+            // readers skip, while the event itself is gone or still whole (and can be deleted again).
+            self.trees.events.remove(id.as_bytes())?;
+            self.unindex_event(&record)?;
+            Ok(true)
+        })
     }
 }
 

@@ -10,6 +10,7 @@ mod compact;
 mod deliveries;
 mod edit;
 mod events;
+mod failure;
 mod guard;
 mod index;
 mod keys;
@@ -60,6 +61,11 @@ pub enum StoreError {
     #[error("the flush to disk did not finish: {0}")]
     Flush(String),
     #[error(
+        "store unavailable: {cause}; it takes no writes until eddy restarts (reads still work): \
+         restart eddy after fixing the disk"
+    )]
+    Unavailable { cause: String },
+    #[error(
         "the store in {path} is damaged: its records cannot be read; eddy stopped without \
          using it (restore a backup, or move the folder away to start empty)"
     )]
@@ -92,6 +98,8 @@ pub struct Store {
 /// What every handle on one open store shares.
 #[derive(Default)]
 struct Shared {
+    /// Set by the first error of the disk; refuses writes from then on (see `failure.rs`).
+    failure: Arc<failure::Failure>,
     commit: commit::GroupCommit,
     /// The durable mark kept beside the log (see `mark.rs`).
     mark: mark::Mark,
@@ -210,16 +218,44 @@ impl Store {
 
     /// The state namespace of one handler, held to `quota`.
     pub fn handler_state(&self, handler: &str, quota: StateQuota) -> HandlerState {
-        HandlerState::new(self.trees.state.clone(), self.trees.state_usage.clone(), handler, quota)
+        HandlerState::new(
+            self.trees.state.clone(),
+            self.trees.state_usage.clone(),
+            self.shared.failure.clone(),
+            handler,
+            quota,
+        )
+    }
+
+    /// What failed the store, if it failed: then it refuses every write until eddy restarts.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.cause().map(str::to_owned)
+    }
+
+    /// Runs the write `change`, refused at once if the store has failed; an error of the
+    /// disk that `change` meets fails the store.
+    fn write<T>(&self, change: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.shared.failure.guard(change)
     }
 
     /// Makes every write the caller made so far durable; concurrent callers share one flush
     /// (group commit).
     pub async fn commit(&self) -> Result<(), StoreError> {
-        let counter = self.shared.mark.before_flush(&self.db)?;
-        self.shared.commit.commit(&self.db).await?;
+        let failure = &self.shared.failure;
+        let counter = failure.guard(|| self.shared.mark.before_flush(&self.db))?;
+        self.shared.commit.commit(&self.db, failure).await?;
         self.shared.mark.after_flush(counter, mark::now_ms());
         Ok(())
+    }
+}
+
+/// sled flushes when the last handle on a tree goes, and once the store has failed that flush
+/// never returns: a failed store's handles are leaked instead of dropped.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.shared.failure.cause().is_some() {
+            std::mem::forget((self.db.clone(), self.trees.clone()));
+        }
     }
 }
 

@@ -20,32 +20,34 @@ impl Store {
     /// Removes `fields` (`data.a.b` paths), or the whole payload when `fields` is None, from
     /// event `id`. False if there is no such event.
     pub fn redact_event(&self, id: &str, fields: Option<&[String]>, now_ms: u64) -> Result<bool, StoreError> {
-        let Some(mut record) = self.event(id)? else {
-            return Ok(false);
-        };
-        let mut removed = Vec::new();
-        remove(&mut record.event.data, fields, &mut removed);
-        for item in keys::numbered(&self.trees.history, id) {
-            let (key, raw) = item?;
-            let mut version: EventVersion = codec::decode(keys::EVENT_VERSION_V1, &raw)?;
-            remove(&mut version.data, fields, &mut removed);
+        self.write(|| {
+            let Some(mut record) = self.event(id)? else {
+                return Ok(false);
+            };
+            let mut removed = Vec::new();
+            remove(&mut record.event.data, fields, &mut removed);
+            for item in keys::numbered(&self.trees.history, id) {
+                let (key, raw) = item?;
+                let mut version: EventVersion = codec::decode(keys::EVENT_VERSION_V1, &raw)?;
+                remove(&mut version.data, fields, &mut removed);
+                self.trees
+                    .history
+                    .insert(key, codec::encode(keys::EVENT_VERSION_V1, &version)?)?;
+            }
+            let texts = scrub_texts(&removed);
+            let texts = ValueForms::new(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+            for delivery_id in &record.deliveries {
+                self.scrub_delivery(delivery_id, &texts)?;
+            }
+            record
+                .redacted
+                .extend(fields.map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec));
+            record.redacted_ms = Some(now_ms);
             self.trees
-                .history
-                .insert(key, codec::encode(keys::EVENT_VERSION_V1, &version)?)?;
-        }
-        let texts = scrub_texts(&removed);
-        let texts = ValueForms::new(&texts.iter().map(String::as_str).collect::<Vec<_>>());
-        for delivery_id in &record.deliveries {
-            self.scrub_delivery(delivery_id, &texts)?;
-        }
-        record
-            .redacted
-            .extend(fields.map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec));
-        record.redacted_ms = Some(now_ms);
-        self.trees
-            .events
-            .insert(id.as_bytes(), codec::encode(keys::EVENT_RECORD_V1, &record)?)?;
-        Ok(true)
+                .events
+                .insert(id.as_bytes(), codec::encode(keys::EVENT_RECORD_V1, &record)?)?;
+            Ok(true)
+        })
     }
 
     fn scrub_delivery(&self, id: &str, texts: &ValueForms) -> Result<(), StoreError> {

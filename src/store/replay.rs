@@ -19,66 +19,72 @@ impl Store {
     /// Queues a finished (succeeded or dead) delivery to run again now; its next attempt is
     /// recorded as a replay. Two concurrent requests queue it once.
     pub fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
-        let replayed = self.update_delivery(id, |delivery| {
-            if matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::Running) {
-                return Ok(None);
-            }
-            // Queued before the record says pending, as a retry is (see `finish_attempt`).
-            self.enqueue(now_ms, id)?;
-            delivery.status = DeliveryStatus::Pending;
-            delivery.next_attempt_ms = Some(now_ms);
-            delivery.updated_ms = now_ms;
-            delivery.replay_requested = true;
-            Ok(Some(()))
-        })?;
-        Ok(match replayed {
-            None => Replayed::NotFound,
-            Some((_, None)) => Replayed::AlreadyQueued,
-            Some((_, Some(()))) => Replayed::Queued,
+        self.write(|| {
+            let replayed = self.update_delivery(id, |delivery| {
+                if matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::Running) {
+                    return Ok(None);
+                }
+                // Queued before the record says pending, as a retry is (see `finish_attempt`).
+                self.enqueue(now_ms, id)?;
+                delivery.status = DeliveryStatus::Pending;
+                delivery.next_attempt_ms = Some(now_ms);
+                delivery.updated_ms = now_ms;
+                delivery.replay_requested = true;
+                Ok(Some(()))
+            })?;
+            Ok(match replayed {
+                None => Replayed::NotFound,
+                Some((_, None)) => Replayed::AlreadyQueued,
+                Some((_, Some(()))) => Replayed::Queued,
+            })
         })
     }
 
     /// Adds a delivery of event `event_id` to `handler`, due now, unless the event already
     /// has one to that handler. Returns the new delivery id.
     pub fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
-        loop {
-            let Some(raw) = self.trees.events.get(event_id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &raw)?;
-            for existing in &record.deliveries {
-                if self.delivery(existing)?.is_some_and(|d| d.handler == handler) {
+        self.write(|| {
+            loop {
+                let Some(raw) = self.trees.events.get(event_id.as_bytes())? else {
                     return Ok(None);
+                };
+                let mut record: EventRecord = codec::decode(keys::EVENT_RECORD_V1, &raw)?;
+                for existing in &record.deliveries {
+                    if self.delivery(existing)?.is_some_and(|d| d.handler == handler) {
+                        return Ok(None);
+                    }
                 }
-            }
-            let delivery = DeliveryRecord::new(&record.event, handler, now_ms);
-            let was_unrouted = record.deliveries.is_empty();
-            record.deliveries.push(delivery.id.clone());
-            let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
-            // Queued before the event names it, as at ingest: a crash in between leaves a
-            // delivery of no event, which the engine drops, not one that never runs.
-            self.write_delivery(None, &delivery)?;
-            self.enqueue(now_ms, &delivery.id)?;
-            let swapped = self
-                .trees
-                .events
-                .compare_and_swap(event_id.as_bytes(), Some(raw), Some(updated))?;
-            if swapped.is_ok() {
-                if was_unrouted {
-                    self.mark_routed(record.seq)?;
+                let delivery = DeliveryRecord::new(&record.event, handler, now_ms);
+                let was_unrouted = record.deliveries.is_empty();
+                record.deliveries.push(delivery.id.clone());
+                let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
+                // Queued before the event names it, as at ingest: a crash in between leaves a
+                // delivery of no event, which the engine drops, not one that never runs.
+                self.write_delivery(None, &delivery)?;
+                self.enqueue(now_ms, &delivery.id)?;
+                let swapped = self
+                    .trees
+                    .events
+                    .compare_and_swap(event_id.as_bytes(), Some(raw), Some(updated))?;
+                if swapped.is_ok() {
+                    if was_unrouted {
+                        self.mark_routed(record.seq)?;
+                    }
+                    return Ok(Some(delivery.id));
                 }
-                return Ok(Some(delivery.id));
+                // The event changed meanwhile: drop this delivery and look again.
+                self.forget_delivery(&delivery.id)?;
             }
-            // The event changed meanwhile: drop this delivery and look again.
-            self.forget_delivery(&delivery.id)?;
-        }
+        })
     }
 
     /// Appends an audit entry.
     pub fn audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let raw = codec::encode(keys::AUDIT_RECORD_V1, record)?;
-        self.trees.audit.insert(new_id().as_bytes(), raw)?;
-        Ok(())
+        self.write(|| {
+            let raw = codec::encode(keys::AUDIT_RECORD_V1, record)?;
+            self.trees.audit.insert(new_id().as_bytes(), raw)?;
+            Ok(())
+        })
     }
 
     /// The newest `limit` audit entries, newest first.

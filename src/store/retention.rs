@@ -28,19 +28,21 @@ impl Store {
     /// than `retention` allows (an event goes with all its deliveries and history). Reads
     /// only the index entries of what expires.
     pub fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError> {
-        // An age past u64 milliseconds (a typo of years) keeps everything, never wraps to little.
-        let before = |age: Duration| now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
-        let mut expired = Expired {
-            events: self.expire_events(before(retention.events))?,
-            deliveries: 0,
-        };
-        for (status, age) in [
-            (DeliveryStatus::Succeeded, retention.succeeded_deliveries),
-            (DeliveryStatus::Dead, retention.dead_deliveries),
-        ] {
-            expired.deliveries += self.expire_deliveries(status, before(age))?;
-        }
-        Ok(expired)
+        self.write(|| {
+            // An age past u64 milliseconds (a typo of years) keeps everything, never wraps to little.
+            let before = |age: Duration| now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+            let mut expired = Expired {
+                events: self.expire_events(before(retention.events))?,
+                deliveries: 0,
+            };
+            for (status, age) in [
+                (DeliveryStatus::Succeeded, retention.succeeded_deliveries),
+                (DeliveryStatus::Dead, retention.dead_deliveries),
+            ] {
+                expired.deliveries += self.expire_deliveries(status, before(age))?;
+            }
+            Ok(expired)
+        })
     }
 
     /// Deletes events received before `before_ms`. Their time entries come first in the

@@ -2,8 +2,11 @@
 //! [`StateQuota`].
 
 use sled::Transactional;
+use std::sync::Arc;
+
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::failure::Failure;
 use super::quota::{StateQuota, StateUsage, entry_bytes};
 use super::{StoreError, codec, keys};
 
@@ -30,13 +33,31 @@ pub struct HandlerState {
     handler: Vec<u8>,
     prefix: Vec<u8>,
     quota: StateQuota,
+    /// The store's failed state: writes are refused once it is set.
+    failure: Arc<Failure>,
+}
+
+/// As for [`super::Store`]: a failed store's trees are leaked, not flushed for ever on drop.
+impl Drop for HandlerState {
+    fn drop(&mut self) {
+        if self.failure.cause().is_some() {
+            std::mem::forget((self.tree.clone(), self.usage.clone()));
+        }
+    }
 }
 
 impl HandlerState {
-    pub(super) fn new(tree: sled::Tree, usage: sled::Tree, handler: &str, quota: StateQuota) -> Self {
+    pub(super) fn new(
+        tree: sled::Tree,
+        usage: sled::Tree,
+        failure: Arc<Failure>,
+        handler: &str,
+        quota: StateQuota,
+    ) -> Self {
         Self {
             tree,
             usage,
+            failure,
             handler: handler.as_bytes().to_vec(),
             prefix: keys::state_prefix(handler),
             quota,
@@ -63,46 +84,50 @@ impl HandlerState {
     /// Stores `value` under `key`, unless that would take the handler over its quota
     /// ([`StoreError::Quota`], nothing written).
     pub fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
-        let user_len = key.len();
-        let key = self.key(key)?;
-        let record = codec::encode(keys::STATE_RECORD_V1, value)?;
-        if record.len() - 1 > MAX_VALUE_BYTES {
-            return Err(StoreError::ValueTooLarge {
-                len: record.len() - 1,
-                max: MAX_VALUE_BYTES,
-            });
-        }
-        let new = entry_bytes(user_len, record.len());
-        // A sled transaction holds sled's write lock: no other write runs between the reads
-        // and the writes, and both writes reach the log together or not at all.
-        self.transaction(|state, usage| {
-            let old = state.get(&key)?.map(|raw| entry_bytes(user_len, raw.len()));
-            let current = StateUsage::decode(usage.get(&self.handler)?.as_deref()).map_err(abort)?;
-            let next = current
-                .after_set(old, new, self.quota)
-                .map_err(|e| abort(StoreError::Quota(e)))?;
-            state.insert(key.as_slice(), record.as_slice())?;
-            usage.insert(self.handler.as_slice(), next.encode().as_slice())?;
-            Ok(())
+        self.failure.guard(|| {
+            let user_len = key.len();
+            let key = self.key(key)?;
+            let record = codec::encode(keys::STATE_RECORD_V1, value)?;
+            if record.len() - 1 > MAX_VALUE_BYTES {
+                return Err(StoreError::ValueTooLarge {
+                    len: record.len() - 1,
+                    max: MAX_VALUE_BYTES,
+                });
+            }
+            let new = entry_bytes(user_len, record.len());
+            // A sled transaction holds sled's write lock: no other write runs between the reads
+            // and the writes, and both writes reach the log together or not at all.
+            self.transaction(|state, usage| {
+                let old = state.get(&key)?.map(|raw| entry_bytes(user_len, raw.len()));
+                let current = StateUsage::decode(usage.get(&self.handler)?.as_deref()).map_err(abort)?;
+                let next = current
+                    .after_set(old, new, self.quota)
+                    .map_err(|e| abort(StoreError::Quota(e)))?;
+                state.insert(key.as_slice(), record.as_slice())?;
+                usage.insert(self.handler.as_slice(), next.encode().as_slice())?;
+                Ok(())
+            })
         })
     }
 
     /// Removes `key`; true if it existed.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let user_len = key.len();
-        let key = self.key(key)?;
-        self.transaction(|state, usage| {
-            let Some(old) = state.remove(key.as_slice())? else {
-                return Ok(false);
-            };
-            let current = StateUsage::decode(usage.get(&self.handler)?.as_deref()).map_err(abort)?;
-            let next = current.after_delete(entry_bytes(user_len, old.len()));
-            if next.keys == 0 {
-                usage.remove(self.handler.as_slice())?;
-            } else {
-                usage.insert(self.handler.as_slice(), next.encode().as_slice())?;
-            }
-            Ok(true)
+        self.failure.guard(|| {
+            let user_len = key.len();
+            let key = self.key(key)?;
+            self.transaction(|state, usage| {
+                let Some(old) = state.remove(key.as_slice())? else {
+                    return Ok(false);
+                };
+                let current = StateUsage::decode(usage.get(&self.handler)?.as_deref()).map_err(abort)?;
+                let next = current.after_delete(entry_bytes(user_len, old.len()));
+                if next.keys == 0 {
+                    usage.remove(self.handler.as_slice())?;
+                } else {
+                    usage.insert(self.handler.as_slice(), next.encode().as_slice())?;
+                }
+                Ok(true)
+            })
         })
     }
 

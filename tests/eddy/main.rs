@@ -37,5 +37,6 @@ mod scaffold;
 mod scheduling;
 mod secrets;
 mod server_support;
+mod store_failure;
 mod support;
 mod webhooks;

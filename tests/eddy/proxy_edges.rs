@@ -222,7 +222,7 @@ fn created_answer(_head: &str) -> Option<String> {
     )
 }
 
-/// `eddy serve` (the binary, for its log), killed when dropped.
+/// `eddy serve` (the binary, for its log), killed when dropped (a test that fails early).
 struct Served {
     child: Child,
     api: String,
@@ -349,4 +349,16 @@ async fn an_event_the_store_refuses_is_counted_and_logged_and_the_client_keeps_i
         logged.starts_with("eddy: proxy: 1 event(s) not recorded: store"),
         "{logged}"
     );
+    // The store has failed: a later write is refused at once instead of waiting for ever on
+    // sled's flush (see store_failure.rs for the rest).
+    let later = client
+        .post(format!("{api}/events"))
+        .timeout(Duration::from_secs(30))
+        .header("content-type", "application/json")
+        .body(r#"{"type": "t"}"#)
+        .send()
+        .await
+        .expect("a write after the failure is answered");
+    assert_eq!(later.status(), 503);
+    assert!(later.text().await.unwrap().contains("store_unavailable"));
 }
