@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,17 +20,7 @@ impl Serve {
     /// Spawns `eddy serve --config config` on a free port, without the caller's `EDDY_*`
     /// variables: these servers answer without a token.
     pub fn spawn(config: &Path) -> Self {
-        let mut child = crate::support::eddy_command()
-            .args([
-                "serve",
-                "--config",
-                &config.display().to_string(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("eddy starts");
+        let mut child = crate::crash::spawn_serve(config);
         let stderr = child.stderr.take().expect("stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let kept = lines.clone();

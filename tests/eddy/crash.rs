@@ -48,17 +48,17 @@ async fn every_acknowledged_event_is_delivered_after_a_kill_9() {
     let config = crash_config(dir.path());
     let (mut eddy, addr) = start_eddy(&config);
 
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let posting = tokio::spawn(post_until_gone(addr, 8, "c".into(), api.base(), acked.clone()));
+    let posted = Arc::new(Mutex::new(Posted::default()));
+    let posting = tokio::spawn(post_until_gone(addr, 8, "c".into(), api.base(), posted.clone()));
     // Kill while the clients are still posting.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < 300 && Instant::now() < deadline {
+    while posted.lock().unwrap().acked.len() < 300 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     eddy.kill().expect("kill -9");
     eddy.wait().unwrap();
     posting.await.unwrap();
-    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    let acked: HashSet<String> = posted.lock().unwrap().acked.clone();
     assert!(acked.len() >= 300, "the clients got {} acknowledgements", acked.len());
 
     let duplicates = restart_and_check_delivered(&config, &api, &acked, Duration::from_secs(60)).await;
@@ -77,18 +77,20 @@ pub fn crash_config(dir: &Path) -> std::path::PathBuf {
     config
 }
 
+/// What posting clients know: events answered 2xx, and the event each had in flight when
+/// the server went away.
+#[derive(Default)]
+pub struct Posted {
+    pub acked: HashSet<String>,
+    pub unsettled: HashSet<String>,
+}
+
 /// Posts events (ids `<prefix>-c<client>-<n>`) from `clients` clients until the server goes
-/// away, adding each acknowledged id to `acked`.
-pub async fn post_until_gone(
-    addr: String,
-    clients: usize,
-    prefix: String,
-    base: String,
-    acked: Arc<Mutex<HashSet<String>>>,
-) {
+/// away (or each has posted 100,000), recording every answer in `posted`.
+pub async fn post_until_gone(addr: String, clients: usize, prefix: String, base: String, posted: Arc<Mutex<Posted>>) {
     let clients: Vec<_> = (0..clients)
         .map(|client| {
-            let (addr, prefix, base, acked) = (addr.clone(), prefix.clone(), base.clone(), acked.clone());
+            let (addr, prefix, base, posted) = (addr.clone(), prefix.clone(), base.clone(), posted.clone());
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 for n in 0..100_000 {
@@ -100,9 +102,13 @@ pub async fn post_until_gone(
                         .body(body.to_string())
                         .send()
                         .await;
+                    let mut posted = posted.lock().unwrap();
                     match sent {
-                        Ok(r) if r.status().is_success() => drop(acked.lock().unwrap().insert(id)),
-                        _ => return,
+                        Ok(r) if r.status().is_success() => drop(posted.acked.insert(id)),
+                        _ => {
+                            posted.unsettled.insert(id);
+                            return;
+                        }
                     }
                 }
             })

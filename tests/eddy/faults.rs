@@ -11,18 +11,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::child::Serve;
-use crate::crash::{crash_config, post_until_gone, spawn_serve, start_eddy};
+use crate::crash::{Posted, crash_config, post_until_gone, spawn_serve, start_eddy};
 use crate::support::FakeApi;
 
 /// Acknowledgements each round under load must get before its kill.
 const ACKS_PER_ROUND: usize = 50;
-
-/// What the clients know: events answered 2xx, and events in flight when the server died.
-#[derive(Default)]
-struct Posted {
-    acked: HashSet<String>,
-    unsettled: HashSet<String>,
-}
 
 /// Rounds of two starts each: one killed while it recovers the store (its files being
 /// copied aside or opened, before it listens), one killed at a random moment while clients
@@ -87,7 +80,13 @@ async fn kill_during_recovery(config: &Path, data: &Path) -> bool {
 async fn kill_under_load(config: &Path, api: &FakeApi, round: usize, posted: &Arc<Mutex<Posted>>) {
     let (eddy, addr) = Serve::start(config).await;
     let before = posted.lock().unwrap().acked.len();
-    let posting = tokio::spawn(post_until_killed(addr, format!("r{round}"), api.base(), posted.clone()));
+    let posting = tokio::spawn(post_until_gone(
+        addr,
+        4,
+        format!("r{round}"),
+        api.base(),
+        posted.clone(),
+    ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while posted.lock().unwrap().acked.len() < before + ACKS_PER_ROUND {
         assert!(
@@ -103,42 +102,6 @@ async fn kill_under_load(config: &Path, api: &FakeApi, round: usize, posted: &Ar
     tokio::time::sleep(Duration::from_millis(wait)).await;
     eddy.kill_9();
     posting.await.unwrap();
-}
-
-/// Four clients post events (ids `<prefix>-c<client>-<n>`) until the server goes away; the
-/// request each had in flight then is recorded as unsettled.
-async fn post_until_killed(addr: String, prefix: String, base: String, posted: Arc<Mutex<Posted>>) {
-    let clients: Vec<_> = (0..4)
-        .map(|client| {
-            let (addr, prefix, base, posted) = (addr.clone(), prefix.clone(), base.clone(), posted.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                for n in 0.. {
-                    let id = format!("{prefix}-c{client}-{n}");
-                    let body = serde_json::json!({"type": "orders.created", "id": id, "data": {"base": base}});
-                    let sent = http
-                        .post(format!("http://{addr}/events"))
-                        .header("content-type", "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await;
-                    let mut posted = posted.lock().unwrap();
-                    match sent {
-                        Ok(r) if r.status().is_success() => {
-                            posted.acked.insert(id);
-                        }
-                        _ => {
-                            posted.unsettled.insert(id);
-                            return;
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.await.unwrap();
-    }
 }
 
 /// Starts eddy once more: every acknowledged event reaches the fake API; an event in flight
@@ -198,16 +161,22 @@ async fn a_store_with_events(dir: &Path, stop: Stop) -> (std::path::PathBuf, Has
     let api = FakeApi::start().await;
     let config = crash_config(dir);
     let (mut eddy, addr) = start_eddy(&config);
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let posting = tokio::spawn(post_until_gone(addr.clone(), 4, "r0".into(), api.base(), acked.clone()));
+    let posted = Arc::new(Mutex::new(Posted::default()));
+    let posting = tokio::spawn(post_until_gone(
+        addr.clone(),
+        4,
+        "r0".into(),
+        api.base(),
+        posted.clone(),
+    ));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 2000 {
+    while posted.lock().unwrap().acked.len() < 2000 {
         if Instant::now() > deadline {
             let _ = eddy.kill();
             let _ = eddy.wait();
             panic!(
                 "only {} of 2000 events acknowledged in 60 s",
-                acked.lock().unwrap().len()
+                posted.lock().unwrap().acked.len()
             );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -236,7 +205,7 @@ async fn a_store_with_events(dir: &Path, stop: Stop) -> (std::path::PathBuf, Has
         assert!(status.success(), "{status}");
         assert!(dir.join("data/closed-cleanly").exists(), "a clean stop left no seal");
     }
-    let acked = acked.lock().unwrap().clone();
+    let acked = posted.lock().unwrap().acked.clone();
     (config, acked)
 }
 

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::repair::post_json;
 use crate::server_support::*;
+use crate::support::grep;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edited_event_is_replayed_with_its_new_data() {
@@ -132,19 +133,6 @@ async fn compact_when_free(folder: &std::path::Path) {
             Err(e) => panic!("compaction: {e}"),
         }
     }
-}
-
-fn grep(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            hits.extend(grep(&path, needle));
-        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
-            hits.push(path);
-        }
-    }
-    hits
 }
 
 #[tokio::test(flavor = "multi_thread")]

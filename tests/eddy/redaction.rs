@@ -3,30 +3,19 @@
 //! --all` an event's values are gone from the event, its history, every attempt of its
 //! deliveries and, once compacted, the data folder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use serde_json::{Value, json};
 
 use crate::repair::post_json;
+use crate::secrets::COMPONENT;
 use crate::server_support::TestServer;
-use crate::support::FakeApi;
+use crate::support::{FakeApi, grep};
 
 /// A secret whose percent-encoded and JSON forms differ from the value as written.
 const SECRET: &str = "tok/en \"leak\" é&42";
-
-/// What `encodeURIComponent` leaves as it is.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
 
 /// `value` as written, as `encodeURIComponent` and the URL parser write it, and JSON-escaped.
 fn forms(value: &str) -> Vec<String> {
@@ -229,18 +218,4 @@ async fn compact_when_free(folder: &Path) {
             Err(e) => panic!("compaction: {e}"),
         }
     }
-}
-
-/// Files under `dir` holding `needle`.
-fn grep(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            hits.extend(grep(&path, needle));
-        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
-            hits.push(path);
-        }
-    }
-    hits
 }

@@ -15,7 +15,7 @@ use crate::support::FakeApi;
 const SECRET: &str = "tok \"q\\ sl/a&b=é✓ end";
 
 /// What `encodeURIComponent` leaves as it is.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

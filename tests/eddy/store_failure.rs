@@ -17,24 +17,20 @@ const STORE_FAILED_EXIT: i32 = 3;
 
 /// Posts `event` and returns the status and JSON body; a hang fails the test (30 s).
 async fn post(addr: &str, event: &Value) -> (u16, Value) {
-    let answer = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!("http://{addr}/events"))
-        .timeout(Duration::from_secs(30))
         .header("content-type", "application/json")
-        .body(event.to_string())
-        .send()
-        .await
-        .expect("eddy answers promptly");
-    let status = answer.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap_or_default(),
-    )
+        .body(event.to_string());
+    answer(request).await
 }
 
 async fn get(addr: &str, path: &str) -> (u16, Value) {
-    let answer = reqwest::Client::new()
-        .get(format!("http://{addr}{path}"))
+    answer(reqwest::Client::new().get(format!("http://{addr}{path}"))).await
+}
+
+/// Sends `request`, expecting an answer within 30 s: a hang fails the test.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let answer = request
         .timeout(Duration::from_secs(30))
         .send()
         .await

@@ -321,3 +321,17 @@ pub fn eddy_command() -> std::process::Command {
     }
     command
 }
+
+/// Files under `dir` holding `needle`.
+pub fn grep(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            hits.extend(grep(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            hits.push(path);
+        }
+    }
+    hits
+}

@@ -15,13 +15,7 @@ use eddy::ingest::webhook::{Inbound, Kind, verify};
 /// One input: returns normally, or panics with what went wrong.
 pub fn check(data: &[u8]) {
     let input = Input::parse(data, 3);
-    let kind = match input.params[0] {
-        b"github" => Kind::Github,
-        b"slack" => Kind::Slack,
-        b"stripe" => Kind::Stripe,
-        b"standard" => Kind::Standard,
-        other => [Kind::Github, Kind::Slack, Kind::Stripe, Kind::Standard][other.len() % 4],
-    };
+    let kind = crate::kind(input.params[0]);
     let now = number_or(input.params[1], 1_700_000_000);
     let Some(secret) = input.param_str(2) else {
         return;

@@ -78,13 +78,7 @@ impl Signed {
 /// One input: returns normally, or panics with what went wrong.
 pub fn check(data: &[u8]) {
     let input = Input::parse(data, 6);
-    let kind = match input.params[0] {
-        b"github" => Kind::Github,
-        b"slack" => Kind::Slack,
-        b"stripe" => Kind::Stripe,
-        b"standard" => Kind::Standard,
-        other => [Kind::Github, Kind::Slack, Kind::Stripe, Kind::Standard][other.len() % 4],
-    };
+    let kind = crate::kind(input.params[0]);
     let secret = input.param_str(1).filter(|s| !s.is_empty()).unwrap_or("s");
     let now = number_or(input.params[2], 1_700_000_000);
     let offset: i64 = input.param_str(3).and_then(|s| s.trim().parse().ok()).unwrap_or(0);
