@@ -80,7 +80,7 @@ async fn run() {
 /// Sends single events at `target` per second and prints how long they waited for their
 /// handler to start.
 async fn start_latency(url: &str, store: &Store, target: f64) {
-    let paced_from = eddy::delivery::now_ms();
+    let paced_from = eddy::clock::now_ms();
     let pace = Pace {
         http: &http_client(),
         url,

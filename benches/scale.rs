@@ -106,7 +106,7 @@ impl Fill {
             events: 0,
             deliveries: 0,
             // 40 simulated days ago: retries set in the future stay out of the engine's way.
-            clock_ms: eddy::delivery::now_ms() - 40 * 24 * HOUR_MS,
+            clock_ms: eddy::clock::now_ms() - 40 * 24 * HOUR_MS,
             sample: Vec::new(),
         }
     }
@@ -154,7 +154,7 @@ impl Fill {
                 error: "Error: crm answered 422".into(),
             },
             _ => NextStep::Retry {
-                due_ms: eddy::delivery::now_ms() + 365 * 24 * HOUR_MS,
+                due_ms: eddy::clock::now_ms() + 365 * 24 * HOUR_MS,
                 error: "Error: crm answered 503".into(),
             },
         };

@@ -296,7 +296,7 @@ impl Config {
     }
 
     /// What handlers may ask for: `[secrets] allow`, with every source's `secret_env` reserved.
-    pub fn secret_grant(&self) -> eddy_runtime_js::Grant {
+    pub fn secret_grant(&self) -> crate::secrets::Grant {
         // Validated when the file was read, so this is the same grant.
         integrations::secret_grant(self).unwrap_or_default()
     }

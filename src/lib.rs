@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod event;
@@ -22,5 +23,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod router;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod store;

@@ -19,7 +19,7 @@ use deno_core::CancelHandle;
 
 pub use capture::{Capture, FetchRecord, LogLine};
 pub use ops::fetch::{HttpClient, HttpSettings};
-pub use secrets::{Grant, SecretError, SecretSource, Secrets, ValueForms};
+pub use secrets::{Secrets, ValueForms};
 
 use net::AllowNet;
 

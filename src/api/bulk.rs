@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::events::since_ms;
 use super::{ApiError, actor};
-use crate::delivery::now_ms;
+use crate::clock::now_ms;
 use crate::server::App;
 use crate::store::{AuditRecord, EventFilter, EventRecord};
 

@@ -1,14 +1,14 @@
 //! `GET /events` and `GET /events/{id}`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::{ApiError, limit};
-use crate::delivery::now_ms;
+use crate::clock::now_ms;
 use crate::server::App;
 use crate::store::{DeliveryRecord, EventFilter};
 
@@ -115,8 +115,7 @@ pub fn since_ms(text: &str) -> Result<u64, ApiError> {
             humantime::parse_duration(text).map(|ago| SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH))
         })
         .map_err(|_| ApiError::bad_request("invalid_query", format!("since {text:?} is not a time or a duration")))?;
-    let ms = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
-    Ok(u64::try_from(ms).unwrap_or(u64::MAX))
+    Ok(crate::clock::ms_since_epoch(at))
 }
 
 /// `DELETE /events/{id}`: removes the event with every delivery, attempt, captured log and
@@ -202,7 +201,7 @@ mod tests {
     fn since_takes_times_and_durations_without_overflowing() {
         assert_eq!(since_ms("1970-01-01T00:00:01Z").unwrap(), 1000);
         let hour_ago = since_ms("1h").unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now = now_ms();
         assert!(now - hour_ago >= 3_600_000 && now - hour_ago < 3_700_000);
         assert_eq!(
             since_ms("1000000000000h").unwrap(),

@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::events::since_ms;
 use super::{ApiError, actor, limit};
+use crate::clock::now_ms;
+use crate::delivery::ReplayFilter;
 use crate::delivery::replay::DRY_RUN_ROWS;
-use crate::delivery::{ReplayFilter, now_ms};
 use crate::server::App;
 use crate::store::{AuditRecord, DeliveryStatus, Replayed};
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::delivery::{AttemptNotice, now_ms};
+use crate::clock::now_ms;
+use crate::delivery::AttemptNotice;
 use crate::runtime::{HandlerFailure, Outcome};
 use crate::server::App;
 use crate::store::NextStep;

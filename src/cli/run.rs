@@ -8,7 +8,8 @@ use anyhow::{Context, anyhow};
 
 use super::{ConfigArgs, Failure, output};
 use crate::event::{Event, new_id};
-use crate::runtime::{InvocationRequest, Runtime, handler_id};
+use crate::router::handler_id;
+use crate::runtime::{InvocationRequest, Runtime};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

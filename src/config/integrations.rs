@@ -30,9 +30,9 @@ pub struct SecretsConfig {
 }
 
 /// The grant of `[secrets] allow`, with every source's `secret_env` reserved.
-pub(super) fn secret_grant(config: &Config) -> Result<eddy_runtime_js::Grant, eddy_runtime_js::SecretError> {
+pub(super) fn secret_grant(config: &Config) -> Result<crate::secrets::Grant, crate::secrets::SecretError> {
     let reserved = config.sources.values().map(|s| s.secret_env.clone());
-    eddy_runtime_js::Grant::new(&config.secrets.allow, reserved)
+    crate::secrets::Grant::new(&config.secrets.allow, reserved)
 }
 
 /// `[proxy]`: forwards to `upstream` and records write requests answered 2xx as events.

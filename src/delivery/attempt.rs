@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{AttemptNotice, Decision, Engine, RetryPolicy, now_ms};
+use super::{AttemptNotice, Decision, Engine, RetryPolicy};
+use crate::clock::now_ms;
 use crate::metrics::AttemptOutcome;
 use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinSet;
 
-use super::{DeliveryError, Engine, attempt, now_ms};
+use super::{DeliveryError, Engine, attempt};
+use crate::clock::now_ms;
 
 /// What one scan did.
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
 pub use retry::{Decision, RetryError, RetryPolicy};
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::runtime::{InvocationReport, Runtime};
 use crate::store::{NextStep, Store, StoreError};
@@ -182,11 +183,4 @@ impl Engine {
             permits: Arc::new(Semaphore::new(self.settings.default_concurrency)),
         })
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, now_ms};
+use super::Engine;
+use crate::clock::now_ms;
 use crate::event::new_id;
 use crate::store::{
     AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, Store, StoreError,

@@ -40,9 +40,9 @@ impl WebhookSources {
     pub fn resolve(
         sources: &std::collections::BTreeMap<String, SourceConfig>,
         handlers: &Path,
-    ) -> Result<Self, eddy_runtime_js::SecretError> {
+    ) -> Result<Self, crate::secrets::SecretError> {
         // eddy's own use: the grant of `[secrets] allow` is for handlers.
-        let env = eddy_runtime_js::SecretSource::load(handlers, eddy_runtime_js::Grant::default())?;
+        let env = crate::secrets::SecretSource::load(handlers, crate::secrets::Grant::default())?;
         let mut resolved = HashMap::new();
         for (name, source) in sources {
             let secret = env.value(&source.secret_env, handlers)?;
@@ -86,10 +86,7 @@ pub async fn post_webhook(
     };
     // The size is checked before any HMAC is computed.
     let bytes = super::read_body(&app, &headers, body).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::now_secs();
     let inbound = webhook::verify(source.kind, &source.secret, &headers, &bytes, now).map_err(|e| {
         app.metrics.webhook(WebhookOutcome::Rejected);
         let status = if e.is_auth_failure() {

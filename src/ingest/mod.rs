@@ -19,7 +19,7 @@ pub use hooks::{WebhookSource, WebhookSources, post_webhook};
 pub use parse::{DEFAULT_SOURCE, events_from_request};
 
 use crate::api::ApiError;
-use crate::delivery::now_ms;
+use crate::clock::now_ms;
 use crate::event::Event;
 use crate::server::App;
 use crate::store::{Ingested, NewEvent};

@@ -39,13 +39,13 @@ pub fn discover(root: &Path) -> Result<Vec<HandlerFile>, RouterError> {
         Err(e) => return Err(io_error(root, &e)),
     }
     let mut found = Vec::new();
-    walk(root, "", 0, &mut found)?;
+    walk(root, root, 0, &mut found)?;
     found.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(found)
 }
 
-/// Adds the handlers in `dir` (whose id prefix is `prefix`, empty or ending in `/`) to `found`.
-fn walk(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<HandlerFile>) -> Result<(), RouterError> {
+/// Adds the handlers in `dir`, a folder under `root`, to `found`.
+fn walk(root: &Path, dir: &Path, depth: usize, found: &mut Vec<HandlerFile>) -> Result<(), RouterError> {
     if depth > MAX_DEPTH {
         return Err(RouterError::TooDeep {
             path: dir.to_owned(),
@@ -70,21 +70,29 @@ fn walk(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<HandlerFile>) ->
         if !(meta.is_dir() || is_handler) {
             continue;
         }
-        let Some(name) = name else {
+        if name.is_none() {
             return Err(RouterError::NotUtf8(path));
-        };
+        }
         if meta.is_dir() {
-            walk(&path, &format!("{prefix}{name}/"), depth + 1, found)?;
-        } else if let Some(stem) = name.strip_suffix(".js") {
+            walk(root, &path, depth + 1, found)?;
+        } else if let Some(id) = handler_id(root, &path) {
             let modified = meta.modified().map_err(|e| io_error(&path, &e))?;
             found.push(HandlerFile {
-                id: format!("{prefix}{stem}"),
+                id,
                 path,
                 stamp: (modified, meta.len()),
             });
         }
     }
     Ok(())
+}
+
+/// The handler id of `file` under `root`: its relative path without `.js`, with `/` between
+/// folders (`github/notify` for `github/notify.js`); `None` for any other file.
+pub fn handler_id(root: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root).ok()?;
+    let text = rel.to_str()?.strip_suffix(".js")?;
+    Some(text.replace(std::path::MAIN_SEPARATOR, "/"))
 }
 
 /// Stamps of every helper module under `root` (`.js`/`.mjs` files named with, or inside a
@@ -158,6 +166,21 @@ mod tests {
 
     fn ids(root: &Path) -> Vec<String> {
         discover(root).unwrap().into_iter().map(|h| h.id).collect()
+    }
+
+    #[test]
+    fn handler_ids_are_paths_without_js() {
+        let root = Path::new("/h");
+        assert_eq!(
+            handler_id(root, Path::new("/h/accounts.patch.js")).as_deref(),
+            Some("accounts.patch")
+        );
+        assert_eq!(
+            handler_id(root, Path::new("/h/github/notify.js")).as_deref(),
+            Some("github/notify")
+        );
+        assert_eq!(handler_id(root, Path::new("/h/readme.md")), None);
+        assert_eq!(handler_id(root, Path::new("/elsewhere/a.js")), None);
     }
 
     #[test]

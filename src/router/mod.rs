@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use discover::{HandlerFile, Stamp, discover, helper_stamps};
+pub use discover::{HandlerFile, Stamp, discover, handler_id, helper_stamps};
 pub use pattern::Pattern;
 
 use crate::event;

@@ -24,12 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::secrets::{SecretError, SecretSource};
 pub use bounds::{
     MAX_CAUSES, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_PROPERTIES, MAX_PROPERTY_BYTES, MAX_REPORT_BYTES,
     MAX_STACK_BYTES,
 };
 pub use eddy_runtime_js::net;
-pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine, SecretError, SecretSource};
+pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine};
 pub use handler::{HandlerConfig, RetryConfig};
 pub use report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
@@ -218,31 +219,9 @@ impl Runtime {
     }
 }
 
-/// The handler id of `file` under `root`: its relative path without `.js`.
-pub fn handler_id(root: &Path, file: &Path) -> Option<String> {
-    let rel = file.strip_prefix(root).ok()?;
-    let text = rel.to_str()?.strip_suffix(".js")?;
-    Some(text.replace(std::path::MAIN_SEPARATOR, "/"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn handler_ids_are_paths_without_js() {
-        let root = Path::new("/h");
-        assert_eq!(
-            handler_id(root, Path::new("/h/accounts.patch.js")).as_deref(),
-            Some("accounts.patch")
-        );
-        assert_eq!(
-            handler_id(root, Path::new("/h/github/notify.js")).as_deref(),
-            Some("github/notify")
-        );
-        assert_eq!(handler_id(root, Path::new("/h/readme.md")), None);
-        assert_eq!(handler_id(root, Path::new("/elsewhere/a.js")), None);
-    }
 
     #[test]
     fn load_errors_render_with_their_location() {

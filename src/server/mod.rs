@@ -44,7 +44,7 @@ pub enum ServerError {
     #[error("the handlers folder {0} does not exist (create it, or pass --handlers)")]
     NoHandlers(std::path::PathBuf),
     #[error("[sources]: {0}")]
-    Sources(#[from] eddy_runtime_js::SecretError),
+    Sources(#[from] crate::secrets::SecretError),
     #[error(transparent)]
     Exposed(#[from] edge::ExposedError),
 }
@@ -206,7 +206,7 @@ async fn retention_loop(app: Arc<App>) {
         tokio::time::sleep(app.retention_every).await;
         let store = app.store.clone();
         let retention = app.retention;
-        let now = crate::delivery::now_ms();
+        let now = crate::clock::now_ms();
         match tokio::task::spawn_blocking(move || store.expire(&retention, now)).await {
             Ok(Ok(expired)) => app.metrics.expired(expired.deliveries, expired.events),
             Ok(Err(e)) => eprintln!("eddy: retention: {e}"),

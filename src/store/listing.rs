@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn a_cursor_whose_delivery_is_gone_resumes_at_its_time() {
         let store = Store::temporary().unwrap();
-        let now = || std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() as u64;
+        let now = crate::clock::now_ms;
         let ids: Vec<String> = (0..6)
             .flat_map(|i| ingest_typed(&store, &format!("e{i}"), "t", &["h"], now()))
             .collect();

@@ -244,7 +244,7 @@ impl Store {
         let failure = &self.shared.failure;
         let counter = failure.guard(|| self.shared.mark.before_flush(&self.db))?;
         self.shared.commit.commit(&self.db, failure).await?;
-        self.shared.mark.after_flush(counter, mark::now_ms());
+        self.shared.mark.after_flush(counter, crate::clock::now_ms());
         Ok(())
     }
 }
