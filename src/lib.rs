@@ -6,7 +6,8 @@
 //! - [`ingest`]: HTTP in: `POST /events`, validated, routed, stored durably.
 //! - [`cli`]: the `eddy` command line; parses flags and calls into the modules below.
 //! - [`config`]: `eddy.toml`, validated at load.
-//! - [`delivery`]: the queue worker: claims due deliveries, runs attempts, schedules retries.
+//! - [`delivery`]: the queue worker: claims due deliveries, runs attempts, schedules retries;
+//!   the registry of handlers in use.
 //! - [`event`]: the CloudEvents-shaped [`event::Event`] and its validation.
 //! - [`metrics`]: process-wide counters, rendered for `GET /metrics`.
 //! - [`router`]: event type -> handler ids: patterns, the routing table, handler discovery.

@@ -39,7 +39,9 @@ pub async fn handlers(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let body = app.metrics.render(app.store.queue_depth(), app.runtime.live_isolates());
+    let body = app
+        .metrics
+        .render(app.store.queue_depth(), app.handlers.live_isolates());
     ([("content-type", "text/plain; version=0.0.4")], body)
 }
 

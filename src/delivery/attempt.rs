@@ -2,14 +2,17 @@
 
 use std::time::Duration;
 
-use super::{AttemptNotice, Decision, Engine, RetryPolicy};
+use super::{AttemptNotice, Decision, Engine, RetryPolicy, Version};
 use crate::clock::now_ms;
 use crate::metrics::AttemptOutcome;
 use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
 
-/// Runs the next attempt of a claimed delivery and stores its record and next step.
-pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPolicy) {
+/// Runs the next attempt of a claimed delivery on `version` of its handler (none: the
+/// handler is not loaded, so the default retry policy applies) and stores its record and
+/// next step.
+pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<&Version>) {
+    let policy = version.map_or(&engine.settings.default_policy, |v| &v.limits.policy);
     let n = delivery.attempts + 1;
     let started_ms = now_ms();
     let (next, attempt, ran) = match engine.store.event(&delivery.event_id) {
@@ -23,7 +26,10 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, policy: &RetryPo
                 attempt: n,
                 idempotency_key: format!("{}:{}", delivery.event_id, delivery.handler),
             };
-            let report = engine.runtime.invoke(&delivery.handler, request).await;
+            let report = match version {
+                Some(version) => engine.runtime.run(&version.pool, request).await,
+                None => crate::runtime::not_loaded(&delivery.handler),
+            };
             let mut record = record_of(n, started_ms, &report);
             record.replay = delivery.replay_requested;
             (next_step(&report, n, policy), record, Some((event_type, report)))

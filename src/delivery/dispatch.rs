@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{DeliveryError, Engine, attempt};
@@ -55,6 +56,8 @@ impl Engine {
         let now = now_ms();
         let mut done = Dispatched::default();
         let mut full: HashSet<Arc<str>> = HashSet::new();
+        // One snapshot per scan: each attempt gets the code, limits and policy of one version.
+        let registry = self.registry.snapshot();
         for (due_ms, id) in self.store.due(now, super::SCAN)? {
             let Some(handler) = self.handler_of(&id)? else {
                 continue;
@@ -63,12 +66,16 @@ impl Engine {
                 done.blocked = true;
                 continue;
             }
-            let limits = self.limits(&handler);
+            let version = registry.version(&handler);
+            // No version in use: nothing to limit, the attempt fails at once as "not loaded".
+            let permits = version
+                .as_ref()
+                .map_or_else(|| Arc::new(Semaphore::new(1)), |v| v.limits.permits.clone());
             let Ok(global) = self.global.clone().try_acquire_owned() else {
                 done.blocked = true;
                 break;
             };
-            let Ok(local) = limits.permits.clone().try_acquire_owned() else {
+            let Ok(local) = permits.try_acquire_owned() else {
                 full.insert(handler);
                 done.blocked = true;
                 continue;
@@ -80,7 +87,7 @@ impl Engine {
             done.started += 1;
             let engine = self.clone();
             tasks.spawn(async move {
-                attempt::run(&engine, claimed, &limits.policy).await;
+                attempt::run(&engine, claimed, version.as_deref()).await;
                 drop((global, local));
             });
         }

@@ -8,16 +8,17 @@
 
 mod attempt;
 mod dispatch;
+pub mod registry;
 pub mod replay;
 pub mod retry;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 
+pub use registry::{Change, Limits, LoadedHandler, Registry, RegistryCell, Version};
 pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
 pub use retry::{Decision, RetryError, RetryPolicy};
 
@@ -55,19 +56,13 @@ pub struct DeliverySettings {
     pub grace: Duration,
 }
 
-/// One handler's limits: retry policy and a concurrency semaphore.
-#[derive(Clone)]
-struct HandlerLimits {
-    policy: RetryPolicy,
-    permits: Arc<Semaphore>,
-}
-
 /// The delivery engine; share it behind an `Arc`.
 pub struct Engine {
     store: Store,
     runtime: Arc<Runtime>,
     settings: DeliverySettings,
-    handlers: RwLock<HashMap<String, HandlerLimits>>,
+    /// The handlers in use, with their limits; a scan reads one snapshot of it.
+    registry: Arc<RegistryCell>,
     /// Permits for attempts in flight across all handlers.
     global: Arc<Semaphore>,
     /// Woken when new work may be due (ingest, a retry scheduled soon).
@@ -100,7 +95,7 @@ impl Engine {
             store,
             runtime,
             settings,
-            handlers: RwLock::new(HashMap::new()),
+            registry: Arc::default(),
             wake: Notify::new(),
             handler_of: dispatch::HandlerOf::default(),
             attempts: broadcast::channel(ATTEMPT_FEED).0,
@@ -113,19 +108,17 @@ impl Engine {
         self.attempts.subscribe()
     }
 
-    /// Sets a handler's limits (on load and reload). Attempts already running keep the
-    /// permits they hold.
-    pub fn set_handler(&self, id: &str, concurrency: Option<u32>, policy: Option<RetryPolicy>) {
-        let limits = HandlerLimits {
-            policy: policy.unwrap_or_else(|| self.settings.default_policy.clone()),
-            permits: Arc::new(Semaphore::new(
-                concurrency.map_or(self.settings.default_concurrency, |c| c as usize),
-            )),
-        };
-        self.handlers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_owned(), limits);
+    /// The handlers the engine delivers to; whoever loads handlers updates it.
+    pub fn registry(&self) -> &Arc<RegistryCell> {
+        &self.registry
+    }
+
+    /// A new version's limits: its own settings, else the engine's defaults.
+    pub fn limits(&self, concurrency: Option<u32>, policy: Option<RetryPolicy>) -> Limits {
+        Limits::new(
+            policy.unwrap_or_else(|| self.settings.default_policy.clone()),
+            concurrency.map_or(self.settings.default_concurrency, |c| c as usize),
+        )
     }
 
     /// Tells the engine new work may be due.
@@ -174,13 +167,5 @@ impl Engine {
             None => IDLE_SCAN,
         };
         Ok(pause.min(IDLE_SCAN))
-    }
-
-    fn limits(&self, handler: &str) -> HandlerLimits {
-        let handlers = self.handlers.read().unwrap_or_else(|e| e.into_inner());
-        handlers.get(handler).cloned().unwrap_or_else(|| HandlerLimits {
-            policy: self.settings.default_policy.clone(),
-            permits: Arc::new(Semaphore::new(self.settings.default_concurrency)),
-        })
     }
 }

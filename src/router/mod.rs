@@ -126,13 +126,7 @@ impl RoutingTable {
     /// Sets (or replaces) the routes of handler `id`; `routes` = FromPath uses [`route_from_path`]`(id)`.
     /// On error the table is unchanged (a previous route of `id` stays until [`RoutingTable::remove`]).
     pub fn set(&mut self, id: &str, routes: Routes) -> Result<(), RouterError> {
-        check_id(id)?;
-        let patterns = match routes {
-            Routes::FromPath => vec![route_from_path(id)?],
-            Routes::Patterns(patterns) if patterns.is_empty() => return Err(RouterError::NoPatterns(id.to_owned())),
-            Routes::Patterns(patterns) => patterns,
-        };
-        self.routes.insert(id.to_owned(), patterns);
+        self.routes.insert(id.to_owned(), resolve(id, routes)?);
         Ok(())
     }
 
@@ -159,6 +153,26 @@ impl RoutingTable {
     /// Every handler id in the table, sorted.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.routes.keys().map(String::as_str)
+    }
+}
+
+/// A table of handlers whose patterns came from [`resolve`], so each id is valid and has some.
+impl FromIterator<(String, Vec<Pattern>)> for RoutingTable {
+    fn from_iter<I: IntoIterator<Item = (String, Vec<Pattern>)>>(iter: I) -> Self {
+        Self {
+            routes: iter.into_iter().collect(),
+        }
+    }
+}
+
+/// The patterns handler `id` is routed by: `routes` = FromPath gives [`route_from_path`]`(id)`.
+/// Errors on an invalid id, or on no patterns.
+pub fn resolve(id: &str, routes: Routes) -> Result<Vec<Pattern>, RouterError> {
+    check_id(id)?;
+    match routes {
+        Routes::FromPath => Ok(vec![route_from_path(id)?]),
+        Routes::Patterns(patterns) if patterns.is_empty() => Err(RouterError::NoPatterns(id.to_owned())),
+        Routes::Patterns(patterns) => Ok(patterns),
     }
 }
 

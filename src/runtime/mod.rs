@@ -103,17 +103,28 @@ pub struct HandlerInfo {
     pub cpu_limit: Duration,
 }
 
-/// A loaded handler version, not yet in use.
-pub struct Prepared {
-    pub info: HandlerInfo,
+/// One loaded version of a handler: its isolates and what loading found. Clones share the
+/// isolates; once the last clone is dropped they finish what they run and stop.
+#[derive(Clone)]
+pub struct HandlerPool {
+    pub info: Arc<HandlerInfo>,
     pool: Arc<Pool>,
+}
+
+impl HandlerPool {
+    /// Isolates of this version alive now.
+    pub fn live_isolates(&self) -> usize {
+        self.pool.live_isolates()
+    }
 }
 
 /// Runs handlers; cheap to share behind an `Arc`.
 pub struct Runtime {
     shared: Arc<Shared>,
     root: PathBuf,
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Handlers put in use by [`Runtime::load`], for one-shot callers (`eddy run`, `eddy check`);
+    /// the server keeps its versions in the delivery registry instead.
+    pools: Mutex<HashMap<String, HandlerPool>>,
 }
 
 impl Runtime {
@@ -156,18 +167,18 @@ impl Runtime {
         &self.root
     }
 
-    /// Loads (or reloads) handler `id` from `file` and puts it in use. On error the
-    /// previous version, if any, stays in use.
+    /// Loads (or reloads) handler `id` from `file` and puts it in use for
+    /// [`Runtime::invoke`]. On error the previous version, if any, stays in use.
     pub async fn load(&self, id: &str, file: &Path) -> Result<HandlerInfo, LoadError> {
-        let prepared = self.prepare(id, file).await?;
-        let info = prepared.info.clone();
-        self.install(prepared);
+        let pool = self.prepare(id, file).await?;
+        let info = HandlerInfo::clone(&pool.info);
+        self.lock().insert(id.to_owned(), pool);
         Ok(info)
     }
 
-    /// Loads handler `id` from `file` in a first isolate without putting it in use, so the
-    /// caller can check it further (routes, retry schedule) before [`Runtime::install`].
-    pub async fn prepare(&self, id: &str, file: &Path) -> Result<Prepared, LoadError> {
+    /// Loads handler `id` from `file` in a first isolate and hands it to the caller, who
+    /// checks it further (routes, retry schedule) and decides where it is used.
+    pub async fn prepare(&self, id: &str, file: &Path) -> Result<HandlerPool, LoadError> {
         let spec = isolate::IsolateSpec {
             handler: id.to_owned(),
             file: file.to_owned(),
@@ -175,31 +186,25 @@ impl Runtime {
             shared: self.shared.clone(),
         };
         let pool = Pool::start(spec).await?;
-        Ok(Prepared {
-            info: pool.info(),
+        Ok(HandlerPool {
+            info: Arc::new(pool.info()),
             pool: Arc::new(pool),
         })
     }
 
-    /// Puts a prepared handler version in use; the previous version's isolates finish what
-    /// they run and stop.
-    pub fn install(&self, prepared: Prepared) {
-        self.lock().insert(prepared.info.id.clone(), prepared.pool);
-    }
-
-    /// Takes handler `id` out of use (its file was removed); its isolates finish what they
-    /// run and stop, and later invocations fail as "not loaded".
-    pub fn unload(&self, id: &str) {
-        self.lock().remove(id);
-    }
-
-    /// Runs one event through handler `id`, which must have been loaded.
+    /// Runs one event through handler `id`, which must have been put in use by [`Runtime::load`].
     pub async fn invoke(&self, id: &str, request: InvocationRequest) -> InvocationReport {
         let pool = self.lock().get(id).cloned();
-        let report = match pool {
-            Some(pool) => pool.invoke(request).await,
-            None => pool::unavailable(id, format!("handler {id} is not loaded")),
-        };
+        match pool {
+            Some(pool) => self.run(&pool, request).await,
+            None => not_loaded(id),
+        }
+    }
+
+    /// Runs one event through the handler version `pool`.
+    pub async fn run(&self, pool: &HandlerPool, request: InvocationRequest) -> InvocationReport {
+        let id = &pool.info.id;
+        let report = pool.pool.invoke(request).await;
         if report.capture.state_writes == 0 {
             return report;
         }
@@ -209,14 +214,19 @@ impl Runtime {
         report
     }
 
-    /// Isolates alive now, across all handlers.
+    /// Isolates alive now, across the handlers put in use by [`Runtime::load`].
     pub fn live_isolates(&self) -> usize {
         self.lock().values().map(|p| p.live_isolates()).sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pool>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HandlerPool>> {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The report of an invocation of a handler that has no version in use.
+pub fn not_loaded(id: &str) -> InvocationReport {
+    pool::unavailable(id, format!("handler {id} is not loaded"))
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! The handlers of a running server: found on disk, loaded into the runtime, routed, and
 //! reloaded when their files change. A file that no longer loads keeps its last good
-//! version; the error is kept for `GET /handlers`.
+//! version; the error is kept for `GET /handlers`. Each scan puts everything it found in
+//! the delivery registry in one swap.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::delivery::{Engine, RetryPolicy};
-use crate::router::{self, RoutingTable};
-use crate::runtime::{HandlerInfo, Runtime};
+use crate::delivery::{Change, Engine, LoadedHandler, Registry, RetryPolicy, Version};
+use crate::router::{self, HandlerFile};
+use crate::runtime::{HandlerPool, Runtime};
 
 /// How often handler files are checked for changes.
 pub const RELOAD_EVERY: Duration = Duration::from_millis(500);
@@ -29,8 +29,20 @@ pub struct HandlerStatus {
     pub error: Option<String>,
     /// When the version in use was loaded (RFC 3339).
     pub loaded_at: Option<String>,
-    #[serde(skip)]
-    stamp: Option<router::Stamp>,
+}
+
+impl HandlerStatus {
+    fn of(handler: &LoadedHandler) -> Self {
+        let version = handler.version.as_deref();
+        Self {
+            id: handler.id.clone(),
+            file: handler.file.clone(),
+            routes: version.map_or_else(Vec::new, |v| v.routes.iter().map(|p| p.to_string()).collect()),
+            loaded: version.is_some(),
+            error: handler.error.clone(),
+            loaded_at: version.map(|v| v.loaded_at.clone()),
+        }
+    }
 }
 
 /// Handlers on disk and in use.
@@ -38,8 +50,6 @@ pub struct Handlers {
     root: PathBuf,
     runtime: Arc<Runtime>,
     engine: Arc<Engine>,
-    routing: RwLock<RoutingTable>,
-    status: RwLock<BTreeMap<String, HandlerStatus>>,
     /// Helper modules as last seen; a change reloads every handler.
     helpers: std::sync::Mutex<Vec<(PathBuf, router::Stamp)>>,
 }
@@ -50,28 +60,27 @@ impl Handlers {
             root: root.to_owned(),
             runtime,
             engine,
-            routing: RwLock::new(RoutingTable::new()),
-            status: RwLock::new(BTreeMap::new()),
             helpers: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    /// The routing table in use.
-    pub fn routing(&self) -> std::sync::RwLockReadGuard<'_, RoutingTable> {
-        self.routing.read().unwrap_or_else(|e| e.into_inner())
+    /// The handlers in use now: routes, versions and status of one moment.
+    pub fn routing(&self) -> Arc<Registry> {
+        self.engine.registry().snapshot()
     }
 
     /// Every handler with its state.
     pub fn statuses(&self) -> Vec<HandlerStatus> {
-        self.status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.routing().handlers().map(|h| HandlerStatus::of(h)).collect()
     }
 
-    /// Loads new and changed files, drops removed ones. Returns the load errors seen.
+    /// Isolates alive now across the handler versions in use.
+    pub fn live_isolates(&self) -> usize {
+        self.routing().live_isolates()
+    }
+
+    /// Loads new and changed files, drops removed ones, and puts all of it in use at once.
+    /// Returns the load errors seen.
     pub async fn scan(&self) -> Vec<String> {
         let files = match router::discover(&self.root) {
             Ok(files) => files,
@@ -84,90 +93,175 @@ impl Handlers {
             *seen = helpers;
             changed
         };
-        let mut errors = Vec::new();
-        let known: Vec<String> = self
-            .status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
+        // Only scans write the registry, so what it holds now is what this scan builds on.
+        let before = self.routing();
+        let mut changes: Vec<Change> = before
+            .handlers()
+            .filter(|h| !files.iter().any(|f| f.id == h.id))
+            .map(|h| Change::Remove(h.id.clone()))
             .collect();
-        for gone in known.iter().filter(|id| !files.iter().any(|f| &&f.id == id)) {
-            self.routing.write().unwrap_or_else(|e| e.into_inner()).remove(gone);
-            self.status.write().unwrap_or_else(|e| e.into_inner()).remove(gone);
-            self.runtime.unload(gone);
-        }
+        let mut errors = Vec::new();
         for file in files {
-            let unchanged = self
-                .status
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&file.id)
-                .is_some_and(|s| s.stamp == Some(file.stamp))
-                && !helpers_changed;
-            if unchanged {
+            let known = before.get(&file.id);
+            if known.is_some_and(|h| h.stamp == file.stamp) && !helpers_changed {
                 continue;
             }
-            if let Err(e) = self.load(&file.id, &file.path, file.stamp).await {
-                errors.push(format!("{}: {e}", file.path.display()));
+            let handler = self.load(&file, known.and_then(|h| h.version.clone())).await;
+            if let Some(error) = &handler.error {
+                errors.push(format!("{}: {error}", file.path.display()));
             }
+            changes.push(Change::Set(handler));
         }
+        self.engine.registry().apply(changes);
         errors
     }
 
-    async fn load(&self, id: &str, path: &Path, stamp: router::Stamp) -> Result<(), String> {
-        let result = match self.runtime.prepare(id, path).await {
-            Ok(prepared) => {
-                let applied = self.apply(&prepared.info);
-                if applied.is_ok() {
-                    self.runtime.install(prepared);
-                }
-                applied
-            }
+    /// The handler entry for `file`: its new version, or `last_good` with the load error.
+    async fn load(&self, file: &HandlerFile, last_good: Option<Arc<Version>>) -> LoadedHandler {
+        let loaded = match self.runtime.prepare(&file.id, &file.path).await {
+            Ok(pool) => self.version(pool),
             Err(e) => Err(e.render()),
         };
-        let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
-        let entry = status.entry(id.to_owned()).or_insert_with(|| HandlerStatus {
-            id: id.to_owned(),
-            file: path.to_owned(),
-            routes: Vec::new(),
-            loaded: false,
-            error: None,
-            loaded_at: None,
-            stamp: None,
-        });
-        entry.stamp = Some(stamp);
-        match result {
-            Ok(routes) => {
-                entry.routes = routes;
-                entry.loaded = true;
-                entry.error = None;
-                entry.loaded_at = Some(crate::event::now_rfc3339());
-                Ok(())
-            }
-            Err(e) => {
-                entry.error = Some(e.clone());
-                Err(e)
-            }
+        let (version, error) = match loaded {
+            Ok(version) => (Some(Arc::new(version)), None),
+            Err(error) => (last_good, Some(error)),
+        };
+        LoadedHandler {
+            id: file.id.clone(),
+            file: file.path.clone(),
+            stamp: file.stamp,
+            error,
+            version,
         }
     }
 
-    /// Puts a loaded handler's routes and delivery limits in force; returns its patterns.
-    fn apply(&self, info: &HandlerInfo) -> Result<Vec<String>, String> {
+    /// A loaded module as a version to put in use, if its `on` and `config.retry` are valid.
+    fn version(&self, pool: HandlerPool) -> Result<Version, String> {
+        let info = &pool.info;
         let on = (!info.on.is_null()).then_some(&info.on);
         let routes = router::routes_from_export(on).map_err(|e| format!("export const on: {e}"))?;
+        let routes: Vec<_> = router::resolve(&info.id, routes).map_err(|e| e.to_string())?;
         let policy = match &info.config.retry {
             Some(retry) => Some(RetryPolicy::parse(&retry.schedule).map_err(|e| format!("config.retry: {e}"))?),
             None => None,
         };
-        let mut routing = self.routing.write().unwrap_or_else(|e| e.into_inner());
-        routing.set(&info.id, routes).map_err(|e| e.to_string())?;
-        let patterns = routing
-            .patterns(&info.id)
-            .map(|p| p.iter().map(|p| p.to_string()).collect())
-            .unwrap_or_default();
-        drop(routing);
-        self.engine.set_handler(&info.id, info.config.concurrency, policy);
-        Ok(patterns)
+        let limits = self.engine.limits(info.config.concurrency, policy);
+        Ok(Version {
+            pool,
+            routes,
+            limits,
+            loaded_at: crate::event::now_rfc3339(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::server::App;
+    use crate::store::Store;
+
+    /// An app over `dir/handlers`, not serving: scans are run by the test.
+    fn app(dir: &Path) -> Arc<App> {
+        std::fs::create_dir_all(dir.join("handlers")).unwrap();
+        let text = format!("handlers = {:?}\n", dir.join("handlers").display().to_string());
+        let config = Config::parse(&text, &dir.join("eddy.toml")).unwrap();
+        crate::server::app(&config, &dir.join("eddy.toml"), Store::temporary().unwrap()).unwrap()
+    }
+
+    /// Writes handler `id`; versions of one file differ in size, so the change is seen even
+    /// within the file system's time resolution.
+    fn write(dir: &Path, id: &str, code: &str) {
+        std::fs::write(dir.join("handlers").join(format!("{id}.js")), code).unwrap();
+    }
+
+    fn patterns(version: &Version) -> Vec<String> {
+        version.routes.iter().map(|p| p.to_string()).collect()
+    }
+
+    const V1: &str =
+        "export const on = 'first.*';\nexport const config = { concurrency: 1 };\nexport default async () => {};\n";
+    const V2: &str = "export const on = 'second.*';\nexport const config = { concurrency: 3 };\nexport default async () => {}; // v2\n";
+
+    #[tokio::test]
+    async fn a_snapshot_taken_before_a_reload_keeps_its_whole_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        write(dir.path(), "a", V1);
+        assert!(app.handlers.scan().await.is_empty());
+        let before = app.handlers.routing();
+        write(dir.path(), "a", V2);
+        assert!(app.handlers.scan().await.is_empty());
+        let after = app.handlers.routing();
+
+        let old = before.version("a").unwrap();
+        assert_eq!(before.route("first.x"), ["a"]);
+        assert!(before.route("second.x").is_empty());
+        assert_eq!(patterns(&old), ["first.*"]);
+        assert_eq!(old.pool.info.config.concurrency, Some(1));
+        assert_eq!((old.limits.concurrency, old.limits.permits.available_permits()), (1, 1));
+
+        let new = after.version("a").unwrap();
+        assert!(!Arc::ptr_eq(&old, &new));
+        assert_eq!(after.route("second.x"), ["a"]);
+        assert!(after.route("first.x").is_empty());
+        assert_eq!(patterns(&new), ["second.*"]);
+        assert_eq!(new.pool.info.config.concurrency, Some(3));
+        assert_eq!((new.limits.concurrency, new.limits.permits.available_permits()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_failed_reload_keeps_the_last_good_version_with_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        write(dir.path(), "a", V1);
+        assert!(app.handlers.scan().await.is_empty());
+        let good = app.handlers.routing().version("a").unwrap();
+        // One that does not parse, then one that loads but routes by an invalid `on`.
+        for (broken, error) in [
+            ("export default async () => {;\n", "SyntaxError"),
+            (
+                "export const on = 3;\nexport default async () => {};\n",
+                "export const on",
+            ),
+        ] {
+            write(dir.path(), "a", broken);
+            let errors = app.handlers.scan().await;
+            assert!(errors.len() == 1 && errors[0].contains(error), "{errors:?}");
+            let now = app.handlers.routing();
+            assert!(Arc::ptr_eq(&now.version("a").unwrap(), &good));
+            assert_eq!(now.route("first.x"), ["a"]);
+            let status = &app.handlers.statuses()[0];
+            assert!(status.loaded && status.error.as_deref().is_some_and(|e| e.contains(error)));
+            assert_eq!(
+                (&status.routes[..], &status.loaded_at),
+                (&["first.*".to_owned()][..], &Some(good.loaded_at.clone()))
+            );
+        }
+        write(dir.path(), "a", V2);
+        assert!(app.handlers.scan().await.is_empty());
+        let status = &app.handlers.statuses()[0];
+        assert!(status.loaded && status.error.is_none() && status.routes == ["second.*"]);
+    }
+
+    #[tokio::test]
+    async fn a_removed_file_leaves_routes_and_status_in_the_same_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        write(dir.path(), "a", V1);
+        write(dir.path(), "b", V1);
+        assert!(app.handlers.scan().await.is_empty());
+        let before = app.handlers.routing();
+        std::fs::remove_file(dir.path().join("handlers/a.js")).unwrap();
+        assert!(app.handlers.scan().await.is_empty());
+        let after = app.handlers.routing();
+
+        assert_eq!(after.route("first.x"), ["b"]);
+        assert!(after.get("a").is_none() && after.version("a").is_none());
+        let ids: Vec<String> = app.handlers.statuses().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["b"]);
+        assert_eq!(before.route("first.x"), ["a", "b"], "a snapshot taken before keeps it");
+        assert!(before.version("a").is_some());
     }
 }

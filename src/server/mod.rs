@@ -72,8 +72,8 @@ pub struct App {
 }
 
 impl App {
-    /// The routing table in use.
-    pub fn routing(&self) -> std::sync::RwLockReadGuard<'_, crate::router::RoutingTable> {
+    /// The handlers in use (routes, versions, status), as one snapshot.
+    pub fn routing(&self) -> Arc<crate::delivery::Registry> {
         self.handlers.routing()
     }
 }
