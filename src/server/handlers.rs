@@ -65,18 +65,18 @@ impl Handlers {
     }
 
     /// The handlers in use now: routes, versions and status of one moment.
-    pub fn routing(&self) -> Arc<Registry> {
+    pub fn snapshot(&self) -> Arc<Registry> {
         self.engine.registry().snapshot()
     }
 
     /// Every handler with its state.
     pub fn statuses(&self) -> Vec<HandlerStatus> {
-        self.routing().handlers().map(|h| HandlerStatus::of(h)).collect()
+        self.snapshot().handlers().map(|h| HandlerStatus::of(h)).collect()
     }
 
     /// Isolates alive now across the handler versions in use.
     pub fn live_isolates(&self) -> usize {
-        self.routing().live_isolates()
+        self.snapshot().live_isolates()
     }
 
     /// Loads new and changed files, drops removed ones, and puts all of it in use at once.
@@ -94,7 +94,7 @@ impl Handlers {
             changed
         };
         // Only scans write the registry, so what it holds now is what this scan builds on.
-        let before = self.routing();
+        let before = self.snapshot();
         let mut changes: Vec<Change> = before
             .handlers()
             .filter(|h| !files.iter().any(|f| f.id == h.id))
@@ -190,10 +190,10 @@ mod tests {
         let app = app(dir.path());
         write(dir.path(), "a", V1);
         assert!(app.handlers.scan().await.is_empty());
-        let before = app.handlers.routing();
+        let before = app.handlers.snapshot();
         write(dir.path(), "a", V2);
         assert!(app.handlers.scan().await.is_empty());
-        let after = app.handlers.routing();
+        let after = app.handlers.snapshot();
 
         let old = before.version("a").unwrap();
         assert_eq!(before.route("first.x"), ["a"]);
@@ -217,7 +217,7 @@ mod tests {
         let app = app(dir.path());
         write(dir.path(), "a", V1);
         assert!(app.handlers.scan().await.is_empty());
-        let good = app.handlers.routing().version("a").unwrap();
+        let good = app.handlers.snapshot().version("a").unwrap();
         // One that does not parse, then one that loads but routes by an invalid `on`.
         for (broken, error) in [
             ("export default async () => {;\n", "SyntaxError"),
@@ -229,7 +229,7 @@ mod tests {
             write(dir.path(), "a", broken);
             let errors = app.handlers.scan().await;
             assert!(errors.len() == 1 && errors[0].contains(error), "{errors:?}");
-            let now = app.handlers.routing();
+            let now = app.handlers.snapshot();
             assert!(Arc::ptr_eq(&now.version("a").unwrap(), &good));
             assert_eq!(now.route("first.x"), ["a"]);
             let status = &app.handlers.statuses()[0];
@@ -252,10 +252,10 @@ mod tests {
         write(dir.path(), "a", V1);
         write(dir.path(), "b", V1);
         assert!(app.handlers.scan().await.is_empty());
-        let before = app.handlers.routing();
+        let before = app.handlers.snapshot();
         std::fs::remove_file(dir.path().join("handlers/a.js")).unwrap();
         assert!(app.handlers.scan().await.is_empty());
-        let after = app.handlers.routing();
+        let after = app.handlers.snapshot();
 
         assert_eq!(after.route("first.x"), ["b"]);
         assert!(after.get("a").is_none() && after.version("a").is_none());

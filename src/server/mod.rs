@@ -74,7 +74,7 @@ pub struct App {
 impl App {
     /// The handlers in use (routes, versions, status), as one snapshot.
     pub fn routing(&self) -> Arc<crate::delivery::Registry> {
-        self.handlers.routing()
+        self.handlers.snapshot()
     }
 }
 
