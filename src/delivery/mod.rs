@@ -19,7 +19,7 @@ use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 
 pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
-pub use retry::{Decision, RetryError, RetryPolicy};
+pub use retry::{Decision, RetryError, RetryPolicy, RetrySchedule};
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
