@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
@@ -40,7 +39,7 @@ async fn run() {
     let text = format!("handlers = {:?}\ndata = \"data\"\n", handlers.display().to_string());
     let config = Config::parse(&text, &dir.path().join("eddy.toml")).expect("config");
     let store = Store::open(&config.data).expect("store");
-    let app = server::app(&config, Path::new("eddy.toml"), store.clone()).expect("app");
+    let app = server::app(&config, store.clone()).expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/events", listener.local_addr().expect("addr"));
     let (stop, stopped) = watch::channel(false);

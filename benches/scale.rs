@@ -265,7 +265,7 @@ async fn ingest(dir: &Path, data: &Path, label: &str) {
     );
     let config = Config::parse(&text, &dir.join("eddy.toml")).expect("config");
     let store = open_when_free(&config.data).await;
-    let app = server::app(&config, Path::new("eddy.toml"), store).expect("app");
+    let app = server::app(&config, store).expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/events", listener.local_addr().expect("addr"));
     let (stop, stopped) = watch::channel(false);

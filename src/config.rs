@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod api;
+mod delivery;
 mod integrations;
 mod limits;
+mod net;
 mod runtime;
 
 pub use api::ApiConfig;
+pub use delivery::{DeliveryConfig, RetentionConfig};
 pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig};
 pub use limits::StateConfig;
+pub use net::NetConfig;
 pub use runtime::RuntimeConfig;
 
 /// The file read when `--config` is not given.
@@ -29,8 +33,6 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: [net] allow_private entry {entry:?} is not a CIDR (like \"127.0.0.1/32\")")]
-    Cidr { path: PathBuf, entry: String },
     #[error("{path}: {key} must be {expected}")]
     Range {
         path: PathBuf,
@@ -81,40 +83,6 @@ pub struct Config {
     pub secrets: SecretsConfig,
 }
 
-/// `[retention]`: ages like "7d", "12h".
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionConfig {
-    pub succeeded_deliveries: String,
-    pub dead_deliveries: String,
-    pub events: String,
-    /// How often the retention task runs.
-    pub interval_ms: u64,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            succeeded_deliveries: "7d".into(),
-            dead_deliveries: "30d".into(),
-            events: "30d".into(),
-            interval_ms: 60 * 60 * 1000,
-        }
-    }
-}
-
-impl RetentionConfig {
-    /// The ages as durations; `None` names the key that does not parse.
-    pub fn ages(&self) -> Result<[std::time::Duration; 3], &'static str> {
-        let parse = |text: &str, key| humantime::parse_duration(text.trim()).map_err(|_| key);
-        Ok([
-            parse(&self.succeeded_deliveries, "retention.succeeded_deliveries")?,
-            parse(&self.dead_deliveries, "retention.dead_deliveries")?,
-            parse(&self.events, "retention.events")?,
-        ])
-    }
-}
-
 /// `[ingest]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,47 +112,6 @@ impl Default for IngestConfig {
     }
 }
 
-/// `[delivery]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    /// Most attempts running at once, across handlers.
-    pub max_concurrency: usize,
-    /// Attempts of one handler running at once, unless its `config.concurrency` says otherwise.
-    pub handler_concurrency: usize,
-    /// Delays before the 2nd, 3rd, ... attempt, unless a handler's `config.retry` says otherwise.
-    pub retry_schedule: Vec<String>,
-    /// How long a stop waits for attempts in flight.
-    pub grace_period_ms: u64,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrency: 64,
-            handler_concurrency: 8,
-            retry_schedule: ["5s", "30s", "2m", "10m", "30m", "1h", "3h", "6h", "12h"]
-                .map(String::from)
-                .to_vec(),
-            grace_period_ms: 10_000,
-        }
-    }
-}
-
-/// `[net]`: outbound network settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetConfig {
-    /// CIDRs exempted from the private/loopback/link-local refusal (e.g. "127.0.0.1/32").
-    pub allow_private: Vec<String>,
-    /// Largest response body a handler may receive.
-    pub max_response_bytes: u64,
-    /// Time allowed to open a connection.
-    pub connect_timeout_ms: u64,
-    /// Most redirects followed for one request.
-    pub max_redirects: u32,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -206,17 +133,6 @@ impl Default for Config {
     }
 }
 
-impl Default for NetConfig {
-    fn default() -> Self {
-        Self {
-            allow_private: Vec::new(),
-            max_response_bytes: 10 * 1024 * 1024,
-            connect_timeout_ms: 10_000,
-            max_redirects: 10,
-        }
-    }
-}
-
 impl Config {
     /// Loads `path`; when `explicit` is false a missing file means defaults.
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
@@ -234,7 +150,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            // The toml crate's own layout: line, column and the offending text underlined.
+            message: e.to_string().trim_end().to_owned(),
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         config.handlers = base.join(&config.handlers);
@@ -249,7 +166,6 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        self.allow_private_nets(path)?;
         integrations::validate_sources(&self.sources, path)?;
         integrations::secret_grant(self).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
@@ -283,39 +199,13 @@ impl Config {
         range(ingest.max_connections >= 1, "ingest.max_connections", "at least 1")?;
         let d = &self.delivery;
         range(d.max_concurrency >= 1, "delivery.max_concurrency", "at least 1")?;
-        range(d.handler_concurrency >= 1, "delivery.handler_concurrency", "at least 1")?;
-        let schedule_ok = !d.retry_schedule.is_empty()
-            && d.retry_schedule
-                .iter()
-                .all(|t| humantime::parse_duration(t.trim()).is_ok());
-        range(
-            schedule_ok,
-            "delivery.retry_schedule",
-            "a non-empty list of delays like \"5s\" or \"10m\"",
-        )
+        range(d.handler_concurrency >= 1, "delivery.handler_concurrency", "at least 1")
     }
 
     /// What handlers may ask for: `[secrets] allow`, with every source's `secret_env` reserved.
     pub fn secret_grant(&self) -> crate::secrets::Grant {
         // Validated when the file was read, so this is the same grant.
         integrations::secret_grant(self).unwrap_or_default()
-    }
-
-    /// The `[net] allow_private` entries as networks.
-    pub fn allow_private_nets(&self, path: &Path) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        self.net
-            .allow_private
-            .iter()
-            .map(|entry| {
-                entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| ConfigError::Cidr {
-                        path: path.to_owned(),
-                        entry: entry.clone(),
-                    })
-            })
-            .collect()
     }
 }
 
@@ -353,7 +243,7 @@ mod tests {
             Path::new("e.toml"),
         )
         .unwrap();
-        assert_eq!(c.allow_private_nets(Path::new("e.toml")).unwrap().len(), 2);
+        assert_eq!(c.net.allow_private.len(), 2);
         let err = Config::parse("[net]\nallow_private = [\"localhost\"]\n", Path::new("e.toml")).unwrap_err();
         assert!(err.to_string().contains("localhost"), "{err}");
     }
@@ -388,5 +278,25 @@ mod tests {
         let path = dir.path().join("eddy.toml");
         assert!(Config::load(&path, false).is_ok());
         assert!(Config::load(&path, true).is_err());
+    }
+
+    #[test]
+    fn a_toml_syntax_error_keeps_its_layout() {
+        let err = Config::parse("listen = \"127.0.0.1:1\"\n[net\n", Path::new("eddy.toml"))
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = err.lines().map(str::trim_end).collect();
+        assert!(lines.len() >= 4, "{err}");
+        assert!(
+            lines[0].starts_with("eddy.toml: TOML parse error at line 2, column"),
+            "{err}"
+        );
+        assert!(lines.iter().any(|l| l.ends_with("| [net")), "{err}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.trim_start().starts_with('|') && l.ends_with('^')),
+            "{err}"
+        );
     }
 }

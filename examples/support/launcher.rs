@@ -50,7 +50,7 @@ impl Eddy {
         let config_path = copy_example(example, dir.path(), env)?;
         let config = Config::parse(&std::fs::read_to_string(&config_path)?, &config_path)?;
         let store = eddy::store::Store::open(&config.data)?;
-        let app = eddy::server::app(&config, &config_path, store)?;
+        let app = eddy::server::app(&config, store)?;
         let (stop, stopped) = watch::channel(false);
         let (proxy_url, proxy) = match proxy_upstream {
             Some(upstream) => {

@@ -14,6 +14,7 @@ mod client;
 mod dev;
 mod edit;
 mod init;
+mod log;
 mod output;
 mod remote;
 mod replay;
@@ -122,6 +123,7 @@ impl From<anyhow::Error> for Failure {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -65,8 +65,8 @@ impl ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    let (config, config_path) = args.config()?;
-    run(config, config_path, None).await
+    let (config, _) = args.config()?;
+    run(config, None).await
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,8 +80,8 @@ pub struct DevArgs {
 
 /// `eddy dev`: `serve`, printing each attempt as it finishes.
 pub async fn dev(args: DevArgs) -> Result<(), Failure> {
-    let (config, config_path) = args.serve.config()?;
-    run(config, config_path, Some(Paint::new(args.color))).await
+    let (config, _) = args.serve.config()?;
+    run(config, Some(Paint::new(args.color))).await
 }
 
 /// `eddy proxy`: `serve` with the proxy on, its upstream and address from the flags.
@@ -102,14 +102,14 @@ pub async fn proxy(args: ProxyArgs) -> Result<(), Failure> {
     config.proxy = Some(proxy);
     // The flags bypass the file's validation; run it on the result.
     config.revalidate(&config_path).map_err(anyhow::Error::from)?;
-    run(config, config_path, None).await
+    run(config, None).await
 }
 
-async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Result<(), Failure> {
+async fn run(config: Config, dev_log: Option<Paint>) -> Result<(), Failure> {
     // Before the store is opened: a refused start leaves nothing to check at the next one.
     server::check_exposure(&config).map_err(anyhow::Error::from)?;
     let store = Store::open(&config.data).map_err(anyhow::Error::from)?;
-    let app = server::app(&config, &config_path, store).map_err(anyhow::Error::from)?;
+    let app = server::app(&config, store).map_err(anyhow::Error::from)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -66,7 +66,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         next: next.clone(),
     });
     if let Err(e) = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms()) {
-        eprintln!("eddy: cannot record attempt {n} of delivery {}: {e}", delivery.id);
+        tracing::error!("cannot record attempt {n} of delivery {}: {e}", delivery.id);
     }
     // Sending fails only when nobody listens, which is the usual case outside `eddy dev`.
     if let Some(notice) = notice {
@@ -92,7 +92,7 @@ fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
         engine.store.forget_delivery(&delivery.id)
     };
     if let Err(e) = result {
-        eprintln!("eddy: delivery {} whose event is missing: {e}", delivery.id);
+        tracing::warn!("delivery {} whose event is missing: {e}", delivery.id);
     }
 }
 

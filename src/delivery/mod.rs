@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 pub use registry::{Change, Limits, LoadedHandler, Registry, RegistryCell, Version};
 pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
-pub use retry::{Decision, RetryError, RetryPolicy};
+pub use retry::{Decision, RetryError, RetryPolicy, RetrySchedule};
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;

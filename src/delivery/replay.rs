@@ -220,7 +220,7 @@ impl Replays {
             detail,
         };
         if let Err(e) = self.store.audit(&record) {
-            eprintln!("eddy: cannot write the audit entry of a {kind} job: {e}");
+            tracing::error!("cannot write the audit entry of a {kind} job: {e}");
         }
     }
 

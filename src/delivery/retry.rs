@@ -25,10 +25,44 @@ pub enum RetryError {
     TooLong(String),
 }
 
+/// Delays before the 2nd, 3rd, ... attempt, parsed from forms like "5s" once, when the
+/// config file or a handler's `config.retry` is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+impl RetrySchedule {
+    /// A schedule from written delays like `["5s", "1m"]`.
+    pub fn parse(delays: &[String]) -> Result<Self, RetryError> {
+        if delays.is_empty() {
+            return Err(RetryError::Empty);
+        }
+        let parse = |d: &String| match humantime::parse_duration(d.trim()) {
+            Ok(delay) if delay > MAX_DELAY => Err(RetryError::TooLong(d.clone())),
+            Ok(delay) => Ok(delay),
+            Err(_) => Err(RetryError::Delay(d.clone())),
+        };
+        delays.iter().map(parse).collect::<Result<_, _>>().map(Self)
+    }
+
+    /// The delays, in order; never empty.
+    pub fn delays(&self) -> &[Duration] {
+        &self.0
+    }
+}
+
+/// The schedule README documents for `[delivery] retry_schedule`: 5s, 30s, 2m, 10m, 30m,
+/// 1h, 3h, 6h, 12h.
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        let secs = [5, 30, 2 * 60, 10 * 60, 30 * 60, 3600, 3 * 3600, 6 * 3600, 12 * 3600];
+        Self(secs.map(Duration::from_secs).to_vec())
+    }
+}
+
 /// When to try again after a failed attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
-    schedule: Vec<Duration>,
+    schedule: RetrySchedule,
 }
 
 /// What to do after a failed attempt.
@@ -40,23 +74,19 @@ pub enum Decision {
 }
 
 impl RetryPolicy {
-    /// A policy from written delays like `["5s", "1m"]`.
+    /// A policy that waits as `schedule` says.
+    pub fn new(schedule: RetrySchedule) -> Self {
+        Self { schedule }
+    }
+
+    /// A policy from written delays like `["5s", "1m"]` (a handler's `config.retry`).
     pub fn parse(delays: &[String]) -> Result<Self, RetryError> {
-        if delays.is_empty() {
-            return Err(RetryError::Empty);
-        }
-        let parse = |d: &String| match humantime::parse_duration(d.trim()) {
-            Ok(delay) if delay > MAX_DELAY => Err(RetryError::TooLong(d.clone())),
-            Ok(delay) => Ok(delay),
-            Err(_) => Err(RetryError::Delay(d.clone())),
-        };
-        let schedule = delays.iter().map(parse).collect::<Result<_, _>>()?;
-        Ok(Self { schedule })
+        RetrySchedule::parse(delays).map(Self::new)
     }
 
     /// Most attempts a delivery gets: the first plus one per scheduled delay.
     pub fn max_attempts(&self) -> u32 {
-        self.schedule.len() as u32 + 1
+        self.schedule.delays().len() as u32 + 1
     }
 
     /// The decision after attempt number `attempt` (1-based) failed with `failure`;
@@ -69,7 +99,8 @@ impl RetryPolicy {
             // The third party said when; jitter would only make it wrong.
             return Decision::RetryAfter(asked.min(MAX_DELAY));
         }
-        let base = self.schedule[(attempt as usize - 1).min(self.schedule.len() - 1)];
+        let delays = self.schedule.delays();
+        let base = delays[(attempt as usize - 1).min(delays.len() - 1)];
         let factor = 1.0 + JITTER * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
         Decision::RetryAfter(base.mul_f64(factor))
     }
@@ -89,8 +120,7 @@ mod tests {
 
     /// The policy the server builds when `[delivery] retry_schedule` is not set.
     fn server_default() -> RetryPolicy {
-        RetryPolicy::parse(&crate::config::Config::default().delivery.retry_schedule)
-            .expect("the default schedule parses")
+        RetryPolicy::new(crate::config::Config::default().delivery.retry_schedule)
     }
 
     fn delay(decision: Decision) -> Duration {

@@ -43,8 +43,6 @@ use pool::Pool;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
     Secrets(#[from] SecretError),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -129,8 +127,8 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime for the handlers under `root`, with the operator settings of `config`.
-    pub fn new(config: &Config, config_path: &Path, root: &Path, store: Store) -> Result<Self, RuntimeError> {
-        let policy = net::NetPolicy::new(config.allow_private_nets(config_path)?);
+    pub fn new(config: &Config, root: &Path, store: Store) -> Result<Self, RuntimeError> {
+        let policy = net::NetPolicy::new(config.net.allow_private.clone());
         let http = HttpClient::new(
             policy,
             HttpSettings {

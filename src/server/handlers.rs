@@ -167,7 +167,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("handlers")).unwrap();
         let text = format!("handlers = {:?}\n", dir.join("handlers").display().to_string());
         let config = Config::parse(&text, &dir.join("eddy.toml")).unwrap();
-        crate::server::app(&config, &dir.join("eddy.toml"), Store::temporary().unwrap()).unwrap()
+        crate::server::app(&config, Store::temporary().unwrap()).unwrap()
     }
 
     /// Writes handler `id`; versions of one file differ in size, so the change is seen even

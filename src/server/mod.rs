@@ -35,12 +35,8 @@ pub enum ServerError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error("{0}")]
     Delivery(#[from] crate::delivery::DeliveryError),
-    #[error("delivery.retry_schedule: {0}")]
-    Retry(#[from] crate::delivery::RetryError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
-    #[error("{0}: not a duration")]
-    Retention(String),
     #[error("the handlers folder {0} does not exist (create it, or pass --handlers)")]
     NoHandlers(std::path::PathBuf),
     #[error("[sources]: {0}")]
@@ -89,28 +85,24 @@ pub fn check_exposure(config: &Config) -> Result<(), ServerError> {
 /// Builds the application: runtime, engine and handlers over `store`. Reads no environment:
 /// the caller puts `EDDY_API_TOKEN` into `config` (see `cli::serve`), so an embedding (the
 /// tests) gets exactly the config it passes.
-pub fn app(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Arc<App>, ServerError> {
+pub fn app(config: &Config, store: Store) -> Result<Arc<App>, ServerError> {
     check_exposure(config)?;
     if !config.handlers.is_dir() {
         return Err(ServerError::NoHandlers(config.handlers.clone()));
     }
-    let runtime = Arc::new(Runtime::new(config, config_path, &config.handlers, store.clone())?);
+    let runtime = Arc::new(Runtime::new(config, &config.handlers, store.clone())?);
     let settings = DeliverySettings {
         max_concurrency: config.delivery.max_concurrency,
-        default_policy: RetryPolicy::parse(&config.delivery.retry_schedule)?,
+        default_policy: RetryPolicy::new(config.delivery.retry_schedule.clone()),
         default_concurrency: config.delivery.handler_concurrency,
         grace: Duration::from_millis(config.delivery.grace_period_ms),
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
-    let [succeeded_deliveries, dead_deliveries, events] = config
-        .retention
-        .ages()
-        .map_err(|key| ServerError::Retention(key.to_owned()))?;
     let retention = Retention {
-        succeeded_deliveries,
-        dead_deliveries,
-        events,
+        succeeded_deliveries: config.retention.succeeded_deliveries,
+        dead_deliveries: config.retention.dead_deliveries,
+        events: config.retention.events,
     };
     Ok(Arc::new(App {
         handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),

@@ -30,7 +30,7 @@ impl Failure {
             Err(StoreError::Sled(e)) if is_fatal(&e) => {
                 // Logged by the first to fail the store only; every caller gets that first cause.
                 let cause = self.0.get_or_init(|| {
-                    eprintln!("eddy: store failed: {e}; writes are refused until eddy restarts");
+                    tracing::error!("store failed: {e}; writes are refused until eddy restarts");
                     e.to_string()
                 });
                 Err(StoreError::Unavailable { cause: cause.clone() })

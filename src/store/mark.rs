@@ -79,7 +79,7 @@ impl Mark {
         let written =
             std::fs::write(&partial, durable.to_string()).and_then(|()| std::fs::rename(&partial, dir.join(MARK_FILE)));
         if let Err(e) = written {
-            eprintln!("eddy: cannot update {}: {e}", dir.join(MARK_FILE).display());
+            tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
         }
     }
 }

@@ -46,7 +46,7 @@ impl Store {
         let events = self.trees.events.len();
         if events > 0 && from < 2 {
             // The only slow step of an upgrade, and it happens once: say why start-up waits.
-            eprintln!("eddy: upgrading the data folder from schema {from}: indexing {events} events (once)");
+            tracing::info!("upgrading the data folder from schema {from}: indexing {events} events (once)");
         }
         if from < 2 {
             self.rebuild_indexes()?;

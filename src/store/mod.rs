@@ -4,6 +4,9 @@
 //! data folder written by a newer schema or one that is locked or damaged: eddy never starts
 //! empty over existing data.
 
+// The one module allowed to use sled (see clippy.toml).
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
 mod codec;
 mod commit;
 mod compact;

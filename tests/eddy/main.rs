@@ -7,6 +7,7 @@ mod bounds;
 mod child;
 mod cli;
 mod crash;
+mod deps;
 mod durability;
 mod edge;
 mod example_mains;

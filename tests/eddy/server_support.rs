@@ -40,7 +40,7 @@ impl TestServer {
         );
         let config = Config::parse(&text, Path::new("/eddy.toml")).expect("test config parses");
         let store = open_store(data).await;
-        let app = server::app(&config, Path::new("/eddy.toml"), store).expect("app builds");
+        let app = server::app(&config, store).expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = watch::channel(false);

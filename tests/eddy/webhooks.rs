@@ -230,9 +230,7 @@ async fn a_source_whose_secret_is_not_set_stops_start_up_with_its_name() {
     );
     let config = eddy::config::Config::parse(&text, std::path::Path::new("/eddy.toml")).unwrap();
     let store = eddy::store::Store::open(data.path()).unwrap();
-    let error = eddy::server::app(&config, std::path::Path::new("/eddy.toml"), store)
-        .err()
-        .expect("refused");
+    let error = eddy::server::app(&config, store).err().expect("refused");
     assert!(error.to_string().contains("EDDY_TEST_NOT_SET_ANYWHERE"), "{error}");
     let bad = eddy::config::Config::parse(
         "[sources.gh]\nkind = \"gitlab\"\nsecret_env = \"X\"\n",
