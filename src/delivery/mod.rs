@@ -131,7 +131,7 @@ impl Engine {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> Result<(), DeliveryError> {
         let requeued = self.store.requeue_running(now_ms())?;
         if requeued > 0 {
-            eprintln!("eddy: {requeued} deliveries interrupted by the last stop will run again");
+            tracing::info!("{requeued} deliveries interrupted by the last stop will run again");
         }
         let mut tasks = JoinSet::new();
         while !*shutdown.borrow() {
@@ -152,8 +152,8 @@ impl Engine {
             while tasks.join_next().await.is_some() {}
         });
         if drained.await.is_err() {
-            eprintln!(
-                "eddy: {} attempts still running after the grace period; they will run again",
+            tracing::warn!(
+                "{} attempts still running after the grace period; they will run again",
                 tasks.len()
             );
         }

@@ -110,7 +110,7 @@ pub async fn recorder(app: Arc<App>, mut queue: mpsc::Receiver<Exchange>) {
             Ok(_) => app.metrics.proxy_recorded(count),
             Err(e) => {
                 app.metrics.proxy_record_failed(count);
-                eprintln!("eddy: proxy: {count} event(s) not recorded: {}", e.detail);
+                tracing::error!("proxy: {count} event(s) not recorded: {}", e.detail);
             }
         }
     }
