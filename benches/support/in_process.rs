@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use eddy::config::Config;
 use eddy::server::{self, Listeners, ServerError, Setup, Stopped};
+use eddy::services::Services;
 use eddy::store::Store;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -28,8 +29,8 @@ pub async fn start(config: Config) -> InProcess {
     let setup = Setup {
         config,
         config_path: PathBuf::from("eddy.toml"),
-        on_start: Some(Box::new(move |app: &std::sync::Arc<server::App>| {
-            let _ = store_tx.send(app.store.clone());
+        on_start: Some(Box::new(move |services: &std::sync::Arc<Services>| {
+            let _ = store_tx.send(services.store.clone());
         })),
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -12,6 +12,7 @@ use super::dev::{ColorChoice, Paint};
 use super::{ConfigArgs, Failure};
 use crate::config::Config;
 use crate::server::{self, Listeners, Stopped};
+use crate::services::Services;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -110,9 +111,9 @@ async fn run(config: Config, config_path: PathBuf, dev_log: Option<Paint>) -> Re
     server::check(&config).map_err(anyhow::Error::from)?;
     let listeners = bind(&config).await?;
     let on_start = dev_log.map(|paint| -> server::OnStart {
-        Box::new(move |app: &Arc<server::App>| {
+        Box::new(move |services: &Arc<Services>| {
             eprintln!("eddy: dev mode: handler files reload as you save them; each attempt is printed below");
-            super::dev::spawn_log(app.clone(), paint);
+            super::dev::spawn_log(services.clone(), paint);
         })
     });
     let setup = server::Setup {

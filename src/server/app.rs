@@ -1,58 +1,86 @@
-//! The application the routes share: built once over the store, then served. Only the
-//! composition root ([`super::run`]) builds one.
+//! What the routes share, built once over the store: the services, the intake over them,
+//! and the server's own settings. Only the composition root ([`super::run`]) builds it;
+//! the endpoints take the part they need ([`Services`] or [`Intake`]) through `FromRef`,
+//! so neither `api` nor `ingest` knows this type.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::handlers::Handlers;
 use super::routes::{Access, ROUTES};
-use super::{ServerError, edge, http};
-use crate::api::{self, ApiError};
+use super::{ServerError, edge};
+use crate::api;
 use crate::config::Config;
 use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
-use crate::ingest::WebhookSources;
+use crate::http::{ApiError, HttpLimits};
+use crate::ingest::{Intake, WebhookSources};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
+use crate::services::{Handlers, Services};
 use crate::store::{Retention, Store};
 
-/// What every request handler shares.
+/// The state of the routes; cheap to clone (the router holds one).
+#[derive(Clone)]
 pub struct App {
-    pub store: Store,
-    pub runtime: Arc<Runtime>,
-    pub engine: Arc<Engine>,
-    pub replays: Arc<Replays>,
-    pub handlers: Handlers,
-    pub metrics: Arc<Metrics>,
-    pub max_body_bytes: usize,
-    /// How long a request body may take to arrive (`POST /events`, webhooks).
-    pub body_timeout: Duration,
-    /// Whether ingest waits for the disk before answering (`[ingest] durable_ack`).
-    pub durable_ack: bool,
+    pub services: Arc<Services>,
+    pub intake: Arc<Intake>,
     /// Header timeout and connection limit of the API's (and the proxy's) listener.
-    pub http_limits: http::HttpLimits,
-    /// Webhook senders, for `POST /webhooks/{source}`.
-    pub sources: WebhookSources,
+    pub http_limits: HttpLimits,
+    pub retention: Retention,
+    pub retention_every: Duration,
     api_token: Option<String>,
-    pub(super) retention: Retention,
-    pub(super) retention_every: Duration,
 }
 
-impl App {
-    /// The routing table in use.
-    pub fn routing(&self) -> std::sync::RwLockReadGuard<'_, crate::router::RoutingTable> {
-        self.handlers.routing()
+impl FromRef<App> for Arc<Services> {
+    fn from_ref(app: &App) -> Self {
+        app.services.clone()
     }
 }
 
-/// Builds the application: runtime, engine and handlers over `store`. Reads no environment:
-/// the caller puts `EDDY_API_TOKEN` into `config` (see `cli::serve`), so an embedding (the
-/// tests) gets exactly the config it passes.
-pub(super) fn build(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Arc<App>, ServerError> {
+impl FromRef<App> for Arc<Intake> {
+    fn from_ref(app: &App) -> Self {
+        app.intake.clone()
+    }
+}
+
+/// Builds the application: runtime, engine and handlers over `store`.
+pub fn build(config: &Config, config_path: &std::path::Path, store: Store) -> Result<App, ServerError> {
+    let services = Arc::new(services(config, config_path, store)?);
+    let [succeeded_deliveries, dead_deliveries, events] = config
+        .retention
+        .ages()
+        .map_err(|key| ServerError::Retention(key.to_owned()))?;
+    let intake = Intake {
+        services: services.clone(),
+        sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
+        max_body_bytes: config.ingest.max_body_bytes,
+        body_timeout: Duration::from_millis(config.ingest.body_timeout_ms),
+        durable_ack: config.ingest.durable_ack,
+    };
+    Ok(App {
+        services,
+        intake: Arc::new(intake),
+        http_limits: HttpLimits {
+            header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
+            max_connections: config.ingest.max_connections,
+            drain: Duration::from_millis(config.delivery.grace_period_ms),
+        },
+        retention: Retention {
+            succeeded_deliveries,
+            dead_deliveries,
+            events,
+        },
+        retention_every: Duration::from_millis(config.retention.interval_ms),
+        api_token: config.api_token.clone(),
+    })
+}
+
+/// The runtime, the delivery engine and the handler registry over `store`.
+fn services(config: &Config, config_path: &std::path::Path, store: Store) -> Result<Services, ServerError> {
     let runtime = Arc::new(Runtime::new(config, config_path, &config.handlers, store.clone())?);
     let settings = DeliverySettings {
         max_concurrency: config.delivery.max_concurrency,
@@ -62,39 +90,18 @@ pub(super) fn build(config: &Config, config_path: &std::path::Path, store: Store
     };
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
-    let [succeeded_deliveries, dead_deliveries, events] = config
-        .retention
-        .ages()
-        .map_err(|key| ServerError::Retention(key.to_owned()))?;
-    let retention = Retention {
-        succeeded_deliveries,
-        dead_deliveries,
-        events,
-    };
-    Ok(Arc::new(App {
+    Ok(Services {
         handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
         replays: Replays::new(store.clone(), engine.clone()),
         store,
         runtime,
         engine,
         metrics,
-        max_body_bytes: config.ingest.max_body_bytes,
-        body_timeout: Duration::from_millis(config.ingest.body_timeout_ms),
-        durable_ack: config.ingest.durable_ack,
-        http_limits: http::HttpLimits {
-            header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
-            max_connections: config.ingest.max_connections,
-            drain: Duration::from_millis(config.delivery.grace_period_ms),
-        },
-        sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
-        api_token: config.api_token.clone(),
-        retention,
-        retention_every: Duration::from_millis(config.retention.interval_ms),
-    }))
+    })
 }
 
 /// The HTTP routes: exactly [`ROUTES`], those with [`Access::Token`] behind the token check.
-pub(super) fn router(app: Arc<App>) -> Router {
+pub fn router(app: App) -> Router {
     let (mut open, mut guarded) = (Router::new(), Router::new());
     for route in ROUTES {
         match route.access {
@@ -108,7 +115,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
 
 /// With a token, every guarded endpoint needs it; without one, the request must be
 /// addressed to a loopback name ([`edge::check_host`]).
-async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn require_token(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
     let Some(token) = &app.api_token else {
         edge::check_host(&request)?;
         return Ok(next.run(request).await);

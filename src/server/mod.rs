@@ -5,8 +5,6 @@
 
 mod app;
 pub mod edge;
-mod handlers;
-pub mod http;
 pub mod routes;
 
 use std::future::Future;
@@ -17,13 +15,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use app::App;
-pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
 pub use routes::{Access, ROUTES, Route, Verb};
 
 use crate::config::{Config, ProxyConfig};
 use crate::ingest::proxy::{self, Proxy};
-use crate::store::Store;
+use crate::services::{self, Services};
+use crate::store::{Retention, Store};
+use app::App;
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +61,8 @@ pub struct Setup {
     pub on_start: Option<OnStart>,
 }
 
-/// A look at the built server before it serves.
-pub type OnStart = Box<dyn FnOnce(&Arc<App>) + Send>;
+/// A look at the built services before the server serves.
+pub type OnStart = Box<dyn FnOnce(&Arc<Services>) + Send>;
 
 /// The sockets [`run`] serves, bound by the caller (so tests can bind port 0).
 pub struct Listeners {
@@ -153,7 +151,7 @@ async fn serve(
         config.data.display()
     );
     if let Some(on_start) = on_start {
-        on_start(&app);
+        on_start(&app.services);
     }
     let (stop, stopped) = watch::channel(false);
     let proxy = match (&config.proxy, listeners.proxy) {
@@ -176,11 +174,11 @@ async fn serve(
 
 fn start_proxy(
     config: &ProxyConfig,
-    app: &Arc<App>,
+    app: &App,
     listener: TcpListener,
     stopped: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ServerError> {
-    let proxy = Proxy::start(config, app.clone())?;
+    let proxy = Proxy::start(config, app.intake.clone(), app.http_limits)?;
     eprintln!(
         "eddy: proxy on http://{} -> {}",
         listener.local_addr()?,
@@ -191,40 +189,41 @@ fn start_proxy(
 
 /// Loads the handlers, then serves `listener` and delivers until `shutdown` turns true;
 /// stops intake first, then lets attempts in flight finish within the grace period.
-async fn serve_api(app: Arc<App>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+async fn serve_api(app: App, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+    let services = app.services.clone();
     // Before any handler runs: the admin API must not be reachable through a wildcard grant.
-    app.runtime.own_listener(listener.local_addr()?);
-    for error in app.handlers.scan().await {
+    services.runtime.own_listener(listener.local_addr()?);
+    for error in services.handlers.scan().await {
         eprintln!("eddy: {error}");
     }
-    let engine = tokio::spawn(app.engine.clone().run(shutdown.clone()));
-    let reload = tokio::spawn(reload_loop(app.clone(), shutdown.clone()));
-    let retention = tokio::spawn(retention_loop(app.clone()));
-    http::serve(listener, app::router(app.clone()), app.http_limits, shutdown).await?;
+    let engine = tokio::spawn(services.engine.clone().run(shutdown.clone()));
+    let reload = tokio::spawn(reload_loop(services.clone(), shutdown.clone()));
+    let retention = tokio::spawn(retention_loop(services, app.retention, app.retention_every));
+    let limits = app.http_limits;
+    crate::http::serve(listener, app::router(app), limits, shutdown).await?;
     reload.abort();
     retention.abort();
     engine.await.map_err(std::io::Error::other)??;
     Ok(())
 }
 
-async fn reload_loop(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+async fn reload_loop(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
-        tokio::time::sleep(handlers::RELOAD_EVERY).await;
-        for error in app.handlers.scan().await {
+        tokio::time::sleep(services::RELOAD_EVERY).await;
+        for error in services.handlers.scan().await {
             eprintln!("eddy: {error} (the last good version stays in use)");
         }
     }
 }
 
-/// Removes expired deliveries and events every `retention_every`.
-async fn retention_loop(app: Arc<App>) {
+/// Removes expired deliveries and events every `every`.
+async fn retention_loop(services: Arc<Services>, retention: Retention, every: Duration) {
     loop {
-        tokio::time::sleep(app.retention_every).await;
-        let store = app.store.clone();
-        let retention = app.retention;
+        tokio::time::sleep(every).await;
+        let store = services.store.clone();
         let now = crate::clock::now_ms();
         match tokio::task::spawn_blocking(move || store.expire(&retention, now)).await {
-            Ok(Ok(expired)) => app.metrics.expired(expired.deliveries, expired.events),
+            Ok(Ok(expired)) => services.metrics.expired(expired.deliveries, expired.events),
             Ok(Err(e)) => eprintln!("eddy: retention: {e}"),
             Err(e) => eprintln!("eddy: retention: {e}"),
         }
