@@ -11,11 +11,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
-use eddy::server;
 use eddy::store::{DeliveryFilter, Store};
 use support::load::{Pace, Phases, drive, http_client, paced};
 use support::{machine, ms, percentiles};
-use tokio::sync::watch;
 
 const CLIENTS: usize = 64;
 const FEW_CLIENTS: usize = 8;
@@ -38,12 +36,9 @@ async fn run() {
     std::fs::write(handlers.join("bench.event.js"), "export default async function () {}\n").expect("handler");
     let text = format!("handlers = {:?}\ndata = \"data\"\n", handlers.display().to_string());
     let config = Config::parse(&text, &dir.path().join("eddy.toml")).expect("config");
-    let store = Store::open(&config.data).expect("store");
-    let app = server::app(&config, store.clone()).expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/events", listener.local_addr().expect("addr"));
-    let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(server::run(app, listener, stopped));
+    let server = support::in_process::start(config).await;
+    let url = format!("{}/events", server.url);
+    let store = server.store.clone();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     machine::print_start("ingest", dir.path());
@@ -71,8 +66,8 @@ async fn run() {
     );
 
     start_latency(&url, &store, single_rate / 2.0).await;
-    let _ = stop.send(true);
-    let _ = server.await;
+    drop(store);
+    server.stop().await;
     machine::print_end();
 }
 

@@ -18,13 +18,11 @@ use std::time::{Duration, Instant};
 
 use eddy::config::Config;
 use eddy::event::Event;
-use eddy::server;
 use eddy::store::{AttemptRecord, DeliveryFilter, DeliveryStatus, EventFilter, NewEvent, NextStep, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::load::{Phases, drive};
 use support::{machine, percentiles, us};
-use tokio::sync::watch;
 
 const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
 /// Events per ingest call; all of one batch share a received time.
@@ -264,12 +262,10 @@ async fn ingest(dir: &Path, data: &Path, label: &str) {
         data.display().to_string()
     );
     let config = Config::parse(&text, &dir.join("eddy.toml")).expect("config");
-    let store = open_when_free(&config.data).await;
-    let app = server::app(&config, store).expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/events", listener.local_addr().expect("addr"));
-    let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(server::run(app, listener, stopped));
+    // The previous phase's isolate threads may still hold the store for a moment.
+    drop(open_when_free(&config.data).await);
+    let server = support::in_process::start(config).await;
+    let url = format!("{}/events", server.url);
     tokio::time::sleep(Duration::from_millis(500)).await;
     for clients in CLIENTS {
         let (rate, mut latencies) = load(&url, clients).await;
@@ -280,8 +276,7 @@ async fn ingest(dir: &Path, data: &Path, label: &str) {
             us(p99) / 1000.0
         );
     }
-    let _ = stop.send(true);
-    let _ = server.await;
+    server.stop().await;
 }
 
 /// Opens the store once the previous handle's threads have let go of its folder.

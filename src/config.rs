@@ -15,6 +15,7 @@ mod integrations;
 mod limits;
 mod net;
 mod runtime;
+mod schedule;
 
 pub use api::ApiConfig;
 pub use delivery::{DeliveryConfig, RetentionConfig};
@@ -22,6 +23,7 @@ pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig};
 pub use limits::StateConfig;
 pub use net::NetConfig;
 pub use runtime::RuntimeConfig;
+pub use schedule::{MAX_DELAY, RetryError, RetrySchedule};
 
 /// The file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";

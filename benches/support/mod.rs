@@ -1,5 +1,6 @@
 //! What the benchmarks share: HTTP load from this process (`load`), servers run as child
 //! processes with their resident memory (`procs`), eddy's own binary and endpoints (`eddy`),
+//! eddy's server in this process (`in_process`),
 //! the machine's facts (`machine`), and the helpers that turn samples into figures. Each
 //! benchmark includes it with `mod support;` and uses only part of it.
 
@@ -7,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod eddy;
+pub mod in_process;
 pub mod load;
 pub mod machine;
 pub mod procs;

@@ -6,16 +6,15 @@
 use std::fmt::Display;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use eddy::config::Config;
-use eddy::server::{App, ServerError};
+use eddy::server::{Listeners, ServerError, Setup, Stopped};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinHandle};
 
 use super::fakes::local_client;
@@ -30,9 +29,8 @@ pub struct Eddy {
     /// The admin API and ingest (`/events`, `/webhooks/{source}`).
     pub url: String,
     proxy_url: Option<String>,
-    stop: watch::Sender<bool>,
-    server: JoinHandle<Result<(), ServerError>>,
-    proxy: Option<JoinHandle<std::io::Result<()>>>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<Result<Stopped, ServerError>>,
     /// Holds the copy (and eddy's data) until eddy has stopped.
     _dir: TempDir,
 }
@@ -48,26 +46,30 @@ impl Eddy {
         }
         let dir = tempfile::tempdir()?;
         let config_path = copy_example(example, dir.path(), env)?;
-        let config = Config::parse(&std::fs::read_to_string(&config_path)?, &config_path)?;
-        let store = eddy::store::Store::open(&config.data)?;
-        let app = eddy::server::app(&config, store)?;
-        let (stop, stopped) = watch::channel(false);
-        let (proxy_url, proxy) = match proxy_upstream {
+        let mut config = Config::parse(&std::fs::read_to_string(&config_path)?, &config_path)?;
+        let (proxy, proxy_url) = match proxy_upstream {
             Some(upstream) => {
-                let (url, task) = start_proxy(&config, upstream, app.clone(), stopped.clone()).await?;
-                (Some(url), Some(task))
+                let (listener, url) = proxy_on(&mut config, upstream).await?;
+                (Some(listener), Some(url))
             }
-            None => (None, None),
+            None => {
+                config.proxy = None;
+                (None, None)
+            }
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(eddy::server::run(app, listener, stopped));
+        let api = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", api.local_addr()?);
+        let setup = Setup { config, on_start: None };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let server = tokio::spawn(eddy::server::run(setup, Listeners { api, proxy }, shutdown));
         let eddy = Self {
             url,
             proxy_url,
             stop,
             server,
-            proxy,
             _dir: dir,
         };
         eddy.ready().await?;
@@ -158,49 +160,32 @@ impl Eddy {
 
     /// Stops intake and waits (bounded) for attempts in flight, then removes the copy.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let proxy = self.proxy;
-        let both = async { (self.server.await, proxy_stopped(proxy).await) };
-        match tokio::time::timeout(STEP_TIMEOUT, both).await {
-            Ok((server, proxy)) => {
-                report_stop("eddy", server);
-                if let Some(proxy) = proxy {
-                    report_stop("eddy's proxy", proxy);
-                }
-            }
+        let _ = self.stop.send(());
+        match tokio::time::timeout(STEP_TIMEOUT, self.server).await {
+            Ok(ended) => report_stop("eddy", ended),
             Err(_) => eprintln!("eddy did not stop within {STEP_TIMEOUT:?}"),
         }
     }
 }
 
-async fn proxy_stopped(
-    task: Option<JoinHandle<std::io::Result<()>>>,
-) -> Option<Result<std::io::Result<()>, JoinError>> {
-    Some(task?.await)
-}
-
-/// Says on stderr how a task ended, when it did not end cleanly.
-fn report_stop<E: Display>(what: &str, ended: Result<Result<(), E>, JoinError>) {
+/// Says on stderr how the server ended, when it did not end cleanly.
+fn report_stop<E: Display>(what: &str, ended: Result<Result<Stopped, E>, JoinError>) {
     match ended {
-        Ok(Ok(())) => {}
+        Ok(Ok(Stopped::Sealed | Stopped::StillInUse)) => {}
+        Ok(Ok(Stopped::StoreFailed { cause })) => eprintln!("{what} stopped with a failed store: {cause}"),
         Ok(Err(e)) => eprintln!("{what} stopped with an error: {e}"),
         Err(e) => eprintln!("{what}'s task failed: {e}"),
     }
 }
 
-/// Starts the `[proxy]` of `config`, forwarding to `upstream`, on 127.0.0.1:0.
-async fn start_proxy(
-    config: &Config,
-    upstream: &str,
-    app: Arc<App>,
-    stopped: watch::Receiver<bool>,
-) -> anyhow::Result<(String, JoinHandle<std::io::Result<()>>)> {
-    let mut proxy_config = config.proxy.clone().context("eddy.toml has no [proxy]")?;
-    proxy_config.upstream = upstream.to_owned();
-    let proxy = eddy::ingest::proxy::Proxy::start(&proxy_config, app)?;
+/// Points the `[proxy]` of `config` at `upstream` and binds it on 127.0.0.1:0; returns the
+/// listener and its URL.
+async fn proxy_on(config: &mut Config, upstream: &str) -> anyhow::Result<(TcpListener, String)> {
+    let proxy = config.proxy.as_mut().context("eddy.toml has no [proxy]")?;
+    proxy.upstream = upstream.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    Ok((url, tokio::spawn(eddy::ingest::proxy::serve(proxy, listener, stopped))))
+    Ok((listener, url))
 }
 
 /// Copies the example's eddy.toml and handlers/ into `dir` and writes `env` as `dir/.env`;

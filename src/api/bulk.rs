@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::events::since_ms;
 use super::{ApiError, actor};
 use crate::clock::now_ms;
-use crate::server::App;
+use crate::services::Services;
 use crate::store::{AuditRecord, EventFilter, EventRecord};
 
 /// Rows a dry run lists.
@@ -42,24 +42,24 @@ pub struct BulkRequest {
 
 /// `POST /events-bulk/delete`.
 pub async fn delete(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: HeaderMap,
     body: Result<Json<BulkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
-    let ids = matching(&app, &request)?;
+    let ids = matching(&services, &request)?;
     if !request.dry_run {
         for id in &ids {
-            app.store.delete_event(id)?;
+            services.store.delete_event(id)?;
         }
-        finish(&app, &headers, "bulk_delete", &request, ids.len()).await?;
+        finish(&services, &headers, "bulk_delete", &request, ids.len()).await?;
     }
     Ok(Json(answer(&request, &ids)))
 }
 
 /// `POST /events-bulk/redact`.
 pub async fn redact(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: HeaderMap,
     body: Result<Json<BulkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -76,13 +76,13 @@ pub async fn redact(
             format!("{bad:?}: fields are paths under data"),
         ));
     }
-    let ids = matching(&app, &request)?;
+    let ids = matching(&services, &request)?;
     if !request.dry_run {
         let fields = (!request.payload).then_some(request.fields.as_slice());
         for id in &ids {
-            app.store.redact_event(id, fields, now_ms())?;
+            services.store.redact_event(id, fields, now_ms())?;
         }
-        finish(&app, &headers, "bulk_redact", &request, ids.len()).await?;
+        finish(&services, &headers, "bulk_redact", &request, ids.len()).await?;
     }
     Ok(Json(answer(&request, &ids)))
 }
@@ -93,7 +93,7 @@ fn answer(request: &BulkRequest, ids: &[String]) -> Value {
 }
 
 async fn finish(
-    app: &App,
+    services: &Services,
     headers: &HeaderMap,
     action: &str,
     request: &BulkRequest,
@@ -111,8 +111,8 @@ async fn finish(
         target: "events".into(),
         detail,
     };
-    app.store.audit(&record)?;
-    app.store.commit().await?;
+    services.store.audit(&record)?;
+    services.store.commit().await?;
     Ok(())
 }
 
@@ -122,7 +122,7 @@ fn is_data_path(path: &str) -> bool {
 
 /// Ids of the events matching the request; a filter is required so that a mistake cannot
 /// take every event.
-fn matching(app: &App, request: &BulkRequest) -> Result<Vec<String>, ApiError> {
+fn matching(services: &Services, request: &BulkRequest) -> Result<Vec<String>, ApiError> {
     if request.matches.is_empty() && request.event_type.is_none() {
         return Err(ApiError::unprocessable(
             "no_filter",
@@ -144,7 +144,7 @@ fn matching(app: &App, request: &BulkRequest) -> Result<Vec<String>, ApiError> {
     };
     let mut ids = Vec::new();
     loop {
-        let events = app.store.list_events(&page)?;
+        let events = services.store.list_events(&page)?;
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(ids);
         };

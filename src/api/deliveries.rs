@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::{ApiError, limit};
-use crate::server::App;
+use crate::services::Services;
 use crate::store::{DeliveryFilter, DeliveryStatus};
 
 /// Query of `GET /deliveries`.
@@ -24,7 +24,7 @@ pub struct ListQuery {
 
 /// `GET /deliveries?status=pending|running|succeeded|dead&handler=&type=&limit=&cursor=`.
 pub async fn list(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
@@ -46,7 +46,7 @@ pub async fn list(
         limit,
         ..Default::default()
     };
-    let deliveries = app.store.list_deliveries(&filter)?;
+    let deliveries = services.store.list_deliveries(&filter)?;
     let next = (deliveries.len() == limit)
         .then(|| deliveries.last().map(|d| d.id.clone()))
         .flatten();
@@ -56,11 +56,14 @@ pub async fn list(
 }
 
 /// `GET /deliveries/{id}`: the delivery with every attempt (outcome, error, logs, fetches).
-pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let delivery = app
+pub async fn show(
+    State(services): State<Arc<Services>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let delivery = services
         .store
         .delivery(&id)?
         .ok_or_else(|| ApiError::not_found("delivery", &id))?;
-    let attempts = app.store.attempts(&id)?;
+    let attempts = services.store.attempts(&id)?;
     Ok(Json(serde_json::json!({ "delivery": delivery, "attempts": attempts })))
 }

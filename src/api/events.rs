@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{ApiError, limit};
 use crate::clock::now_ms;
-use crate::server::App;
+use crate::services::Services;
 use crate::store::{DeliveryRecord, EventFilter};
 
 /// Query of `GET /events`.
@@ -30,7 +30,7 @@ pub struct ListQuery {
 /// `GET /events?type=&since=&limit=&cursor=&unrouted=true`: in ingest order, `next_cursor` for
 /// the next page.
 pub async fn list(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
@@ -49,7 +49,7 @@ pub async fn list(
         unrouted: q.unrouted,
         limit,
     };
-    let events = app.store.list_events(&filter)?;
+    let events = services.store.list_events(&filter)?;
     let next = (events.len() == limit)
         .then(|| events.last().map(|e| e.seq.to_string()))
         .flatten();
@@ -57,14 +57,20 @@ pub async fn list(
 }
 
 /// `GET /events/{id}`: the event with its deliveries and the previous versions of its data.
-pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let record = app.store.event(&id)?.ok_or_else(|| ApiError::not_found("event", &id))?;
+pub async fn show(
+    State(services): State<Arc<Services>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let record = services
+        .store
+        .event(&id)?
+        .ok_or_else(|| ApiError::not_found("event", &id))?;
     let deliveries: Vec<DeliveryRecord> = record
         .deliveries
         .iter()
-        .filter_map(|d| app.store.delivery(d).transpose())
+        .filter_map(|d| services.store.delivery(d).transpose())
         .collect::<Result<_, _>>()?;
-    let history = app.store.event_history(&id)?;
+    let history = services.store.event_history(&id)?;
     Ok(Json(
         serde_json::json!({ "event": record, "deliveries": deliveries, "history": history }),
     ))
@@ -73,7 +79,7 @@ pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result
 /// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`; the previous
 /// data is kept in its history. Deliveries that run later (retries, replays) see the new data.
 pub async fn edit(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -92,7 +98,7 @@ pub async fn edit(
     }
     let patch: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the patch is not valid JSON: {e}")))?;
-    let record = app
+    let record = services
         .store
         .edit_event(&id, &patch, now_ms())?
         .ok_or_else(|| ApiError::not_found("event", &id))?;
@@ -103,7 +109,7 @@ pub async fn edit(
         target: id,
         detail: serde_json::json!({ "version": record.version }),
     };
-    app.store.audit(&audit)?;
+    services.store.audit(&audit)?;
     Ok(Json(serde_json::json!({ "event": record })))
 }
 
@@ -121,11 +127,11 @@ pub fn since_ms(text: &str) -> Result<u64, ApiError> {
 /// `DELETE /events/{id}`: removes the event with every delivery, attempt, captured log and
 /// history version.
 pub async fn delete(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !app.store.delete_event(&id)? {
+    if !services.store.delete_event(&id)? {
         return Err(ApiError::not_found("event", &id));
     }
     let audit = crate::store::AuditRecord {
@@ -135,8 +141,8 @@ pub async fn delete(
         target: id.clone(),
         detail: serde_json::Value::Null,
     };
-    app.store.audit(&audit)?;
-    app.store.commit().await?;
+    services.store.audit(&audit)?;
+    services.store.commit().await?;
     Ok(Json(serde_json::json!({ "deleted": id })))
 }
 
@@ -155,7 +161,7 @@ pub struct RedactRequest {
 /// `POST /events/{id}/redact`: removes fields (or the payload) from the event, its history and
 /// every captured log, fetch record and error that holds them.
 pub async fn redact(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<RedactRequest>, axum::extract::rejection::JsonRejection>,
@@ -178,7 +184,7 @@ pub async fn redact(
         ));
     }
     let fields = (!request.payload).then_some(request.fields.as_slice());
-    if !app.store.redact_event(&id, fields, now_ms())? {
+    if !services.store.redact_event(&id, fields, now_ms())? {
         return Err(ApiError::not_found("event", &id));
     }
     let audit = crate::store::AuditRecord {
@@ -188,8 +194,8 @@ pub async fn redact(
         target: id.clone(),
         detail: serde_json::json!({ "fields": fields.map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec) }),
     };
-    app.store.audit(&audit)?;
-    app.store.commit().await?;
+    services.store.audit(&audit)?;
+    services.store.commit().await?;
     Ok(Json(serde_json::json!({ "redacted": id })))
 }
 

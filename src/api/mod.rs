@@ -1,9 +1,9 @@
 //! The admin API: read-only views of events, deliveries, handlers, health and metrics.
-//! One file per resource; one error type ([`ApiError`]).
+//! One file per resource; every endpoint works on [`Services`] and answers errors with
+//! eddy's one HTTP error type, [`ApiError`] (in `http`, shared with ingest).
 
 pub mod bulk;
 pub mod deliveries;
-mod error;
 pub mod events;
 pub mod replays;
 
@@ -14,9 +14,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 
-pub use error::ApiError;
-
-use crate::server::App;
+use crate::http::ApiError;
+use crate::services::Services;
 
 /// Most rows one listing returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -25,23 +24,23 @@ pub const DEFAULT_LIMIT: usize = 100;
 
 /// `GET /healthz`: no token needed. `503` while the store refuses writes (see
 /// [`crate::store::Store::failure`]): eddy then accepts nothing until it is restarted.
-pub async fn healthz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
-    match app.store.failure() {
+pub async fn healthz(State(services): State<Arc<Services>>) -> Result<Json<serde_json::Value>, ApiError> {
+    match services.store.failure() {
         None => Ok(Json(serde_json::json!({ "status": "ok" }))),
         Some(cause) => Err(crate::store::StoreError::Unavailable { cause }.into()),
     }
 }
 
 /// `GET /handlers`: every handler with its routes and load error, if any.
-pub async fn handlers(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "handlers": app.handlers.statuses() }))
+pub async fn handlers(State(services): State<Arc<Services>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "handlers": services.handlers.statuses() }))
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let body = app
+pub async fn metrics(State(services): State<Arc<Services>>) -> impl IntoResponse {
+    let body = services
         .metrics
-        .render(app.store.queue_depth(), app.handlers.live_isolates());
+        .render(services.store.queue_depth(), services.handlers.live_isolates());
     ([("content-type", "text/plain; version=0.0.4")], body)
 }
 

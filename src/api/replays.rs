@@ -14,16 +14,16 @@ use super::{ApiError, actor, limit};
 use crate::clock::now_ms;
 use crate::delivery::ReplayFilter;
 use crate::delivery::replay::DRY_RUN_ROWS;
-use crate::server::App;
+use crate::services::Services;
 use crate::store::{AuditRecord, DeliveryStatus, Replayed};
 
 /// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running.
 pub async fn replay_one(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (status, word) = match app.store.replay_delivery(&id, now_ms())? {
+    let (status, word) = match services.store.replay_delivery(&id, now_ms())? {
         Replayed::NotFound => return Err(ApiError::not_found("delivery", &id)),
         Replayed::AlreadyQueued => (StatusCode::OK, "already_queued"),
         Replayed::Queued => (StatusCode::ACCEPTED, "queued"),
@@ -35,8 +35,8 @@ pub async fn replay_one(
         target: id.clone(),
         detail: serde_json::json!({ "result": word }),
     };
-    app.store.audit(&record)?;
-    app.engine.wake();
+    services.store.audit(&record)?;
+    services.engine.wake();
     Ok((status, Json(serde_json::json!({ "delivery": id, "status": word }))).into_response())
 }
 
@@ -63,7 +63,7 @@ pub struct ReplayRequest {
 
 /// `POST /replays`: a dry run (count and first rows) or a background job (202).
 pub async fn start(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     headers: HeaderMap,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -87,12 +87,12 @@ pub async fn start(
     }
     let kind = if request.backfill { "backfill" } else { "replay" };
     if request.backfill {
-        check_backfill(&app, &filter)?;
+        check_backfill(&services, &filter)?;
     }
     if request.dry_run {
-        return dry_run(&app, kind, &filter);
+        return dry_run(&services, kind, &filter);
     }
-    let job = app.replays.start(kind, filter, request.rate, actor(&headers));
+    let job = services.replays.start(kind, filter, request.rate, actor(&headers));
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
@@ -118,14 +118,19 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
     })
 }
 
-fn check_backfill(app: &App, filter: &ReplayFilter) -> Result<(), ApiError> {
+fn check_backfill(services: &Services, filter: &ReplayFilter) -> Result<(), ApiError> {
     let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
         return Err(ApiError::unprocessable(
             "invalid_backfill",
             "a backfill needs handler and type",
         ));
     };
-    if !app.handlers.statuses().iter().any(|h| &h.id == handler && h.loaded) {
+    if !services
+        .handlers
+        .statuses()
+        .iter()
+        .any(|h| &h.id == handler && h.loaded)
+    {
         return Err(ApiError::unprocessable(
             "unknown_handler",
             format!("no loaded handler {handler:?}"),
@@ -134,13 +139,13 @@ fn check_backfill(app: &App, filter: &ReplayFilter) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn dry_run(app: &App, kind: &str, filter: &ReplayFilter) -> Result<Response, ApiError> {
+fn dry_run(services: &Services, kind: &str, filter: &ReplayFilter) -> Result<Response, ApiError> {
     let body = if kind == "backfill" {
-        let events = app.replays.matching_events(filter)?;
+        let events = services.replays.matching_events(filter)?;
         let first: Vec<_> = events.iter().take(DRY_RUN_ROWS).collect();
         serde_json::json!({ "dry_run": true, "kind": kind, "count": events.len(), "first": first })
     } else {
-        let deliveries = app.replays.matching_deliveries(filter)?;
+        let deliveries = services.replays.matching_deliveries(filter)?;
         let first: Vec<_> = deliveries.iter().take(DRY_RUN_ROWS).collect();
         serde_json::json!({ "dry_run": true, "kind": kind, "count": deliveries.len(), "first": first })
     };
@@ -148,8 +153,11 @@ fn dry_run(app: &App, kind: &str, filter: &ReplayFilter) -> Result<Response, Api
 }
 
 /// `GET /replays/{id}`: progress.
-pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let job = app
+pub async fn show(
+    State(services): State<Arc<Services>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let job = services
         .replays
         .get(&id)
         .ok_or_else(|| ApiError::not_found("replay job", &id))?;
@@ -157,8 +165,11 @@ pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result
 }
 
 /// `DELETE /replays/{id}`: cancel; the job stops before its next item.
-pub async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let job = app
+pub async fn cancel(
+    State(services): State<Arc<Services>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let job = services
         .replays
         .cancel(&id)
         .ok_or_else(|| ApiError::not_found("replay job", &id))?;
@@ -174,10 +185,10 @@ pub struct AuditQuery {
 
 /// `GET /audit?limit=`: newest first.
 pub async fn audit(
-    State(app): State<Arc<App>>,
+    State(services): State<Arc<Services>>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let entries = app.store.audit_log(limit(q.limit)?)?;
+    let entries = services.store.audit_log(limit(q.limit)?)?;
     Ok(Json(serde_json::json!({ "audit": entries })))
 }

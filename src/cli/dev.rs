@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::clock::now_ms;
 use crate::delivery::AttemptNotice;
 use crate::runtime::{HandlerFailure, Outcome};
-use crate::server::App;
+use crate::services::{self, Services};
 use crate::store::NextStep;
 
 /// When to colour the log.
@@ -69,8 +69,8 @@ impl Paint {
 }
 
 /// Prints every finished attempt and every handler (re)load until the server stops.
-pub fn spawn_log(app: Arc<App>, paint: Paint) {
-    let mut attempts = app.engine.subscribe();
+pub fn spawn_log(services: Arc<Services>, paint: Paint) {
+    let mut attempts = services.engine.subscribe();
     tokio::spawn(async move {
         loop {
             match attempts.recv().await {
@@ -83,7 +83,7 @@ pub fn spawn_log(app: Arc<App>, paint: Paint) {
         }
     });
     // Held weakly, so the log lets go of the store when the server stops.
-    tokio::spawn(watch_handlers(Arc::downgrade(&app), paint));
+    tokio::spawn(watch_handlers(Arc::downgrade(&services), paint));
 }
 
 fn print(text: &str) {
@@ -93,10 +93,10 @@ fn print(text: &str) {
 }
 
 /// Reports handlers as they load, reload or disappear (load errors are printed by the server).
-async fn watch_handlers(app: std::sync::Weak<App>, paint: Paint) {
+async fn watch_handlers(services: std::sync::Weak<Services>, paint: Paint) {
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
-    while let Some(app) = app.upgrade() {
-        let now: BTreeMap<String, Option<String>> = app
+    while let Some(live) = services.upgrade() {
+        let now: BTreeMap<String, Option<String>> = live
             .handlers
             .statuses()
             .into_iter()
@@ -127,8 +127,8 @@ async fn watch_handlers(app: std::sync::Weak<App>, paint: Paint) {
             print(&format!("{} {id}\n", paint.bold("removed")));
         }
         seen = now;
-        drop(app);
-        tokio::time::sleep(crate::server::RELOAD_EVERY).await;
+        drop(live);
+        tokio::time::sleep(services::RELOAD_EVERY).await;
     }
 }
 

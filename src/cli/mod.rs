@@ -2,6 +2,9 @@
 //!
 //! Exit codes: 0 success, 1 handler failure (or `check` found errors), 2 usage or load error.
 
+// The command line is where eddy prints.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
+
 /// `println!` for command output, quiet once stdout is closed (see [`output::line`]).
 macro_rules! say {
     ($($arg:tt)*) => {

@@ -3,16 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio::net::TcpListener;
 
 use super::dev::{ColorChoice, Paint};
 use super::{ConfigArgs, Failure};
-use crate::config::{Config, ProxyConfig};
-use crate::ingest::proxy::Proxy;
-use crate::server;
-use crate::store::Store;
+use crate::config::Config;
+use crate::server::{self, Listeners, Stopped};
+use crate::services::Services;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -106,54 +106,48 @@ pub async fn proxy(args: ProxyArgs) -> Result<(), Failure> {
 }
 
 async fn run(config: Config, dev_log: Option<Paint>) -> Result<(), Failure> {
-    // Before the store is opened: a refused start leaves nothing to check at the next one.
-    server::check_exposure(&config).map_err(anyhow::Error::from)?;
-    let store = Store::open(&config.data).map_err(anyhow::Error::from)?;
-    let app = server::app(&config, store).map_err(anyhow::Error::from)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-    eprintln!(
-        "eddy: listening on http://{addr} (handlers {}, data {})",
-        config.handlers.display(),
-        config.data.display()
-    );
-    if let Some(paint) = dev_log {
-        eprintln!("eddy: dev mode: handler files reload as you save them; each attempt is printed below");
-        super::dev::spawn_log(app.clone(), paint);
-    }
-    let (stop, stopped) = watch::channel(false);
-    let proxy = match &config.proxy {
-        Some(proxy_config) => Some(start_proxy(proxy_config, app.clone(), stopped.clone()).await?),
-        None => None,
-    };
-    tokio::spawn(async move {
+    // Before anything is bound or opened: a refused start leaves nothing to check at the
+    // next one, and fails on what is wrong rather than on a busy port.
+    server::check(&config).map_err(anyhow::Error::from)?;
+    let listeners = bind(&config).await?;
+    let on_start = dev_log.map(|paint| -> server::OnStart {
+        Box::new(move |services: &Arc<Services>| {
+            eprintln!("eddy: dev mode: handler files reload as you save them; each attempt is printed below");
+            super::dev::spawn_log(services.clone(), paint);
+        })
+    });
+    let setup = server::Setup { config, on_start };
+    let shutdown = async {
         wait_for_signal().await;
         eprintln!("eddy: stopping: no new events; waiting for attempts in flight");
-        let _ = stop.send(true);
-    });
-    let store = app.store.clone();
-    let served = server::run(app, listener, stopped).await;
-    let proxied = match proxy {
-        Some(proxy) => proxy.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-        None => Ok(()),
     };
-    if let Some(cause) = store.failure() {
-        exit_with_failed_store(&cause);
-    }
-    // The seal below waits for the last handle on the store to go.
-    drop(store);
-    served.map_err(anyhow::Error::from)?;
-    proxied.map_err(anyhow::Error::from)?;
-    // A sealed store opens next time without being copied aside first.
-    if !Store::seal(&config.data, SEAL_WAIT)
+    match server::run(setup, listeners, shutdown)
         .await
         .map_err(anyhow::Error::from)?
     {
-        eprintln!("eddy: the store was still in use at exit; the next start checks it in full");
+        Stopped::Sealed => {}
+        Stopped::StillInUse => {
+            eprintln!("eddy: the store was still in use at exit; the next start checks it in full")
+        }
+        Stopped::StoreFailed { cause } => exit_with_failed_store(&cause),
     }
     Ok(())
+}
+
+/// Binds the API's address and, with a `[proxy]`, the proxy's.
+async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let api = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let proxy = match &config.proxy {
+        Some(proxy) => Some(
+            TcpListener::bind(proxy.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (proxy.listen)", proxy.listen))?,
+        ),
+        None => None,
+    };
+    Ok(Listeners { api, proxy })
 }
 
 /// Exit code of a server that stopped with a failed store.
@@ -166,26 +160,6 @@ const STORE_FAILED_EXIT: i32 = 3;
 fn exit_with_failed_store(cause: &str) -> ! {
     eprintln!("eddy: stopped without flushing the store, which failed: {cause}; restart eddy after fixing the disk");
     std::process::exit(STORE_FAILED_EXIT)
-}
-
-/// How long a stopping server waits for the last user of the store to let go of it.
-const SEAL_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-async fn start_proxy(
-    config: &ProxyConfig,
-    app: std::sync::Arc<server::App>,
-    stopped: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
-    let proxy = Proxy::start(config, app)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (proxy.listen)", config.listen))?;
-    eprintln!(
-        "eddy: proxy on http://{} -> {}",
-        listener.local_addr()?,
-        config.upstream
-    );
-    Ok(tokio::spawn(crate::ingest::proxy::serve(proxy, listener, stopped)))
 }
 
 async fn wait_for_signal() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::delivery::RetrySchedule;
+use super::RetrySchedule;
 
 /// `[delivery]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -92,8 +92,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
+    use super::RetrySchedule;
     use crate::config::Config;
-    use crate::delivery::RetrySchedule;
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, Path::new("eddy.toml")).map_err(|e| e.to_string())

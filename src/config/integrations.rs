@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Config, ConfigError};
-use crate::ingest::webhook::Kind;
+use crate::provider::Kind;
 
 /// `[sources.NAME]`: serves `POST /webhooks/NAME`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -13,12 +13,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::Intake;
 use super::webhook::{self, Inbound, Kind};
-use crate::api::ApiError;
 use crate::config::SourceConfig;
 use crate::event::{Event, now_rfc3339, validate_type};
+use crate::http::ApiError;
 use crate::metrics::WebhookOutcome;
-use crate::server::App;
 use crate::store::Ingested;
 
 /// Longest provider delivery id accepted (they are UUIDs or short tokens in practice): with
@@ -72,12 +72,12 @@ impl WebhookSources {
 /// 202 `{ "id" }` when stored, 200 `{ "id", "duplicate": true }` for a redelivery,
 /// 200 `{ "challenge" }` for Slack's handshake, 401 when the signature does not hold.
 pub async fn post_webhook(
-    State(app): State<Arc<App>>,
+    State(intake): State<Arc<Intake>>,
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Some(source) = app.sources.get(&name) else {
+    let Some(source) = intake.sources.get(&name) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_source",
@@ -85,10 +85,10 @@ pub async fn post_webhook(
         ));
     };
     // The size is checked before any HMAC is computed.
-    let bytes = super::read_body(&app, &headers, body).await?;
+    let bytes = super::read_body(&intake, &headers, body).await?;
     let now = crate::clock::now_secs();
     let inbound = webhook::verify(source.kind, &source.secret, &headers, &bytes, now).map_err(|e| {
-        app.metrics.webhook(WebhookOutcome::Rejected);
+        intake.services.metrics.webhook(WebhookOutcome::Rejected);
         let status = if e.is_auth_failure() {
             StatusCode::UNAUTHORIZED
         } else {
@@ -105,7 +105,7 @@ pub async fn post_webhook(
         } => (delivery_id, kind, data),
     };
     let event = to_event(&name, delivery_id, kind, data)?;
-    let ingested = super::accept(&app, vec![event]).await?;
+    let ingested = super::accept(&intake, vec![event]).await?;
     let (status, body, outcome) = match &ingested[..] {
         [Ingested::New { id, .. }] => (StatusCode::ACCEPTED, json!({ "id": id }), WebhookOutcome::Accepted),
         [other] => (
@@ -115,7 +115,7 @@ pub async fn post_webhook(
         ),
         _ => return Err(ApiError::internal("one webhook did not give one event")),
     };
-    app.metrics.webhook(outcome);
+    intake.services.metrics.webhook(outcome);
     Ok((status, Json(body)).into_response())
 }
 

@@ -8,6 +8,7 @@ pub mod proxy;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -18,20 +19,37 @@ use axum::response::{IntoResponse, Response};
 pub use hooks::{WebhookSource, WebhookSources, post_webhook};
 pub use parse::{DEFAULT_SOURCE, events_from_request};
 
-use crate::api::ApiError;
 use crate::clock::now_ms;
 use crate::event::Event;
-use crate::server::App;
+use crate::http::ApiError;
+use crate::services::Services;
 use crate::store::{Ingested, NewEvent};
 
+/// What the intakes share: the services they store through, and how they read requests.
+pub struct Intake {
+    pub services: Arc<Services>,
+    /// Webhook senders, for `POST /webhooks/{source}`.
+    pub sources: WebhookSources,
+    /// Largest body accepted (`[ingest] max_body_bytes`).
+    pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (`POST /events`, webhooks).
+    pub body_timeout: Duration,
+    /// Whether ingest waits for the disk before answering (`[ingest] durable_ack`).
+    pub durable_ack: bool,
+}
+
 /// `POST /events`: 202 `{ "ids": [...] }` once durable; 200 when every event was a duplicate.
-pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(&app, &headers, body).await?;
+pub async fn post_events(
+    State(intake): State<Arc<Intake>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&intake, &headers, body).await?;
     let events = events_from_request(&headers, &bytes)?;
     for event in &events {
-        check_not_reserved(&app, event)?;
+        check_not_reserved(&intake, event)?;
     }
-    let ingested = accept(&app, events).await?;
+    let ingested = accept(&intake, events).await?;
     let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
     let ids: Vec<&str> = ingested.iter().map(Ingested::id).collect();
     let status = if all_duplicates {
@@ -47,8 +65,8 @@ pub async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: 
 /// could take the id of that source's next genuine delivery, which would then be dropped as
 /// a duplicate), and `eddy/...` sources other than the default one, which handlers may trust
 /// to mean "verified by eddy".
-fn check_not_reserved(app: &App, event: &Event) -> Result<(), ApiError> {
-    if let Some(owner) = app.sources.owner_of(&event.id) {
+fn check_not_reserved(intake: &Intake, event: &Event) -> Result<(), ApiError> {
+    if let Some(owner) = intake.sources.owner_of(&event.id) {
         return Err(ApiError::unprocessable(
             "reserved_id",
             format!(
@@ -70,9 +88,9 @@ fn check_not_reserved(app: &App, event: &Event) -> Result<(), ApiError> {
 }
 
 /// Routes and stores `events` with their deliveries; returns once that is durable.
-pub async fn accept(app: &App, events: Vec<Event>) -> Result<Vec<Ingested>, ApiError> {
+pub async fn accept(intake: &Intake, events: Vec<Event>) -> Result<Vec<Ingested>, ApiError> {
     let batch: Vec<NewEvent> = {
-        let routing = app.routing();
+        let routing = intake.services.routing();
         events
             .into_iter()
             .map(|event| NewEvent {
@@ -83,20 +101,22 @@ pub async fn accept(app: &App, events: Vec<Event>) -> Result<Vec<Ingested>, ApiE
     };
     // sled writes go to in-memory log buffers: cheap enough to do inline; the wait for disk
     // is the commit below, shared with every request that wrote meanwhile.
-    let ingested = app.store.ingest(batch, now_ms())?;
-    if app.durable_ack {
-        app.store.commit().await?;
+    let ingested = intake.services.store.ingest(batch, now_ms())?;
+    if intake.durable_ack {
+        intake.services.store.commit().await?;
     }
-    app.metrics
+    intake
+        .services
+        .metrics
         .ingested(ingested.iter().filter(|i| matches!(i, Ingested::New { .. })).count());
-    app.engine.wake();
+    intake.services.engine.wake();
     Ok(ingested)
 }
 
 /// The body, refused with 413 as soon as it is known to be over `[ingest] max_body_bytes`,
 /// and with 408 if it takes longer than `body_timeout_ms` to arrive.
-pub(crate) async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    let limit = app.max_body_bytes;
+pub(crate) async fn read_body(intake: &Intake, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = intake.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,14 +131,14 @@ pub(crate) async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Res
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, limit)).await {
+    match tokio::time::timeout(intake.body_timeout, axum::body::to_bytes(body, limit)).await {
         Ok(read) => read.map_err(|_| too_large()),
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
             format!(
                 "the body did not arrive within {} ms ([ingest] body_timeout_ms)",
-                app.body_timeout.as_millis()
+                intake.body_timeout.as_millis()
             ),
         )),
     }

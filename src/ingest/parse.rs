@@ -4,8 +4,8 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use crate::api::ApiError;
 use crate::event::{Event, EventError};
+use crate::http::ApiError;
 
 /// The `source` given to events that do not name one.
 pub const DEFAULT_SOURCE: &str = "eddy/http";

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// The status a request to a name other than a loopback one gets when there is no token:
 /// 421 Misdirected Request, since it was not meant for this server.

@@ -1,32 +1,26 @@
-//! `eddy serve`: the composition root. Opens nothing itself: it is handed the store and a
-//! bound listener, wires ingest, the admin API, the handlers and the delivery engine, and
-//! runs until the shutdown signal, then drains.
+//! `eddy serve`: the composition root. [`run`] is handed the config, the bound listeners and
+//! a shutdown signal; it opens the store, builds everything over it (runtime, delivery
+//! engine, handlers, ingest, the admin API, the proxy), serves until the signal, drains, and
+//! closes the store. The command line and the tests start the server only through it.
 
+mod app;
 pub mod edge;
-mod handlers;
-pub mod http;
 pub mod routes;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
 pub use routes::{Access, ROUTES, Route, Verb};
 
-use crate::api::{self, ApiError};
-use crate::config::Config;
-use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
-use crate::ingest::WebhookSources;
-use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::config::{Config, ProxyConfig};
+use crate::ingest::proxy::{self, Proxy};
+use crate::services::{self, Services};
 use crate::store::{Retention, Store};
+use app::App;
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -43,166 +37,180 @@ pub enum ServerError {
     Sources(#[from] crate::secrets::SecretError),
     #[error(transparent)]
     Exposed(#[from] edge::ExposedError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
+    #[error("the config has a [proxy] but no listener was bound for it")]
+    NoProxyListener,
 }
 
-/// What every request handler shares.
-pub struct App {
-    pub store: Store,
-    pub runtime: Arc<Runtime>,
-    pub engine: Arc<Engine>,
-    pub replays: Arc<Replays>,
-    pub handlers: Handlers,
-    pub metrics: Arc<Metrics>,
-    pub max_body_bytes: usize,
-    /// How long a request body may take to arrive (`POST /events`, webhooks).
-    pub body_timeout: Duration,
-    /// Whether ingest waits for the disk before answering (`[ingest] durable_ack`).
-    pub durable_ack: bool,
-    /// Header timeout and connection limit of the API's (and the proxy's) listener.
-    pub http_limits: http::HttpLimits,
-    /// Webhook senders, for `POST /webhooks/{source}`.
-    pub sources: WebhookSources,
-    api_token: Option<String>,
-    retention: Retention,
-    retention_every: Duration,
+/// What [`run`] builds the server from.
+pub struct Setup {
+    /// Everything from `eddy.toml`, the flags and `EDDY_API_TOKEN`: the server reads no
+    /// environment itself, so an embedding (the tests) gets exactly the config it passes.
+    pub config: Config,
+    /// Called once everything is built, before anything is served (`eddy dev`'s log).
+    pub on_start: Option<OnStart>,
 }
 
-impl App {
-    /// The handlers in use (routes, versions, status), as one snapshot.
-    pub fn routing(&self) -> Arc<crate::delivery::Registry> {
-        self.handlers.snapshot()
-    }
+/// A look at the built services before the server serves.
+pub type OnStart = Box<dyn FnOnce(&Arc<Services>) + Send>;
+
+/// The sockets [`run`] serves, bound by the caller (so tests can bind port 0).
+pub struct Listeners {
+    /// The API's, on `listen`.
+    pub api: TcpListener,
+    /// The proxy's, on `[proxy] listen`: needed exactly when the config has a `[proxy]`.
+    pub proxy: Option<TcpListener>,
 }
 
-/// Refuses an API `listen` address that is not loopback when there is no token, unless
-/// `[api] allow_no_token` says so; the proxy's own listener has no admin endpoints and is
-/// not checked.
-pub fn check_exposure(config: &Config) -> Result<(), ServerError> {
+/// How a server that started stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The store was closed and sealed: the next start opens it as it is.
+    Sealed,
+    /// Something still held the store after [`SEAL_WAIT`]: the next start checks it in full.
+    StillInUse,
+    /// The store failed while serving. It was neither flushed nor sealed, and one handle on
+    /// it is left open on purpose (dropping the last one runs sled's flush, which may never
+    /// return after a failed write): the caller is to end the process.
+    StoreFailed { cause: String },
+}
+
+/// How long a stopping server waits for the last user of the store to let go of it.
+pub const SEAL_WAIT: Duration = Duration::from_secs(3);
+
+/// The checks that need nothing opened or bound: the API's exposure (a public `listen`
+/// without a token, unless `[api] allow_no_token`; the proxy's listener has no admin
+/// endpoints and is not checked) and the handlers folder. The caller runs them before
+/// binding, so a refused start leaves nothing to check at the next one and fails on what
+/// is wrong rather than on a busy port; [`run`] runs them again for callers that do not.
+pub fn check(config: &Config) -> Result<(), ServerError> {
     let has_token = config.api_token.is_some();
-    Ok(edge::check_listen(config.listen, has_token, config.api.allow_no_token)?)
-}
-
-/// Builds the application: runtime, engine and handlers over `store`. Reads no environment:
-/// the caller puts `EDDY_API_TOKEN` into `config` (see `cli::serve`), so an embedding (the
-/// tests) gets exactly the config it passes.
-pub fn app(config: &Config, store: Store) -> Result<Arc<App>, ServerError> {
-    check_exposure(config)?;
+    edge::check_listen(config.listen, has_token, config.api.allow_no_token)?;
     if !config.handlers.is_dir() {
         return Err(ServerError::NoHandlers(config.handlers.clone()));
     }
-    let runtime = Arc::new(Runtime::new(config, &config.handlers, store.clone())?);
-    let settings = DeliverySettings {
-        max_concurrency: config.delivery.max_concurrency,
-        default_policy: RetryPolicy::new(config.delivery.retry_schedule.clone()),
-        default_concurrency: config.delivery.handler_concurrency,
-        grace: Duration::from_millis(config.delivery.grace_period_ms),
-    };
-    let metrics = Arc::new(Metrics::default());
-    let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
-    let retention = Retention {
-        succeeded_deliveries: config.retention.succeeded_deliveries,
-        dead_deliveries: config.retention.dead_deliveries,
-        events: config.retention.events,
-    };
-    Ok(Arc::new(App {
-        handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
-        replays: Replays::new(store.clone(), engine.clone()),
-        store,
-        runtime,
-        engine,
-        metrics,
-        max_body_bytes: config.ingest.max_body_bytes,
-        body_timeout: Duration::from_millis(config.ingest.body_timeout_ms),
-        durable_ack: config.ingest.durable_ack,
-        http_limits: http::HttpLimits {
-            header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
-            max_connections: config.ingest.max_connections,
-            drain: Duration::from_millis(config.delivery.grace_period_ms),
-        },
-        sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
-        api_token: config.api_token.clone(),
-        retention,
-        retention_every: Duration::from_millis(config.retention.interval_ms),
-    }))
+    Ok(())
 }
 
-/// The HTTP routes: exactly [`ROUTES`], those with [`Access::Token`] behind the token check.
-pub fn router(app: Arc<App>) -> Router {
-    let (mut open, mut guarded) = (Router::new(), Router::new());
-    for route in ROUTES {
-        match route.access {
-            Access::Open => open = open.route(route.path, route.endpoint()),
-            Access::Token => guarded = guarded.route(route.path, route.endpoint()),
-        }
+/// Runs the server until `shutdown` resolves: opens the store, builds everything, serves
+/// `listeners`, then stops intake, lets attempts in flight finish within the grace period
+/// and seals the store. An error is a start (or stop) that went wrong; a failed store is
+/// [`Stopped::StoreFailed`], not an error, since the server itself stopped as asked.
+pub async fn run(
+    setup: Setup,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, ServerError> {
+    check(&setup.config)?;
+    let store = Store::open(&setup.config.data)?;
+    let data = setup.config.data.clone();
+    let served = serve(setup, store.clone(), listeners, shutdown).await;
+    if let Some(cause) = store.failure() {
+        // Never dropped: the last handle's drop runs sled's flush, which may wait for ever
+        // after a failed write, and what it would write is in no acknowledged answer.
+        std::mem::forget(store);
+        return Ok(Stopped::StoreFailed { cause });
     }
-    let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
-    open.merge(guarded).fallback(api::not_found).with_state(app)
+    // The seal below waits for the last handle on the store to go.
+    drop(store);
+    served?;
+    // A sealed store opens next time without being copied aside first.
+    Ok(match Store::seal(&data, SEAL_WAIT).await? {
+        true => Stopped::Sealed,
+        false => Stopped::StillInUse,
+    })
 }
 
-/// With a token, every guarded endpoint needs it; without one, the request must be
-/// addressed to a loopback name ([`edge::check_host`]).
-async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(token) = &app.api_token else {
-        edge::check_host(&request)?;
-        return Ok(next.run(request).await);
-    };
-    let given = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this endpoint needs Authorization: Bearer <token>",
-        ));
+/// Builds the app over `store` and serves it (and the proxy) until `shutdown`.
+async fn serve(
+    setup: Setup,
+    store: Store,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let Setup { config, on_start } = setup;
+    let app = app::build(&config, store)?;
+    tracing::info!(
+        "listening on http://{} (handlers {}, data {})",
+        listeners.api.local_addr()?,
+        config.handlers.display(),
+        config.data.display()
+    );
+    if let Some(on_start) = on_start {
+        on_start(&app.services);
     }
-    Ok(next.run(request).await)
+    let (stop, stopped) = watch::channel(false);
+    let proxy = match (&config.proxy, listeners.proxy) {
+        (Some(proxy_config), Some(listener)) => Some(start_proxy(proxy_config, &app, listener, stopped.clone())?),
+        (Some(_), None) => return Err(ServerError::NoProxyListener),
+        (None, _) => None,
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let served = serve_api(app, listeners.api, stopped).await;
+    let proxied = match proxy {
+        Some(proxy) => proxy.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => Ok(()),
+    };
+    served?;
+    Ok(proxied?)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn start_proxy(
+    config: &ProxyConfig,
+    app: &App,
+    listener: TcpListener,
+    stopped: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ServerError> {
+    let proxy = Proxy::start(config, app.intake.clone(), app.http_limits)?;
+    tracing::info!("proxy on http://{} -> {}", listener.local_addr()?, config.upstream);
+    Ok(tokio::spawn(proxy::serve(proxy, listener, stopped)))
 }
 
 /// Loads the handlers, then serves `listener` and delivers until `shutdown` turns true;
 /// stops intake first, then lets attempts in flight finish within the grace period.
-pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+async fn serve_api(app: App, listener: TcpListener, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+    let services = app.services.clone();
     // Before any handler runs: the admin API must not be reachable through a wildcard grant.
-    app.runtime.own_listener(listener.local_addr()?);
-    for error in app.handlers.scan().await {
-        eprintln!("eddy: {error}");
+    services.runtime.own_listener(listener.local_addr()?);
+    for error in services.handlers.scan().await {
+        tracing::error!("{error}");
     }
-    let engine = tokio::spawn(app.engine.clone().run(shutdown.clone()));
-    let reload = tokio::spawn(reload_loop(app.clone(), shutdown.clone()));
-    let retention = tokio::spawn(retention_loop(app.clone()));
-    http::serve(listener, router(app.clone()), app.http_limits, shutdown).await?;
+    let engine = tokio::spawn(services.engine.clone().run(shutdown.clone()));
+    let reload = tokio::spawn(reload_loop(services.clone(), shutdown.clone()));
+    let retention = tokio::spawn(retention_loop(services, app.retention, app.retention_every));
+    let limits = app.http_limits;
+    crate::http::serve(listener, app::router(app), limits, shutdown).await?;
     reload.abort();
     retention.abort();
     engine.await.map_err(std::io::Error::other)??;
     Ok(())
 }
 
-async fn reload_loop(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+async fn reload_loop(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
-        tokio::time::sleep(handlers::RELOAD_EVERY).await;
-        for error in app.handlers.scan().await {
-            eprintln!("eddy: {error} (the last good version stays in use)");
+        tokio::time::sleep(services::RELOAD_EVERY).await;
+        for error in services.handlers.scan().await {
+            tracing::error!("{error} (the last good version stays in use)");
         }
     }
 }
 
-/// Removes expired deliveries and events every `retention_every`.
-async fn retention_loop(app: Arc<App>) {
+/// Removes expired deliveries and events every `every`.
+async fn retention_loop(services: Arc<Services>, retention: Retention, every: Duration) {
     loop {
-        tokio::time::sleep(app.retention_every).await;
-        let store = app.store.clone();
-        let retention = app.retention;
+        tokio::time::sleep(every).await;
+        let store = services.store.clone();
         let now = crate::clock::now_ms();
         match tokio::task::spawn_blocking(move || store.expire(&retention, now)).await {
-            Ok(Ok(expired)) => app.metrics.expired(expired.deliveries, expired.events),
-            Ok(Err(e)) => eprintln!("eddy: retention: {e}"),
-            Err(e) => eprintln!("eddy: retention: {e}"),
+            Ok(Ok(expired)) => services.metrics.expired(expired.deliveries, expired.events),
+            Ok(Err(e)) => tracing::error!("retention: {e}"),
+            Err(e) => tracing::error!("retention: {e}"),
         }
     }
 }

@@ -2,11 +2,9 @@
 //! else, so the list is the whole API: tests walk it to check that every route not meant to
 //! be open asks for the token, and a route cannot be added without saying who may call it.
 
-use std::sync::Arc;
-
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::App;
+use super::app::App;
 use crate::{api, ingest};
 
 /// Who may call a route.
@@ -55,7 +53,7 @@ pub struct Route {
     pub path: &'static str,
     pub access: Access,
     /// The endpoint, registered for exactly `verb` (the router passes it in).
-    endpoint: fn(MethodFilter) -> MethodRouter<Arc<App>>,
+    endpoint: fn(MethodFilter) -> MethodRouter<App>,
 }
 
 impl std::fmt::Debug for Route {
@@ -66,7 +64,7 @@ impl std::fmt::Debug for Route {
 
 impl Route {
     /// The endpoint, answering only `verb`.
-    pub(super) fn endpoint(&self) -> MethodRouter<Arc<App>> {
+    pub(super) fn endpoint(&self) -> MethodRouter<App> {
         (self.endpoint)(self.verb.filter())
     }
 }
@@ -75,7 +73,7 @@ const fn route(
     verb: Verb,
     path: &'static str,
     access: Access,
-    endpoint: fn(MethodFilter) -> MethodRouter<Arc<App>>,
+    endpoint: fn(MethodFilter) -> MethodRouter<App>,
 ) -> Route {
     Route {
         verb,

@@ -18,6 +18,7 @@ mod handlers;
 mod hold_api;
 mod hostile;
 mod integrity;
+mod layers;
 mod leftovers;
 mod lifecycle;
 mod limits;

@@ -5,11 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
-use eddy::ingest::proxy::Proxy;
-use eddy::server::{self, ServerError};
-use eddy::store::Store;
+use eddy::server::{self, Listeners, ServerError, Setup, Stopped};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A running server.
@@ -19,8 +17,8 @@ pub struct TestServer {
     pub proxy_addr: Option<SocketAddr>,
     pub handlers: PathBuf,
     pub data: PathBuf,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), ServerError>>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<Stopped, ServerError>>,
     http: reqwest::Client,
     token: Option<String>,
 }
@@ -39,21 +37,37 @@ impl TestServer {
             data.display().to_string()
         );
         let config = Config::parse(&text, Path::new("/eddy.toml")).expect("test config parses");
-        let store = open_store(data).await;
-        let app = server::app(&config, store).expect("app builds");
+        // A previous server's isolate threads may still hold the store for a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::launch(config.clone(), handlers, data).await {
+                Ok(server) => return server,
+                Err(e) if Instant::now() < deadline && e.contains("in use") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("server: {e}"),
+            }
+        }
+    }
+
+    /// Binds 127.0.0.1:0 (and the proxy's address), starts `server::run` and waits until it
+    /// answers; the error of a start that failed.
+    async fn launch(config: Config, handlers: &Path, data: &Path) -> Result<Self, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = watch::channel(false);
-        let mut proxy_addr = None;
-        if let Some(proxy_config) = &config.proxy {
-            let proxy = Proxy::start(proxy_config, app.clone()).expect("proxy starts");
-            let listener = tokio::net::TcpListener::bind(proxy_config.listen)
-                .await
-                .expect("bind proxy");
-            proxy_addr = Some(listener.local_addr().expect("proxy address"));
-            tokio::spawn(eddy::ingest::proxy::serve(proxy, listener, stopped.clone()));
-        }
-        let task = tokio::spawn(server::run(app, listener, stopped));
+        let proxy = match &config.proxy {
+            Some(proxy) => Some(tokio::net::TcpListener::bind(proxy.listen).await.expect("bind proxy")),
+            None => None,
+        };
+        let proxy_addr = proxy.as_ref().map(|l| l.local_addr().expect("proxy address"));
+        let listeners = Listeners { api: listener, proxy };
+        let token = config.api_token.clone();
+        let setup = Setup { config, on_start: None };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(server::run(setup, listeners, shutdown));
         let server = Self {
             addr,
             proxy_addr,
@@ -66,14 +80,18 @@ impl TestServer {
                 .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
-            token: config.api_token.clone(),
+            token,
         };
-        server
-            .wait_until("the server answers", |s| async move {
-                s.try_get("/healthz").await.is_some()
-            })
-            .await;
-        server
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.try_get("/healthz").await.is_none() {
+            if server.task.is_finished() {
+                let ended = server.task.await.expect("server task");
+                return Err(ended.map_or_else(|e| e.to_string(), |how| format!("stopped at start: {how:?}")));
+            }
+            assert!(Instant::now() < deadline, "timed out waiting until the server answers");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(server)
     }
 
     /// Stops this server and starts a new one over the same handlers and data folder.
@@ -85,7 +103,7 @@ impl TestServer {
 
     /// Stops the server (no new events, attempts in flight finish) and waits for it.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(());
         self.task.await.expect("server task").expect("server stops cleanly");
     }
 
@@ -202,19 +220,5 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("timed out waiting until {what}");
-    }
-}
-
-/// Opens the store, waiting (bounded) for a previous server's isolate threads to let go of it.
-async fn open_store(data: &Path) -> Store {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Store::open(data) {
-            Ok(store) => return store,
-            Err(e) if Instant::now() < deadline && e.to_string().contains("in use") => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("store: {e}"),
-        }
     }
 }

@@ -229,8 +229,14 @@ async fn a_source_whose_secret_is_not_set_stops_start_up_with_its_name() {
         data.path().display().to_string()
     );
     let config = eddy::config::Config::parse(&text, std::path::Path::new("/eddy.toml")).unwrap();
-    let store = eddy::store::Store::open(data.path()).unwrap();
-    let error = eddy::server::app(&config, store).err().expect("refused");
+    let listeners = eddy::server::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        proxy: None,
+    };
+    let setup = eddy::server::Setup { config, on_start: None };
+    let error = eddy::server::run(setup, listeners, std::future::pending())
+        .await
+        .expect_err("refused");
     assert!(error.to_string().contains("EDDY_TEST_NOT_SET_ANYWHERE"), "{error}");
     let bad = eddy::config::Config::parse(
         "[sources.gh]\nkind = \"gitlab\"\nsecret_env = \"X\"\n",

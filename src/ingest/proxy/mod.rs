@@ -24,10 +24,10 @@ pub use naming::{Named, PathRules};
 pub use path::{PathError, check_forwarded, check_path};
 pub use record::PROXY_SOURCE;
 
-use crate::api::ApiError;
 use crate::config::ProxyConfig;
+use crate::http::{ApiError, HttpLimits};
+use crate::ingest::Intake;
 use crate::metrics::Metrics;
-use crate::server::App;
 use record::Exchange;
 use tee::{Captured, Tee};
 
@@ -48,7 +48,7 @@ pub struct Proxy {
     max_capture: usize,
     queue: mpsc::Sender<Exchange>,
     metrics: Arc<Metrics>,
-    limits: crate::server::http::HttpLimits,
+    limits: HttpLimits,
     /// The runtime, told where the proxy listens.
     runtime: Arc<crate::runtime::Runtime>,
 }
@@ -67,8 +67,9 @@ const HOP_BY_HOP: [&str; 6] = [
 const PROXY_PREFIX: &str = "proxy-";
 
 impl Proxy {
-    /// Builds the proxy over `app` and starts the task that records its events.
-    pub fn start(config: &ProxyConfig, app: Arc<App>) -> Result<Arc<Self>, ProxyError> {
+    /// Builds the proxy over `intake`, its listener held to `limits`, and starts the task
+    /// that records its events.
+    pub fn start(config: &ProxyConfig, intake: Arc<Intake>, limits: HttpLimits) -> Result<Arc<Self>, ProxyError> {
         let upstream = url::Url::parse(&config.upstream).map_err(|_| ProxyError::Upstream(config.upstream.clone()))?;
         if !matches!(upstream.scheme(), "http" | "https") {
             return Err(ProxyError::Upstream(config.upstream.clone()));
@@ -79,8 +80,8 @@ impl Proxy {
             .read_timeout(Duration::from_millis(config.timeout_ms))
             .build()?;
         let (queue, receiver) = mpsc::channel(record::QUEUE);
-        let (metrics, limits, runtime) = (app.metrics.clone(), app.http_limits, app.runtime.clone());
-        tokio::spawn(record::recorder(app, receiver));
+        let (metrics, runtime) = (intake.services.metrics.clone(), intake.services.runtime.clone());
+        tokio::spawn(record::recorder(intake, receiver));
         Ok(Arc::new(Self {
             client,
             upstream,
@@ -123,7 +124,7 @@ pub fn serve(
     let router = Router::new().fallback(forward).with_state(proxy);
     async move {
         local?;
-        crate::server::http::serve(listener, router, limits, shutdown).await
+        crate::http::serve(listener, router, limits, shutdown).await
     }
 }
 
@@ -216,7 +217,7 @@ fn recorded_body(
             };
             if queue.try_send(exchange).is_err() {
                 metrics.proxy_record_failed(1);
-                eprintln!("eddy: proxy: the recording queue is full; an event was not recorded");
+                tracing::warn!("proxy: the recording queue is full; an event was not recorded");
             }
         },
     ))

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::tee::Captured;
 use crate::event::{Event, new_id, now_rfc3339};
-use crate::server::App;
+use crate::ingest::Intake;
 
 /// The `source` of events recorded by the proxy.
 pub const PROXY_SOURCE: &str = "eddy/proxy";
@@ -101,15 +101,15 @@ fn query_object(query: Option<&str>) -> Value {
 }
 
 /// Stores queued exchanges in batches until every sender is gone.
-pub async fn recorder(app: Arc<App>, mut queue: mpsc::Receiver<Exchange>) {
+pub async fn recorder(intake: Arc<Intake>, mut queue: mpsc::Receiver<Exchange>) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 256).await > 0 {
         let events: Vec<Event> = batch.drain(..).map(Exchange::into_event).collect();
         let count = events.len();
-        match crate::ingest::accept(&app, events).await {
-            Ok(_) => app.metrics.proxy_recorded(count),
+        match crate::ingest::accept(&intake, events).await {
+            Ok(_) => intake.services.metrics.proxy_recorded(count),
             Err(e) => {
-                app.metrics.proxy_record_failed(count);
+                intake.services.metrics.proxy_record_failed(count);
                 tracing::error!("proxy: {count} event(s) not recorded: {}", e.detail);
             }
         }

@@ -13,27 +13,7 @@ use axum::http::HeaderMap;
 use ring::hmac;
 use serde_json::Value;
 
-/// Which provider's signing scheme a webhook endpoint expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Github,
-    Slack,
-    Stripe,
-    Standard,
-}
-
-impl Kind {
-    /// The lowercase name used in configuration, e.g. "github".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Github => "github",
-            Kind::Slack => "slack",
-            Kind::Stripe => "stripe",
-            Kind::Standard => "standard",
-        }
-    }
-}
+pub use crate::provider::Kind;
 
 /// What a verified request is.
 #[derive(Debug, PartialEq)]

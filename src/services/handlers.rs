@@ -159,15 +159,33 @@ impl Handlers {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::server::App;
+    use crate::delivery::DeliverySettings;
+    use crate::metrics::Metrics;
     use crate::store::Store;
 
-    /// An app over `dir/handlers`, not serving: scans are run by the test.
-    fn app(dir: &Path) -> Arc<App> {
-        std::fs::create_dir_all(dir.join("handlers")).unwrap();
-        let text = format!("handlers = {:?}\n", dir.join("handlers").display().to_string());
+    /// The handlers of `dir/handlers` over a runtime and an engine that do not run: scans
+    /// are run by the test.
+    struct App {
+        handlers: Handlers,
+    }
+
+    fn app(dir: &Path) -> App {
+        let root = dir.join("handlers");
+        std::fs::create_dir_all(&root).unwrap();
+        let text = format!("handlers = {:?}\n", root.display().to_string());
         let config = Config::parse(&text, &dir.join("eddy.toml")).unwrap();
-        crate::server::app(&config, Store::temporary().unwrap()).unwrap()
+        let store = Store::temporary().unwrap();
+        let runtime = Arc::new(Runtime::new(&config, &root, store.clone()).unwrap());
+        let settings = DeliverySettings {
+            max_concurrency: config.delivery.max_concurrency,
+            default_policy: RetryPolicy::new(config.delivery.retry_schedule.clone()),
+            default_concurrency: config.delivery.handler_concurrency,
+            grace: std::time::Duration::ZERO,
+        };
+        let engine = Engine::new(store, runtime.clone(), settings, Arc::new(Metrics::default()));
+        App {
+            handlers: Handlers::new(&root, runtime, engine),
+        }
     }
 
     /// Writes handler `id`; versions of one file differ in size, so the change is seen even

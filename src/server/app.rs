@@ -1,0 +1,136 @@
+//! What the routes share, built once over the store: the services, the intake over them,
+//! and the server's own settings. Only the composition root ([`super::run`]) builds it;
+//! the endpoints take the part they need ([`Services`] or [`Intake`]) through `FromRef`,
+//! so neither `api` nor `ingest` knows this type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRef, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::routes::{Access, ROUTES};
+use super::{ServerError, edge};
+use crate::api;
+use crate::config::Config;
+use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
+use crate::http::{ApiError, HttpLimits};
+use crate::ingest::{Intake, WebhookSources};
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::services::{Handlers, Services};
+use crate::store::{Retention, Store};
+
+/// The state of the routes; cheap to clone (the router holds one).
+#[derive(Clone)]
+pub struct App {
+    pub services: Arc<Services>,
+    pub intake: Arc<Intake>,
+    /// Header timeout and connection limit of the API's (and the proxy's) listener.
+    pub http_limits: HttpLimits,
+    pub retention: Retention,
+    pub retention_every: Duration,
+    api_token: Option<String>,
+}
+
+impl FromRef<App> for Arc<Services> {
+    fn from_ref(app: &App) -> Self {
+        app.services.clone()
+    }
+}
+
+impl FromRef<App> for Arc<Intake> {
+    fn from_ref(app: &App) -> Self {
+        app.intake.clone()
+    }
+}
+
+/// Builds the application: runtime, engine and handlers over `store`.
+pub fn build(config: &Config, store: Store) -> Result<App, ServerError> {
+    let services = Arc::new(services(config, store)?);
+    let intake = Intake {
+        services: services.clone(),
+        sources: WebhookSources::resolve(&config.sources, &config.handlers)?,
+        max_body_bytes: config.ingest.max_body_bytes,
+        body_timeout: Duration::from_millis(config.ingest.body_timeout_ms),
+        durable_ack: config.ingest.durable_ack,
+    };
+    Ok(App {
+        services,
+        intake: Arc::new(intake),
+        http_limits: HttpLimits {
+            header_timeout: Duration::from_millis(config.ingest.header_timeout_ms),
+            max_connections: config.ingest.max_connections,
+            drain: Duration::from_millis(config.delivery.grace_period_ms),
+        },
+        retention: Retention {
+            succeeded_deliveries: config.retention.succeeded_deliveries,
+            dead_deliveries: config.retention.dead_deliveries,
+            events: config.retention.events,
+        },
+        retention_every: Duration::from_millis(config.retention.interval_ms),
+        api_token: config.api_token.clone(),
+    })
+}
+
+/// The runtime, the delivery engine and the handler registry over `store`.
+fn services(config: &Config, store: Store) -> Result<Services, ServerError> {
+    let runtime = Arc::new(Runtime::new(config, &config.handlers, store.clone())?);
+    let settings = DeliverySettings {
+        max_concurrency: config.delivery.max_concurrency,
+        default_policy: RetryPolicy::new(config.delivery.retry_schedule.clone()),
+        default_concurrency: config.delivery.handler_concurrency,
+        grace: Duration::from_millis(config.delivery.grace_period_ms),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
+    Ok(Services {
+        handlers: Handlers::new(&config.handlers, runtime.clone(), engine.clone()),
+        replays: Replays::new(store.clone(), engine.clone()),
+        store,
+        runtime,
+        engine,
+        metrics,
+    })
+}
+
+/// The HTTP routes: exactly [`ROUTES`], those with [`Access::Token`] behind the token check.
+pub fn router(app: App) -> Router {
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for route in ROUTES {
+        match route.access {
+            Access::Open => open = open.route(route.path, route.endpoint()),
+            Access::Token => guarded = guarded.route(route.path, route.endpoint()),
+        }
+    }
+    let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
+    open.merge(guarded).fallback(api::not_found).with_state(app)
+}
+
+/// With a token, every guarded endpoint needs it; without one, the request must be
+/// addressed to a loopback name ([`edge::check_host`]).
+async fn require_token(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
+    let Some(token) = &app.api_token else {
+        edge::check_host(&request)?;
+        return Ok(next.run(request).await);
+    };
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs Authorization: Bearer <token>",
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,32 @@
+//! The services the faces of eddy call (the admin API, the intakes, `eddy dev`'s log): the
+//! store, the runtime, the delivery engine, replays, the handler registry with its routing
+//! table (`handlers.rs`) and the metrics. The server builds one and hands it to each face,
+//! so no face knows how the others are wired; nothing here speaks HTTP.
+
+mod handlers;
+
+use std::sync::Arc;
+
+pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
+
+use crate::delivery::{Engine, Replays};
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// What every face shares, built once by the server.
+pub struct Services {
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub engine: Arc<Engine>,
+    pub replays: Arc<Replays>,
+    pub handlers: Handlers,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Services {
+    /// The handlers in use (routes, versions, status), as one snapshot.
+    pub fn routing(&self) -> Arc<crate::delivery::Registry> {
+        self.handlers.snapshot()
+    }
+}
