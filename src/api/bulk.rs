@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::events::since_ms;
 use super::{ApiError, actor};
 use crate::clock::now_ms;
-use crate::services::Services;
+use crate::services::{Redaction, Services, is_data_path};
 use crate::store::{AuditRecord, EventFilter, EventRecord};
 
 /// Rows a dry run lists.
@@ -64,23 +64,11 @@ pub async fn redact(
     body: Result<Json<BulkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
-    if request.payload != request.fields.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_redact",
-            "give either fields or payload: true",
-        ));
-    }
-    if let Some(bad) = request.fields.iter().find(|f| !is_data_path(f)) {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("{bad:?}: fields are paths under data"),
-        ));
-    }
+    let redaction = Redaction::new(request.fields.clone(), request.payload)?;
     let ids = matching(&services, &request)?;
     if !request.dry_run {
-        let fields = (!request.payload).then_some(request.fields.as_slice());
         for id in &ids {
-            services.store.redact_event(id, fields, now_ms())?;
+            services.store.redact_event(id, redaction.fields(), now_ms())?;
         }
         finish(&services, &headers, "bulk_redact", &request, ids.len()).await?;
     }
@@ -114,10 +102,6 @@ async fn finish(
     services.store.audit(&record)?;
     services.store.commit().await?;
     Ok(())
-}
-
-fn is_data_path(path: &str) -> bool {
-    path.starts_with("data.") && !path.ends_with('.') && !path.contains("..")
 }
 
 /// Ids of the events matching the request; a filter is required so that a mistake cannot

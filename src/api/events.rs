@@ -8,8 +8,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::{ApiError, limit};
-use crate::clock::now_ms;
-use crate::services::Services;
+use crate::services::{Redaction, Services};
 use crate::store::{DeliveryRecord, EventFilter};
 
 /// Query of `GET /events`.
@@ -76,8 +75,9 @@ pub async fn show(
     ))
 }
 
-/// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`; the previous
-/// data is kept in its history. Deliveries that run later (retries, replays) see the new data.
+/// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`, durable before
+/// the answer; the previous data is kept in its history. Deliveries that run later (retries,
+/// replays) see the new data.
 pub async fn edit(
     State(services): State<Arc<Services>>,
     headers: axum::http::HeaderMap,
@@ -98,18 +98,7 @@ pub async fn edit(
     }
     let patch: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the patch is not valid JSON: {e}")))?;
-    let record = services
-        .store
-        .edit_event(&id, &patch, now_ms())?
-        .ok_or_else(|| ApiError::not_found("event", &id))?;
-    let audit = crate::store::AuditRecord {
-        at_ms: now_ms(),
-        actor: super::actor(&headers).into(),
-        action: "edit".into(),
-        target: id,
-        detail: serde_json::json!({ "version": record.version }),
-    };
-    services.store.audit(&audit)?;
+    let record = services.edit(&id, &patch, super::actor(&headers)).await?;
     Ok(Json(serde_json::json!({ "event": record })))
 }
 
@@ -131,18 +120,7 @@ pub async fn delete(
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !services.store.delete_event(&id)? {
-        return Err(ApiError::not_found("event", &id));
-    }
-    let audit = crate::store::AuditRecord {
-        at_ms: now_ms(),
-        actor: super::actor(&headers).into(),
-        action: "delete".into(),
-        target: id.clone(),
-        detail: serde_json::Value::Null,
-    };
-    services.store.audit(&audit)?;
-    services.store.commit().await?;
+    services.delete(&id, super::actor(&headers)).await?;
     Ok(Json(serde_json::json!({ "deleted": id })))
 }
 
@@ -167,41 +145,15 @@ pub async fn redact(
     body: Result<Json<RedactRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
-    if request.payload != request.fields.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_redact",
-            "give either fields or payload: true",
-        ));
-    }
-    if let Some(bad) = request
-        .fields
-        .iter()
-        .find(|f| !f.starts_with("data.") || f.ends_with('.') || f.contains(".."))
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("{bad:?}: fields are paths under data, like data.email"),
-        ));
-    }
-    let fields = (!request.payload).then_some(request.fields.as_slice());
-    if !services.store.redact_event(&id, fields, now_ms())? {
-        return Err(ApiError::not_found("event", &id));
-    }
-    let audit = crate::store::AuditRecord {
-        at_ms: now_ms(),
-        actor: super::actor(&headers).into(),
-        action: "redact".into(),
-        target: id.clone(),
-        detail: serde_json::json!({ "fields": fields.map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec) }),
-    };
-    services.store.audit(&audit)?;
-    services.store.commit().await?;
+    let redaction = Redaction::new(request.fields, request.payload)?;
+    services.redact(&id, &redaction, super::actor(&headers)).await?;
     Ok(Json(serde_json::json!({ "redacted": id })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::now_ms;
 
     #[test]
     fn since_takes_times_and_durations_without_overflowing() {

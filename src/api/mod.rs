@@ -61,6 +61,18 @@ pub fn actor(headers: &axum::http::HeaderMap) -> &'static str {
     }
 }
 
+impl From<crate::services::RepairError> for ApiError {
+    fn from(e: crate::services::RepairError) -> Self {
+        use crate::services::RepairError;
+        match e {
+            RepairError::Ambiguous => Self::unprocessable("invalid_redact", e.to_string()),
+            RepairError::Field(_) => Self::unprocessable("invalid_field", e.to_string()),
+            RepairError::NoEvent(id) => Self::not_found("event", &id),
+            RepairError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A `limit` query value, defaulted and capped.
 pub fn limit(value: Option<usize>) -> Result<usize, ApiError> {
     match value {

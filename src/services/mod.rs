@@ -1,13 +1,15 @@
 //! The services the faces of eddy call (the admin API, the intakes, `eddy dev`'s log): the
 //! store, the runtime, the delivery engine, replays, the handler registry with its routing
-//! table (`handlers.rs`) and the metrics. The server builds one and hands it to each face,
+//! table (`handlers.rs`) and the metrics; repairs (`repair.rs`) as one call each. The server builds one and hands it to each face,
 //! so no face knows how the others are wired; nothing here speaks HTTP.
 
 mod handlers;
+mod repair;
 
 use std::sync::Arc;
 
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
+pub use repair::{Redaction, RepairError, is_data_path};
 
 use crate::delivery::{Engine, Replays};
 use crate::metrics::Metrics;

@@ -1,7 +1,8 @@
 //! `[ingest] durable_ack`: with `true` (the default) a 202 means the event is on disk, so a
 //! kill -9 just after it loses nothing; with `false` the 202 comes before the flush, the
 //! event is still delivered, and only the store's flush interval (sled flushes every 500 ms)
-//! is at risk: what was acknowledged longer ago than that survives a kill -9.
+//! is at risk: what was acknowledged longer ago than that survives a kill -9. Repairs (edit,
+//! redact, delete) answer only once they are on disk.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -122,5 +123,80 @@ async fn durable_ack_true_keeps_every_event_acknowledged_just_before_a_kill_9() 
     let (eddy, addr) = Serve::start(&config).await;
     stored_statuses(&addr, &acked).await;
     wait_delivered(&api, &acked).await;
+    drop(eddy);
+}
+
+/// `GET /events/{id}`: the status and the JSON body.
+async fn event(http: &reqwest::Client, addr: &str, id: &str) -> (u16, Value) {
+    let answer = http.get(format!("http://{addr}/events/{id}")).send().await.unwrap();
+    let status = answer.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap_or_default(),
+    )
+}
+
+/// Sends `request` and checks it was answered 200.
+async fn ok(request: reqwest::RequestBuilder, what: &str) {
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200, "{what}");
+}
+
+/// Repairs answer once they are on disk, as ingest does: edits, redactions and deletes made
+/// just before a kill -9 are all there after the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn repairs_answered_just_before_a_kill_9_are_kept() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), true);
+    let (eddy, addr) = Serve::start(&config).await;
+    let mut ids: Vec<String> = post_all(&addr, &api).await.into_iter().collect();
+    ids.sort();
+    let http = reqwest::Client::new();
+    let (edited, rest) = ids.split_at(ids.len() / 2);
+    let (redacted, deleted) = rest.split_at(rest.len() / 2);
+    for id in redacted {
+        let redact = http
+            .post(format!("http://{addr}/events/{id}/redact"))
+            .header("content-type", "application/json")
+            .body(r#"{"fields": ["data.base"]}"#);
+        ok(redact, &format!("redaction of {id}")).await;
+    }
+    for id in deleted {
+        ok(
+            http.delete(format!("http://{addr}/events/{id}")),
+            &format!("delete of {id}"),
+        )
+        .await;
+    }
+    // The edits last: a commit after them would carry them to disk too.
+    for id in edited {
+        let patch = http
+            .patch(format!("http://{addr}/events/{id}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"edited": true}"#);
+        ok(patch, &format!("edit of {id}")).await;
+    }
+    eddy.kill_9();
+
+    let (eddy, addr) = Serve::start(&config).await;
+    for id in edited {
+        let (_, found) = event(&http, &addr, id).await;
+        assert_eq!(
+            found["event"]["event"]["data"]["edited"], true,
+            "edit of {id} kept: {found:#}"
+        );
+    }
+    for id in redacted {
+        let (_, found) = event(&http, &addr, id).await;
+        let data = &found["event"]["event"]["data"];
+        assert!(
+            data.is_object() && data.get("base").is_none(),
+            "redaction of {id} kept: {found:#}"
+        );
+    }
+    for id in deleted {
+        assert_eq!(event(&http, &addr, id).await.0, 404, "delete of {id} kept");
+    }
     drop(eddy);
 }

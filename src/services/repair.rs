@@ -1,0 +1,135 @@
+//! Repairs a person asks for, each one call that checks the request, changes the store,
+//! writes the audit entry and commits: the API and the command line only translate.
+
+use super::Services;
+use crate::clock::now_ms;
+use crate::store::{AuditRecord, EventRecord, StoreError};
+
+/// Errors of a repair: the request's, or the store's.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error("give either fields or payload: true")]
+    Ambiguous,
+    #[error("{0:?}: fields are paths under data, like data.email")]
+    Field(String),
+    #[error("no event with id {0:?}")]
+    NoEvent(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a redaction removes from an event, its history and its captured output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redaction {
+    /// These `data.a.b` paths.
+    Fields(Vec<String>),
+    /// The whole payload (type, id and time stay).
+    Payload,
+}
+
+impl Redaction {
+    /// From a request naming either `fields` or `payload: true`, never both nor neither.
+    pub fn new(fields: Vec<String>, payload: bool) -> Result<Self, RepairError> {
+        if payload != fields.is_empty() {
+            return Err(RepairError::Ambiguous);
+        }
+        if payload {
+            return Ok(Self::Payload);
+        }
+        match fields.iter().find(|f| !is_data_path(f)) {
+            Some(bad) => Err(RepairError::Field(bad.clone())),
+            None => Ok(Self::Fields(fields)),
+        }
+    }
+
+    /// The fields, as the store takes them: `None` for the whole payload.
+    pub fn fields(&self) -> Option<&[String]> {
+        match self {
+            Self::Fields(fields) => Some(fields),
+            Self::Payload => None,
+        }
+    }
+
+    /// What the audit log records: the paths, or `data` for the payload.
+    pub fn audited(&self) -> Vec<String> {
+        self.fields()
+            .map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec)
+    }
+}
+
+/// `data.a.b`: a path under `data` with no empty segment (redacted fields, bulk filters).
+pub fn is_data_path(path: &str) -> bool {
+    path.starts_with("data.") && !path.ends_with('.') && !path.contains("..")
+}
+
+impl Services {
+    /// Redacts event `id` as `redaction` says, audited as done by `actor`, and commits.
+    pub async fn redact(&self, id: &str, redaction: &Redaction, actor: &str) -> Result<(), RepairError> {
+        if !self.store.redact_event(id, redaction.fields(), now_ms())? {
+            return Err(RepairError::NoEvent(id.to_owned()));
+        }
+        let detail = serde_json::json!({ "fields": redaction.audited() });
+        self.audited(actor, "redact", id, detail).await
+    }
+
+    /// Applies the JSON merge patch (RFC 7386) `patch` to event `id`'s data, keeping the
+    /// previous data in its history; audited as done by `actor`, and committed.
+    pub async fn edit(&self, id: &str, patch: &serde_json::Value, actor: &str) -> Result<EventRecord, RepairError> {
+        let record = self
+            .store
+            .edit_event(id, patch, now_ms())?
+            .ok_or_else(|| RepairError::NoEvent(id.to_owned()))?;
+        let detail = serde_json::json!({ "version": record.version });
+        self.audited(actor, "edit", id, detail).await?;
+        Ok(record)
+    }
+
+    /// Removes event `id` with every delivery, attempt, captured log and history version;
+    /// audited as done by `actor`, and committed.
+    pub async fn delete(&self, id: &str, actor: &str) -> Result<(), RepairError> {
+        if !self.store.delete_event(id)? {
+            return Err(RepairError::NoEvent(id.to_owned()));
+        }
+        self.audited(actor, "delete", id, serde_json::Value::Null).await
+    }
+
+    /// Writes the audit entry of a change to `target` and commits both.
+    async fn audited(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), RepairError> {
+        let audit = AuditRecord {
+            at_ms: now_ms(),
+            actor: actor.into(),
+            action: action.into(),
+            target: target.to_owned(),
+            detail,
+        };
+        self.store.audit(&audit)?;
+        self.store.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redaction_names_fields_under_data_or_the_payload() {
+        let fields = Redaction::new(vec!["data.email".into(), "data.a.b".into()], false).unwrap();
+        assert_eq!(fields.fields().map(<[String]>::len), Some(2));
+        assert_eq!(Redaction::new(vec![], true).unwrap(), Redaction::Payload);
+        assert_eq!(Redaction::Payload.audited(), ["data"]);
+        for (fields, payload) in [(vec![], false), (vec!["data.x".to_owned()], true)] {
+            assert!(matches!(Redaction::new(fields, payload), Err(RepairError::Ambiguous)));
+        }
+        for bad in ["email", "data.", "data..x", "data", "type"] {
+            let refused = Redaction::new(vec![bad.into()], false);
+            assert!(matches!(refused, Err(RepairError::Field(f)) if f == bad), "{bad}");
+        }
+    }
+}
