@@ -68,6 +68,8 @@ impl From<crate::services::RepairError> for ApiError {
             RepairError::Ambiguous => Self::unprocessable("invalid_redact", e.to_string()),
             RepairError::Field(_) => Self::unprocessable("invalid_field", e.to_string()),
             RepairError::NoEvent(id) => Self::not_found("event", &id),
+            RepairError::NoFilter => Self::unprocessable("no_filter", e.to_string()),
+            RepairError::Where(_) => Self::unprocessable("invalid_where", e.to_string()),
             RepairError::Store(e) => e.into(),
         }
     }

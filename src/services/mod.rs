@@ -3,11 +3,13 @@
 //! table (`handlers.rs`) and the metrics; repairs (`repair.rs`) as one call each. The server builds one and hands it to each face,
 //! so no face knows how the others are wired; nothing here speaks HTTP.
 
+mod bulk;
 mod handlers;
 mod repair;
 
 use std::sync::Arc;
 
+pub use bulk::Selection;
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
 pub use repair::{Redaction, RepairError, is_data_path};
 

@@ -14,6 +14,10 @@ pub enum RepairError {
     Field(String),
     #[error("no event with id {0:?}")]
     NoEvent(String),
+    #[error("give where (and/or type) to choose events")]
+    NoFilter,
+    #[error("{0:?}: where paths are under data")]
+    Where(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
