@@ -11,32 +11,23 @@ use serde::Deserialize;
 
 use super::events::since_ms;
 use super::{ApiError, actor, limit};
-use crate::clock::now_ms;
 use crate::delivery::ReplayFilter;
 use crate::delivery::replay::DRY_RUN_ROWS;
 use crate::services::Services;
-use crate::store::{AuditRecord, DeliveryStatus, Replayed};
+use crate::store::{DeliveryStatus, Replayed};
 
-/// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running.
+/// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running;
+/// durable before the answer.
 pub async fn replay_one(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (status, word) = match services.store.replay_delivery(&id, now_ms())? {
-        Replayed::NotFound => return Err(ApiError::not_found("delivery", &id)),
-        Replayed::AlreadyQueued => (StatusCode::OK, "already_queued"),
+    let (status, word) = match services.replay(&id, actor(&headers)).await? {
         Replayed::Queued => (StatusCode::ACCEPTED, "queued"),
+        // `replay` answers a missing delivery with an error.
+        Replayed::AlreadyQueued | Replayed::NotFound => (StatusCode::OK, "already_queued"),
     };
-    let record = AuditRecord {
-        at_ms: now_ms(),
-        actor: actor(&headers).to_owned(),
-        action: "replay".into(),
-        target: id.clone(),
-        detail: serde_json::json!({ "result": word }),
-    };
-    services.store.audit(&record)?;
-    services.engine.wake();
     Ok((status, Json(serde_json::json!({ "delivery": id, "status": word }))).into_response())
 }
 
@@ -87,7 +78,7 @@ pub async fn start(
     }
     let kind = if request.backfill { "backfill" } else { "replay" };
     if request.backfill {
-        check_backfill(&services, &filter)?;
+        services.check_backfill(&filter)?;
     }
     if request.dry_run {
         return dry_run(&services, kind, &filter);
@@ -116,27 +107,6 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
         until_ms: request.until.as_deref().map(since_ms).transpose()?,
         error: request.error.clone(),
     })
-}
-
-fn check_backfill(services: &Services, filter: &ReplayFilter) -> Result<(), ApiError> {
-    let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
-        return Err(ApiError::unprocessable(
-            "invalid_backfill",
-            "a backfill needs handler and type",
-        ));
-    };
-    if !services
-        .handlers
-        .statuses()
-        .iter()
-        .any(|h| &h.id == handler && h.loaded)
-    {
-        return Err(ApiError::unprocessable(
-            "unknown_handler",
-            format!("no loaded handler {handler:?}"),
-        ));
-    }
-    Ok(())
 }
 
 fn dry_run(services: &Services, kind: &str, filter: &ReplayFilter) -> Result<Response, ApiError> {

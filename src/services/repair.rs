@@ -3,7 +3,8 @@
 
 use super::Services;
 use crate::clock::now_ms;
-use crate::store::{AuditRecord, EventRecord, StoreError};
+use crate::delivery::ReplayFilter;
+use crate::store::{AuditRecord, EventRecord, Replayed, StoreError};
 
 /// Errors of a repair: the request's, or the store's.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,12 @@ pub enum RepairError {
     Field(String),
     #[error("no event with id {0:?}")]
     NoEvent(String),
+    #[error("no delivery with id {0:?}")]
+    NoDelivery(String),
+    #[error("a backfill needs handler and type")]
+    BackfillFilter,
+    #[error("no loaded handler {0:?}")]
+    UnknownHandler(String),
     #[error("give where (and/or type) to choose events")]
     NoFilter,
     #[error("{0:?}: where paths are under data")]
@@ -95,6 +102,33 @@ impl Services {
             return Err(RepairError::NoEvent(id.to_owned()));
         }
         self.audited(actor, "delete", id, serde_json::Value::Null).await
+    }
+
+    /// Queues delivery `id` again unless it is pending or running; audited as done by
+    /// `actor`, committed, and the engine woken.
+    pub async fn replay(&self, id: &str, actor: &str) -> Result<Replayed, RepairError> {
+        let replayed = self.store.replay_delivery(id, now_ms())?;
+        let result = match replayed {
+            Replayed::NotFound => return Err(RepairError::NoDelivery(id.to_owned())),
+            Replayed::AlreadyQueued => "already_queued",
+            Replayed::Queued => "queued",
+        };
+        self.audited(actor, "replay", id, serde_json::json!({ "result": result }))
+            .await?;
+        self.engine.wake();
+        Ok(replayed)
+    }
+
+    /// A backfill names a type and a handler that is loaded now.
+    pub fn check_backfill(&self, filter: &ReplayFilter) -> Result<(), RepairError> {
+        let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
+            return Err(RepairError::BackfillFilter);
+        };
+        let loaded = self.handlers.statuses().iter().any(|h| &h.id == handler && h.loaded);
+        if !loaded {
+            return Err(RepairError::UnknownHandler(handler.clone()));
+        }
+        Ok(())
     }
 
     /// Writes the audit entry of a change to `target` and commits both.

@@ -2,7 +2,7 @@
 //! kill -9 just after it loses nothing; with `false` the 202 comes before the flush, the
 //! event is still delivered, and only the store's flush interval (sled flushes every 500 ms)
 //! is at risk: what was acknowledged longer ago than that survives a kill -9. Repairs (edit,
-//! redact, delete) answer only once they are on disk.
+//! redact, delete, replay of one delivery) answer only once they are on disk.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -197,6 +197,43 @@ async fn repairs_answered_just_before_a_kill_9_are_kept() {
     }
     for id in deleted {
         assert_eq!(event(&http, &addr, id).await.0, 404, "delete of {id} kept");
+    }
+    drop(eddy);
+}
+
+/// A replay answered 202 just before a kill -9 runs after the restart: the queued delivery
+/// was on disk before the answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn replays_answered_just_before_a_kill_9_run_after_the_restart() {
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), true);
+    let (eddy, addr) = Serve::start(&config).await;
+    let acked = post_all(&addr, &api).await;
+    wait_delivered(&api, &acked).await;
+    let http = reqwest::Client::new();
+    for id in &acked {
+        let (_, found) = event(&http, &addr, id).await;
+        let delivery = found["deliveries"][0]["id"].as_str().expect("a delivery").to_owned();
+        let replay = http.post(format!("http://{addr}/deliveries/{delivery}/replay"));
+        let answer = replay.send().await.unwrap();
+        assert_eq!(answer.status(), 202, "replay of {delivery}");
+    }
+    eddy.kill_9();
+
+    let (eddy, _addr) = Serve::start(&config).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let calls = api.state.flaky_calls.lock().unwrap().clone();
+        let once: Vec<&String> = acked
+            .iter()
+            .filter(|id| calls.get(*id).is_none_or(|n| *n < 2))
+            .collect();
+        if once.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} replays lost: {once:?}", once.len());
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     drop(eddy);
 }
