@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::Services;
 use super::repair::{Redaction, RepairError, is_data_path};
 use crate::clock::now_ms;
-use crate::store::{AuditRecord, EventFilter, EventRecord};
+use crate::store::{EventFilter, EventRecord};
 
 /// Events listed per read of the store while selecting.
 const PAGE: usize = 1000;
@@ -98,8 +98,8 @@ impl Services {
         for id in &ids {
             self.store.delete_event(id)?;
         }
-        self.audited_bulk(actor, "bulk_delete", selection.audited(None, ids.len()))
-            .await?;
+        let detail = selection.audited(None, ids.len());
+        self.audited(actor, "bulk_delete", "events", detail).await?;
         Ok(ids)
     }
 
@@ -116,21 +116,8 @@ impl Services {
             self.store.redact_event(id, redaction.fields(), now_ms())?;
         }
         let detail = selection.audited(Some(redaction), ids.len());
-        self.audited_bulk(actor, "bulk_redact", detail).await?;
+        self.audited(actor, "bulk_redact", "events", detail).await?;
         Ok(ids)
-    }
-
-    async fn audited_bulk(&self, actor: &str, action: &str, detail: Value) -> Result<(), RepairError> {
-        let record = AuditRecord {
-            at_ms: now_ms(),
-            actor: actor.into(),
-            action: action.into(),
-            target: "events".into(),
-            detail,
-        };
-        self.store.audit(&record)?;
-        self.store.commit().await?;
-        Ok(())
     }
 }
 

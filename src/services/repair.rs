@@ -132,7 +132,7 @@ impl Services {
     }
 
     /// Writes the audit entry of a change to `target` and commits both.
-    async fn audited(
+    pub(super) async fn audited(
         &self,
         actor: &str,
         action: &str,
