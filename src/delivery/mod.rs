@@ -56,6 +56,18 @@ pub struct DeliverySettings {
     pub grace: Duration,
 }
 
+impl DeliverySettings {
+    /// The settings `[delivery]` gives.
+    pub fn new(config: &crate::config::DeliveryConfig) -> Self {
+        Self {
+            max_concurrency: config.max_concurrency,
+            default_policy: RetryPolicy::new(config.retry_schedule.clone()),
+            default_concurrency: config.handler_concurrency,
+            grace: Duration::from_millis(config.grace_period_ms),
+        }
+    }
+}
+
 /// The delivery engine; share it behind an `Arc`.
 pub struct Engine {
     store: Store,

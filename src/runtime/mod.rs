@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::secrets::{SecretError, SecretSource};
+use crate::secrets::{SecretError, SecretSource};
 pub use bounds::{
     MAX_CAUSES, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_PROPERTIES, MAX_PROPERTY_BYTES, MAX_REPORT_BYTES,
     MAX_STACK_BYTES,

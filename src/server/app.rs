@@ -15,7 +15,7 @@ use super::routes::{Access, ROUTES};
 use super::{ServerError, edge};
 use crate::api;
 use crate::config::Config;
-use crate::delivery::{DeliverySettings, Engine, Replays, RetryPolicy};
+use crate::delivery::{DeliverySettings, Engine, Replays};
 use crate::http::{ApiError, HttpLimits};
 use crate::ingest::{Intake, WebhookSources};
 use crate::metrics::Metrics;
@@ -78,12 +78,7 @@ pub fn build(config: &Config, store: Store) -> Result<App, ServerError> {
 /// The runtime, the delivery engine and the handler registry over `store`.
 fn services(config: &Config, store: Store) -> Result<Services, ServerError> {
     let runtime = Arc::new(Runtime::new(config, &config.handlers, store.clone())?);
-    let settings = DeliverySettings {
-        max_concurrency: config.delivery.max_concurrency,
-        default_policy: RetryPolicy::new(config.delivery.retry_schedule.clone()),
-        default_concurrency: config.delivery.handler_concurrency,
-        grace: Duration::from_millis(config.delivery.grace_period_ms),
-    };
+    let settings = DeliverySettings::new(&config.delivery);
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::new(store.clone(), runtime.clone(), settings, metrics.clone());
     Ok(Services {

@@ -72,9 +72,9 @@ pub enum Stopped {
     Sealed,
     /// Something still held the store after [`SEAL_WAIT`]: the next start checks it in full.
     StillInUse,
-    /// The store failed while serving. It was neither flushed nor sealed, and one handle on
-    /// it is left open on purpose (dropping the last one runs sled's flush, which may never
-    /// return after a failed write): the caller is to end the process.
+    /// The store failed while serving. It was neither flushed nor sealed (its sled handles
+    /// are leaked, since sled's flush may never return after a failed write): the caller
+    /// is to end the process.
     StoreFailed { cause: String },
 }
 
@@ -108,14 +108,13 @@ pub async fn run(
     let store = Store::open(&setup.config.data)?;
     let data = setup.config.data.clone();
     let served = serve(setup, store.clone(), listeners, shutdown).await;
-    if let Some(cause) = store.failure() {
-        // Never dropped: the last handle's drop runs sled's flush, which may wait for ever
-        // after a failed write, and what it would write is in no acknowledged answer.
-        std::mem::forget(store);
+    let failure = store.failure();
+    // The seal below waits for the last handle on the store to go. (A failed store's drop
+    // leaks its sled handles instead of flushing them: see `Store`'s `Drop`.)
+    drop(store);
+    if let Some(cause) = failure {
         return Ok(Stopped::StoreFailed { cause });
     }
-    // The seal below waits for the last handle on the store to go.
-    drop(store);
     served?;
     // A sealed store opens next time without being copied aside first.
     Ok(match Store::seal(&data, SEAL_WAIT).await? {

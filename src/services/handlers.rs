@@ -176,12 +176,7 @@ mod tests {
         let config = Config::parse(&text, &dir.join("eddy.toml")).unwrap();
         let store = Store::temporary().unwrap();
         let runtime = Arc::new(Runtime::new(&config, &root, store.clone()).unwrap());
-        let settings = DeliverySettings {
-            max_concurrency: config.delivery.max_concurrency,
-            default_policy: RetryPolicy::new(config.delivery.retry_schedule.clone()),
-            default_concurrency: config.delivery.handler_concurrency,
-            grace: std::time::Duration::ZERO,
-        };
+        let settings = DeliverySettings::new(&config.delivery);
         let engine = Engine::new(store, runtime.clone(), settings, Arc::new(Metrics::default()));
         App {
             handlers: Handlers::new(&root, runtime, engine),

@@ -124,8 +124,7 @@ impl Services {
         let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
             return Err(RepairError::BackfillFilter);
         };
-        let loaded = self.handlers.statuses().iter().any(|h| &h.id == handler && h.loaded);
-        if !loaded {
+        if self.handlers.snapshot().version(handler).is_none() {
             return Err(RepairError::UnknownHandler(handler.clone()));
         }
         Ok(())
