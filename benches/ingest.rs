@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use eddy::config::Config;
-use eddy::store::{DeliveryFilter, Store};
+use eddy::store::{Backend, DeliveryFilter};
 use support::load::{Pace, Phases, drive, http_client, paced};
 use support::{machine, ms, percentiles};
 
@@ -59,13 +59,13 @@ async fn run() {
     );
     let (batch_rate, _) = load(&url, BATCH_CLIENTS, BATCH).await;
     println!("batches of {BATCH}, {BATCH_CLIENTS} clients: {batch_rate:.0} events/s");
-    let (backlog, drained) = drain(&store).await;
+    let (backlog, drained) = drain(store.as_ref()).await;
     println!(
         "delivery of the backlog ({backlog} deliveries, trivial handler): {:.0} deliveries/s",
         backlog as f64 / drained.as_secs_f64()
     );
 
-    start_latency(&url, &store, single_rate / 2.0).await;
+    start_latency(&url, store.as_ref(), single_rate / 2.0).await;
     drop(store);
     server.stop().await;
     machine::print_end();
@@ -73,7 +73,7 @@ async fn run() {
 
 /// Sends single events at `target` per second and prints how long they waited for their
 /// handler to start.
-async fn start_latency(url: &str, store: &Store, target: f64) {
+async fn start_latency(url: &str, store: &dyn Backend, target: f64) {
     let paced_from = eddy::clock::now_ms();
     let pace = Pace {
         http: &http_client(),
@@ -95,7 +95,7 @@ async fn start_latency(url: &str, store: &Store, target: f64) {
 
 /// Waits (at most 5 minutes) until the queue is empty; returns how many deliveries were
 /// queued at the start and how long emptying took.
-async fn drain(store: &Store) -> (usize, Duration) {
+async fn drain(store: &dyn Backend) -> (usize, Duration) {
     let backlog = store.queue_depth();
     let started = Instant::now();
     while store.queue_depth() > 0 && started.elapsed() < Duration::from_secs(300) {
@@ -116,7 +116,7 @@ async fn load(url: &str, clients: usize, batch: usize) -> (f64, Vec<Duration>) {
 }
 
 /// Milliseconds from acceptance to the start of the first attempt, for events after `from_ms`.
-fn handler_start_latencies(store: &Store, from_ms: u64) -> Vec<Duration> {
+fn handler_start_latencies(store: &dyn Backend, from_ms: u64) -> Vec<Duration> {
     let mut out = Vec::new();
     let mut filter = DeliveryFilter {
         limit: 1000,

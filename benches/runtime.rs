@@ -223,7 +223,7 @@ async fn many_handlers() {
 fn runtime(root: &Path) -> Runtime {
     let config = Config::parse("", Path::new("eddy.toml")).expect("config");
     let store = Store::temporary().expect("store");
-    Runtime::new(&config, root, store).expect("runtime")
+    Runtime::new(&config, root, std::sync::Arc::new(store)).expect("runtime")
 }
 
 fn rss_bytes() -> u64 {

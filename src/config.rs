@@ -19,7 +19,7 @@ mod schedule;
 
 pub use api::ApiConfig;
 pub use delivery::{DeliveryConfig, RetentionConfig};
-pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig};
+pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig, Upstream};
 pub use limits::StateConfig;
 pub use net::NetConfig;
 pub use runtime::RuntimeConfig;
@@ -159,6 +159,7 @@ impl Config {
         config.handlers = base.join(&config.handlers);
         config.data = base.join(&config.data);
         config.validate(path)?;
+        config.secrets.grant = integrations::secret_grant(&config, path)?;
         Ok(config)
     }
 
@@ -169,10 +170,6 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         integrations::validate_sources(&self.sources, path)?;
-        integrations::secret_grant(self).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
         if let Some(proxy) = &self.proxy {
             integrations::validate_proxy(proxy, path)?;
         }
@@ -206,8 +203,7 @@ impl Config {
 
     /// What handlers may ask for: `[secrets] allow`, with every source's `secret_env` reserved.
     pub fn secret_grant(&self) -> crate::secrets::Grant {
-        // Validated when the file was read, so this is the same grant.
-        integrations::secret_grant(self).unwrap_or_default()
+        self.secrets.grant.clone()
     }
 }
 

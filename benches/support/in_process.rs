@@ -4,7 +4,7 @@
 use eddy::config::Config;
 use eddy::server::{self, Listeners, ServerError, Setup, Stopped};
 use eddy::services::Services;
-use eddy::store::Store;
+use eddy::store::SharedStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -14,7 +14,7 @@ pub struct InProcess {
     pub url: String,
     /// The server's store, for benchmarks that read it while it serves; let go at `stop`,
     /// so the server can seal it.
-    pub store: Store,
+    pub store: SharedStore,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<Stopped, ServerError>>,
 }

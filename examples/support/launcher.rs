@@ -182,7 +182,7 @@ fn report_stop<E: Display>(what: &str, ended: Result<Result<Stopped, E>, JoinErr
 /// listener and its URL.
 async fn proxy_on(config: &mut Config, upstream: &str) -> anyhow::Result<(TcpListener, String)> {
     let proxy = config.proxy.as_mut().context("eddy.toml has no [proxy]")?;
-    proxy.upstream = upstream.to_owned();
+    proxy.upstream = Some(eddy::config::Upstream::parse(upstream).map_err(anyhow::Error::msg)?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     Ok((listener, url))

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
+use super::bodies::{DeliveryList, DeliveryShow};
 use super::{ApiError, limit};
 use crate::services::Services;
 use crate::store::{DeliveryFilter, DeliveryStatus};
@@ -26,7 +27,7 @@ pub struct ListQuery {
 pub async fn list(
     State(services): State<Arc<Services>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DeliveryList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let status = q
         .status
@@ -37,33 +38,21 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let limit = limit(q.limit)?;
     let filter = DeliveryFilter {
         status,
         handler: q.handler,
         event_type: q.event_type,
         after_id: q.cursor,
-        limit,
+        limit: limit(q.limit)?,
         ..Default::default()
     };
-    let deliveries = services.store.list_deliveries(&filter)?;
-    let next = (deliveries.len() == limit)
-        .then(|| deliveries.last().map(|d| d.id.clone()))
-        .flatten();
-    Ok(Json(
-        serde_json::json!({ "deliveries": deliveries, "next_cursor": next }),
-    ))
+    Ok(Json(services.deliveries(&filter)?.into()))
 }
 
 /// `GET /deliveries/{id}`: the delivery with every attempt (outcome, error, logs, fetches).
 pub async fn show(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let delivery = services
-        .store
-        .delivery(&id)?
-        .ok_or_else(|| ApiError::not_found("delivery", &id))?;
-    let attempts = services.store.attempts(&id)?;
-    Ok(Json(serde_json::json!({ "delivery": delivery, "attempts": attempts })))
+) -> Result<Json<DeliveryShow>, ApiError> {
+    Ok(Json(services.delivery(&id)?.into()))
 }

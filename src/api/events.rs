@@ -7,9 +7,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
+use super::bodies::{EventBody, EventList, EventShow};
 use super::{ApiError, limit};
 use crate::services::{Redaction, Services};
-use crate::store::{DeliveryRecord, EventFilter};
+use crate::store::EventFilter;
 
 /// Query of `GET /events`.
 #[derive(Debug, Deserialize)]
@@ -31,9 +32,8 @@ pub struct ListQuery {
 pub async fn list(
     State(services): State<Arc<Services>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EventList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let limit = limit(q.limit)?;
     let filter = EventFilter {
         event_type: q.event_type,
         since_ms: q.since.as_deref().map(since_ms).transpose()?,
@@ -46,33 +46,14 @@ pub async fn list(
             })
             .transpose()?,
         unrouted: q.unrouted,
-        limit,
+        limit: limit(q.limit)?,
     };
-    let events = services.store.list_events(&filter)?;
-    let next = (events.len() == limit)
-        .then(|| events.last().map(|e| e.seq.to_string()))
-        .flatten();
-    Ok(Json(serde_json::json!({ "events": events, "next_cursor": next })))
+    Ok(Json(services.events(&filter)?.into()))
 }
 
 /// `GET /events/{id}`: the event with its deliveries and the previous versions of its data.
-pub async fn show(
-    State(services): State<Arc<Services>>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let record = services
-        .store
-        .event(&id)?
-        .ok_or_else(|| ApiError::not_found("event", &id))?;
-    let deliveries: Vec<DeliveryRecord> = record
-        .deliveries
-        .iter()
-        .filter_map(|d| services.store.delivery(d).transpose())
-        .collect::<Result<_, _>>()?;
-    let history = services.store.event_history(&id)?;
-    Ok(Json(
-        serde_json::json!({ "event": record, "deliveries": deliveries, "history": history }),
-    ))
+pub async fn show(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<EventShow>, ApiError> {
+    Ok(Json(services.event(&id)?.into()))
 }
 
 /// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`, durable before
@@ -99,7 +80,7 @@ pub async fn edit(
     let patch: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the patch is not valid JSON: {e}")))?;
     let record = services.edit(&id, &patch, super::actor(&headers)).await?;
-    Ok(Json(serde_json::json!({ "event": record })))
+    Ok(Json(serde_json::json!({ "event": EventBody::from(record) })))
 }
 
 /// `since` as milliseconds since the epoch: an RFC 3339 time, or a duration ago.

@@ -2,6 +2,7 @@
 //! One file per resource; every endpoint works on [`Services`] and answers errors with
 //! eddy's one HTTP error type, [`ApiError`] (in `http`, shared with ingest).
 
+pub mod bodies;
 pub mod bulk;
 pub mod deliveries;
 pub mod events;
@@ -14,6 +15,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 
+use bodies::{HandlerBody, bodies};
+
 use crate::http::ApiError;
 use crate::services::Services;
 
@@ -23,25 +26,21 @@ pub const MAX_LIMIT: usize = 1000;
 pub const DEFAULT_LIMIT: usize = 100;
 
 /// `GET /healthz`: no token needed. `503` while the store refuses writes (see
-/// [`crate::store::Store::failure`]): eddy then accepts nothing until it is restarted.
+/// [`crate::store::Backend::failure`]): eddy then accepts nothing until it is restarted.
 pub async fn healthz(State(services): State<Arc<Services>>) -> Result<Json<serde_json::Value>, ApiError> {
-    match services.store.failure() {
-        None => Ok(Json(serde_json::json!({ "status": "ok" }))),
-        Some(cause) => Err(crate::store::StoreError::Unavailable { cause }.into()),
-    }
+    services.health()?;
+    Ok(Json(serde_json::json!({ "status": "ok" })))
 }
 
 /// `GET /handlers`: every handler with its routes and load error, if any.
 pub async fn handlers(State(services): State<Arc<Services>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "handlers": services.handlers.statuses() }))
+    let handlers: Vec<HandlerBody> = bodies(services.handler_statuses());
+    Json(serde_json::json!({ "handlers": handlers }))
 }
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(services): State<Arc<Services>>) -> impl IntoResponse {
-    let body = services
-        .metrics
-        .render(services.store.queue_depth(), services.handlers.live_isolates());
-    ([("content-type", "text/plain; version=0.0.4")], body)
+    ([("content-type", "text/plain; version=0.0.4")], services.metrics_text())
 }
 
 /// Any other path.
@@ -58,23 +57,6 @@ pub fn actor(headers: &axum::http::HeaderMap) -> &'static str {
     match headers.get("x-eddy-actor").and_then(|v| v.to_str().ok()) {
         Some("cli") => "cli",
         _ => "api",
-    }
-}
-
-impl From<crate::services::RepairError> for ApiError {
-    fn from(e: crate::services::RepairError) -> Self {
-        use crate::services::RepairError;
-        match e {
-            RepairError::Ambiguous => Self::unprocessable("invalid_redact", e.to_string()),
-            RepairError::Field(_) => Self::unprocessable("invalid_field", e.to_string()),
-            RepairError::NoEvent(id) => Self::not_found("event", &id),
-            RepairError::NoDelivery(id) => Self::not_found("delivery", &id),
-            RepairError::BackfillFilter => Self::unprocessable("invalid_backfill", e.to_string()),
-            RepairError::UnknownHandler(_) => Self::unprocessable("unknown_handler", e.to_string()),
-            RepairError::NoFilter => Self::unprocessable("no_filter", e.to_string()),
-            RepairError::Where(_) => Self::unprocessable("invalid_where", e.to_string()),
-            RepairError::Store(e) => e.into(),
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::bodies::{AuditBody, DeliveryBody, JobBody, bodies};
 use super::events::since_ms;
 use super::{ApiError, actor, limit};
 use crate::delivery::ReplayFilter;
@@ -84,7 +85,7 @@ pub async fn start(
         return dry_run(&services, kind, &filter);
     }
     let job = services.replays.start(kind, filter, request.rate, actor(&headers));
-    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(JobBody::from(job))).into_response())
 }
 
 fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
@@ -115,35 +116,31 @@ fn dry_run(services: &Services, kind: &str, filter: &ReplayFilter) -> Result<Res
         let first: Vec<_> = events.iter().take(DRY_RUN_ROWS).collect();
         serde_json::json!({ "dry_run": true, "kind": kind, "count": events.len(), "first": first })
     } else {
-        let deliveries = services.replays.matching_deliveries(filter)?;
-        let first: Vec<_> = deliveries.iter().take(DRY_RUN_ROWS).collect();
-        serde_json::json!({ "dry_run": true, "kind": kind, "count": deliveries.len(), "first": first })
+        let mut deliveries = services.replays.matching_deliveries(filter)?;
+        let count = deliveries.len();
+        deliveries.truncate(DRY_RUN_ROWS);
+        let first: Vec<DeliveryBody> = bodies(deliveries);
+        serde_json::json!({ "dry_run": true, "kind": kind, "count": count, "first": first })
     };
     Ok(Json(body).into_response())
 }
 
 /// `GET /replays/{id}`: progress.
-pub async fn show(
-    State(services): State<Arc<Services>>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn show(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<JobBody>, ApiError> {
     let job = services
         .replays
         .get(&id)
         .ok_or_else(|| ApiError::not_found("replay job", &id))?;
-    Ok(Json(serde_json::to_value(job).map_err(ApiError::internal)?))
+    Ok(Json(job.into()))
 }
 
 /// `DELETE /replays/{id}`: cancel; the job stops before its next item.
-pub async fn cancel(
-    State(services): State<Arc<Services>>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn cancel(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<JobBody>, ApiError> {
     let job = services
         .replays
         .cancel(&id)
         .ok_or_else(|| ApiError::not_found("replay job", &id))?;
-    Ok(Json(serde_json::to_value(job).map_err(ApiError::internal)?))
+    Ok(Json(job.into()))
 }
 
 /// Query of `GET /audit`.
@@ -159,6 +156,6 @@ pub async fn audit(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let entries = services.store.audit_log(limit(q.limit)?)?;
+    let entries: Vec<AuditBody> = bodies(services.audit_log(limit(q.limit)?)?);
     Ok(Json(serde_json::json!({ "audit": entries })))
 }

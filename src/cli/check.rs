@@ -20,8 +20,8 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
     let root = args.handlers.unwrap_or(config.handlers.clone());
     let files = crate::router::discover(&root).map_err(anyhow::Error::from)?;
     // Loading needs no durable state; a temporary store keeps `check` usable next to a running server.
-    let runtime =
-        Runtime::new(&config, &root, Store::temporary().map_err(anyhow::Error::from)?).map_err(anyhow::Error::from)?;
+    let store = Store::temporary().map_err(anyhow::Error::from)?;
+    let runtime = Runtime::new(&config, &root, std::sync::Arc::new(store)).map_err(anyhow::Error::from)?;
     let mut failed = 0;
     for file in &files {
         if let Err(e) = runtime.load(&file.id, &file.path).await {

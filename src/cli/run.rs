@@ -40,8 +40,9 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let id = handler_id(&root, &file).ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
     let data = args.data.unwrap_or(config.data.clone());
     let store = Store::open(&data).map_err(anyhow::Error::from)?;
-    let runtime =
-        Arc::new(Runtime::new(&config, &shown_root(&root, &args.handler), store).map_err(anyhow::Error::from)?);
+    let runtime = Arc::new(
+        Runtime::new(&config, &shown_root(&root, &args.handler), Arc::new(store)).map_err(anyhow::Error::from)?,
+    );
     if let Err(e) = runtime.load(&id, &file).await {
         return Err(Failure::Usage(anyhow!("{}", e.render())));
     }

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use super::dev::{ColorChoice, Paint};
 use super::{ConfigArgs, Failure};
-use crate::config::Config;
+use crate::config::{Config, Upstream};
 use crate::server::{self, Listeners, Stopped};
 use crate::services::Services;
 
@@ -94,9 +94,12 @@ pub async fn proxy(args: ProxyArgs) -> Result<(), Failure> {
     };
     let (mut config, config_path) = serve.config()?;
     let mut proxy = config.proxy.take().unwrap_or_default();
-    proxy.upstream = args.upstream.unwrap_or(proxy.upstream);
+    if let Some(text) = args.upstream {
+        let upstream = Upstream::parse(&text).map_err(|e| anyhow::anyhow!("--upstream: {e}"))?;
+        proxy.upstream = Some(upstream);
+    }
     proxy.listen = args.listen.unwrap_or(proxy.listen);
-    if proxy.upstream.is_empty() {
+    if proxy.upstream.is_none() {
         return Err(anyhow::anyhow!("eddy proxy needs --upstream URL (or upstream in [proxy] of eddy.toml)").into());
     }
     config.proxy = Some(proxy);

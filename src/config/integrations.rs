@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{Config, ConfigError};
 use crate::provider::Kind;
+use crate::secrets::Grant;
 
 /// `[sources.NAME]`: serves `POST /webhooks/NAME`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -27,20 +28,59 @@ pub struct SecretsConfig {
     /// Names, or prefixes ending in `*`. `EDDY_*` and every `[sources]` `secret_env` are
     /// never granted, whatever a pattern covers; naming only such names is an error.
     pub allow: Vec<String>,
+    /// `allow` as a grant, made once when the file is read (it needs `[sources]` too).
+    #[serde(skip)]
+    pub(super) grant: Grant,
 }
 
 /// The grant of `[secrets] allow`, with every source's `secret_env` reserved.
-pub(super) fn secret_grant(config: &Config) -> Result<crate::secrets::Grant, crate::secrets::SecretError> {
+pub(super) fn secret_grant(config: &Config, path: &Path) -> Result<Grant, ConfigError> {
     let reserved = config.sources.values().map(|s| s.secret_env.clone());
-    crate::secrets::Grant::new(&config.secrets.allow, reserved)
+    Grant::new(&config.secrets.allow, reserved).map_err(|e| invalid(path, e.to_string()))
+}
+
+/// `[proxy] upstream`: an http(s) base URL with a host and neither query nor fragment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Upstream(url::Url);
+
+impl Upstream {
+    /// Checks `text` as `[proxy] upstream` or `eddy proxy --upstream` give it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!("{text:?} must be an http:// or https:// URL with a host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{text:?} must not have a query or fragment"));
+        }
+        Ok(Self(url))
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Upstream {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).map_err(|e| format!("proxy.upstream: {e}"))
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// `[proxy]`: forwards to `upstream` and records write requests answered 2xx as events.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
-    /// Base URL of the API being observed, e.g. "http://127.0.0.1:3000".
-    pub upstream: String,
+    /// Base URL of the API being observed, e.g. "http://127.0.0.1:3000"; required.
+    pub upstream: Option<Upstream>,
     /// Address the proxy listens on.
     pub listen: SocketAddr,
     /// Path patterns recorded (`*` one segment, `**` any number); empty means all.
@@ -60,7 +100,7 @@ pub struct ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
-            upstream: String::new(),
+            upstream: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
             include: Vec::new(),
             exclude: Vec::new(),
@@ -100,19 +140,9 @@ pub(super) fn validate_sources(sources: &BTreeMap<String, SourceConfig>, path: &
 }
 
 pub(super) fn validate_proxy(proxy: &ProxyConfig, path: &Path) -> Result<(), ConfigError> {
-    let upstream = url::Url::parse(&proxy.upstream)
-        .map_err(|e| invalid(path, format!("proxy.upstream: {:?} is not a URL ({e})", proxy.upstream)))?;
-    if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
-        return Err(invalid(
-            path,
-            "proxy.upstream: must be an http:// or https:// URL with a host".into(),
-        ));
-    }
-    if upstream.query().is_some() || upstream.fragment().is_some() {
-        return Err(invalid(
-            path,
-            "proxy.upstream: must not have a query or fragment".into(),
-        ));
+    if proxy.upstream.is_none() {
+        let message = "proxy.upstream: missing: the base URL of the API to observe, like \"http://127.0.0.1:3000\"";
+        return Err(invalid(path, message.into()));
     }
     for pattern in proxy.include.iter().chain(&proxy.exclude).chain(proxy.resources.keys()) {
         if !pattern.starts_with('/') {
@@ -162,5 +192,23 @@ mod tests {
         assert!(err.to_string().contains("A-B"), "{err}");
         let err = Config::parse("[secrets]\nalow = []\n", Path::new("e.toml")).unwrap_err();
         assert!(err.to_string().contains("alow"), "{err}");
+    }
+
+    #[test]
+    fn the_upstream_is_a_url_once_the_file_is_read() {
+        let parse = |value: &str| Config::parse(&format!("[proxy]\nupstream = {value:?}\n"), Path::new("e.toml"));
+        let proxy = parse("http://127.0.0.1:3000/api").unwrap().proxy.unwrap();
+        assert_eq!(proxy.upstream.unwrap().url().path(), "/api");
+        for (bad, says) in [
+            ("127.0.0.1:3000", "is not a URL"),
+            ("ftp://host/", "http:// or https://"),
+            ("http://host/?a=1", "query or fragment"),
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("proxy.upstream: ") && err.contains(says), "{bad}: {err}");
+            assert!(err.contains("line 2"), "the TOML error keeps its position: {err}");
+        }
+        let err = Config::parse("[proxy]\n", Path::new("e.toml")).unwrap_err().to_string();
+        assert!(err.contains("proxy.upstream: missing"), "{err}");
     }
 }

@@ -25,7 +25,7 @@ pub use retry::{Decision, RetryError, RetryPolicy, RetrySchedule};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::runtime::{InvocationReport, Runtime};
-use crate::store::{NextStep, Store, StoreError};
+use crate::store::{NextStep, SharedStore, StoreError};
 
 /// Deliveries looked at per scan of the queue.
 const SCAN: usize = 256;
@@ -70,7 +70,7 @@ impl DeliverySettings {
 
 /// The delivery engine; share it behind an `Arc`.
 pub struct Engine {
-    store: Store,
+    store: SharedStore,
     runtime: Arc<Runtime>,
     settings: DeliverySettings,
     /// The handlers in use, with their limits; a scan reads one snapshot of it.
@@ -100,7 +100,12 @@ pub struct AttemptNotice {
 }
 
 impl Engine {
-    pub fn new(store: Store, runtime: Arc<Runtime>, settings: DeliverySettings, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        store: SharedStore,
+        runtime: Arc<Runtime>,
+        settings: DeliverySettings,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             metrics,
             global: Arc::new(Semaphore::new(settings.max_concurrency)),

@@ -13,7 +13,7 @@ use super::Engine;
 use crate::clock::now_ms;
 use crate::event::new_id;
 use crate::store::{
-    AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, Store, StoreError,
+    AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, SharedStore, StoreError,
 };
 
 /// Which deliveries a replay job takes, or which events a backfill takes.
@@ -44,7 +44,7 @@ pub enum JobState {
     Failed,
 }
 
-/// A replay or backfill job, as the API shows it.
+/// A replay or backfill job and its progress (kept in the audit log when it ends).
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplayJob {
     pub id: String,
@@ -72,7 +72,7 @@ struct Job {
 
 /// The jobs of this process.
 pub struct Replays {
-    store: Store,
+    store: SharedStore,
     engine: Arc<Engine>,
     jobs: Mutex<HashMap<String, Arc<Job>>>,
 }
@@ -81,7 +81,7 @@ pub struct Replays {
 pub const DRY_RUN_ROWS: usize = 20;
 
 impl Replays {
-    pub fn new(store: Store, engine: Arc<Engine>) -> Arc<Self> {
+    pub fn new(store: SharedStore, engine: Arc<Engine>) -> Arc<Self> {
         Arc::new(Self {
             store,
             engine,

@@ -37,7 +37,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} with id {id:?}"))
     }
 
-    /// The store failed and refuses writes (see [`crate::store::Store::failure`]).
+    /// The store failed and refuses writes (see [`crate::store::Backend::failure`]).
     pub fn store_unavailable(detail: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail.to_string())
     }
@@ -54,6 +54,24 @@ impl From<crate::store::StoreError> for ApiError {
             // Not the request's fault, and not passing: it lasts until eddy restarts.
             crate::store::StoreError::Unavailable { .. } => Self::store_unavailable(e),
             other => Self::internal(format!("store: {other}")),
+        }
+    }
+}
+
+impl From<crate::services::ServiceError> for ApiError {
+    fn from(e: crate::services::ServiceError) -> Self {
+        use crate::services::ServiceError;
+        // The codes are the API's contract: a client tells the errors apart by them.
+        match e {
+            ServiceError::Ambiguous => Self::unprocessable("invalid_redact", e.to_string()),
+            ServiceError::Field(_) => Self::unprocessable("invalid_field", e.to_string()),
+            ServiceError::NoEvent(id) => Self::not_found("event", &id),
+            ServiceError::NoDelivery(id) => Self::not_found("delivery", &id),
+            ServiceError::BackfillFilter => Self::unprocessable("invalid_backfill", e.to_string()),
+            ServiceError::UnknownHandler(_) => Self::unprocessable("unknown_handler", e.to_string()),
+            ServiceError::NoFilter => Self::unprocessable("no_filter", e.to_string()),
+            ServiceError::Where(_) => Self::unprocessable("invalid_where", e.to_string()),
+            ServiceError::Store(e) => e.into(),
         }
     }
 }

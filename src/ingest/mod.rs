@@ -19,11 +19,10 @@ use axum::response::{IntoResponse, Response};
 pub use hooks::{WebhookSource, WebhookSources, post_webhook};
 pub use parse::{DEFAULT_SOURCE, events_from_request};
 
-use crate::clock::now_ms;
 use crate::event::Event;
 use crate::http::ApiError;
 use crate::services::Services;
-use crate::store::{Ingested, NewEvent};
+use crate::store::Ingested;
 
 /// What the intakes share: the services they store through, and how they read requests.
 pub struct Intake {
@@ -87,30 +86,10 @@ fn check_not_reserved(intake: &Intake, event: &Event) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Routes and stores `events` with their deliveries; returns once that is durable.
+/// Routes and stores `events` with their deliveries; returns once that is durable (unless
+/// `[ingest] durable_ack = false`).
 pub async fn accept(intake: &Intake, events: Vec<Event>) -> Result<Vec<Ingested>, ApiError> {
-    let batch: Vec<NewEvent> = {
-        let routing = intake.services.routing();
-        events
-            .into_iter()
-            .map(|event| NewEvent {
-                handlers: routing.route(&event.kind),
-                event,
-            })
-            .collect()
-    };
-    // sled writes go to in-memory log buffers: cheap enough to do inline; the wait for disk
-    // is the commit below, shared with every request that wrote meanwhile.
-    let ingested = intake.services.store.ingest(batch, now_ms())?;
-    if intake.durable_ack {
-        intake.services.store.commit().await?;
-    }
-    intake
-        .services
-        .metrics
-        .ingested(ingested.iter().filter(|i| matches!(i, Ingested::New { .. })).count());
-    intake.services.engine.wake();
-    Ok(ingested)
+    Ok(intake.services.ingest(events, intake.durable_ack).await?)
 }
 
 /// The body, refused with 413 as soon as it is known to be over `[ingest] max_body_bytes`,

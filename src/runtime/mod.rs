@@ -36,7 +36,7 @@ pub use report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, In
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
 use crate::config::{Config, RuntimeConfig};
-use crate::store::{StateQuota, Store};
+use crate::store::{SharedStore, StateQuota};
 use pool::Pool;
 
 /// Errors setting the runtime up.
@@ -81,7 +81,7 @@ impl LoadError {
 
 /// What every isolate shares: store, HTTP client, secrets source and limits.
 pub struct Shared {
-    pub store: Store,
+    pub store: SharedStore,
     pub http: Arc<HttpClient>,
     pub secret_source: SecretSource,
     pub settings: RuntimeConfig,
@@ -127,7 +127,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime for the handlers under `root`, with the operator settings of `config`.
-    pub fn new(config: &Config, root: &Path, store: Store) -> Result<Self, RuntimeError> {
+    pub fn new(config: &Config, root: &Path, store: SharedStore) -> Result<Self, RuntimeError> {
         let policy = net::NetPolicy::new(config.net.allow_private.clone());
         let http = HttpClient::new(
             policy,

@@ -1,12 +1,12 @@
-//! `ctx.state` backed by the store: the adapter between the ops' [`StateBackend`] and
-//! [`HandlerState`].
+//! `ctx.state` backed by the store: the adapter between the ops' [`StateBackend`] and the
+//! store's [`StateStore`].
 
 use eddy_runtime_js::{StateBackend, StateError};
 
-use crate::store::{HandlerState, StoreError};
+use crate::store::{StateStore, StoreError};
 
 /// One handler's store namespace, as the ops see it.
-pub struct StoreState(pub HandlerState);
+pub struct StoreState(pub Box<dyn StateStore>);
 
 fn state_error(e: StoreError) -> StateError {
     match e {

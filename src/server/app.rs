@@ -21,7 +21,7 @@ use crate::ingest::{Intake, WebhookSources};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::services::{Handlers, Services};
-use crate::store::{Retention, Store};
+use crate::store::{Retention, SharedStore};
 
 /// The state of the routes; cheap to clone (the router holds one).
 #[derive(Clone)]
@@ -48,7 +48,7 @@ impl FromRef<App> for Arc<Intake> {
 }
 
 /// Builds the application: runtime, engine and handlers over `store`.
-pub fn build(config: &Config, store: Store) -> Result<App, ServerError> {
+pub fn build(config: &Config, store: SharedStore) -> Result<App, ServerError> {
     let services = Arc::new(services(config, store)?);
     let intake = Intake {
         services: services.clone(),
@@ -76,7 +76,7 @@ pub fn build(config: &Config, store: Store) -> Result<App, ServerError> {
 }
 
 /// The runtime, the delivery engine and the handler registry over `store`.
-fn services(config: &Config, store: Store) -> Result<Services, ServerError> {
+fn services(config: &Config, store: SharedStore) -> Result<Services, ServerError> {
     let runtime = Arc::new(Runtime::new(config, &config.handlers, store.clone())?);
     let settings = DeliverySettings::new(&config.delivery);
     let metrics = Arc::new(Metrics::default());

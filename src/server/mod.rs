@@ -19,7 +19,7 @@ pub use routes::{Access, ROUTES, Route, Verb};
 use crate::config::{Config, ProxyConfig};
 use crate::ingest::proxy::{self, Proxy};
 use crate::services::{self, Services};
-use crate::store::{Retention, Store};
+use crate::store::{Retention, SharedStore, Store};
 use app::App;
 
 /// Errors that stop the server.
@@ -107,7 +107,7 @@ pub async fn run(
     check(&setup.config)?;
     let store = Store::open(&setup.config.data)?;
     let data = setup.config.data.clone();
-    let served = serve(setup, store.clone(), listeners, shutdown).await;
+    let served = serve(setup, Arc::new(store.clone()), listeners, shutdown).await;
     let failure = store.failure();
     // The seal below waits for the last handle on the store to go. (A failed store's drop
     // leaks its sled handles instead of flushing them: see `Store`'s `Drop`.)
@@ -126,7 +126,7 @@ pub async fn run(
 /// Builds the app over `store` and serves it (and the proxy) until `shutdown`.
 async fn serve(
     setup: Setup,
-    store: Store,
+    store: SharedStore,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -167,7 +167,8 @@ fn start_proxy(
     stopped: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ServerError> {
     let proxy = Proxy::start(config, app.intake.clone(), app.http_limits)?;
-    tracing::info!("proxy on http://{} -> {}", listener.local_addr()?, config.upstream);
+    let upstream = config.upstream.as_ref().map(ToString::to_string).unwrap_or_default();
+    tracing::info!("proxy on http://{} -> {upstream}", listener.local_addr()?);
     Ok(tokio::spawn(proxy::serve(proxy, listener, stopped)))
 }
 

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::Services;
-use super::repair::{Redaction, RepairError, is_data_path};
+use super::repair::{Redaction, is_data_path};
+use super::{ServiceError, Services};
 use crate::clock::now_ms;
 use crate::store::{EventFilter, EventRecord};
 
@@ -25,12 +25,12 @@ pub struct Selection {
 impl Selection {
     /// A selection over all time, refused without a filter or with a `where` path outside
     /// `data`.
-    pub fn new(event_type: Option<String>, matches: Map<String, Value>) -> Result<Self, RepairError> {
+    pub fn new(event_type: Option<String>, matches: Map<String, Value>) -> Result<Self, ServiceError> {
         if matches.is_empty() && event_type.is_none() {
-            return Err(RepairError::NoFilter);
+            return Err(ServiceError::NoFilter);
         }
         if let Some(bad) = matches.keys().find(|k| !is_data_path(k)) {
-            return Err(RepairError::Where(bad.clone()));
+            return Err(ServiceError::Where(bad.clone()));
         }
         Ok(Self {
             event_type,
@@ -73,7 +73,7 @@ impl Selection {
 
 impl Services {
     /// Ids of the events `selection` takes, in the order they were received.
-    pub fn select(&self, selection: &Selection) -> Result<Vec<String>, RepairError> {
+    pub fn select(&self, selection: &Selection) -> Result<Vec<String>, ServiceError> {
         let mut page = EventFilter {
             event_type: selection.event_type.clone(),
             since_ms: selection.since_ms,
@@ -93,7 +93,7 @@ impl Services {
 
     /// Deletes every event `selection` takes; one audit entry by `actor`, one commit.
     /// Returns their ids.
-    pub async fn delete_all(&self, selection: &Selection, actor: &str) -> Result<Vec<String>, RepairError> {
+    pub async fn delete_all(&self, selection: &Selection, actor: &str) -> Result<Vec<String>, ServiceError> {
         let ids = self.select(selection)?;
         for id in &ids {
             self.store.delete_event(id)?;
@@ -110,7 +110,7 @@ impl Services {
         selection: &Selection,
         redaction: &Redaction,
         actor: &str,
-    ) -> Result<Vec<String>, RepairError> {
+    ) -> Result<Vec<String>, ServiceError> {
         let ids = self.select(selection)?;
         for id in &ids {
             self.store.redact_event(id, redaction.fields(), now_ms())?;
@@ -127,12 +127,12 @@ mod tests {
 
     #[test]
     fn a_selection_needs_a_filter_and_paths_under_data() {
-        assert!(matches!(Selection::new(None, Map::new()), Err(RepairError::NoFilter)));
+        assert!(matches!(Selection::new(None, Map::new()), Err(ServiceError::NoFilter)));
         assert!(Selection::new(Some("t".into()), Map::new()).is_ok());
         let mut matches = Map::new();
         matches.insert("user_id".into(), "u1".into());
         let refused = Selection::new(None, matches);
-        assert!(matches!(refused, Err(RepairError::Where(p)) if p == "user_id"));
+        assert!(matches!(refused, Err(ServiceError::Where(p)) if p == "user_id"));
     }
 
     #[test]

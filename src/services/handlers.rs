@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::delivery::{Change, Engine, LoadedHandler, Registry, RetryPolicy, Version};
 use crate::router::{self, HandlerFile};
 use crate::runtime::{HandlerPool, Runtime};
@@ -17,7 +15,7 @@ use crate::runtime::{HandlerPool, Runtime};
 pub const RELOAD_EVERY: Duration = Duration::from_millis(500);
 
 /// What `GET /handlers` shows of one handler.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct HandlerStatus {
     pub id: String,
     pub file: PathBuf,
@@ -174,7 +172,7 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let text = format!("handlers = {:?}\n", root.display().to_string());
         let config = Config::parse(&text, &dir.join("eddy.toml")).unwrap();
-        let store = Store::temporary().unwrap();
+        let store: crate::store::SharedStore = Arc::new(Store::temporary().unwrap());
         let runtime = Arc::new(Runtime::new(&config, &root, store.clone()).unwrap());
         let settings = DeliverySettings::new(&config.delivery);
         let engine = Engine::new(store, runtime.clone(), settings, Arc::new(Metrics::default()));

@@ -5,22 +5,25 @@
 
 mod bulk;
 mod handlers;
+mod ingest;
+mod inspect;
 mod repair;
 
 use std::sync::Arc;
 
 pub use bulk::Selection;
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
-pub use repair::{Redaction, RepairError, is_data_path};
+pub use inspect::{DeliveryDetail, EventDetail, Page};
+pub use repair::{Redaction, is_data_path};
 
 use crate::delivery::{Engine, Replays};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::store::{SharedStore, StoreError};
 
 /// What every face shares, built once by the server.
 pub struct Services {
-    pub store: Store,
+    pub store: SharedStore,
     pub runtime: Arc<Runtime>,
     pub engine: Arc<Engine>,
     pub replays: Arc<Replays>,
@@ -33,4 +36,27 @@ impl Services {
     pub fn routing(&self) -> Arc<crate::delivery::Registry> {
         self.handlers.snapshot()
     }
+}
+
+/// Errors of the services: the request's, or the store's.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("give either fields or payload: true")]
+    Ambiguous,
+    #[error("{0:?}: fields are paths under data, like data.email")]
+    Field(String),
+    #[error("no event with id {0:?}")]
+    NoEvent(String),
+    #[error("no delivery with id {0:?}")]
+    NoDelivery(String),
+    #[error("a backfill needs handler and type")]
+    BackfillFilter,
+    #[error("no loaded handler {0:?}")]
+    UnknownHandler(String),
+    #[error("give where (and/or type) to choose events")]
+    NoFilter,
+    #[error("{0:?}: where paths are under data")]
+    Where(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

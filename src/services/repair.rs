@@ -1,33 +1,10 @@
 //! Repairs a person asks for, each one call that checks the request, changes the store,
 //! writes the audit entry and commits: the API and the command line only translate.
 
-use super::Services;
+use super::{ServiceError, Services};
 use crate::clock::now_ms;
 use crate::delivery::ReplayFilter;
-use crate::store::{AuditRecord, EventRecord, Replayed, StoreError};
-
-/// Errors of a repair: the request's, or the store's.
-#[derive(Debug, thiserror::Error)]
-pub enum RepairError {
-    #[error("give either fields or payload: true")]
-    Ambiguous,
-    #[error("{0:?}: fields are paths under data, like data.email")]
-    Field(String),
-    #[error("no event with id {0:?}")]
-    NoEvent(String),
-    #[error("no delivery with id {0:?}")]
-    NoDelivery(String),
-    #[error("a backfill needs handler and type")]
-    BackfillFilter,
-    #[error("no loaded handler {0:?}")]
-    UnknownHandler(String),
-    #[error("give where (and/or type) to choose events")]
-    NoFilter,
-    #[error("{0:?}: where paths are under data")]
-    Where(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::store::{AuditRecord, EventRecord, Replayed};
 
 /// What a redaction removes from an event, its history and its captured output.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,15 +17,15 @@ pub enum Redaction {
 
 impl Redaction {
     /// From a request naming either `fields` or `payload: true`, never both nor neither.
-    pub fn new(fields: Vec<String>, payload: bool) -> Result<Self, RepairError> {
+    pub fn new(fields: Vec<String>, payload: bool) -> Result<Self, ServiceError> {
         if payload != fields.is_empty() {
-            return Err(RepairError::Ambiguous);
+            return Err(ServiceError::Ambiguous);
         }
         if payload {
             return Ok(Self::Payload);
         }
         match fields.iter().find(|f| !is_data_path(f)) {
-            Some(bad) => Err(RepairError::Field(bad.clone())),
+            Some(bad) => Err(ServiceError::Field(bad.clone())),
             None => Ok(Self::Fields(fields)),
         }
     }
@@ -75,9 +52,9 @@ pub fn is_data_path(path: &str) -> bool {
 
 impl Services {
     /// Redacts event `id` as `redaction` says, audited as done by `actor`, and commits.
-    pub async fn redact(&self, id: &str, redaction: &Redaction, actor: &str) -> Result<(), RepairError> {
+    pub async fn redact(&self, id: &str, redaction: &Redaction, actor: &str) -> Result<(), ServiceError> {
         if !self.store.redact_event(id, redaction.fields(), now_ms())? {
-            return Err(RepairError::NoEvent(id.to_owned()));
+            return Err(ServiceError::NoEvent(id.to_owned()));
         }
         let detail = serde_json::json!({ "fields": redaction.audited() });
         self.audited(actor, "redact", id, detail).await
@@ -85,11 +62,11 @@ impl Services {
 
     /// Applies the JSON merge patch (RFC 7386) `patch` to event `id`'s data, keeping the
     /// previous data in its history; audited as done by `actor`, and committed.
-    pub async fn edit(&self, id: &str, patch: &serde_json::Value, actor: &str) -> Result<EventRecord, RepairError> {
+    pub async fn edit(&self, id: &str, patch: &serde_json::Value, actor: &str) -> Result<EventRecord, ServiceError> {
         let record = self
             .store
             .edit_event(id, patch, now_ms())?
-            .ok_or_else(|| RepairError::NoEvent(id.to_owned()))?;
+            .ok_or_else(|| ServiceError::NoEvent(id.to_owned()))?;
         let detail = serde_json::json!({ "version": record.version });
         self.audited(actor, "edit", id, detail).await?;
         Ok(record)
@@ -97,19 +74,19 @@ impl Services {
 
     /// Removes event `id` with every delivery, attempt, captured log and history version;
     /// audited as done by `actor`, and committed.
-    pub async fn delete(&self, id: &str, actor: &str) -> Result<(), RepairError> {
+    pub async fn delete(&self, id: &str, actor: &str) -> Result<(), ServiceError> {
         if !self.store.delete_event(id)? {
-            return Err(RepairError::NoEvent(id.to_owned()));
+            return Err(ServiceError::NoEvent(id.to_owned()));
         }
         self.audited(actor, "delete", id, serde_json::Value::Null).await
     }
 
     /// Queues delivery `id` again unless it is pending or running; audited as done by
     /// `actor`, committed, and the engine woken.
-    pub async fn replay(&self, id: &str, actor: &str) -> Result<Replayed, RepairError> {
+    pub async fn replay(&self, id: &str, actor: &str) -> Result<Replayed, ServiceError> {
         let replayed = self.store.replay_delivery(id, now_ms())?;
         let result = match replayed {
-            Replayed::NotFound => return Err(RepairError::NoDelivery(id.to_owned())),
+            Replayed::NotFound => return Err(ServiceError::NoDelivery(id.to_owned())),
             Replayed::AlreadyQueued => "already_queued",
             Replayed::Queued => "queued",
         };
@@ -120,12 +97,12 @@ impl Services {
     }
 
     /// A backfill names a type and a handler that is loaded now.
-    pub fn check_backfill(&self, filter: &ReplayFilter) -> Result<(), RepairError> {
+    pub fn check_backfill(&self, filter: &ReplayFilter) -> Result<(), ServiceError> {
         let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
-            return Err(RepairError::BackfillFilter);
+            return Err(ServiceError::BackfillFilter);
         };
         if self.handlers.snapshot().version(handler).is_none() {
-            return Err(RepairError::UnknownHandler(handler.clone()));
+            return Err(ServiceError::UnknownHandler(handler.clone()));
         }
         Ok(())
     }
@@ -137,7 +114,7 @@ impl Services {
         action: &str,
         target: &str,
         detail: serde_json::Value,
-    ) -> Result<(), RepairError> {
+    ) -> Result<(), ServiceError> {
         let audit = AuditRecord {
             at_ms: now_ms(),
             actor: actor.into(),
@@ -162,11 +139,11 @@ mod tests {
         assert_eq!(Redaction::new(vec![], true).unwrap(), Redaction::Payload);
         assert_eq!(Redaction::Payload.audited(), ["data"]);
         for (fields, payload) in [(vec![], false), (vec!["data.x".to_owned()], true)] {
-            assert!(matches!(Redaction::new(fields, payload), Err(RepairError::Ambiguous)));
+            assert!(matches!(Redaction::new(fields, payload), Err(ServiceError::Ambiguous)));
         }
         for bad in ["email", "data.", "data..x", "data", "type"] {
             let refused = Redaction::new(vec![bad.into()], false);
-            assert!(matches!(refused, Err(RepairError::Field(f)) if f == bad), "{bad}");
+            assert!(matches!(refused, Err(ServiceError::Field(f)) if f == bad), "{bad}");
         }
     }
 }

@@ -7,6 +7,7 @@
 // The one module allowed to use sled (see clippy.toml).
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
+mod backend;
 mod codec;
 mod commit;
 mod compact;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
+pub use backend::{Backend, Commit, SharedStore, StateStore};
 pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;

@@ -26,7 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["http", "services", "delivery", "router", "runtime", "store"],
     ),
     ("services", &["delivery", "router", "runtime", "store"]),
-    ("http", &["store"]),
+    ("http", &["services", "store"]),
     ("delivery", &["router", "runtime", "store"]),
     ("router", &["event"]),
     ("runtime", &["store"]),
@@ -117,6 +117,57 @@ fn every_module_uses_only_what_is_below_it() {
     assert!(found.len() >= LAYERS.len(), "modules found: {:?}", found.keys());
     let wrong = violations(&found);
     assert!(wrong.is_empty(), "against the layers of ARCHITECTURE.md: {wrong:#?}");
+}
+
+/// Modules that may name sled's `Store` itself (to open, seal or compact a folder); every
+/// other holds the store as the `Backend` interface.
+const KNOW_THE_BACKEND: &[&str] = &["store", "server", "cli"];
+
+/// Whether `text` names `crate::store::Store`: alone, or in a `crate::store::{..}` group.
+fn names_store(text: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let alone = text.match_indices("store::Store").any(|(at, _)| {
+        text[at + "store::Store".len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !word(c))
+    });
+    let grouped = text.match_indices("store::{").any(|(at, _)| {
+        let group = &text[at + "store::{".len()..];
+        let inner = &group[..group.find('}').unwrap_or(group.len())];
+        inner.split(',').any(|item| item.trim() == "Store")
+    });
+    alone || grouped
+}
+
+#[test]
+fn only_the_composition_root_and_the_cli_know_the_sled_store() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut pending = vec![src.clone()];
+    let mut wrong = Vec::new();
+    while let Some(dir) = pending.pop() {
+        for path in std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            let module = rel.split('/').next().unwrap().trim_end_matches(".rs");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            if !KNOW_THE_BACKEND.contains(&module) && names_store(code) {
+                wrong.push(rel);
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "these files name `Store` instead of the `Backend` interface: {wrong:?}"
+    );
+    assert!(names_store("use crate::store::{Backend, Store};") && names_store("crate::store::Store::open"));
+    assert!(!names_store(
+        "use crate::store::{SharedStore, StoreError};\nError::Store(e)"
+    ));
 }
 
 #[test]

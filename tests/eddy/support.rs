@@ -32,7 +32,7 @@ pub const LOOPBACK_CONFIG: &str = "[net]\nallow_private = [\"127.0.0.1/32\"]\nma
 pub fn runtime_with(root: &Path, config_text: &str) -> Arc<Runtime> {
     let config = Config::parse(config_text, Path::new("eddy.toml")).expect("test config parses");
     let store = Store::temporary().expect("temporary store");
-    Arc::new(Runtime::new(&config, root, store).expect("runtime starts"))
+    Arc::new(Runtime::new(&config, root, Arc::new(store)).expect("runtime starts"))
 }
 
 /// A runtime over the fixture handlers.

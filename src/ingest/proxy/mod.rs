@@ -34,8 +34,8 @@ use tee::{Captured, Tee};
 /// Errors setting the proxy up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("proxy.upstream {0:?} is not an http(s) URL")]
-    Upstream(String),
+    #[error("[proxy] has no upstream")]
+    NoUpstream,
     #[error("proxy: cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -70,10 +70,7 @@ impl Proxy {
     /// Builds the proxy over `intake`, its listener held to `limits`, and starts the task
     /// that records its events.
     pub fn start(config: &ProxyConfig, intake: Arc<Intake>, limits: HttpLimits) -> Result<Arc<Self>, ProxyError> {
-        let upstream = url::Url::parse(&config.upstream).map_err(|_| ProxyError::Upstream(config.upstream.clone()))?;
-        if !matches!(upstream.scheme(), "http" | "https") {
-            return Err(ProxyError::Upstream(config.upstream.clone()));
-        }
+        let upstream = config.upstream.as_ref().ok_or(ProxyError::NoUpstream)?.url().clone();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))

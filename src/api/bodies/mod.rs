@@ -1,0 +1,285 @@
+//! The admin API's response bodies: the wire format, made from the services' records by
+//! hand so the stored format can change without changing what clients read. Field names
+//! and shapes here are a contract; the tests pin them. `answers.rs` puts them together into
+//! the answers of each endpoint.
+
+mod answers;
+
+pub use answers::{DeliveryList, DeliveryShow, EventList, EventShow, FilterBody, JobBody};
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::Event;
+use crate::services::HandlerStatus;
+use crate::store::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion};
+
+/// An event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventBody {
+    pub seq: u64,
+    pub received_ms: u64,
+    pub event: Event,
+    pub deliveries: Vec<String>,
+    pub version: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted_ms: Option<u64>,
+}
+
+impl From<EventRecord> for EventBody {
+    fn from(r: EventRecord) -> Self {
+        Self {
+            seq: r.seq,
+            received_ms: r.received_ms,
+            event: r.event,
+            deliveries: r.deliveries,
+            version: r.version,
+            redacted: r.redacted,
+            redacted_ms: r.redacted_ms,
+        }
+    }
+}
+
+/// A previous version of an event's data.
+#[derive(Debug, Serialize)]
+pub struct VersionBody {
+    pub version: u32,
+    pub replaced_ms: u64,
+    pub data: Value,
+}
+
+impl From<EventVersion> for VersionBody {
+    fn from(v: EventVersion) -> Self {
+        Self {
+            version: v.version,
+            replaced_ms: v.replaced_ms,
+            data: v.data,
+        }
+    }
+}
+
+/// The status names of the API.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusBody {
+    Pending,
+    Running,
+    Succeeded,
+    Dead,
+}
+
+impl From<DeliveryStatus> for StatusBody {
+    fn from(s: DeliveryStatus) -> Self {
+        match s {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Running => Self::Running,
+            DeliveryStatus::Succeeded => Self::Succeeded,
+            DeliveryStatus::Dead => Self::Dead,
+        }
+    }
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct DeliveryBody {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub handler: String,
+    pub status: StatusBody,
+    pub attempts: u32,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub next_attempt_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub replay_requested: bool,
+}
+
+impl From<DeliveryRecord> for DeliveryBody {
+    fn from(r: DeliveryRecord) -> Self {
+        Self {
+            id: r.id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            handler: r.handler,
+            status: r.status.into(),
+            attempts: r.attempts,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            next_attempt_ms: r.next_attempt_ms,
+            last_error: r.last_error,
+            replay_requested: r.replay_requested,
+        }
+    }
+}
+
+/// One attempt: when, how long, and the runtime's report (outcome, error, logs, fetches).
+#[derive(Debug, Serialize)]
+pub struct AttemptBody {
+    pub n: u32,
+    pub started_ms: u64,
+    pub duration_ms: f64,
+    pub succeeded: bool,
+    pub report: Value,
+    pub replay: bool,
+}
+
+impl From<AttemptRecord> for AttemptBody {
+    fn from(a: AttemptRecord) -> Self {
+        Self {
+            n: a.n,
+            started_ms: a.started_ms,
+            duration_ms: a.duration_ms,
+            succeeded: a.succeeded,
+            report: a.report,
+            replay: a.replay,
+        }
+    }
+}
+
+/// An audit entry.
+#[derive(Debug, Serialize)]
+pub struct AuditBody {
+    pub at_ms: u64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Value,
+}
+
+impl From<AuditRecord> for AuditBody {
+    fn from(a: AuditRecord) -> Self {
+        Self {
+            at_ms: a.at_ms,
+            actor: a.actor,
+            action: a.action,
+            target: a.target,
+            detail: a.detail,
+        }
+    }
+}
+
+/// A handler as `GET /handlers` shows it.
+#[derive(Debug, Serialize)]
+pub struct HandlerBody {
+    pub id: String,
+    pub file: PathBuf,
+    pub routes: Vec<String>,
+    pub loaded: bool,
+    pub error: Option<String>,
+    pub loaded_at: Option<String>,
+}
+
+impl From<HandlerStatus> for HandlerBody {
+    fn from(h: HandlerStatus) -> Self {
+        Self {
+            id: h.id,
+            file: h.file,
+            routes: h.routes,
+            loaded: h.loaded,
+            error: h.error,
+            loaded_at: h.loaded_at,
+        }
+    }
+}
+
+/// Each record as its body.
+pub fn bodies<R, B: From<R>>(records: Vec<R>) -> Vec<B> {
+    records.into_iter().map(B::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn wire(body: impl Serialize) -> Value {
+        serde_json::to_value(body).unwrap()
+    }
+
+    #[test]
+    fn events_and_versions_keep_their_wire_shape() {
+        let event: Event =
+            serde_json::from_value(json!({"id": "e", "type": "a.b", "source": "s", "time": "t", "data": {"x": 1}}))
+                .unwrap();
+        let record = EventRecord {
+            seq: 7,
+            received_ms: 9,
+            event,
+            deliveries: vec!["d".into()],
+            version: 2,
+            redacted: vec![],
+            redacted_ms: None,
+        };
+        let expected = json!({"seq": 7, "received_ms": 9, "deliveries": ["d"], "version": 2,
+            "event": {"id": "e", "type": "a.b", "source": "s", "time": "t", "data": {"x": 1}}});
+        assert_eq!(wire(EventBody::from(record.clone())), expected);
+        let redacted = EventRecord {
+            redacted: vec!["data".into()],
+            redacted_ms: Some(3),
+            ..record
+        };
+        assert_eq!(wire(EventBody::from(redacted))["redacted"], json!(["data"]));
+        let version = EventVersion {
+            version: 1,
+            replaced_ms: 5,
+            data: json!({"x": 0}),
+        };
+        assert_eq!(
+            wire(VersionBody::from(version)),
+            json!({"version": 1, "replaced_ms": 5, "data": {"x": 0}})
+        );
+    }
+
+    #[test]
+    fn deliveries_attempts_and_audit_keep_their_wire_shape() {
+        let delivery = DeliveryRecord {
+            id: "d".into(),
+            event_id: "e".into(),
+            event_type: "a.b".into(),
+            handler: "h".into(),
+            status: DeliveryStatus::Dead,
+            attempts: 3,
+            created_ms: 1,
+            updated_ms: 2,
+            next_attempt_ms: None,
+            last_error: Some("boom".into()),
+            replay_requested: false,
+        };
+        assert_eq!(
+            wire(DeliveryBody::from(delivery)),
+            json!({"id": "d", "event_id": "e", "event_type": "a.b",
+            "handler": "h", "status": "dead", "attempts": 3, "created_ms": 1, "updated_ms": 2,
+            "next_attempt_ms": null, "last_error": "boom", "replay_requested": false})
+        );
+        let attempt = AttemptRecord {
+            n: 1,
+            started_ms: 4,
+            duration_ms: 1.5,
+            succeeded: true,
+            report: json!({"ok": true}),
+            replay: true,
+        };
+        assert_eq!(
+            wire(AttemptBody::from(attempt)),
+            json!({"n": 1, "started_ms": 4, "duration_ms": 1.5,
+            "succeeded": true, "report": {"ok": true}, "replay": true})
+        );
+        let audit = AuditRecord {
+            at_ms: 1,
+            actor: "cli".into(),
+            action: "edit".into(),
+            target: "e".into(),
+            detail: json!({"version": 2}),
+        };
+        assert_eq!(
+            wire(AuditBody::from(audit)),
+            json!({"at_ms": 1, "actor": "cli", "action": "edit",
+            "target": "e", "detail": {"version": 2}})
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! What a person or a program can look at: events, deliveries with their attempts, the audit
+//! log, the handlers, health and metrics. Listings come in pages with the cursor of the next.
+
+use super::{HandlerStatus, ServiceError, Services};
+use crate::store::{
+    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion, StoreError,
+};
+
+/// One page of a listing: `next` is the cursor of the following page, set when the page is full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    fn of(items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Self {
+        let next = (items.len() == limit).then(|| items.last().map(cursor)).flatten();
+        Self { items, next }
+    }
+}
+
+/// An event with its deliveries and the previous versions of its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDetail {
+    pub event: EventRecord,
+    pub deliveries: Vec<DeliveryRecord>,
+    pub history: Vec<EventVersion>,
+}
+
+/// A delivery with every attempt made so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryDetail {
+    pub delivery: DeliveryRecord,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+impl Services {
+    /// Events in ingest order; the cursor is the last event's sequence number.
+    pub fn events(&self, filter: &EventFilter) -> Result<Page<EventRecord>, ServiceError> {
+        let events = self.store.list_events(filter)?;
+        Ok(Page::of(events, filter.limit, |e| e.seq.to_string()))
+    }
+
+    /// Event `id` with its deliveries (those still stored) and its history.
+    pub fn event(&self, id: &str) -> Result<EventDetail, ServiceError> {
+        let event = self
+            .store
+            .event(id)?
+            .ok_or_else(|| ServiceError::NoEvent(id.to_owned()))?;
+        let deliveries = event
+            .deliveries
+            .iter()
+            .filter_map(|d| self.store.delivery(d).transpose())
+            .collect::<Result<_, _>>()?;
+        let history = self.store.event_history(id)?;
+        Ok(EventDetail {
+            event,
+            deliveries,
+            history,
+        })
+    }
+
+    /// Deliveries in creation order; the cursor is the last delivery's id.
+    pub fn deliveries(&self, filter: &DeliveryFilter) -> Result<Page<DeliveryRecord>, ServiceError> {
+        let deliveries = self.store.list_deliveries(filter)?;
+        Ok(Page::of(deliveries, filter.limit, |d| d.id.clone()))
+    }
+
+    /// Delivery `id` with its attempts.
+    pub fn delivery(&self, id: &str) -> Result<DeliveryDetail, ServiceError> {
+        let delivery = self
+            .store
+            .delivery(id)?
+            .ok_or_else(|| ServiceError::NoDelivery(id.to_owned()))?;
+        let attempts = self.store.attempts(id)?;
+        Ok(DeliveryDetail { delivery, attempts })
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, ServiceError> {
+        Ok(self.store.audit_log(limit)?)
+    }
+
+    /// Every handler with its routes and load error, if any.
+    pub fn handler_statuses(&self) -> Vec<HandlerStatus> {
+        self.handlers.statuses()
+    }
+
+    /// Whether the store takes writes: once a write failed, it takes none until a restart.
+    pub fn health(&self) -> Result<(), ServiceError> {
+        match self.store.failure() {
+            None => Ok(()),
+            Some(cause) => Err(StoreError::Unavailable { cause }.into()),
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics
+            .render(self.store.queue_depth(), self.handlers.live_isolates())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_has_a_cursor_only_when_it_is_full() {
+        let full = Page::of(vec![1, 2, 3], 3, |n| n.to_string());
+        assert_eq!(full.next.as_deref(), Some("3"));
+        let short = Page::of(vec![1, 2], 3, |n| n.to_string());
+        assert_eq!(short.next, None);
+        let empty: Page<u32> = Page::of(vec![], 3, |n| n.to_string());
+        assert_eq!(empty.next, None);
+    }
+}

@@ -1,0 +1,272 @@
+//! The store interface: everything the delivery engine, the services, the intake and the
+//! runtime ask of a store, and nothing more. The sled [`Store`] implements it; a backend for
+//! several nodes would implement the same methods over a stream engine. Opening, sealing,
+//! compacting and upgrading a folder are sled's own business and stay off it: only the
+//! composition root and the CLI, which know the backend they built, call those.
+//!
+//! The contract each backend keeps (the sled one's tests check it):
+//! - writes are visible to reads at once and durable after the next [`Backend::commit`];
+//! - a failed disk makes every later write fail with [`StoreError::Unavailable`];
+//! - ingest is idempotent by event id, and a claimed delivery is claimed by one caller only.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{
+    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion, Expired,
+    HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, StateEntry, StateQuota, Store, StoreError,
+};
+
+/// The store as every part of eddy above it holds it.
+pub type SharedStore = Arc<dyn Backend>;
+
+/// What [`Backend::commit`] returns: boxed, so the trait can be a trait object.
+pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// A store of events, deliveries, attempts, audit entries and handler state.
+pub trait Backend: Send + Sync + 'static {
+    /// Why the store refuses writes, once a write has failed.
+    fn failure(&self) -> Option<String>;
+    /// Makes every write before the call durable (shared by concurrent callers).
+    fn commit(&self) -> Commit<'_>;
+
+    /// Accepts a batch of events, each with a queued delivery per handler; duplicates by id
+    /// write nothing.
+    fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Result<Vec<Ingested>, StoreError>;
+    fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
+    /// Previous versions of an event's data, oldest first.
+    fn event_history(&self, id: &str) -> Result<Vec<EventVersion>, StoreError>;
+    /// Events in ingest order.
+    fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
+    fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// A delivery's attempts, first first.
+    fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Deliveries in creation order.
+    fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Up to `limit` queued deliveries due by `now_ms`, as (due ms, id), earliest first.
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
+    /// When the earliest queued delivery is due.
+    fn next_due(&self) -> Result<Option<u64>, StoreError>;
+    /// Deliveries in the queue.
+    fn queue_depth(&self) -> usize;
+    /// Takes a queued delivery for an attempt (status `running`); `None` if another caller
+    /// took it or it is no longer queued at `due_ms`.
+    fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// Records an attempt and what follows it; updates `delivery` to what was stored.
+    fn finish_attempt(
+        &self,
+        delivery: &mut DeliveryRecord,
+        attempt: &AttemptRecord,
+        next: NextStep,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// Puts a running delivery back in the queue at `due_ms` without counting an attempt.
+    fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError>;
+    /// Queues again the deliveries a previous process left running; returns how many.
+    fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError>;
+    /// Removes a delivery whose event is gone.
+    fn forget_delivery(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Applies a JSON merge patch to an event's data, keeping the previous version.
+    fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<EventRecord>, StoreError>;
+    /// Removes `fields` (or, with `None`, the whole payload) from the event and every record
+    /// that captured them.
+    fn redact_event(&self, id: &str, fields: Option<&[String]>, now_ms: u64) -> Result<bool, StoreError>;
+    /// Removes an event with all its deliveries, attempts and history.
+    fn delete_event(&self, id: &str) -> Result<bool, StoreError>;
+    /// Queues a finished delivery again.
+    fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError>;
+    /// Adds a delivery of a stored event to `handler` (a backfill); `None` if the event is
+    /// gone or already has one.
+    fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError>;
+    fn audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// The newest audit entries first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Removes what is older than the retention allows.
+    fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError>;
+
+    /// One handler's `ctx.state`, held to `quota`.
+    fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore>;
+}
+
+/// One handler's key/value namespace.
+pub trait StateStore: Send + Sync {
+    fn get(&self, key: &str) -> Result<Option<Value>, StoreError>;
+    fn set(&self, key: &str, value: &Value) -> Result<(), StoreError>;
+    fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Entries whose key starts with `prefix`, in key order.
+    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<StateEntry>, StoreError>;
+}
+
+impl StateStore for HandlerState {
+    fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        HandlerState::get(self, key)
+    }
+    fn set(&self, key: &str, value: &Value) -> Result<(), StoreError> {
+        HandlerState::set(self, key, value)
+    }
+    fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        HandlerState::delete(self, key)
+    }
+    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<StateEntry>, StoreError> {
+        HandlerState::list(self, prefix, limit)
+    }
+}
+
+/// Each method is the inherent one of the same name.
+impl Backend for Store {
+    fn failure(&self) -> Option<String> {
+        Store::failure(self)
+    }
+    fn commit(&self) -> Commit<'_> {
+        Box::pin(Store::commit(self))
+    }
+    fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Result<Vec<Ingested>, StoreError> {
+        Store::ingest(self, batch, now_ms)
+    }
+    fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        Store::event(self, id)
+    }
+    fn event_history(&self, id: &str) -> Result<Vec<EventVersion>, StoreError> {
+        Store::event_history(self, id)
+    }
+    fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
+        Store::list_events(self, filter)
+    }
+    fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        Store::delivery(self, id)
+    }
+    fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        Store::attempts(self, id)
+    }
+    fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Store::list_deliveries(self, filter)
+    }
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        Store::due(self, now_ms, limit)
+    }
+    fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        Store::next_due(self)
+    }
+    fn queue_depth(&self) -> usize {
+        Store::queue_depth(self)
+    }
+    fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
+        Store::claim(self, due_ms, id, now_ms)
+    }
+    fn finish_attempt(
+        &self,
+        delivery: &mut DeliveryRecord,
+        attempt: &AttemptRecord,
+        next: NextStep,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        Store::finish_attempt(self, delivery, attempt, next, now_ms)
+    }
+    fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
+        Store::postpone(self, id, due_ms, now_ms)
+    }
+    fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError> {
+        Store::requeue_running(self, now_ms)
+    }
+    fn forget_delivery(&self, id: &str) -> Result<(), StoreError> {
+        Store::forget_delivery(self, id)
+    }
+    fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<EventRecord>, StoreError> {
+        Store::edit_event(self, id, patch, now_ms)
+    }
+    fn redact_event(&self, id: &str, fields: Option<&[String]>, now_ms: u64) -> Result<bool, StoreError> {
+        Store::redact_event(self, id, fields, now_ms)
+    }
+    fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
+        Store::delete_event(self, id)
+    }
+    fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
+        Store::replay_delivery(self, id, now_ms)
+    }
+    fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        Store::add_delivery(self, event_id, handler, now_ms)
+    }
+    fn audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        Store::audit(self, record)
+    }
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        Store::audit_log(self, limit)
+    }
+    fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError> {
+        Store::expire(self, retention, now_ms)
+    }
+    fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore> {
+        Box::new(Store::handler_state(self, handler, quota))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn shared() -> SharedStore {
+        Arc::new(Store::temporary().unwrap())
+    }
+
+    fn event(id: &str) -> NewEvent {
+        let event: Event = serde_json::from_value(
+            serde_json::json!({ "id": id, "type": "a.b", "source": "t", "time": "2026-01-01T00:00:00Z" }),
+        )
+        .unwrap();
+        NewEvent {
+            event,
+            handlers: vec!["h".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_runs_through_the_interface_alone() {
+        let store = shared();
+        let accepted = store.ingest(vec![event("e1"), event("e1")], 1_000).unwrap();
+        assert!(matches!(&accepted[0], Ingested::New { deliveries, .. } if deliveries.len() == 1));
+        assert_eq!(accepted[1], Ingested::Duplicate { id: "e1".into() });
+        store.commit().await.unwrap();
+        assert_eq!(store.queue_depth(), 1);
+        let due = store.due(1_000, 10).unwrap();
+        let (due_ms, id) = due[0].clone();
+        let mut claimed = store.claim(due_ms, &id, 1_001).unwrap().expect("claimed once");
+        assert!(
+            store.claim(due_ms, &id, 1_001).unwrap().is_none(),
+            "a second claim gets nothing"
+        );
+        let attempt = AttemptRecord {
+            n: 1,
+            started_ms: 1_001,
+            duration_ms: 1.0,
+            succeeded: true,
+            report: Value::Null,
+            replay: false,
+        };
+        store
+            .finish_attempt(&mut claimed, &attempt, NextStep::Succeeded, 1_002)
+            .unwrap();
+        assert_eq!(store.attempts(&id).unwrap(), vec![attempt]);
+        assert_eq!(store.queue_depth(), 0);
+        assert_eq!(store.replay_delivery(&id, 1_003).unwrap(), Replayed::Queued);
+        assert_eq!(store.next_due().unwrap(), Some(1_003));
+    }
+
+    #[test]
+    fn state_through_the_interface_is_the_handlers_own() {
+        let store = shared();
+        let quota = StateQuota::UNLIMITED;
+        let a = store.handler_state("a", quota);
+        let b = store.handler_state("b", quota);
+        a.set("k", &serde_json::json!(1)).unwrap();
+        assert_eq!(a.get("k").unwrap(), Some(serde_json::json!(1)));
+        assert_eq!(b.get("k").unwrap(), None);
+        assert_eq!(a.list("", 10).unwrap().len(), 1);
+        assert!(a.delete("k").unwrap());
+    }
+}
