@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use deno_core::{JsRuntime, RuntimeOptions};
 use eddy::config::Config;
 use eddy::event::Event;
-use eddy::runtime::{InvocationRequest, Runtime};
+use eddy::runtime::{HandlerPool, InvocationRequest, Runtime};
 use eddy::store::Store;
 use support::{machine, ms, percentiles, us};
 
@@ -76,20 +76,22 @@ async fn handlers() {
         std::fs::write(root.join(format!("h{i}.js")), code).expect("write");
     }
     let rt = Arc::new(runtime(&root));
-    rt.load("trivial", &root.join("trivial.js")).await.expect("load");
+    let trivial = rt.prepare("trivial", &root.join("trivial.js")).await.expect("load");
     std::fs::write(
         root.join("stateful.js"),
         "export default async function (event, ctx) { await ctx.state.set(`k${event.data.n % 100}`, event.data); }\n",
     )
     .expect("write");
-    rt.load("stateful", &root.join("stateful.js")).await.expect("load");
+    let stateful = rt.prepare("stateful", &root.join("stateful.js")).await.expect("load");
 
     let rss_before = rss_bytes();
     let mut cold = Vec::with_capacity(COLD_SAMPLES);
+    // Kept loaded, so the resident memory below counts their isolates.
+    let mut idle = Vec::with_capacity(COLD_SAMPLES);
     for i in 0..COLD_SAMPLES {
         let id = format!("h{i}");
         let started = Instant::now();
-        rt.load(&id, &root.join(format!("{id}.js"))).await.expect("load");
+        idle.push(rt.prepare(&id, &root.join(format!("{id}.js"))).await.expect("load"));
         cold.push(started.elapsed());
     }
     let rss_after = rss_bytes();
@@ -109,13 +111,13 @@ async fn handlers() {
         idempotency_key: "k".into(),
     };
     for _ in 0..1000 {
-        rt.invoke("trivial", request.clone()).await;
+        rt.run(&trivial, request.clone()).await;
     }
     let mut end_to_end = Vec::with_capacity(WARM_SAMPLES);
     let mut inside = Vec::with_capacity(WARM_SAMPLES);
     for _ in 0..WARM_SAMPLES {
         let started = Instant::now();
-        let report = rt.invoke("trivial", request.clone()).await;
+        let report = rt.run(&trivial, request.clone()).await;
         end_to_end.push(started.elapsed());
         inside.push(Duration::from_secs_f64(report.duration_ms / 1000.0));
         assert!(report.outcome.is_success());
@@ -132,7 +134,7 @@ async fn handlers() {
         us(p50),
         us(p99)
     );
-    state_writes(&rt).await;
+    state_writes(&rt, &stateful).await;
     println!(
         "resident memory per idle isolate: {:.2} MiB ({} isolates, RSS {:.1} -> {:.1} MiB)",
         per_isolate / 1048576.0,
@@ -143,7 +145,7 @@ async fn handlers() {
 }
 
 /// Invocations that each write one of 100 state keys.
-async fn state_writes(rt: &Runtime) {
+async fn state_writes(rt: &Runtime, stateful: &HandlerPool) {
     const SAMPLES: usize = 5_000;
     let mut samples = Vec::with_capacity(SAMPLES);
     for n in 0..SAMPLES + 500 {
@@ -155,7 +157,7 @@ async fn state_writes(rt: &Runtime) {
             idempotency_key: "k".into(),
         };
         let started = Instant::now();
-        let report = rt.invoke("stateful", request).await;
+        let report = rt.run(stateful, request).await;
         if n >= 500 {
             samples.push(started.elapsed());
         }
@@ -185,9 +187,10 @@ async fn many_handlers() {
     let rt = Arc::new(runtime(&root));
     let rss_before = rss_bytes();
     let started = Instant::now();
+    let mut handlers = Vec::with_capacity(count);
     for i in 0..count {
         let id = format!("h{i}");
-        rt.load(&id, &root.join(format!("{id}.js"))).await.expect("load");
+        handlers.push(rt.prepare(&id, &root.join(format!("{id}.js"))).await.expect("load"));
     }
     let loaded = started.elapsed();
     let rss_loaded = rss_bytes();
@@ -199,9 +202,9 @@ async fn many_handlers() {
         idempotency_key: "k".into(),
     };
     let mut first = Vec::with_capacity(count);
-    for i in 0..count {
+    for handler in &handlers {
         let started = Instant::now();
-        let report = rt.invoke(&format!("h{i}"), request.clone()).await;
+        let report = rt.run(handler, request.clone()).await;
         first.push(started.elapsed());
         assert!(report.outcome.is_success());
     }
@@ -216,7 +219,7 @@ async fn many_handlers() {
         rss_loaded.saturating_sub(rss_before) as f64 / 1048576.0 / count as f64,
         us(p50),
         us(p99),
-        rt.live_isolates()
+        handlers.iter().map(HandlerPool::live_isolates).sum::<usize>()
     );
 }
 

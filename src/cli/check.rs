@@ -24,7 +24,7 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
     let runtime = Runtime::new(&config, &root, std::sync::Arc::new(store)).map_err(anyhow::Error::from)?;
     let mut failed = 0;
     for file in &files {
-        if let Err(e) = runtime.load(&file.id, &file.path).await {
+        if let Err(e) = runtime.prepare(&file.id, &file.path).await {
             failed += 1;
             match e.location {
                 Some(_) => say!("{}", e.render()),

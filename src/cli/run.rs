@@ -43,17 +43,18 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let runtime = Arc::new(
         Runtime::new(&config, &shown_root(&root, &args.handler), Arc::new(store)).map_err(anyhow::Error::from)?,
     );
-    if let Err(e) = runtime.load(&id, &file).await {
-        return Err(Failure::Usage(anyhow!("{}", e.render())));
-    }
+    let handler = match runtime.prepare(&id, &file).await {
+        Ok(handler) => handler,
+        Err(e) => return Err(Failure::Usage(anyhow!("{}", e.render()))),
+    };
     let request = InvocationRequest {
         delivery_id: new_id(),
         attempt: 1,
         idempotency_key: format!("{}:{}", event.id, id),
         event,
     };
-    let report = runtime.invoke(&id, request).await;
-    drop(runtime);
+    let report = runtime.run(&handler, request).await;
+    drop((handler, runtime));
     // Not sealing only costs the next open a copy of the files, so a failure is not reported.
     let _ = Store::seal(&data, std::time::Duration::from_secs(1)).await;
     if args.json {

@@ -4,7 +4,9 @@
 //! the module loader, and the ops that are the handlers' only way to the host. It does no
 //! routing, queueing or retrying: it runs one event through one handler and reports.
 //!
-//! Facade: [`Runtime::load`] and [`Runtime::invoke`].
+//! Facade: [`Runtime::prepare`] loads a handler version into a [`HandlerPool`] and
+//! [`Runtime::run`] runs an event on it. The runtime keeps no handlers itself: whoever loads
+//! a version holds it (the server in the delivery registry, `eddy run` for its one event).
 
 mod bounds;
 mod handler;
@@ -19,9 +21,8 @@ mod snapshot;
 mod state;
 mod watchdog;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::secrets::{SecretError, SecretSource};
@@ -120,9 +121,6 @@ impl HandlerPool {
 pub struct Runtime {
     shared: Arc<Shared>,
     root: PathBuf,
-    /// Handlers put in use by [`Runtime::load`], for one-shot callers (`eddy run`, `eddy check`);
-    /// the server keeps its versions in the delivery registry instead.
-    pools: Mutex<HashMap<String, HandlerPool>>,
 }
 
 impl Runtime {
@@ -150,7 +148,6 @@ impl Runtime {
         Ok(Self {
             shared: Arc::new(shared),
             root: root.to_owned(),
-            pools: Mutex::new(HashMap::new()),
         })
     }
 
@@ -163,15 +160,6 @@ impl Runtime {
     /// The handlers folder.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// Loads (or reloads) handler `id` from `file` and puts it in use for
-    /// [`Runtime::invoke`]. On error the previous version, if any, stays in use.
-    pub async fn load(&self, id: &str, file: &Path) -> Result<HandlerInfo, LoadError> {
-        let pool = self.prepare(id, file).await?;
-        let info = HandlerInfo::clone(&pool.info);
-        self.lock().insert(id.to_owned(), pool);
-        Ok(info)
     }
 
     /// Loads handler `id` from `file` in a first isolate and hands it to the caller, who
@@ -190,15 +178,6 @@ impl Runtime {
         })
     }
 
-    /// Runs one event through handler `id`, which must have been put in use by [`Runtime::load`].
-    pub async fn invoke(&self, id: &str, request: InvocationRequest) -> InvocationReport {
-        let pool = self.lock().get(id).cloned();
-        match pool {
-            Some(pool) => self.run(&pool, request).await,
-            None => not_loaded(id),
-        }
-    }
-
     /// Runs one event through the handler version `pool`.
     pub async fn run(&self, pool: &HandlerPool, request: InvocationRequest) -> InvocationReport {
         let id = &pool.info.id;
@@ -210,15 +189,6 @@ impl Runtime {
             return pool::unavailable(id, format!("handler state could not be made durable: {e}"));
         }
         report
-    }
-
-    /// Isolates alive now, across the handlers put in use by [`Runtime::load`].
-    pub fn live_isolates(&self) -> usize {
-        self.lock().values().map(|p| p.live_isolates()).sum()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HandlerPool>> {
-        self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

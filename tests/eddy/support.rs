@@ -16,7 +16,7 @@ use axum::routing::{any, get, patch, post};
 use axum::{Json, Router};
 use eddy::config::Config;
 use eddy::event::{Event, new_id};
-use eddy::runtime::{InvocationReport, InvocationRequest, Runtime};
+use eddy::runtime::{HandlerInfo, HandlerPool, InvocationReport, InvocationRequest, LoadError, Runtime};
 use eddy::store::Store;
 use serde_json::{Value, json};
 
@@ -28,20 +28,64 @@ pub fn fixtures() -> PathBuf {
 /// Config text used by most tests: loopback exempted so the fake API is reachable.
 pub const LOOPBACK_CONFIG: &str = "[net]\nallow_private = [\"127.0.0.1/32\"]\nmax_response_bytes = 65536\n[runtime]\ncpu_limit_ms = 2000\nheap_limit_mb = 64\n";
 
+/// A runtime with the handler versions a test loaded, by id (as `eddy run` holds its one).
+pub struct TestRuntime {
+    runtime: Runtime,
+    handlers: Mutex<HashMap<String, HandlerPool>>,
+}
+
+impl std::ops::Deref for TestRuntime {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+impl TestRuntime {
+    /// Loads handler `id` from `file`; a version loaded before under `id` is replaced.
+    pub async fn load(&self, id: &str, file: &Path) -> Result<HandlerInfo, LoadError> {
+        let pool = self.runtime.prepare(id, file).await?;
+        let info = HandlerInfo::clone(&pool.info);
+        self.handlers.lock().unwrap().insert(id.to_owned(), pool);
+        Ok(info)
+    }
+
+    /// Runs `request` through the version of `id` loaded last.
+    pub async fn invoke(&self, id: &str, request: InvocationRequest) -> InvocationReport {
+        let pool = self.handlers.lock().unwrap().get(id).cloned();
+        let pool = pool.unwrap_or_else(|| panic!("{id} was not loaded"));
+        self.runtime.run(&pool, request).await
+    }
+
+    /// Isolates alive now across the loaded versions.
+    pub fn live_isolates(&self) -> usize {
+        self.handlers
+            .lock()
+            .unwrap()
+            .values()
+            .map(HandlerPool::live_isolates)
+            .sum()
+    }
+}
+
 /// A runtime over `root` with the given config text and a temporary store.
-pub fn runtime_with(root: &Path, config_text: &str) -> Arc<Runtime> {
+pub fn runtime_with(root: &Path, config_text: &str) -> Arc<TestRuntime> {
     let config = Config::parse(config_text, Path::new("eddy.toml")).expect("test config parses");
     let store = Store::temporary().expect("temporary store");
-    Arc::new(Runtime::new(&config, root, Arc::new(store)).expect("runtime starts"))
+    let runtime = Runtime::new(&config, root, Arc::new(store)).expect("runtime starts");
+    Arc::new(TestRuntime {
+        runtime,
+        handlers: Mutex::default(),
+    })
 }
 
 /// A runtime over the fixture handlers.
-pub fn runtime() -> Arc<Runtime> {
+pub fn runtime() -> Arc<TestRuntime> {
     runtime_with(&fixtures(), LOOPBACK_CONFIG)
 }
 
 /// Loads fixture `id` (path under the handlers folder without `.js`).
-pub async fn load(rt: &Runtime, id: &str) {
+pub async fn load(rt: &TestRuntime, id: &str) {
     let file = rt.root().join(format!("{id}.js"));
     if let Err(e) = rt.load(id, &file).await {
         panic!("{id} should load: {e}");
@@ -49,7 +93,7 @@ pub async fn load(rt: &Runtime, id: &str) {
 }
 
 /// Runs one event with `data` through handler `id`.
-pub async fn invoke(rt: &Runtime, id: &str, data: Value) -> InvocationReport {
+pub async fn invoke(rt: &TestRuntime, id: &str, data: Value) -> InvocationReport {
     let event = Event::from_value(json!({ "type": "test.event", "data": data }), "tests").expect("valid event");
     let request = InvocationRequest {
         idempotency_key: format!("{}:{id}", event.id),
