@@ -13,8 +13,7 @@ use super::bodies::{AuditBody, DeliveryBody, JobBody, bodies};
 use super::events::since_ms;
 use super::{ApiError, actor, limit};
 use crate::delivery::ReplayFilter;
-use crate::delivery::replay::DRY_RUN_ROWS;
-use crate::services::Services;
+use crate::services::{BulkReplay, Preview, Services};
 use crate::store::{DeliveryStatus, Replayed};
 
 /// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running;
@@ -70,21 +69,15 @@ pub async fn start(
     }
     let request: ReplayRequest =
         serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
-    let filter = filter_of(&request)?;
-    if request.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(ApiError::unprocessable(
-            "invalid_rate",
-            "rate must be a positive number",
-        ));
-    }
-    let kind = if request.backfill { "backfill" } else { "replay" };
-    if request.backfill {
-        services.check_backfill(&filter)?;
-    }
+    let bulk = BulkReplay {
+        filter: filter_of(&request)?,
+        rate: request.rate,
+        backfill: request.backfill,
+    };
     if request.dry_run {
-        return dry_run(&services, kind, &filter);
+        return Ok(Json(dry_run(services.preview_replay(&bulk)?)).into_response());
     }
-    let job = services.replays.start(kind, filter, request.rate, actor(&headers));
+    let job = services.start_replay(bulk, actor(&headers))?;
     Ok((StatusCode::ACCEPTED, Json(JobBody::from(job))).into_response())
 }
 
@@ -93,11 +86,9 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
         .status
         .as_deref()
         .map(|s| {
-            DeliveryStatus::parse(s)
-                .filter(|s| matches!(s, DeliveryStatus::Dead | DeliveryStatus::Succeeded))
-                .ok_or_else(|| {
-                    ApiError::unprocessable("invalid_status", "only dead or succeeded deliveries can be replayed")
-                })
+            DeliveryStatus::parse(s).ok_or_else(|| {
+                ApiError::unprocessable("invalid_status", "only dead or succeeded deliveries can be replayed")
+            })
         })
         .transpose()?;
     Ok(ReplayFilter {
@@ -110,37 +101,26 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
     })
 }
 
-fn dry_run(services: &Services, kind: &str, filter: &ReplayFilter) -> Result<Response, ApiError> {
-    let body = if kind == "backfill" {
-        let events = services.replays.matching_events(filter)?;
-        let first: Vec<_> = events.iter().take(DRY_RUN_ROWS).collect();
-        serde_json::json!({ "dry_run": true, "kind": kind, "count": events.len(), "first": first })
-    } else {
-        let mut deliveries = services.replays.matching_deliveries(filter)?;
-        let count = deliveries.len();
-        deliveries.truncate(DRY_RUN_ROWS);
-        let first: Vec<DeliveryBody> = bodies(deliveries);
-        serde_json::json!({ "dry_run": true, "kind": kind, "count": count, "first": first })
-    };
-    Ok(Json(body).into_response())
+fn dry_run(preview: Preview) -> serde_json::Value {
+    match preview {
+        Preview::Backfill { count, first } => {
+            serde_json::json!({ "dry_run": true, "kind": "backfill", "count": count, "first": first })
+        }
+        Preview::Replay { count, first } => {
+            let first: Vec<DeliveryBody> = bodies(first);
+            serde_json::json!({ "dry_run": true, "kind": "replay", "count": count, "first": first })
+        }
+    }
 }
 
 /// `GET /replays/{id}`: progress.
 pub async fn show(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<JobBody>, ApiError> {
-    let job = services
-        .replays
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("replay job", &id))?;
-    Ok(Json(job.into()))
+    Ok(Json(services.replay_job(&id)?.into()))
 }
 
 /// `DELETE /replays/{id}`: cancel; the job stops before its next item.
 pub async fn cancel(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<JobBody>, ApiError> {
-    let job = services
-        .replays
-        .cancel(&id)
-        .ok_or_else(|| ApiError::not_found("replay job", &id))?;
-    Ok(Json(job.into()))
+    Ok(Json(services.cancel_replay(&id)?.into()))
 }
 
 /// Query of `GET /audit`.

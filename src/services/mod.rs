@@ -7,6 +7,7 @@ mod bulk;
 mod handlers;
 mod ingest;
 mod inspect;
+mod jobs;
 mod repair;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub use bulk::Selection;
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
 pub use inspect::{DeliveryDetail, EventDetail, Page};
+pub use jobs::{BulkReplay, Preview};
 pub use repair::{Redaction, is_data_path};
 
 use crate::delivery::{Engine, Replays};
@@ -49,6 +51,12 @@ pub enum ServiceError {
     NoEvent(String),
     #[error("no delivery with id {0:?}")]
     NoDelivery(String),
+    #[error("no replay job with id {0:?}")]
+    NoJob(String),
+    #[error("only dead or succeeded deliveries can be replayed")]
+    ReplayStatus,
+    #[error("rate must be a positive number")]
+    Rate,
     #[error("a backfill needs handler and type")]
     BackfillFilter,
     #[error("no loaded handler {0:?}")]

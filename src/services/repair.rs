@@ -3,7 +3,6 @@
 
 use super::{ServiceError, Services};
 use crate::clock::now_ms;
-use crate::delivery::ReplayFilter;
 use crate::store::{AuditRecord, EventRecord, Replayed};
 
 /// What a redaction removes from an event, its history and its captured output.
@@ -94,17 +93,6 @@ impl Services {
             .await?;
         self.engine.wake();
         Ok(replayed)
-    }
-
-    /// A backfill names a type and a handler that is loaded now.
-    pub fn check_backfill(&self, filter: &ReplayFilter) -> Result<(), ServiceError> {
-        let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
-            return Err(ServiceError::BackfillFilter);
-        };
-        if self.handlers.snapshot().version(handler).is_none() {
-            return Err(ServiceError::UnknownHandler(handler.clone()));
-        }
-        Ok(())
     }
 
     /// Writes the audit entry of a change to `target` and commits both.

@@ -208,6 +208,42 @@ async fn backfill_runs_stored_events_through_a_new_handler_once() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_bulk_replay_is_checked_before_it_is_previewed_or_started() {
+    let (folder, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = TestServer::start(handlers.path(), folder.path(), "").await;
+    let refusals = [
+        (json!({"status": "pending"}), "invalid_status"),
+        (json!({"status": "bogus"}), "invalid_status"),
+        (json!({"rate": 0}), "invalid_rate"),
+        (json!({"rate": -1.5}), "invalid_rate"),
+        (json!({"backfill": true, "type": "x"}), "invalid_backfill"),
+    ];
+    for (request, error) in refusals {
+        for dry_run in [true, false] {
+            let mut request = request.clone();
+            request["dry_run"] = json!(dry_run);
+            let (status, refused) = post_json(&server, "/replays", request.clone()).await;
+            assert_eq!(
+                (status, refused["error"].as_str()),
+                (422, Some(error)),
+                "{request}: {refused}"
+            );
+        }
+    }
+    let missing = reqwest::get(server.url("/replays/nope")).await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let missing: Value = serde_json::from_slice(&missing.bytes().await.unwrap()).unwrap();
+    assert_eq!(missing["error"], "not_found", "{missing}");
+    let (status, cancelled) = server_delete(&server, "/replays/nope").await;
+    assert_eq!(
+        (status, cancelled["error"].as_str()),
+        (404, Some("not_found")),
+        "{cancelled}"
+    );
+    server.stop().await;
+}
+
 async fn server_delete(server: &TestServer, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new().delete(server.url(path)).send().await.unwrap();
     let status = response.status().as_u16();
