@@ -83,7 +83,7 @@ async fn start_latency(url: &str, store: &dyn Backend, target: f64) {
     };
     let sent = paced(pace, PHASE).await.len();
     drain(store).await;
-    let mut starts = handler_start_latencies(store, paced_from);
+    let mut starts = handler_start_latencies(store, paced_from).await;
     let (p50, p99) = percentiles(&mut starts);
     println!(
         "ingest to handler start at {target:.0} events/s (half of peak, {sent} events, {} started): p50 {:.0} ms, p99 {:.0} ms",
@@ -116,19 +116,19 @@ async fn load(url: &str, clients: usize, batch: usize) -> (f64, Vec<Duration>) {
 }
 
 /// Milliseconds from acceptance to the start of the first attempt, for events after `from_ms`.
-fn handler_start_latencies(store: &dyn Backend, from_ms: u64) -> Vec<Duration> {
+async fn handler_start_latencies(store: &dyn Backend, from_ms: u64) -> Vec<Duration> {
     let mut out = Vec::new();
     let mut filter = DeliveryFilter {
         limit: 1000,
         ..Default::default()
     };
     loop {
-        let page = store.list_deliveries(&filter).expect("list");
+        let page = store.list_deliveries(&filter).await.expect("list");
         for d in &page {
             if d.created_ms < from_ms {
                 continue;
             }
-            if let Some(first) = store.attempts(&d.id).expect("attempts").first() {
+            if let Some(first) = store.attempts(&d.id).await.expect("attempts").first() {
                 out.push(Duration::from_millis(first.started_ms.saturating_sub(d.created_ms)));
             }
         }

@@ -47,7 +47,7 @@ pub async fn delete(
     let Json(request) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
     let selection = selection(&request)?;
     let ids = match request.dry_run {
-        true => services.select(&selection)?,
+        true => services.select(&selection).await?,
         false => services.delete_all(&selection, actor(&headers)).await?,
     };
     Ok(Json(answer(&request, &ids)))
@@ -63,7 +63,7 @@ pub async fn redact(
     let redaction = Redaction::new(request.fields.clone(), request.payload)?;
     let selection = selection(&request)?;
     let ids = match request.dry_run {
-        true => services.select(&selection)?,
+        true => services.select(&selection).await?,
         false => services.redact_all(&selection, &redaction, actor(&headers)).await?,
     };
     Ok(Json(answer(&request, &ids)))

@@ -46,7 +46,7 @@ pub async fn list(
         limit: limit(q.limit)?,
         ..Default::default()
     };
-    Ok(Json(services.deliveries(&filter)?.into()))
+    Ok(Json(services.deliveries(&filter).await?.into()))
 }
 
 /// `GET /deliveries/{id}`: the delivery with every attempt (outcome, error, logs, fetches).
@@ -54,5 +54,5 @@ pub async fn show(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryShow>, ApiError> {
-    Ok(Json(services.delivery(&id)?.into()))
+    Ok(Json(services.delivery(&id).await?.into()))
 }

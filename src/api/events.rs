@@ -48,12 +48,12 @@ pub async fn list(
         unrouted: q.unrouted,
         limit: limit(q.limit)?,
     };
-    Ok(Json(services.events(&filter)?.into()))
+    Ok(Json(services.events(&filter).await?.into()))
 }
 
 /// `GET /events/{id}`: the event with its deliveries and the previous versions of its data.
 pub async fn show(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<EventShow>, ApiError> {
-    Ok(Json(services.event(&id)?.into()))
+    Ok(Json(services.event(&id).await?.into()))
 }
 
 /// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`, durable before

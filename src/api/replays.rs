@@ -75,7 +75,7 @@ pub async fn start(
         backfill: request.backfill,
     };
     if request.dry_run {
-        return Ok(Json(dry_run(services.preview_replay(&bulk)?)).into_response());
+        return Ok(Json(dry_run(services.preview_replay(&bulk).await?)).into_response());
     }
     let job = services.start_replay(bulk, actor(&headers))?;
     Ok((StatusCode::ACCEPTED, Json(JobBody::from(job))).into_response())
@@ -136,6 +136,6 @@ pub async fn audit(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let entries: Vec<AuditBody> = bodies(services.audit_log(limit(q.limit)?)?);
+    let entries: Vec<AuditBody> = bodies(services.audit_log(limit(q.limit)?).await?);
     Ok(Json(serde_json::json!({ "audit": entries })))
 }

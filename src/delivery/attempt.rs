@@ -15,7 +15,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
     let policy = version.map_or(&engine.settings.default_policy, |v| &v.limits.policy);
     let n = delivery.attempts + 1;
     let started_ms = now_ms();
-    let (next, attempt, ran) = match engine.store.event(&delivery.event_id) {
+    let (next, attempt, ran) = match engine.store.event(&delivery.event_id).await {
         // Only an event that names this delivery makes it count: one it does not name is
         // not written yet (a backfill in progress) or was never accepted (left by a crash).
         Ok(Some(record)) if record.deliveries.contains(&delivery.id) => {
@@ -35,7 +35,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
             (next_step(&report, n, policy), record, Some((event_type, report)))
         }
         Ok(_) => {
-            missing_event(engine, &delivery);
+            missing_event(engine, &delivery).await;
             return;
         }
         Err(e) => {
@@ -65,7 +65,11 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         report,
         next: next.clone(),
     });
-    if let Err(e) = engine.store.finish_attempt(&mut delivery, &attempt, next, now_ms()) {
+    let finished = engine
+        .store
+        .finish_attempt(&mut delivery, &attempt, next, now_ms())
+        .await;
+    if let Err(e) = finished {
         tracing::error!("cannot record attempt {n} of delivery {}: {e}", delivery.id);
     }
     // Sending fails only when nobody listens, which is the usual case outside `eddy dev`.
@@ -81,15 +85,16 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
 /// delivery claimed in between finds no event yet: it is tried again shortly. One whose
 /// event is still missing after [`ORPHANED_AFTER_MS`] lost it to a crash mid-ingest (the
 /// request was never acknowledged) and is removed.
-fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
+async fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
     let now = now_ms();
     let result = if now.saturating_sub(delivery.created_ms) < ORPHANED_AFTER_MS {
         engine
             .store
             .postpone(&delivery.id, now.saturating_add(100), now)
+            .await
             .map(drop)
     } else {
-        engine.store.forget_delivery(&delivery.id)
+        engine.store.forget_delivery(&delivery.id).await
     };
     if let Err(e) = result {
         tracing::warn!("delivery {} whose event is missing: {e}", delivery.id);

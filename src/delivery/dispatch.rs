@@ -52,14 +52,14 @@ impl HandlerOf {
 
 impl Engine {
     /// Claims every due delivery that has a free permit and starts its attempt.
-    pub(super) fn dispatch(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> Result<Dispatched, DeliveryError> {
+    pub(super) async fn dispatch(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> Result<Dispatched, DeliveryError> {
         let now = now_ms();
         let mut done = Dispatched::default();
         let mut full: HashSet<Arc<str>> = HashSet::new();
         // One snapshot per scan: each attempt gets the code, limits and policy of one version.
         let registry = self.registry.snapshot();
-        for (due_ms, id) in self.store.due(now, super::SCAN)? {
-            let Some(handler) = self.handler_of(&id)? else {
+        for (due_ms, id) in self.store.due(now, super::SCAN).await? {
+            let Some(handler) = self.handler_of(&id).await? else {
                 continue;
             };
             if full.contains(&handler) {
@@ -80,7 +80,7 @@ impl Engine {
                 done.blocked = true;
                 continue;
             };
-            let Some(claimed) = self.store.claim(due_ms, &id, now)? else {
+            let Some(claimed) = self.store.claim(due_ms, &id, now).await? else {
                 continue;
             };
             self.handler_of.forget(&id);
@@ -94,13 +94,14 @@ impl Engine {
         Ok(done)
     }
 
-    fn handler_of(&self, id: &str) -> Result<Option<Arc<str>>, DeliveryError> {
+    async fn handler_of(&self, id: &str) -> Result<Option<Arc<str>>, DeliveryError> {
         if let Some(handler) = self.handler_of.get(id) {
             return Ok(Some(handler));
         }
         Ok(self
             .store
-            .delivery(id)?
+            .delivery(id)
+            .await?
             .map(|delivery| self.handler_of.remember(id, &delivery.handler)))
     }
 }

@@ -146,18 +146,18 @@ impl Engine {
     /// Runs until `shutdown` turns true, then lets attempts in flight finish within the
     /// grace period; attempts still running after it stay queued for the next start.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> Result<(), DeliveryError> {
-        let requeued = self.store.requeue_running(now_ms())?;
+        let requeued = self.store.requeue_running(now_ms()).await?;
         if requeued > 0 {
             tracing::info!("{requeued} deliveries interrupted by the last stop will run again");
         }
         let mut tasks = JoinSet::new();
         while !*shutdown.borrow() {
-            let dispatched = self.dispatch(&mut tasks)?;
+            let dispatched = self.dispatch(&mut tasks).await?;
             // At the limits with work due: new events cannot start anything until a permit is
             // released, which a finishing attempt reports, so ingest's wake-ups are not heeded
             // and other handlers' work is looked for now and then.
             let blocked = dispatched.blocked && dispatched.started == 0;
-            let pause = if blocked { BLOCKED_RESCAN } else { self.pause()? };
+            let pause = if blocked { BLOCKED_RESCAN } else { self.pause().await? };
             tokio::select! {
                 _ = self.wake.notified(), if !blocked => {}
                 _ = tokio::time::sleep(pause) => {}
@@ -178,8 +178,8 @@ impl Engine {
     }
 
     /// Time until the earliest queued delivery is due, at most [`IDLE_SCAN`].
-    fn pause(&self) -> Result<Duration, DeliveryError> {
-        let pause = match self.store.next_due()? {
+    async fn pause(&self) -> Result<Duration, DeliveryError> {
+        let pause = match self.store.next_due().await? {
             Some(due) => Duration::from_millis(due.saturating_sub(now_ms())),
             None => IDLE_SCAN,
         };

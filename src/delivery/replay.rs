@@ -90,7 +90,7 @@ impl Replays {
     }
 
     /// Deliveries a replay job with `filter` would take.
-    pub fn matching_deliveries(&self, filter: &ReplayFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
+    pub async fn matching_deliveries(&self, filter: &ReplayFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
         let mut page = DeliveryFilter {
             status: Some(filter.status.unwrap_or(DeliveryStatus::Dead)),
             handler: filter.handler.clone(),
@@ -102,7 +102,7 @@ impl Replays {
         };
         let mut out = Vec::new();
         loop {
-            let found = self.store.list_deliveries(&page)?;
+            let found = self.store.list_deliveries(&page).await?;
             let last = found.last().map(|d| d.id.clone());
             out.extend(
                 found
@@ -117,7 +117,7 @@ impl Replays {
     }
 
     /// Event ids a backfill with `filter` would take.
-    pub fn matching_events(&self, filter: &ReplayFilter) -> Result<Vec<String>, StoreError> {
+    pub async fn matching_events(&self, filter: &ReplayFilter) -> Result<Vec<String>, StoreError> {
         let mut page = EventFilter {
             event_type: filter.event_type.clone(),
             since_ms: filter.since_ms,
@@ -126,7 +126,7 @@ impl Replays {
         };
         let mut out = Vec::new();
         loop {
-            let found = self.store.list_events(&page)?;
+            let found = self.store.list_events(&page).await?;
             let Some(last) = found.last().map(|e| e.seq) else {
                 return Ok(out);
             };
@@ -189,10 +189,10 @@ impl Replays {
             (status.kind, status.filter.clone(), status.rate)
         };
         let items: Result<Vec<String>, StoreError> = if kind == "backfill" {
-            self.matching_events(&filter)
+            self.matching_events(&filter).await
         } else {
-            self.matching_deliveries(&filter)
-                .map(|ds| ds.into_iter().map(|d| d.id).collect())
+            let deliveries = self.matching_deliveries(&filter).await;
+            deliveries.map(|ds| ds.into_iter().map(|d| d.id).collect())
         };
         let outcome = match items {
             Ok(items) => self.work(&job, kind, &filter, rate, items).await,
@@ -219,7 +219,7 @@ impl Replays {
             target: finished.id,
             detail,
         };
-        if let Err(e) = self.store.audit(&record) {
+        if let Err(e) = self.store.audit(&record).await {
             tracing::error!("cannot write the audit entry of a {kind} job: {e}");
         }
     }
@@ -245,9 +245,9 @@ impl Replays {
                 tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
             }
             let queued = if kind == "backfill" {
-                self.store.add_delivery(item, &handler, now_ms())?.is_some()
+                self.store.add_delivery(item, &handler, now_ms()).await?.is_some()
             } else {
-                self.store.replay_delivery(item, now_ms())? == Replayed::Queued
+                self.store.replay_delivery(item, now_ms()).await? == Replayed::Queued
             };
             let mut status = lock(&job.status);
             if queued {

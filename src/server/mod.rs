@@ -205,11 +205,8 @@ async fn reload_loop(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
 async fn retention_loop(services: Arc<Services>, retention: Retention, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        let store = services.store.clone();
-        let now = crate::clock::now_ms();
-        match tokio::task::spawn_blocking(move || store.expire(&retention, now)).await {
-            Ok(Ok(expired)) => services.metrics.expired(expired.deliveries, expired.events),
-            Ok(Err(e)) => tracing::error!("retention: {e}"),
+        match services.store.expire(&retention, crate::clock::now_ms()).await {
+            Ok(expired) => services.metrics.expired(expired.deliveries, expired.events),
             Err(e) => tracing::error!("retention: {e}"),
         }
     }

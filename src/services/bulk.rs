@@ -73,7 +73,7 @@ impl Selection {
 
 impl Services {
     /// Ids of the events `selection` takes, in the order they were received.
-    pub fn select(&self, selection: &Selection) -> Result<Vec<String>, ServiceError> {
+    pub async fn select(&self, selection: &Selection) -> Result<Vec<String>, ServiceError> {
         let mut page = EventFilter {
             event_type: selection.event_type.clone(),
             since_ms: selection.since_ms,
@@ -82,7 +82,7 @@ impl Services {
         };
         let mut ids = Vec::new();
         loop {
-            let events = self.store.list_events(&page)?;
+            let events = self.store.list_events(&page).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(ids);
             };
@@ -94,9 +94,9 @@ impl Services {
     /// Deletes every event `selection` takes; one audit entry by `actor`, one commit.
     /// Returns their ids.
     pub async fn delete_all(&self, selection: &Selection, actor: &str) -> Result<Vec<String>, ServiceError> {
-        let ids = self.select(selection)?;
+        let ids = self.select(selection).await?;
         for id in &ids {
-            self.store.delete_event(id)?;
+            self.store.delete_event(id).await?;
         }
         let detail = selection.audited(None, ids.len());
         self.audited(actor, "bulk_delete", "events", detail).await?;
@@ -111,9 +111,9 @@ impl Services {
         redaction: &Redaction,
         actor: &str,
     ) -> Result<Vec<String>, ServiceError> {
-        let ids = self.select(selection)?;
+        let ids = self.select(selection).await?;
         for id in &ids {
-            self.store.redact_event(id, redaction.fields(), now_ms())?;
+            self.store.redact_event(id, redaction.fields(), now_ms()).await?;
         }
         let detail = selection.audited(Some(redaction), ids.len());
         self.audited(actor, "bulk_redact", "events", detail).await?;

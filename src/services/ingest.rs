@@ -21,7 +21,7 @@ impl Services {
         };
         // The store's writes go to in-memory buffers: cheap enough to do inline; the wait for
         // disk is the commit below, shared with every request that wrote meanwhile.
-        let ingested = self.store.ingest(batch, now_ms())?;
+        let ingested = self.store.ingest(batch, now_ms()).await?;
         if durable {
             self.store.commit().await?;
         }

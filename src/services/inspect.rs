@@ -37,23 +37,23 @@ pub struct DeliveryDetail {
 
 impl Services {
     /// Events in ingest order; the cursor is the last event's sequence number.
-    pub fn events(&self, filter: &EventFilter) -> Result<Page<EventRecord>, ServiceError> {
-        let events = self.store.list_events(filter)?;
+    pub async fn events(&self, filter: &EventFilter) -> Result<Page<EventRecord>, ServiceError> {
+        let events = self.store.list_events(filter).await?;
         Ok(Page::of(events, filter.limit, |e| e.seq.to_string()))
     }
 
     /// Event `id` with its deliveries (those still stored) and its history.
-    pub fn event(&self, id: &str) -> Result<EventDetail, ServiceError> {
+    pub async fn event(&self, id: &str) -> Result<EventDetail, ServiceError> {
         let event = self
             .store
-            .event(id)?
+            .event(id)
+            .await?
             .ok_or_else(|| ServiceError::NoEvent(id.to_owned()))?;
-        let deliveries = event
-            .deliveries
-            .iter()
-            .filter_map(|d| self.store.delivery(d).transpose())
-            .collect::<Result<_, _>>()?;
-        let history = self.store.event_history(id)?;
+        let mut deliveries = Vec::with_capacity(event.deliveries.len());
+        for delivery in &event.deliveries {
+            deliveries.extend(self.store.delivery(delivery).await?);
+        }
+        let history = self.store.event_history(id).await?;
         Ok(EventDetail {
             event,
             deliveries,
@@ -62,24 +62,25 @@ impl Services {
     }
 
     /// Deliveries in creation order; the cursor is the last delivery's id.
-    pub fn deliveries(&self, filter: &DeliveryFilter) -> Result<Page<DeliveryRecord>, ServiceError> {
-        let deliveries = self.store.list_deliveries(filter)?;
+    pub async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Page<DeliveryRecord>, ServiceError> {
+        let deliveries = self.store.list_deliveries(filter).await?;
         Ok(Page::of(deliveries, filter.limit, |d| d.id.clone()))
     }
 
     /// Delivery `id` with its attempts.
-    pub fn delivery(&self, id: &str) -> Result<DeliveryDetail, ServiceError> {
+    pub async fn delivery(&self, id: &str) -> Result<DeliveryDetail, ServiceError> {
         let delivery = self
             .store
-            .delivery(id)?
+            .delivery(id)
+            .await?
             .ok_or_else(|| ServiceError::NoDelivery(id.to_owned()))?;
-        let attempts = self.store.attempts(id)?;
+        let attempts = self.store.attempts(id).await?;
         Ok(DeliveryDetail { delivery, attempts })
     }
 
     /// The newest `limit` audit entries, newest first.
-    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, ServiceError> {
-        Ok(self.store.audit_log(limit)?)
+    pub async fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, ServiceError> {
+        Ok(self.store.audit_log(limit).await?)
     }
 
     /// Every handler with its routes and load error, if any.

@@ -38,15 +38,15 @@ pub enum Preview {
 
 impl Services {
     /// What `request` would take, checked as [`Services::start_replay`] checks it.
-    pub fn preview_replay(&self, request: &BulkReplay) -> Result<Preview, ServiceError> {
+    pub async fn preview_replay(&self, request: &BulkReplay) -> Result<Preview, ServiceError> {
         self.check_bulk_replay(request)?;
         if request.backfill {
-            let mut events = self.replays.matching_events(&request.filter)?;
+            let mut events = self.replays.matching_events(&request.filter).await?;
             let count = events.len();
             events.truncate(DRY_RUN_ROWS);
             return Ok(Preview::Backfill { count, first: events });
         }
-        let mut deliveries = self.replays.matching_deliveries(&request.filter)?;
+        let mut deliveries = self.replays.matching_deliveries(&request.filter).await?;
         let count = deliveries.len();
         deliveries.truncate(DRY_RUN_ROWS);
         Ok(Preview::Replay {

@@ -52,7 +52,7 @@ pub fn is_data_path(path: &str) -> bool {
 impl Services {
     /// Redacts event `id` as `redaction` says, audited as done by `actor`, and commits.
     pub async fn redact(&self, id: &str, redaction: &Redaction, actor: &str) -> Result<(), ServiceError> {
-        if !self.store.redact_event(id, redaction.fields(), now_ms())? {
+        if !self.store.redact_event(id, redaction.fields(), now_ms()).await? {
             return Err(ServiceError::NoEvent(id.to_owned()));
         }
         let detail = serde_json::json!({ "fields": redaction.audited() });
@@ -64,7 +64,8 @@ impl Services {
     pub async fn edit(&self, id: &str, patch: &serde_json::Value, actor: &str) -> Result<EventRecord, ServiceError> {
         let record = self
             .store
-            .edit_event(id, patch, now_ms())?
+            .edit_event(id, patch, now_ms())
+            .await?
             .ok_or_else(|| ServiceError::NoEvent(id.to_owned()))?;
         let detail = serde_json::json!({ "version": record.version });
         self.audited(actor, "edit", id, detail).await?;
@@ -74,7 +75,7 @@ impl Services {
     /// Removes event `id` with every delivery, attempt, captured log and history version;
     /// audited as done by `actor`, and committed.
     pub async fn delete(&self, id: &str, actor: &str) -> Result<(), ServiceError> {
-        if !self.store.delete_event(id)? {
+        if !self.store.delete_event(id).await? {
             return Err(ServiceError::NoEvent(id.to_owned()));
         }
         self.audited(actor, "delete", id, serde_json::Value::Null).await
@@ -83,7 +84,7 @@ impl Services {
     /// Queues delivery `id` again unless it is pending or running; audited as done by
     /// `actor`, committed, and the engine woken.
     pub async fn replay(&self, id: &str, actor: &str) -> Result<Replayed, ServiceError> {
-        let replayed = self.store.replay_delivery(id, now_ms())?;
+        let replayed = self.store.replay_delivery(id, now_ms()).await?;
         let result = match replayed {
             Replayed::NotFound => return Err(ServiceError::NoDelivery(id.to_owned())),
             Replayed::AlreadyQueued => "already_queued",
@@ -110,7 +111,7 @@ impl Services {
             target: target.to_owned(),
             detail,
         };
-        self.store.audit(&audit)?;
+        self.store.audit(&audit).await?;
         self.store.commit().await?;
         Ok(())
     }

@@ -4,6 +4,11 @@
 //! compacting and upgrading a folder are sled's own business and stay off it: only the
 //! composition root and the CLI, which know the backend they built, call those.
 //!
+//! Every method that reads or writes records returns a future ([`Pending`]), so a backend
+//! that asks a server over the network waits without holding a thread; sled's answers are
+//! computed in the call and ready at once. `failure` and `queue_depth` are gauges a backend
+//! keeps in memory.
+//!
 //! The contract each backend keeps (the sled one's tests check it):
 //! - writes are visible to reads at once and durable after the next [`Backend::commit`];
 //! - a failed disk makes every later write fail with [`StoreError::Unavailable`];
@@ -23,71 +28,71 @@ use super::{
 /// The store as every part of eddy above it holds it.
 pub type SharedStore = Arc<dyn Backend>;
 
-/// What [`Backend::commit`] returns: boxed, so the trait can be a trait object.
-pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+/// What a [`Backend`] method returns: boxed, so the trait can be a trait object.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// A store of events, deliveries, attempts, audit entries and handler state.
 pub trait Backend: Send + Sync + 'static {
     /// Why the store refuses writes, once a write has failed.
     fn failure(&self) -> Option<String>;
     /// Makes every write before the call durable (shared by concurrent callers).
-    fn commit(&self) -> Commit<'_>;
+    fn commit(&self) -> Pending<'_, ()>;
 
     /// Accepts a batch of events, each with a queued delivery per handler; duplicates by id
     /// write nothing.
-    fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Result<Vec<Ingested>, StoreError>;
-    fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
+    fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Pending<'_, Vec<Ingested>>;
+    fn event<'a>(&'a self, id: &'a str) -> Pending<'a, Option<EventRecord>>;
     /// Previous versions of an event's data, oldest first.
-    fn event_history(&self, id: &str) -> Result<Vec<EventVersion>, StoreError>;
+    fn event_history<'a>(&'a self, id: &'a str) -> Pending<'a, Vec<EventVersion>>;
     /// Events in ingest order.
-    fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
-    fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
+    fn list_events<'a>(&'a self, filter: &'a EventFilter) -> Pending<'a, Vec<EventRecord>>;
+    fn delivery<'a>(&'a self, id: &'a str) -> Pending<'a, Option<DeliveryRecord>>;
     /// A delivery's attempts, first first.
-    fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
+    fn attempts<'a>(&'a self, id: &'a str) -> Pending<'a, Vec<AttemptRecord>>;
     /// Deliveries in creation order.
-    fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError>;
+    fn list_deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> Pending<'a, Vec<DeliveryRecord>>;
 
     /// Up to `limit` queued deliveries due by `now_ms`, as (due ms, id), earliest first.
-    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
+    fn due(&self, now_ms: u64, limit: usize) -> Pending<'_, Vec<(u64, String)>>;
     /// When the earliest queued delivery is due.
-    fn next_due(&self) -> Result<Option<u64>, StoreError>;
+    fn next_due(&self) -> Pending<'_, Option<u64>>;
     /// Deliveries in the queue.
     fn queue_depth(&self) -> usize;
     /// Takes a queued delivery for an attempt (status `running`); `None` if another caller
     /// took it or it is no longer queued at `due_ms`.
-    fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError>;
+    fn claim<'a>(&'a self, due_ms: u64, id: &'a str, now_ms: u64) -> Pending<'a, Option<DeliveryRecord>>;
     /// Records an attempt and what follows it; updates `delivery` to what was stored.
-    fn finish_attempt(
-        &self,
-        delivery: &mut DeliveryRecord,
-        attempt: &AttemptRecord,
+    fn finish_attempt<'a>(
+        &'a self,
+        delivery: &'a mut DeliveryRecord,
+        attempt: &'a AttemptRecord,
         next: NextStep,
         now_ms: u64,
-    ) -> Result<(), StoreError>;
+    ) -> Pending<'a, ()>;
     /// Puts a running delivery back in the queue at `due_ms` without counting an attempt.
-    fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError>;
+    fn postpone<'a>(&'a self, id: &'a str, due_ms: u64, now_ms: u64) -> Pending<'a, bool>;
     /// Queues again the deliveries a previous process left running; returns how many.
-    fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError>;
+    fn requeue_running(&self, now_ms: u64) -> Pending<'_, usize>;
     /// Removes a delivery whose event is gone.
-    fn forget_delivery(&self, id: &str) -> Result<(), StoreError>;
+    fn forget_delivery<'a>(&'a self, id: &'a str) -> Pending<'a, ()>;
 
     /// Applies a JSON merge patch to an event's data, keeping the previous version.
-    fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<EventRecord>, StoreError>;
+    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<EventRecord>>;
     /// Removes `fields` (or, with `None`, the whole payload) from the event and every record
     /// that captured them.
-    fn redact_event(&self, id: &str, fields: Option<&[String]>, now_ms: u64) -> Result<bool, StoreError>;
+    fn redact_event<'a>(&'a self, id: &'a str, fields: Option<&'a [String]>, now_ms: u64) -> Pending<'a, bool>;
     /// Removes an event with all its deliveries, attempts and history.
-    fn delete_event(&self, id: &str) -> Result<bool, StoreError>;
+    fn delete_event<'a>(&'a self, id: &'a str) -> Pending<'a, bool>;
     /// Queues a finished delivery again.
-    fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError>;
+    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed>;
     /// Adds a delivery of a stored event to `handler` (a backfill); `None` if the event is
     /// gone or already has one.
-    fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError>;
-    fn audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    fn add_delivery<'a>(&'a self, event_id: &'a str, handler: &'a str, now_ms: u64) -> Pending<'a, Option<String>>;
+    fn audit<'a>(&'a self, record: &'a AuditRecord) -> Pending<'a, ()>;
     /// The newest audit entries first.
-    fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    fn audit_log(&self, limit: usize) -> Pending<'_, Vec<AuditRecord>>;
     /// Removes what is older than the retention allows.
-    fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError>;
+    fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired>;
 
     /// One handler's `ctx.state`, held to `quota`.
     fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore>;
@@ -117,92 +122,102 @@ impl StateStore for HandlerState {
     }
 }
 
-/// Each method is the inherent one of the same name.
+/// Each method is the inherent one of the same name, its answer ready at once.
 impl Backend for Store {
     fn failure(&self) -> Option<String> {
         Store::failure(self)
     }
-    fn commit(&self) -> Commit<'_> {
+    fn commit(&self) -> Pending<'_, ()> {
         Box::pin(Store::commit(self))
     }
-    fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Result<Vec<Ingested>, StoreError> {
-        Store::ingest(self, batch, now_ms)
+    fn ingest(&self, batch: Vec<NewEvent>, now_ms: u64) -> Pending<'_, Vec<Ingested>> {
+        ready(Store::ingest(self, batch, now_ms))
     }
-    fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        Store::event(self, id)
+    fn event<'a>(&'a self, id: &'a str) -> Pending<'a, Option<EventRecord>> {
+        ready(Store::event(self, id))
     }
-    fn event_history(&self, id: &str) -> Result<Vec<EventVersion>, StoreError> {
-        Store::event_history(self, id)
+    fn event_history<'a>(&'a self, id: &'a str) -> Pending<'a, Vec<EventVersion>> {
+        ready(Store::event_history(self, id))
     }
-    fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        Store::list_events(self, filter)
+    fn list_events<'a>(&'a self, filter: &'a EventFilter) -> Pending<'a, Vec<EventRecord>> {
+        ready(Store::list_events(self, filter))
     }
-    fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
-        Store::delivery(self, id)
+    fn delivery<'a>(&'a self, id: &'a str) -> Pending<'a, Option<DeliveryRecord>> {
+        ready(Store::delivery(self, id))
     }
-    fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        Store::attempts(self, id)
+    fn attempts<'a>(&'a self, id: &'a str) -> Pending<'a, Vec<AttemptRecord>> {
+        ready(Store::attempts(self, id))
     }
-    fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
-        Store::list_deliveries(self, filter)
+    fn list_deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> Pending<'a, Vec<DeliveryRecord>> {
+        ready(Store::list_deliveries(self, filter))
     }
-    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        Store::due(self, now_ms, limit)
+    fn due(&self, now_ms: u64, limit: usize) -> Pending<'_, Vec<(u64, String)>> {
+        ready(Store::due(self, now_ms, limit))
     }
-    fn next_due(&self) -> Result<Option<u64>, StoreError> {
-        Store::next_due(self)
+    fn next_due(&self) -> Pending<'_, Option<u64>> {
+        ready(Store::next_due(self))
     }
     fn queue_depth(&self) -> usize {
         Store::queue_depth(self)
     }
-    fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
-        Store::claim(self, due_ms, id, now_ms)
+    fn claim<'a>(&'a self, due_ms: u64, id: &'a str, now_ms: u64) -> Pending<'a, Option<DeliveryRecord>> {
+        ready(Store::claim(self, due_ms, id, now_ms))
     }
-    fn finish_attempt(
-        &self,
-        delivery: &mut DeliveryRecord,
-        attempt: &AttemptRecord,
+    fn finish_attempt<'a>(
+        &'a self,
+        delivery: &'a mut DeliveryRecord,
+        attempt: &'a AttemptRecord,
         next: NextStep,
         now_ms: u64,
-    ) -> Result<(), StoreError> {
-        Store::finish_attempt(self, delivery, attempt, next, now_ms)
+    ) -> Pending<'a, ()> {
+        ready(Store::finish_attempt(self, delivery, attempt, next, now_ms))
     }
-    fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
-        Store::postpone(self, id, due_ms, now_ms)
+    fn postpone<'a>(&'a self, id: &'a str, due_ms: u64, now_ms: u64) -> Pending<'a, bool> {
+        ready(Store::postpone(self, id, due_ms, now_ms))
     }
-    fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError> {
-        Store::requeue_running(self, now_ms)
+    fn requeue_running(&self, now_ms: u64) -> Pending<'_, usize> {
+        ready(Store::requeue_running(self, now_ms))
     }
-    fn forget_delivery(&self, id: &str) -> Result<(), StoreError> {
-        Store::forget_delivery(self, id)
+    fn forget_delivery<'a>(&'a self, id: &'a str) -> Pending<'a, ()> {
+        ready(Store::forget_delivery(self, id))
     }
-    fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<EventRecord>, StoreError> {
-        Store::edit_event(self, id, patch, now_ms)
+    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<EventRecord>> {
+        ready(Store::edit_event(self, id, patch, now_ms))
     }
-    fn redact_event(&self, id: &str, fields: Option<&[String]>, now_ms: u64) -> Result<bool, StoreError> {
-        Store::redact_event(self, id, fields, now_ms)
+    fn redact_event<'a>(&'a self, id: &'a str, fields: Option<&'a [String]>, now_ms: u64) -> Pending<'a, bool> {
+        ready(Store::redact_event(self, id, fields, now_ms))
     }
-    fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
-        Store::delete_event(self, id)
+    fn delete_event<'a>(&'a self, id: &'a str) -> Pending<'a, bool> {
+        ready(Store::delete_event(self, id))
     }
-    fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
-        Store::replay_delivery(self, id, now_ms)
+    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed> {
+        ready(Store::replay_delivery(self, id, now_ms))
     }
-    fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
-        Store::add_delivery(self, event_id, handler, now_ms)
+    fn add_delivery<'a>(&'a self, event_id: &'a str, handler: &'a str, now_ms: u64) -> Pending<'a, Option<String>> {
+        ready(Store::add_delivery(self, event_id, handler, now_ms))
     }
-    fn audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        Store::audit(self, record)
+    fn audit<'a>(&'a self, record: &'a AuditRecord) -> Pending<'a, ()> {
+        ready(Store::audit(self, record))
     }
-    fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        Store::audit_log(self, limit)
+    fn audit_log(&self, limit: usize) -> Pending<'_, Vec<AuditRecord>> {
+        ready(Store::audit_log(self, limit))
     }
-    fn expire(&self, retention: &Retention, now_ms: u64) -> Result<Expired, StoreError> {
-        Store::expire(self, retention, now_ms)
+    /// On a blocking thread: expiry can take a while over a large folder.
+    fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired> {
+        let (store, retention) = (self.clone(), *retention);
+        Box::pin(async move {
+            let expire = tokio::task::spawn_blocking(move || store.expire(&retention, now_ms));
+            expire.await.map_err(|e| StoreError::Task(e.to_string()))?
+        })
     }
     fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore> {
         Box::new(Store::handler_state(self, handler, quota))
     }
+}
+
+/// An answer computed in the call.
+fn ready<'a, T: Send + 'a>(answer: Result<T, StoreError>) -> Pending<'a, T> {
+    Box::pin(std::future::ready(answer))
 }
 
 #[cfg(test)]
@@ -228,16 +243,16 @@ mod tests {
     #[tokio::test]
     async fn the_pipeline_runs_through_the_interface_alone() {
         let store = shared();
-        let accepted = store.ingest(vec![event("e1"), event("e1")], 1_000).unwrap();
+        let accepted = store.ingest(vec![event("e1"), event("e1")], 1_000).await.unwrap();
         assert!(matches!(&accepted[0], Ingested::New { deliveries, .. } if deliveries.len() == 1));
         assert_eq!(accepted[1], Ingested::Duplicate { id: "e1".into() });
         store.commit().await.unwrap();
         assert_eq!(store.queue_depth(), 1);
-        let due = store.due(1_000, 10).unwrap();
+        let due = store.due(1_000, 10).await.unwrap();
         let (due_ms, id) = due[0].clone();
-        let mut claimed = store.claim(due_ms, &id, 1_001).unwrap().expect("claimed once");
+        let mut claimed = store.claim(due_ms, &id, 1_001).await.unwrap().expect("claimed once");
         assert!(
-            store.claim(due_ms, &id, 1_001).unwrap().is_none(),
+            store.claim(due_ms, &id, 1_001).await.unwrap().is_none(),
             "a second claim gets nothing"
         );
         let attempt = AttemptRecord {
@@ -250,11 +265,12 @@ mod tests {
         };
         store
             .finish_attempt(&mut claimed, &attempt, NextStep::Succeeded, 1_002)
+            .await
             .unwrap();
-        assert_eq!(store.attempts(&id).unwrap(), vec![attempt]);
+        assert_eq!(store.attempts(&id).await.unwrap(), vec![attempt]);
         assert_eq!(store.queue_depth(), 0);
-        assert_eq!(store.replay_delivery(&id, 1_003).unwrap(), Replayed::Queued);
-        assert_eq!(store.next_due().unwrap(), Some(1_003));
+        assert_eq!(store.replay_delivery(&id, 1_003).await.unwrap(), Replayed::Queued);
+        assert_eq!(store.next_due().await.unwrap(), Some(1_003));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
-pub use backend::{Backend, Commit, SharedStore, StateStore};
+pub use backend::{Backend, Pending, SharedStore, StateStore};
 pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;
@@ -65,6 +65,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the flush to disk did not finish: {0}")]
     Flush(String),
+    #[error("a store task failed: {0}")]
+    Task(String),
     #[error(
         "store unavailable: {cause}; it takes no writes until eddy restarts (reads still work): \
          restart eddy after fixing the disk"
