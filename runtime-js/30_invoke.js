@@ -63,7 +63,7 @@ class HandlerState {
     ObjectFreeze(this);
   }
   async get(key) {
-    const raw = op_eddy_state_get(checkKey(key));
+    const raw = await op_eddy_state_get(checkKey(key));
     return raw === null ? undefined : JSONParse(raw);
   }
   async set(key, value) {
@@ -73,11 +73,11 @@ class HandlerState {
     }
     // A refusal by the operator's quota comes back as its message: it names the limit,
     // the usage and the ceiling, and nothing was written.
-    const refused = op_eddy_state_set(this[_invocation], checkKey(key), json);
+    const refused = await op_eddy_state_set(this[_invocation], checkKey(key), json);
     if (refused !== "") throw new DOMException(refused, "QuotaExceededError");
   }
   async delete(key) {
-    return op_eddy_state_delete(this[_invocation], checkKey(key));
+    return await op_eddy_state_delete(this[_invocation], checkKey(key));
   }
   async list(options = {}) {
     const prefix = options?.prefix ?? "";
@@ -86,7 +86,7 @@ class HandlerState {
     if (typeof limit !== "number" || !(limit >= 1)) {
       throw new TypeError("ctx.state.list: limit must be a number >= 1");
     }
-    return JSONParse(op_eddy_state_list(prefix, limit > 1000 ? 1000 : limit));
+    return JSONParse(await op_eddy_state_list(prefix, limit > 1000 ? 1000 : limit));
   }
 }
 ObjectFreeze(HandlerState.prototype);

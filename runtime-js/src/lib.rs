@@ -12,6 +12,8 @@ mod ops;
 pub mod secrets;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -87,23 +89,27 @@ pub enum StateError {
     Quota(String),
 }
 
+/// What a state operation returns: a store over the network answers later, an embedded one
+/// at once (the op then completes in the call, as a synchronous one would).
+pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + 'a>>;
+
 /// One handler's durable key/value namespace, as `ctx.state` sees it.
 pub trait StateBackend {
     /// The value under `key`, if any.
-    fn get(&self, key: &str) -> Result<Option<serde_json::Value>, StateError>;
+    fn get<'a>(&'a self, key: &'a str) -> StateFuture<'a, Option<serde_json::Value>>;
     /// Stores `value` under `key`.
-    fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StateError>;
+    fn set<'a>(&'a self, key: &'a str, value: &'a serde_json::Value) -> StateFuture<'a, ()>;
     /// Removes `key`; true if it existed.
-    fn delete(&self, key: &str) -> Result<bool, StateError>;
+    fn delete<'a>(&'a self, key: &'a str) -> StateFuture<'a, bool>;
     /// `(key, value)` pairs whose key starts with `prefix`, in key order, at most `limit`.
-    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, serde_json::Value)>, StateError>;
+    fn list<'a>(&'a self, prefix: &'a str, limit: usize) -> StateFuture<'a, Vec<(String, serde_json::Value)>>;
 }
 
 /// What one isolate's ops may touch: its own handler's state, secrets and network grant,
 /// and the capture buffers of its in-flight invocations.
 pub struct HostState {
-    /// This handler's state namespace and nothing else.
-    pub state: Box<dyn StateBackend>,
+    /// This handler's state namespace and nothing else (shared with the state ops in flight).
+    pub state: Rc<dyn StateBackend>,
     /// Secret values, for redaction.
     pub secrets: Arc<Secrets>,
     /// Hosts this handler may reach.

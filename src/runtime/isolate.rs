@@ -236,7 +236,7 @@ fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, 
         current * 2
     });
     runtime.op_state().borrow_mut().put(HostState {
-        state: Box::new(StoreState(
+        state: std::rc::Rc::new(StoreState(
             spec.shared.store.handler_state(&spec.handler, spec.shared.state_quota),
         )),
         secrets: Arc::new(Secrets::default()),

@@ -1,7 +1,7 @@
 //! `ctx.state` backed by the store: the adapter between the ops' [`StateBackend`] and the
 //! store's [`StateStore`].
 
-use eddy_runtime_js::{StateBackend, StateError};
+use eddy_runtime_js::{StateBackend, StateError, StateFuture};
 
 use crate::store::{StateStore, StoreError};
 
@@ -17,20 +17,22 @@ fn state_error(e: StoreError) -> StateError {
 }
 
 impl StateBackend for StoreState {
-    fn get(&self, key: &str) -> Result<Option<serde_json::Value>, StateError> {
-        self.0.get(key).map_err(state_error)
+    fn get<'a>(&'a self, key: &'a str) -> StateFuture<'a, Option<serde_json::Value>> {
+        Box::pin(async move { self.0.get(key).await.map_err(state_error) })
     }
 
-    fn set(&self, key: &str, value: &serde_json::Value) -> Result<(), StateError> {
-        self.0.set(key, value).map_err(state_error)
+    fn set<'a>(&'a self, key: &'a str, value: &'a serde_json::Value) -> StateFuture<'a, ()> {
+        Box::pin(async move { self.0.set(key, value).await.map_err(state_error) })
     }
 
-    fn delete(&self, key: &str) -> Result<bool, StateError> {
-        self.0.delete(key).map_err(state_error)
+    fn delete<'a>(&'a self, key: &'a str) -> StateFuture<'a, bool> {
+        Box::pin(async move { self.0.delete(key).await.map_err(state_error) })
     }
 
-    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, serde_json::Value)>, StateError> {
-        let entries = self.0.list(prefix, limit).map_err(state_error)?;
-        Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
+    fn list<'a>(&'a self, prefix: &'a str, limit: usize) -> StateFuture<'a, Vec<(String, serde_json::Value)>> {
+        Box::pin(async move {
+            let entries = self.0.list(prefix, limit).await.map_err(state_error)?;
+            Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
+        })
     }
 }

@@ -98,27 +98,27 @@ pub trait Backend: Send + Sync + 'static {
     fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore>;
 }
 
-/// One handler's key/value namespace.
+/// One handler's key/value namespace, asynchronous like [`Backend`].
 pub trait StateStore: Send + Sync {
-    fn get(&self, key: &str) -> Result<Option<Value>, StoreError>;
-    fn set(&self, key: &str, value: &Value) -> Result<(), StoreError>;
-    fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Option<Value>>;
+    fn set<'a>(&'a self, key: &'a str, value: &'a Value) -> Pending<'a, ()>;
+    fn delete<'a>(&'a self, key: &'a str) -> Pending<'a, bool>;
     /// Entries whose key starts with `prefix`, in key order.
-    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<StateEntry>, StoreError>;
+    fn list<'a>(&'a self, prefix: &'a str, limit: usize) -> Pending<'a, Vec<StateEntry>>;
 }
 
 impl StateStore for HandlerState {
-    fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        HandlerState::get(self, key)
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Option<Value>> {
+        ready(HandlerState::get(self, key))
     }
-    fn set(&self, key: &str, value: &Value) -> Result<(), StoreError> {
-        HandlerState::set(self, key, value)
+    fn set<'a>(&'a self, key: &'a str, value: &'a Value) -> Pending<'a, ()> {
+        ready(HandlerState::set(self, key, value))
     }
-    fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        HandlerState::delete(self, key)
+    fn delete<'a>(&'a self, key: &'a str) -> Pending<'a, bool> {
+        ready(HandlerState::delete(self, key))
     }
-    fn list(&self, prefix: &str, limit: usize) -> Result<Vec<StateEntry>, StoreError> {
-        HandlerState::list(self, prefix, limit)
+    fn list<'a>(&'a self, prefix: &'a str, limit: usize) -> Pending<'a, Vec<StateEntry>> {
+        ready(HandlerState::list(self, prefix, limit))
     }
 }
 
@@ -273,16 +273,16 @@ mod tests {
         assert_eq!(store.next_due().await.unwrap(), Some(1_003));
     }
 
-    #[test]
-    fn state_through_the_interface_is_the_handlers_own() {
+    #[tokio::test]
+    async fn state_through_the_interface_is_the_handlers_own() {
         let store = shared();
         let quota = StateQuota::UNLIMITED;
         let a = store.handler_state("a", quota);
         let b = store.handler_state("b", quota);
-        a.set("k", &serde_json::json!(1)).unwrap();
-        assert_eq!(a.get("k").unwrap(), Some(serde_json::json!(1)));
-        assert_eq!(b.get("k").unwrap(), None);
-        assert_eq!(a.list("", 10).unwrap().len(), 1);
-        assert!(a.delete("k").unwrap());
+        a.set("k", &serde_json::json!(1)).await.unwrap();
+        assert_eq!(a.get("k").await.unwrap(), Some(serde_json::json!(1)));
+        assert_eq!(b.get("k").await.unwrap(), None);
+        assert_eq!(a.list("", 10).await.unwrap().len(), 1);
+        assert!(a.delete("k").await.unwrap());
     }
 }

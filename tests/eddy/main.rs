@@ -3,6 +3,7 @@
 
 mod attacks;
 mod auth;
+mod backends;
 mod bounds;
 mod child;
 mod cli;

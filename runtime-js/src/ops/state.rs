@@ -1,9 +1,12 @@
 //! `ctx.state`: ops over the isolate's own handler namespace. The namespace comes from
 //! [`HostState`], never from JavaScript, so one handler cannot name another's keys.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use deno_core::{OpState, op2};
 
-use crate::{HostState, StateError};
+use crate::{HostState, StateBackend, StateError};
 
 /// A state operation that failed; surfaces in JS as the named error class.
 #[derive(Debug, thiserror::Error, deno_error::JsError)]
@@ -28,11 +31,20 @@ impl From<StateError> for StateOpError {
     }
 }
 
+/// The store behind this isolate's `ctx.state`, taken out of the op state so no borrow of it
+/// is held while the store answers.
+fn backend(state: &Rc<RefCell<OpState>>) -> Rc<dyn StateBackend> {
+    state.borrow().borrow::<HostState>().state.clone()
+}
+
 /// The JSON text stored under `key`, or null.
 #[op2]
 #[string]
-pub fn op_eddy_state_get(state: &mut OpState, #[string] key: &str) -> Result<Option<String>, StateOpError> {
-    let value = state.borrow::<HostState>().state.get(key)?;
+pub async fn op_eddy_state_get(
+    state: Rc<RefCell<OpState>>,
+    #[string] key: String,
+) -> Result<Option<String>, StateOpError> {
+    let value = backend(&state).get(&key).await?;
     Ok(value.map(|v| v.to_string()))
 }
 
@@ -40,17 +52,16 @@ pub fn op_eddy_state_get(state: &mut OpState, #[string] key: &str) -> Result<Opt
 /// refused the write, its message (JS turns it into a `QuotaExceededError`).
 #[op2]
 #[string]
-pub fn op_eddy_state_set(
-    state: &mut OpState,
+pub async fn op_eddy_state_set(
+    state: Rc<RefCell<OpState>>,
     #[smi] invocation: u32,
-    #[string] key: &str,
-    #[string] json: &str,
+    #[string] key: String,
+    #[string] json: String,
 ) -> Result<String, StateOpError> {
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| StateOpError::Json(e.to_string()))?;
-    let host = state.borrow_mut::<HostState>();
-    match host.state.set(key, &value) {
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| StateOpError::Json(e.to_string()))?;
+    match backend(&state).set(&key, &value).await {
         Ok(()) => {
-            host.mark_written(invocation);
+            state.borrow_mut().borrow_mut::<HostState>().mark_written(invocation);
             Ok(String::new())
         }
         Err(StateError::Quota(message)) => Ok(message),
@@ -59,27 +70,26 @@ pub fn op_eddy_state_set(
 }
 
 /// Removes `key`; true if it existed.
-#[op2(fast)]
-pub fn op_eddy_state_delete(
-    state: &mut OpState,
+#[op2]
+pub async fn op_eddy_state_delete(
+    state: Rc<RefCell<OpState>>,
     #[smi] invocation: u32,
-    #[string] key: &str,
+    #[string] key: String,
 ) -> Result<bool, StateOpError> {
-    let host = state.borrow_mut::<HostState>();
-    let existed = host.state.delete(key)?;
-    host.mark_written(invocation);
+    let existed = backend(&state).delete(&key).await?;
+    state.borrow_mut().borrow_mut::<HostState>().mark_written(invocation);
     Ok(existed)
 }
 
 /// JSON array of `{ key, value }` whose key starts with `prefix`.
 #[op2]
 #[string]
-pub fn op_eddy_state_list(
-    state: &mut OpState,
-    #[string] prefix: &str,
+pub async fn op_eddy_state_list(
+    state: Rc<RefCell<OpState>>,
+    #[string] prefix: String,
     #[smi] limit: u32,
 ) -> Result<String, StateOpError> {
-    let entries = state.borrow::<HostState>().state.list(prefix, limit as usize)?;
+    let entries = backend(&state).list(&prefix, limit as usize).await?;
     let entries: Vec<_> = entries
         .into_iter()
         .map(|(key, value)| serde_json::json!({ "key": key, "value": value }))
