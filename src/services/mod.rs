@@ -1,7 +1,9 @@
 //! The services the faces of eddy call (the admin API, the intakes, `eddy dev`'s log): the
 //! store, the runtime, the delivery engine, replays, the handler registry with its routing
-//! table (`handlers.rs`) and the metrics; repairs (`repair.rs`) as one call each. The server builds one and hands it to each face,
-//! so no face knows how the others are wired; nothing here speaks HTTP.
+//! table (`handlers.rs`) and the metrics. Each operation is one call: ingest (`ingest.rs`),
+//! reads (`inspect.rs`), repairs (`repair.rs`, `bulk.rs`) and replay jobs (`jobs.rs`). The
+//! server builds one and hands it to each face, so no face knows how the others are wired;
+//! nothing here speaks HTTP.
 
 mod bulk;
 mod handlers;
