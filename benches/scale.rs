@@ -8,6 +8,9 @@
 //!    acknowledgement latency with 1 to 64 concurrent clients, on an empty store and on the
 //!    filled one.
 //!
+//! After each fill it prints the process's resident memory against `[store] cache_mb` (the
+//! default, or `EDDY_SCALE_CACHE_MB`).
+//!
 //! Figures only, no assertions: the caches are warm and the clients share the machine's cores
 //! with the server.
 
@@ -60,7 +63,8 @@ fn main() {
     println!("store reads: p50 and p99 in µs over {RUNS} runs (warm cache)");
     let mut fill = Fill::new();
     {
-        let store = Store::open(&data).expect("store");
+        let store = Store::open(&data, cache_mb() << 20).expect("store");
+        println!("[store] cache_mb = {}", cache_mb());
         for size in SIZES.into_iter().filter(|s| *s <= max) {
             let started = Instant::now();
             fill.up_to(&store, size);
@@ -70,6 +74,7 @@ fn main() {
                 "\n{size} events, {} deliveries (filled in {took:.0} s)",
                 fill.deliveries
             );
+            print_memory();
             reads(&store, &fill);
         }
     }
@@ -84,6 +89,26 @@ fn main() {
         ingest(dir.path(), &data, &format!("{} events", fill.events)).await;
     });
     machine::print_end();
+}
+
+/// `[store] cache_mb` of the run: `EDDY_SCALE_CACHE_MB`, else eddy's default.
+fn cache_mb() -> u64 {
+    std::env::var("EDDY_SCALE_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| eddy::config::StoreConfig::default().cache_mb)
+}
+
+/// This process's resident memory now and at its peak: the store is its one large user.
+fn print_memory() {
+    if let Some(rss) = support::procs::rss(std::process::id()) {
+        println!(
+            "resident memory: {:.0} MiB now, {:.0} MiB peak (cache_mb {})",
+            rss.now_kib as f64 / 1024.0,
+            rss.peak_kib as f64 / 1024.0,
+            cache_mb()
+        );
+    }
 }
 
 /// Fills the store, keeping what the reads need to know about it.
@@ -257,9 +282,10 @@ async fn ingest(dir: &Path, data: &Path, label: &str) {
     std::fs::create_dir_all(&handlers).expect("handlers");
     std::fs::write(handlers.join("bench.event.js"), "export default async function () {}\n").expect("handler");
     let text = format!(
-        "handlers = {:?}\ndata = {:?}\n",
+        "handlers = {:?}\ndata = {:?}\n[store]\ncache_mb = {}\n",
         handlers.display().to_string(),
-        data.display().to_string()
+        data.display().to_string(),
+        cache_mb()
     );
     let config = Config::parse(&text, &dir.join("eddy.toml")).expect("config");
     // The previous phase's isolate threads may still hold the store for a moment.
@@ -310,7 +336,7 @@ opening the filled store ({:.0} MiB of files): {after_crash:.2} s after a crash 
 async fn open_when_free(data: &Path) -> Store {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match Store::open(data) {
+        match Store::open(data, cache_mb() << 20) {
             Ok(store) => return store,
             Err(e) if e.to_string().contains("in use") && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;

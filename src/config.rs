@@ -16,6 +16,7 @@ mod limits;
 mod net;
 mod runtime;
 mod schedule;
+mod store;
 
 pub use api::ApiConfig;
 pub use delivery::{DeliveryConfig, RetentionConfig};
@@ -24,6 +25,7 @@ pub use limits::StateConfig;
 pub use net::NetConfig;
 pub use runtime::RuntimeConfig;
 pub use schedule::{MAX_DELAY, RetryError, RetrySchedule};
+pub use store::{MAX_CACHE_MB, StoreConfig};
 
 /// The file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "eddy.toml";
@@ -67,6 +69,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Quotas on each handler's durable state.
     pub state: StateConfig,
+    /// Memory of the embedded store.
+    pub store: StoreConfig,
     /// Bearer token every endpoint but `/healthz` requires (`EDDY_API_TOKEN` overrides).
     pub api_token: Option<String>,
     /// Exposure rules of the admin API.
@@ -123,6 +127,7 @@ impl Default for Config {
             net: NetConfig::default(),
             runtime: RuntimeConfig::default(),
             state: StateConfig::default(),
+            store: StoreConfig::default(),
             api_token: None,
             api: ApiConfig::default(),
             ingest: IngestConfig::default(),
@@ -198,7 +203,13 @@ impl Config {
         range(ingest.max_connections >= 1, "ingest.max_connections", "at least 1")?;
         let d = &self.delivery;
         range(d.max_concurrency >= 1, "delivery.max_concurrency", "at least 1")?;
-        range(d.handler_concurrency >= 1, "delivery.handler_concurrency", "at least 1")
+        range(d.handler_concurrency >= 1, "delivery.handler_concurrency", "at least 1")?;
+        let cache_mb = self.store.cache_mb;
+        range(
+            (1..=MAX_CACHE_MB).contains(&cache_mb),
+            "store.cache_mb",
+            "between 1 and 1048576 (1 TiB)",
+        )
     }
 
     /// What handlers may ask for: `[secrets] allow`, with every source's `secret_env` reserved.

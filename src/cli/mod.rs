@@ -77,7 +77,8 @@ struct CompactArgs {
 async fn compact(args: CompactArgs) -> Result<(), Failure> {
     let (config, _) = args.config.load()?;
     let data = args.data.unwrap_or(config.data);
-    let done = crate::store::Store::compact(&data).map_err(anyhow::Error::from)?;
+    let cache = config.store.cache_bytes();
+    let done = crate::store::Store::compact(&data, cache).map_err(anyhow::Error::from)?;
     say!(
         "{}: {} -> {} bytes",
         data.display(),

@@ -39,7 +39,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let root = handlers_root(&config.handlers, &file)?;
     let id = handler_id(&root, &file).ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
     let data = args.data.unwrap_or(config.data.clone());
-    let store = Store::open(&data).map_err(anyhow::Error::from)?;
+    let store = Store::open(&data, config.store.cache_bytes()).map_err(anyhow::Error::from)?;
     let runtime = Arc::new(
         Runtime::new(&config, &shown_root(&root, &args.handler), Arc::new(store)).map_err(anyhow::Error::from)?,
     );

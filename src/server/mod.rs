@@ -105,7 +105,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Stopped, ServerError> {
     check(&setup.config)?;
-    let store = Store::open(&setup.config.data)?;
+    let store = Store::open(&setup.config.data, setup.config.store.cache_bytes())?;
     let data = setup.config.data.clone();
     let served = serve(setup, Arc::new(store.clone()), listeners, shutdown).await;
     let failure = store.failure();

@@ -17,14 +17,14 @@ impl Store {
     /// Compacts the (unopened) store in `dir`: copies its live records into a new folder,
     /// then swaps the folders. A crash leaves either the old or the new folder in place, and
     /// at worst a `<dir>.compacting` or `<dir>.old` beside it.
-    pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
+    pub fn compact(dir: &Path, cache_bytes: u64) -> Result<Compacted, StoreError> {
         if !super::holds_a_store(dir) {
             return Err(StoreError::Open {
                 path: dir.to_owned(),
                 detail: "there is no store there to compact".into(),
             });
         }
-        let store = Store::open(dir)?;
+        let store = Store::open(dir, cache_bytes)?;
         let fresh = sibling(dir, "compacting");
         let old = sibling(dir, "old");
         let io = |e: std::io::Error| StoreError::Open {
@@ -103,7 +103,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nothing");
         assert!(
-            Store::compact(&missing)
+            Store::compact(&missing, crate::store::testing::CACHE_BYTES)
                 .unwrap_err()
                 .to_string()
                 .contains("no store there")
@@ -117,7 +117,7 @@ mod tests {
         let data = dir.path().join("data");
         let marker = "marker-7c1f9e2a";
         {
-            let store = Store::open(&data).unwrap();
+            let store = Store::open(&data, crate::store::testing::CACHE_BYTES).unwrap();
             for (id, value) in [("keep", "kept-value"), ("drop", marker)] {
                 let event = Event::from_value(json!({"id": id, "type": "t", "data": {"v": value}}), "t").unwrap();
                 store
@@ -141,7 +141,7 @@ mod tests {
         // sled's flusher thread lets go of the closed store a moment after it is dropped.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let compacted = loop {
-            match Store::compact(&data) {
+            match Store::compact(&data, crate::store::testing::CACHE_BYTES) {
                 Ok(done) => break done,
                 Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -155,7 +155,7 @@ mod tests {
             "the deleted value is still on disk"
         );
         assert!(contains(&data, b"kept-value"));
-        let store = Store::open(&data).unwrap();
+        let store = Store::open(&data, crate::store::testing::CACHE_BYTES).unwrap();
         assert_eq!(store.event("keep").unwrap().unwrap().event.data["v"], "kept-value");
         assert!(store.event("drop").unwrap().is_none());
     }

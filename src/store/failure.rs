@@ -71,7 +71,7 @@ mod tests {
     /// A store whose next large write fails as on a failing disk: sled keeps each large value
     /// in a file of its own under `blobs/`, and a file now stands in that folder's place.
     fn store_with_broken_blobs(dir: &std::path::Path) -> Store {
-        let store = Store::open(dir).unwrap();
+        let store = Store::open(dir, crate::store::testing::CACHE_BYTES).unwrap();
         // Never dropped: were the store not failed as it should be, sled's flush on drop would
         // wait for ever and the test would hang instead of failing.
         std::mem::forget(store.clone());
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn a_failed_store_is_dropped_without_waiting_for_a_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
         std::fs::remove_dir_all(dir.path().join("blobs")).unwrap();
         std::fs::write(dir.path().join("blobs"), "").unwrap();
         let big = serde_json::json!("x".repeat(400_000));

@@ -129,7 +129,7 @@ mod tests {
     /// no index trees, with one stray entry as an upgrade that died midway would leave.
     fn version_1_folder(dir: &Path) -> Vec<String> {
         let ids = {
-            let store = Store::open(dir).unwrap();
+            let store = Store::open(dir, crate::store::testing::CACHE_BYTES).unwrap();
             let mut ids = ingest_typed(&store, "e1", "a", &["h1", "h2"], 300);
             ids.extend(ingest_typed(&store, "e2", "b", &["h1"], 200));
             ingest_typed(&store, "e3", "a", &[], 400);
@@ -193,7 +193,7 @@ mod tests {
     fn counters_and_time_order_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
             let ids = ingest_typed(&store, "e1", "a", &["h", "i"], 500);
             attempt(&store, &ids[0], NextStep::Succeeded, 510);
             store.db.flush().unwrap();
@@ -217,7 +217,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         {
-            let store = Store::open(&data).unwrap();
+            let store = Store::open(&data, crate::store::testing::CACHE_BYTES).unwrap();
             ingest_typed(&store, "e1", "a", &["h"], 10);
             store
                 .trees
@@ -227,7 +227,7 @@ mod tests {
             store.db.flush().unwrap();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while let Err(e) = Store::compact(&data) {
+        while let Err(e) = Store::compact(&data, crate::store::testing::CACHE_BYTES) {
             assert!(
                 e.to_string().contains("in use") && std::time::Instant::now() < deadline,
                 "{e}"
@@ -244,7 +244,7 @@ mod tests {
     fn a_version_2_folder_gets_its_state_usage_counted_once_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let expected = {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
             for (handler, key) in [("a", "k1"), ("a", "k2"), ("ab", "k"), ("b", "x")] {
                 let state = store.handler_state(handler, crate::store::StateQuota::UNLIMITED);
                 state.set(key, &serde_json::json!({ "v": key })).unwrap();

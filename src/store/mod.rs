@@ -165,9 +165,9 @@ impl Trees {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        guard::guarded(dir, || Self::open_in_place(dir))
+    /// Opens (or creates) the store in `dir`, its page cache held to `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        guard::guarded(dir, || Self::open_in_place(dir, cache_bytes))
     }
 
     /// Records that the store in `dir` was closed cleanly, so the next open can skip copying
@@ -186,13 +186,14 @@ impl Store {
         }
     }
 
-    fn open_in_place(dir: &Path) -> Result<Self, StoreError> {
+    fn open_in_place(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let open_err = |detail: String| StoreError::Open {
             path: dir.to_owned(),
             detail,
         };
         let existed = holds_a_store(dir);
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        let db = config.open().map_err(|e| match e {
             // sled reports a held file lock as an I/O error whose text names the lock.
             sled::Error::Io(io) if io.to_string().contains("acquire lock") => {
                 StoreError::InUse { path: dir.to_owned() }
@@ -290,8 +291,10 @@ mod tests {
     #[test]
     fn second_open_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path()).err().expect("second open must fail");
+        let _first = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
+        let err = Store::open(dir.path(), crate::store::testing::CACHE_BYTES)
+            .err()
+            .expect("second open must fail");
         assert!(err.to_string().contains("in use"), "{err}");
     }
 
@@ -299,7 +302,7 @@ mod tests {
     fn a_garbled_store_is_refused_not_started_over() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
             store
                 .handler_state("h", StateQuota::UNLIMITED)
                 .set("k", &serde_json::json!(1))

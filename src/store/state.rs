@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn get_set_delete_list() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
         let s = store.handler_state("accounts.patch", StateQuota::UNLIMITED);
         assert_eq!(s.get("a").unwrap(), None);
         s.set("contact:1", &json!({"n": 1})).unwrap();
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn handlers_cannot_see_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
         store
             .handler_state("a", StateQuota::UNLIMITED)
             .set("k", &json!(1))
@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn limits() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path())
+        let s = Store::open(dir.path(), crate::store::testing::CACHE_BYTES)
             .unwrap()
             .handler_state("h", StateQuota::UNLIMITED);
         assert!(matches!(s.set("", &json!(1)), Err(StoreError::KeyLength { .. })));
@@ -246,7 +246,7 @@ mod tests {
     fn usage_is_exact_after_set_overwrite_delete_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
             let s = store.handler_state("h", StateQuota::UNLIMITED);
             s.set("ab", &json!("xyz")).unwrap(); // 2 + 5 bytes of JSON
             assert_eq!(store.state_usage("h").unwrap(), usage(7, 1));

@@ -5,6 +5,9 @@ use std::path::Path;
 use super::{AttemptRecord, DeliveryRecord, Ingested, NewEvent, NextStep, Store, StoreError, keys};
 use crate::event::Event;
 
+/// The page cache of the stores tests open.
+pub const CACHE_BYTES: u64 = 64 << 20;
+
 /// Ingests event `id` (type `t`) routed to `handlers` at `now_ms`; returns its delivery ids.
 pub fn ingest(store: &Store, id: &str, handlers: &[&str], now_ms: u64) -> Vec<String> {
     ingest_typed(store, id, "t", handlers, now_ms)
@@ -92,7 +95,7 @@ fn index_snapshot(store: &Store) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
 pub fn open_when_free(dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match Store::open(dir) {
+        match Store::open(dir, CACHE_BYTES) {
             Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

@@ -125,7 +125,7 @@ async fn signup_server(folder: &std::path::Path) -> (TestServer, tempfile::TempD
 async fn compact_when_free(folder: &std::path::Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match eddy::store::Store::compact(folder) {
+        match eddy::store::Store::compact(folder, 64 << 20) {
             Ok(_) => return,
             Err(e) if e.to_string().contains("in use") && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;

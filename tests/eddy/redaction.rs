@@ -210,7 +210,7 @@ async fn redact_all_leaves_no_form_of_the_payload_anywhere() {
 async fn compact_when_free(folder: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match eddy::store::Store::compact(folder) {
+        match eddy::store::Store::compact(folder, 64 << 20) {
             Ok(_) => return,
             Err(e) if e.to_string().contains("in use") && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
