@@ -9,8 +9,14 @@
 //!   follows a write), p50/p99;
 //! - resident memory per idle isolate, from the process RSS before and after loading many;
 //! - 1,000 distinct handlers loaded at once (`EDDY_BENCH_HANDLERS` changes the number): time
-//!   to load them all, resident memory, and one invocation of each.
+//!   to load them all, resident memory, and one invocation of each;
+//! - the whole `eddy run` process on a trivial handler against `deno run` of the same module
+//!   (Deno from the npm registry, as the peers bench installs it), 20 paired runs.
 
+#[path = "peers/deno.rs"]
+mod deno;
+#[path = "runtime/process.rs"]
+mod process;
 mod support;
 
 use std::path::Path;
@@ -37,6 +43,11 @@ fn main() {
     tokio.block_on(isolate_creation());
     tokio.block_on(handlers());
     tokio.block_on(many_handlers());
+    let eddy = support::eddy::binary();
+    // CARGO_BIN_EXE_eddy is <target dir>/<profile>/eddy; Deno goes where the peers bench puts it.
+    let work = eddy.ancestors().nth(2).expect("target dir").join("peers");
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+    process::compare(&eddy, deno::install_deno(&peers, &work));
     machine::print_end();
 }
 

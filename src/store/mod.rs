@@ -175,6 +175,9 @@ impl Store {
     /// dropped; returns whether it was sealed.
     pub async fn seal(dir: &Path, wait: std::time::Duration) -> Result<bool, StoreError> {
         let until = std::time::Instant::now() + wait;
+        // The last handles usually go within a few ms (isolate threads winding down): look
+        // again soon at first, then every 20 ms.
+        let mut pause = std::time::Duration::from_millis(1);
         loop {
             if seal::seal(dir)? {
                 return Ok(true);
@@ -182,7 +185,8 @@ impl Store {
             if std::time::Instant::now() >= until {
                 return Ok(false);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
         }
     }
 
