@@ -268,12 +268,11 @@ fn eddy_launch(setup: &Setup, durable: bool) -> Result<Launch, String> {
         handlers.join(format!("{EVENT_TYPE}.js")),
     )
     .map_err(|e| e.to_string())?;
-    // Deno and Node.js run the handler for up to 64 requests at once; eddy gets the same
-    // concurrency (its default per handler is 8, a courtesy to third-party APIs).
+    // eddy at its defaults: up to 64 attempts of the handler at once, as Deno and Node.js run
+    // it for up to 64 requests at once.
     let mut config = String::from(
         "handlers = \"handlers\"\ndata = \"data\"\nlisten = \"127.0.0.1:0\"\n\n\
-         [net]\nallow_private = [\"127.0.0.1/32\"]\n\n\
-         [delivery]\nhandler_concurrency = 64\n\n[runtime]\ninvocations_per_isolate = 32\n",
+         [net]\nallow_private = [\"127.0.0.1/32\"]\n",
     );
     if !durable {
         config.push_str("\n[ingest]\ndurable_ack = false\n");

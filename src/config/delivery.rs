@@ -12,9 +12,12 @@ use super::RetrySchedule;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
-    /// Most attempts running at once, across handlers.
+    /// Most attempts running at once, across handlers: several handlers' worth, so handlers
+    /// that hold their workers (a hanging API) leave room for the others.
     pub max_concurrency: usize,
     /// Attempts of one handler running at once, unless its `config.concurrency` says otherwise.
+    /// As many as a server running the handler in its requests would run for 64 clients;
+    /// what a third-party API can take is a rate limit's business, not this bound's.
     pub handler_concurrency: usize,
     /// Delays before the 2nd, 3rd, ... attempt, unless a handler's `config.retry` says otherwise.
     #[serde(deserialize_with = "retry_schedule")]
@@ -26,8 +29,8 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            max_concurrency: 64,
-            handler_concurrency: 8,
+            max_concurrency: 256,
+            handler_concurrency: 64,
             retry_schedule: RetrySchedule::default(),
             grace_period_ms: 10_000,
         }

@@ -24,7 +24,8 @@ pub struct RuntimeConfig {
     pub max_cpu_limit_ms: u64,
     /// Most isolates kept for one handler.
     pub isolates_per_handler: usize,
-    /// Most invocations interleaved on one isolate's event loop.
+    /// Most invocations interleaved on one isolate's event loop (with `isolates_per_handler`,
+    /// room for `[delivery] handler_concurrency` attempts at once).
     pub invocations_per_isolate: usize,
     /// Most console output kept per invocation.
     pub max_log_bytes: usize,
@@ -40,7 +41,7 @@ impl Default for RuntimeConfig {
             max_timeout_ms: 15 * 60 * 1000,
             max_cpu_limit_ms: 60_000,
             isolates_per_handler: 2,
-            invocations_per_isolate: 16,
+            invocations_per_isolate: 32,
             max_log_bytes: 64 * 1024,
         }
     }

@@ -90,9 +90,9 @@ const BAD: [(&str, &str); 8] = [
 ];
 
 /// Events of the neighbour that holds every worker it may have until released.
-const HELD: usize = 12;
+const HELD: usize = HANDLER_CONCURRENCY + 4;
 /// Attempts of one handler running at once (the default `handler_concurrency`).
-const HANDLER_CONCURRENCY: usize = 8;
+const HANDLER_CONCURRENCY: usize = 64;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
