@@ -13,7 +13,7 @@ use super::bodies::{AuditBody, DeliveryBody, JobBody, bodies};
 use super::events::since_ms;
 use super::{ApiError, actor, limit};
 use crate::delivery::ReplayFilter;
-use crate::services::{BulkReplay, Preview, Services};
+use crate::services::{BulkReplay, Preview, ServiceError, Services};
 use crate::store::{DeliveryStatus, Replayed};
 
 /// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running;
@@ -85,11 +85,7 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
     let status = request
         .status
         .as_deref()
-        .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::unprocessable("invalid_status", "only dead or succeeded deliveries can be replayed")
-            })
-        })
+        .map(|s| DeliveryStatus::parse(s).ok_or_else(|| ApiError::from(ServiceError::ReplayStatus)))
         .transpose()?;
     Ok(ReplayFilter {
         status,

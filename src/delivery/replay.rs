@@ -14,6 +14,7 @@ use crate::clock::now_ms;
 use crate::event::new_id;
 use crate::store::{
     AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, SharedStore, StoreError,
+    event_ids,
 };
 
 /// Which deliveries a replay job takes, or which events a backfill takes.
@@ -118,26 +119,13 @@ impl Replays {
 
     /// Event ids a backfill with `filter` would take.
     pub async fn matching_events(&self, filter: &ReplayFilter) -> Result<Vec<String>, StoreError> {
-        let mut page = EventFilter {
+        let page = EventFilter {
             event_type: filter.event_type.clone(),
             since_ms: filter.since_ms,
             limit: 1000,
             ..Default::default()
         };
-        let mut out = Vec::new();
-        loop {
-            let found = self.store.list_events(&page).await?;
-            let Some(last) = found.last().map(|e| e.seq) else {
-                return Ok(out);
-            };
-            out.extend(
-                found
-                    .into_iter()
-                    .filter(|e| in_window(filter, e.received_ms))
-                    .map(|e| e.event.id),
-            );
-            page.after_seq = Some(last);
-        }
+        event_ids(self.store.as_ref(), page, |e| in_window(filter, e.received_ms)).await
     }
 
     /// Starts a job in the background.

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::repair::{Redaction, is_data_path};
 use super::{ServiceError, Services};
 use crate::clock::now_ms;
-use crate::store::{EventFilter, EventRecord};
+use crate::store::{EventFilter, EventRecord, event_ids};
 
 /// Events listed per read of the store while selecting.
 const PAGE: usize = 1000;
@@ -74,21 +74,13 @@ impl Selection {
 impl Services {
     /// Ids of the events `selection` takes, in the order they were received.
     pub async fn select(&self, selection: &Selection) -> Result<Vec<String>, ServiceError> {
-        let mut page = EventFilter {
+        let filter = EventFilter {
             event_type: selection.event_type.clone(),
             since_ms: selection.since_ms,
             limit: PAGE,
             ..Default::default()
         };
-        let mut ids = Vec::new();
-        loop {
-            let events = self.store.list_events(&page).await?;
-            let Some(last) = events.last().map(|e| e.seq) else {
-                return Ok(ids);
-            };
-            ids.extend(events.iter().filter(|e| selection.takes(e)).map(|e| e.event.id.clone()));
-            page.after_seq = Some(last);
-        }
+        Ok(event_ids(self.store.as_ref(), filter, |e| selection.takes(e)).await?)
     }
 
     /// Deletes every event `selection` takes; one audit entry by `actor`, one commit.

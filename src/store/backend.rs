@@ -98,6 +98,24 @@ pub trait Backend: Send + Sync + 'static {
     fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore>;
 }
 
+/// Ids of the events `filter` lists that `keep` takes, in ingest order, over every page from
+/// `filter`'s cursor on (`filter.limit` is the page size).
+pub async fn event_ids(
+    store: &dyn Backend,
+    mut filter: EventFilter,
+    keep: impl Fn(&EventRecord) -> bool,
+) -> Result<Vec<String>, StoreError> {
+    let mut ids = Vec::new();
+    loop {
+        let events = store.list_events(&filter).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(ids);
+        };
+        ids.extend(events.into_iter().filter(|e| keep(e)).map(|e| e.event.id));
+        filter.after_seq = Some(last);
+    }
+}
+
 /// One handler's key/value namespace, asynchronous like [`Backend`].
 pub trait StateStore: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Option<Value>>;

@@ -124,17 +124,7 @@ impl Store {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let mut count = 0;
             for id in ids {
-                let requeued = self.update_delivery(&id, |delivery| {
-                    if delivery.status != DeliveryStatus::Running {
-                        return Ok(None);
-                    }
-                    self.enqueue(now_ms, &delivery.id)?;
-                    delivery.status = DeliveryStatus::Pending;
-                    delivery.next_attempt_ms = Some(now_ms);
-                    delivery.updated_ms = now_ms;
-                    Ok(Some(()))
-                })?;
-                if matches!(requeued, Some((_, Some(())))) {
+                if self.back_to_queue(&id, now_ms, now_ms)? {
                     count += 1;
                 }
             }

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
-pub use backend::{Backend, Pending, SharedStore, StateStore};
+pub use backend::{Backend, Pending, SharedStore, StateStore, event_ids};
 pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;

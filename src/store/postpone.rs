@@ -7,20 +7,24 @@ impl Store {
     /// Puts a running delivery back in the queue, due at `due_ms`, without counting an
     /// attempt (its event was not readable yet). False if it is no longer running.
     pub fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
-        self.write(|| {
-            let postponed = self.update_delivery(id, |delivery| {
-                if delivery.status != DeliveryStatus::Running {
-                    return Ok(None);
-                }
-                // Queued before the record says pending, as in `finish_attempt`.
-                self.enqueue(due_ms, &delivery.id)?;
-                delivery.status = DeliveryStatus::Pending;
-                delivery.next_attempt_ms = Some(due_ms);
-                delivery.updated_ms = now_ms;
-                Ok(Some(()))
-            })?;
-            Ok(matches!(postponed, Some((_, Some(())))))
-        })
+        self.write(|| self.back_to_queue(id, due_ms, now_ms))
+    }
+
+    /// The step of [`Store::postpone`] and `requeue_running`, inside their write: a running
+    /// delivery becomes pending, queued at `due_ms`. False if it is no longer running.
+    pub(super) fn back_to_queue(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
+        let queued = self.update_delivery(id, |delivery| {
+            if delivery.status != DeliveryStatus::Running {
+                return Ok(None);
+            }
+            // Queued before the record says pending, as in `finish_attempt`.
+            self.enqueue(due_ms, &delivery.id)?;
+            delivery.status = DeliveryStatus::Pending;
+            delivery.next_attempt_ms = Some(due_ms);
+            delivery.updated_ms = now_ms;
+            Ok(Some(()))
+        })?;
+        Ok(matches!(queued, Some((_, Some(())))))
     }
 }
 
