@@ -181,7 +181,8 @@ impl Fill {
                 error: "Error: crm answered 503".into(),
             },
         };
-        let mut claimed = store.claim(at, id, at + 5).expect("claim").expect("queued");
+        let handler = store.delivery(id).expect("read").expect("stored").handler;
+        let mut claimed = store.claim(&handler, at, id, at + 5).expect("claim").expect("queued");
         let attempt = AttemptRecord {
             n: 1,
             started_ms: at + 5,
@@ -211,12 +212,16 @@ fn reads(store: &Store, fill: &Fill) {
     let rows: Vec<(&str, Read)> = vec![
         ("queue depth", Box::new(|| store.queue_depth())),
         (
-            "due scan, 256 entries",
-            Box::new(|| store.due(u64::MAX, 256).expect("due").len()),
+            "queue heads (one per handler)",
+            Box::new(|| store.queue_heads().expect("heads").len()),
         ),
         (
-            "due scan, nothing due",
-            Box::new(|| store.due(end_ms, 256).expect("due").len()),
+            "due of one handler, 256 entries",
+            Box::new(|| store.due("crm.sync", u64::MAX, 256).expect("due").len()),
+        ),
+        (
+            "due of one handler, nothing due",
+            Box::new(|| store.due("crm.sync", end_ms, 256).expect("due").len()),
         ),
         (
             "events of a type, page 1",

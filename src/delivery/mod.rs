@@ -13,6 +13,7 @@ pub mod replay;
 pub mod retry;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
@@ -27,14 +28,12 @@ use crate::metrics::Metrics;
 use crate::runtime::{InvocationReport, Runtime};
 use crate::store::{NextStep, SharedStore, StoreError};
 
-/// Deliveries looked at per scan of the queue.
-const SCAN: usize = 256;
 /// Attempts buffered for slow listeners of [`Engine::subscribe`].
 const ATTEMPT_FEED: usize = 512;
-/// Longest sleep between scans when nothing wakes the engine.
-const IDLE_SCAN: Duration = Duration::from_secs(1);
-/// Time between scans while every due delivery waits for a permit.
-const BLOCKED_RESCAN: Duration = Duration::from_millis(50);
+/// Longest sleep between passes when nothing wakes the engine.
+const IDLE_PASS: Duration = Duration::from_secs(1);
+/// Longest sleep between passes while due deliveries wait for a permit.
+const BLOCKED_PASS: Duration = Duration::from_millis(50);
 
 /// Errors that stop the engine.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +79,8 @@ pub struct Engine {
     /// Woken when new work may be due (ingest, a retry scheduled soon).
     wake: Notify,
     metrics: Arc<Metrics>,
-    /// The handler of each queued delivery seen by a scan (see `dispatch.rs`).
-    handler_of: dispatch::HandlerOf,
+    /// Which handler goes first in the next pass (see `dispatch.rs`).
+    turn: AtomicUsize,
     /// Every finished attempt, for whoever listens (`eddy dev`'s log).
     attempts: broadcast::Sender<Arc<AttemptNotice>>,
 }
@@ -114,7 +113,7 @@ impl Engine {
             settings,
             registry: Arc::default(),
             wake: Notify::new(),
-            handler_of: dispatch::HandlerOf::default(),
+            turn: AtomicUsize::new(0),
             attempts: broadcast::channel(ATTEMPT_FEED).0,
         })
     }
@@ -152,16 +151,22 @@ impl Engine {
         }
         let mut tasks = JoinSet::new();
         while !*shutdown.borrow() {
-            let dispatched = self.dispatch(&mut tasks).await?;
-            // At the limits with work due: new events cannot start anything until a permit is
-            // released, which a finishing attempt reports, so ingest's wake-ups are not heeded
-            // and other handlers' work is looked for now and then.
-            let blocked = dispatched.blocked && dispatched.started == 0;
-            let pause = if blocked { BLOCKED_RESCAN } else { self.pause().await? };
+            let pause = self
+                .dispatch(&mut tasks)
+                .await?
+                .pause(now_ms(), IDLE_PASS, BLOCKED_PASS);
+            // A pass reads a seek per handler and only what it starts, so every wake-up is
+            // heeded: a finished attempt frees a permit, an ingest may bring another
+            // handler's work.
             tokio::select! {
-                _ = self.wake.notified(), if !blocked => {}
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // The sender gone means whoever could stop the engine is gone: stop.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
                 Some(_) = tasks.join_next() => {}
             }
         }
@@ -175,14 +180,5 @@ impl Engine {
             );
         }
         Ok(())
-    }
-
-    /// Time until the earliest queued delivery is due, at most [`IDLE_SCAN`].
-    async fn pause(&self) -> Result<Duration, DeliveryError> {
-        let pause = match self.store.next_due().await? {
-            Some(due) => Duration::from_millis(due.saturating_sub(now_ms())),
-            None => IDLE_SCAN,
-        };
-        Ok(pause.min(IDLE_SCAN))
     }
 }

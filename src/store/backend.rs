@@ -52,15 +52,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Deliveries in creation order.
     fn list_deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> Pending<'a, Vec<DeliveryRecord>>;
 
-    /// Up to `limit` queued deliveries due by `now_ms`, as (due ms, id), earliest first.
-    fn due(&self, now_ms: u64, limit: usize) -> Pending<'_, Vec<(u64, String)>>;
-    /// When the earliest queued delivery is due.
-    fn next_due(&self) -> Pending<'_, Option<u64>>;
+    /// Each handler with queued deliveries, with when its earliest is due.
+    fn queue_heads(&self) -> Pending<'_, Vec<(String, u64)>>;
+    /// Up to `limit` of `handler`'s queued deliveries due by `now_ms`, as (due ms, id),
+    /// earliest first.
+    fn due<'a>(&'a self, handler: &'a str, now_ms: u64, limit: usize) -> Pending<'a, Vec<(u64, String)>>;
     /// Deliveries in the queue.
     fn queue_depth(&self) -> usize;
-    /// Takes a queued delivery for an attempt (status `running`); `None` if another caller
-    /// took it or it is no longer queued at `due_ms`.
-    fn claim<'a>(&'a self, due_ms: u64, id: &'a str, now_ms: u64) -> Pending<'a, Option<DeliveryRecord>>;
+    /// Takes `handler`'s queued delivery for an attempt (status `running`); `None` if another
+    /// caller took it or it is no longer queued at `due_ms`.
+    fn claim<'a>(
+        &'a self,
+        handler: &'a str,
+        due_ms: u64,
+        id: &'a str,
+        now_ms: u64,
+    ) -> Pending<'a, Option<DeliveryRecord>>;
     /// Records an attempt and what follows it; updates `delivery` to what was stored.
     fn finish_attempt<'a>(
         &'a self,
@@ -169,17 +176,23 @@ impl Backend for Store {
     fn list_deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> Pending<'a, Vec<DeliveryRecord>> {
         ready(Store::list_deliveries(self, filter))
     }
-    fn due(&self, now_ms: u64, limit: usize) -> Pending<'_, Vec<(u64, String)>> {
-        ready(Store::due(self, now_ms, limit))
+    fn queue_heads(&self) -> Pending<'_, Vec<(String, u64)>> {
+        ready(Store::queue_heads(self))
     }
-    fn next_due(&self) -> Pending<'_, Option<u64>> {
-        ready(Store::next_due(self))
+    fn due<'a>(&'a self, handler: &'a str, now_ms: u64, limit: usize) -> Pending<'a, Vec<(u64, String)>> {
+        ready(Store::due(self, handler, now_ms, limit))
     }
     fn queue_depth(&self) -> usize {
         Store::queue_depth(self)
     }
-    fn claim<'a>(&'a self, due_ms: u64, id: &'a str, now_ms: u64) -> Pending<'a, Option<DeliveryRecord>> {
-        ready(Store::claim(self, due_ms, id, now_ms))
+    fn claim<'a>(
+        &'a self,
+        handler: &'a str,
+        due_ms: u64,
+        id: &'a str,
+        now_ms: u64,
+    ) -> Pending<'a, Option<DeliveryRecord>> {
+        ready(Store::claim(self, handler, due_ms, id, now_ms))
     }
     fn finish_attempt<'a>(
         &'a self,
@@ -266,11 +279,16 @@ mod tests {
         assert_eq!(accepted[1], Ingested::Duplicate { id: "e1".into() });
         store.commit().await.unwrap();
         assert_eq!(store.queue_depth(), 1);
-        let due = store.due(1_000, 10).await.unwrap();
+        assert_eq!(store.queue_heads().await.unwrap(), [("h".to_owned(), 1_000)]);
+        let due = store.due("h", 1_000, 10).await.unwrap();
         let (due_ms, id) = due[0].clone();
-        let mut claimed = store.claim(due_ms, &id, 1_001).await.unwrap().expect("claimed once");
+        let mut claimed = store
+            .claim("h", due_ms, &id, 1_001)
+            .await
+            .unwrap()
+            .expect("claimed once");
         assert!(
-            store.claim(due_ms, &id, 1_001).await.unwrap().is_none(),
+            store.claim("h", due_ms, &id, 1_001).await.unwrap().is_none(),
             "a second claim gets nothing"
         );
         let attempt = AttemptRecord {
@@ -288,7 +306,7 @@ mod tests {
         assert_eq!(store.attempts(&id).await.unwrap(), vec![attempt]);
         assert_eq!(store.queue_depth(), 0);
         assert_eq!(store.replay_delivery(&id, 1_003).await.unwrap(), Replayed::Queued);
-        assert_eq!(store.next_due().await.unwrap(), Some(1_003));
+        assert_eq!(store.queue_heads().await.unwrap(), [("h".to_owned(), 1_003)]);
     }
 
     #[tokio::test]

@@ -21,37 +21,51 @@ pub struct DeliveryFilter {
 }
 
 impl Store {
-    /// Up to `limit` queued deliveries due at or before `now_ms`, earliest first, as
-    /// `(due_ms, delivery id)`.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.trees.queue.range(..keys::queue_key(now_ms.saturating_add(1), "")) {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, _) = item?;
-            out.push(keys::parse_queue_key(&key)?);
+    /// Each handler with queued deliveries, with when its earliest is due: one seek per
+    /// handler, whatever the length of its queue.
+    pub fn queue_heads(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut heads = Vec::new();
+        let mut from = Vec::new();
+        while let Some(item) = self.trees.queue.range(from.as_slice()..).next() {
+            let (handler, due_ms, _) = keys::parse_queue_key(&item?.0)?;
+            // Past every key of this handler: its prefix ends in 0x00, so this always exists.
+            from = keys::prefix_end(&keys::state_prefix(&handler)).unwrap_or_default();
+            heads.push((handler, due_ms));
         }
-        Ok(out)
+        Ok(heads)
     }
 
-    /// When the earliest queued delivery is due.
-    pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
-        match self.trees.queue.first()? {
-            Some((key, _)) => Ok(Some(keys::parse_queue_key(&key)?.0)),
-            None => Ok(None),
-        }
+    /// Up to `limit` of `handler`'s queued deliveries due at or before `now_ms`, earliest
+    /// first, as `(due_ms, delivery id)`.
+    pub fn due(&self, handler: &str, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let start = keys::state_prefix(handler);
+        let end = keys::queue_key(handler, now_ms.saturating_add(1), "");
+        let prefix = start.len();
+        self.trees
+            .queue
+            .range(start..end)
+            .take(limit)
+            .map(|item| keys::parse_position(&item?.0[prefix..]))
+            .collect()
     }
 
     /// Takes a queued delivery for an attempt: marks it running and removes it from the queue.
     /// None if another worker took it first, or if the entry is stale (see below).
-    pub fn claim(&self, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
+    pub fn claim(
+        &self,
+        handler: &str,
+        due_ms: u64,
+        id: &str,
+        now_ms: u64,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
         self.write(|| {
-            let key = keys::queue_key(due_ms, id);
+            let key = keys::queue_key(handler, due_ms, id);
             let claimed = self.update_delivery(id, |delivery| {
                 // Every write that queues a delivery puts the entry in before the record says
                 // pending, so a crash can leave an entry the record does not match: it is dropped.
-                let current = delivery.status == DeliveryStatus::Pending && delivery.next_attempt_ms == Some(due_ms);
+                let current = delivery.status == DeliveryStatus::Pending
+                    && delivery.next_attempt_ms == Some(due_ms)
+                    && delivery.handler == handler;
                 if !current || !self.trees.queue.contains_key(&key)? {
                     return Ok(None);
                 }
@@ -62,7 +76,7 @@ impl Store {
             })?;
             // Running is on record before the entry goes: a crash in between leaves a running
             // delivery (queued again at the next start), never a pending one that no entry holds.
-            self.dequeue(due_ms, id)?;
+            self.dequeue(handler, due_ms, id)?;
             Ok(match claimed {
                 Some((delivery, Some(()))) => Some(delivery),
                 _ => None,
@@ -96,7 +110,7 @@ impl Store {
                 if let Some(due_ms) = due_ms {
                     // Queued before the record says pending: a crash between the two runs the
                     // delivery again, which at-least-once allows; the other order could strand it.
-                    self.enqueue(due_ms, &stored.id)?;
+                    self.enqueue(&stored.handler, due_ms, &stored.id)?;
                 }
                 stored.status = status;
                 stored.next_attempt_ms = due_ms;
@@ -176,18 +190,18 @@ impl Store {
         self.shared.queued.load(Ordering::SeqCst)
     }
 
-    /// Queues delivery `id` for `due_ms`.
-    pub(super) fn enqueue(&self, due_ms: u64, id: &str) -> Result<(), StoreError> {
-        let key = keys::queue_key(due_ms, id);
+    /// Queues `handler`'s delivery `id` for `due_ms`.
+    pub(super) fn enqueue(&self, handler: &str, due_ms: u64, id: &str) -> Result<(), StoreError> {
+        let key = keys::queue_key(handler, due_ms, id);
         if self.trees.queue.insert(key, &[] as &[u8])?.is_none() {
             self.shared.queued.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
 
-    /// Takes delivery `id` off the queue for `due_ms`; whether it was there.
-    pub(super) fn dequeue(&self, due_ms: u64, id: &str) -> Result<bool, StoreError> {
-        let removed = self.trees.queue.remove(keys::queue_key(due_ms, id))?.is_some();
+    /// Takes `handler`'s delivery `id` off the queue for `due_ms`; whether it was there.
+    pub(super) fn dequeue(&self, handler: &str, due_ms: u64, id: &str) -> Result<bool, StoreError> {
+        let removed = self.trees.queue.remove(keys::queue_key(handler, due_ms, id))?.is_some();
         if removed {
             self.shared.queued.fetch_sub(1, Ordering::SeqCst);
         }
@@ -219,10 +233,12 @@ mod tests {
     fn claim_retry_and_finish() {
         let store = Store::temporary().unwrap();
         let id = one_delivery(&store);
-        let mut d = store.claim(10, &id, 11).unwrap().expect("claimed");
+        let mut d = crate::store::testing::claim(&store, 10, &id, 11)
+            .unwrap()
+            .expect("claimed");
         assert_eq!(d.status, DeliveryStatus::Running);
         assert!(
-            store.claim(10, &id, 11).unwrap().is_none(),
+            crate::store::testing::claim(&store, 10, &id, 11).unwrap().is_none(),
             "a delivery is claimed once"
         );
         let retry = NextStep::Retry {
@@ -230,9 +246,9 @@ mod tests {
             error: "boom".into(),
         };
         store.finish_attempt(&mut d, &attempt(1, false), retry, 12).unwrap();
-        assert_eq!(store.next_due().unwrap(), Some(5000));
-        assert!(store.due(4999, 10).unwrap().is_empty());
-        let mut d = store.claim(5000, &id, 5000).unwrap().unwrap();
+        assert_eq!(store.queue_heads().unwrap(), [("h".to_owned(), 5000)]);
+        assert!(crate::store::testing::due(&store, 4999).is_empty());
+        let mut d = crate::store::testing::claim(&store, 5000, &id, 5000).unwrap().unwrap();
         store
             .finish_attempt(&mut d, &attempt(2, true), NextStep::Succeeded, 5001)
             .unwrap();
@@ -250,8 +266,8 @@ mod tests {
         let id = one_delivery(&store);
         crate::store::testing::attempt(&store, &id, NextStep::Succeeded, 11);
         // As if the process died after queueing a replay, before the record said pending.
-        store.enqueue(12, &id).unwrap();
-        assert!(store.claim(12, &id, 13).unwrap().is_none());
+        store.enqueue("h", 12, &id).unwrap();
+        assert!(crate::store::testing::claim(&store, 12, &id, 13).unwrap().is_none());
         assert_eq!(store.queue_depth(), 0, "the stale entry is gone");
         let stored = store.delivery(&id).unwrap().unwrap();
         assert_eq!((stored.status, stored.attempts), (DeliveryStatus::Succeeded, 1));
@@ -261,9 +277,9 @@ mod tests {
     fn running_deliveries_are_requeued_after_a_crash() {
         let store = Store::temporary().unwrap();
         let id = one_delivery(&store);
-        store.claim(10, &id, 11).unwrap().unwrap();
+        crate::store::testing::claim(&store, 10, &id, 11).unwrap().unwrap();
         assert_eq!(store.requeue_running(99).unwrap(), 1);
-        assert_eq!(store.due(99, 10).unwrap(), [(99, id.clone())]);
+        assert_eq!(crate::store::testing::due(&store, 99), [(99, id.clone())]);
         assert_eq!(store.delivery(&id).unwrap().unwrap().status, DeliveryStatus::Pending);
     }
 
@@ -271,7 +287,7 @@ mod tests {
     fn deliveries_list_by_filter() {
         let store = Store::temporary().unwrap();
         let id = one_delivery(&store);
-        let mut d = store.claim(10, &id, 11).unwrap().unwrap();
+        let mut d = crate::store::testing::claim(&store, 10, &id, 11).unwrap().unwrap();
         store
             .finish_attempt(&mut d, &attempt(1, false), NextStep::Dead { error: "no".into() }, 12)
             .unwrap();

@@ -81,7 +81,7 @@ impl Store {
         self.index_event(&record, order_ms)?;
         for delivery in &deliveries {
             self.write_delivery(None, delivery)?;
-            self.enqueue(now_ms, &delivery.id)?;
+            self.enqueue(&delivery.handler, now_ms, &delivery.id)?;
         }
         let claimed = self
             .trees
@@ -173,8 +173,8 @@ mod tests {
                 deliveries: vec![]
             }
         );
-        assert_eq!(store.due(1000, 10).unwrap().len(), 2);
-        assert_eq!(store.due(999, 10).unwrap().len(), 0);
+        assert_eq!(crate::store::testing::due(&store, 1000).len(), 2);
+        assert_eq!(crate::store::testing::due(&store, 999).len(), 0);
 
         let again = store.ingest(
             vec![NewEvent {
@@ -184,7 +184,11 @@ mod tests {
             2000,
         );
         assert_eq!(again.unwrap(), [Ingested::Duplicate { id: "e1".into() }]);
-        assert_eq!(store.due(5000, 10).unwrap().len(), 2, "a duplicate creates no delivery");
+        assert_eq!(
+            crate::store::testing::due(&store, 5000).len(),
+            2,
+            "a duplicate creates no delivery"
+        );
         assert_eq!(store.trees.deliveries.len(), 2, "nor any record a scan could find");
         assert_eq!(store.trees.events_by_type.len(), 2, "nor index entries");
     }
@@ -249,7 +253,7 @@ mod tests {
             .unwrap();
         store.edit_event("e", &json!({"n": 2}), 2).unwrap();
         let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
-        let mut claimed = store.claim(1, &delivery, 3).unwrap().unwrap();
+        let mut claimed = crate::store::testing::claim(&store, 1, &delivery, 3).unwrap().unwrap();
         assert!(store.delete_event("e").unwrap());
         assert!(!store.delete_event("e").unwrap());
         assert!(store.event("e").unwrap().is_none());

@@ -117,7 +117,7 @@ mod tests {
         assert_unavailable("postpone", store.postpone(&delivery, 5_000, 4_000));
         let state = store.handler_state("h", StateQuota::UNLIMITED);
         assert_unavailable("handler state", state.set("k", &serde_json::json!(1)));
-        assert_unavailable("claim", store.claim(1_000, &delivery, 5_000));
+        assert_unavailable("claim", crate::store::testing::claim(&store, 1_000, &delivery, 5_000));
         assert!(store.event("small").unwrap().is_some(), "reads go on");
     }
 

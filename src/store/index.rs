@@ -73,7 +73,7 @@ impl Store {
     /// Removes delivery `d`: its queue entry, attempts and record, then its index entries.
     pub(super) fn erase_delivery(&self, d: &DeliveryRecord) -> Result<(), StoreError> {
         if let Some(due) = d.next_attempt_ms {
-            self.dequeue(due, &d.id)?;
+            self.dequeue(&d.handler, due, &d.id)?;
         }
         for item in keys::numbered(&self.trees.attempts, &d.id) {
             self.trees.attempts.remove(item?.0)?;
@@ -198,7 +198,7 @@ mod tests {
         assert_consistent(&store);
         assert_eq!(store.replay_delivery(&ids[0], 60).unwrap(), Replayed::Queued);
         assert_consistent(&store);
-        store.claim(60, &ids[0], 61).unwrap().unwrap();
+        crate::store::testing::claim(&store, 60, &ids[0], 61).unwrap().unwrap();
         assert_eq!(store.requeue_running(70).unwrap(), 1);
         assert_consistent(&store);
         store.add_delivery("e2", "h3", 80).unwrap().expect("added");

@@ -16,8 +16,14 @@ pub const TREE_EVENTS_SEQ: &str = "events_by_seq";
 pub const TREE_DELIVERIES: &str = "deliveries";
 /// Attempts: delivery id, 0x00, attempt number (u32 big-endian) -> [`ATTEMPT_RECORD_V1`].
 pub const TREE_ATTEMPTS: &str = "attempts";
-/// The delivery queue: due time (ms, u64 big-endian), delivery id -> empty; ordered by due time.
-pub const TREE_QUEUE: &str = "queue";
+/// The delivery queue: handler, 0x00, due time (ms, u64 big-endian), delivery id -> empty. Each
+/// handler's deliveries form one range ordered by due time, so the engine reads only the
+/// deliveries it can start, a handler at a time, and never walks past those of a handler at
+/// its limit.
+pub const TREE_QUEUE: &str = "queue_by_handler";
+/// The queue up to schema 3: due time, delivery id, all handlers in one order. Replaced by
+/// [`TREE_QUEUE`], built from the delivery records, at the upgrade to schema 4.
+pub const TREE_QUEUE_V3: &str = "queue";
 
 // Secondary indexes. Every entry is derived from one record, holds no event data, and is
 // checked against its record when read: a crash between the writes of one change can leave an
@@ -70,8 +76,9 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// The schema version this build writes and reads. 1: records only; 2: adds the index trees,
 /// built from the records when a version 1 folder is opened; 3: adds [`TREE_STATE_USAGE`],
 /// counted from the state tree when an older folder is opened (an older eddy, which would
-/// write state without counting it, then refuses the folder).
-pub const SCHEMA_VERSION: u32 = 3;
+/// write state without counting it, then refuses the folder); 4: the queue keyed by handler
+/// ([`TREE_QUEUE`]), built from the delivery records.
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest schema version this build upgrades at open.
 pub const SCHEMA_UPGRADABLE_FROM: u32 = 1;
 
@@ -87,20 +94,23 @@ pub fn state_prefix(handler: &str) -> Vec<u8> {
     key
 }
 
-/// The queue key of a delivery due at `due_ms`.
-pub fn queue_key(due_ms: u64, delivery_id: &str) -> Vec<u8> {
-    let mut key = due_ms.to_be_bytes().to_vec();
-    key.extend_from_slice(delivery_id.as_bytes());
+/// The queue key of `handler`'s delivery due at `due_ms`.
+pub fn queue_key(handler: &str, due_ms: u64, delivery_id: &str) -> Vec<u8> {
+    let mut key = state_prefix(handler);
+    key.extend_from_slice(&position(due_ms, delivery_id));
     key
 }
 
-/// `(due_ms, delivery id)` from a queue key.
-pub fn parse_queue_key(key: &[u8]) -> Result<(u64, String), StoreError> {
-    let (due, id) = key
-        .split_first_chunk::<8>()
-        .ok_or_else(|| StoreError::Corrupt("short key".into()))?;
-    let id = String::from_utf8(id.to_vec()).map_err(|_| StoreError::Corrupt("delivery id in a key".into()))?;
-    Ok((u64::from_be_bytes(*due), id))
+/// `(handler, due ms, delivery id)` from a queue key.
+pub fn parse_queue_key(key: &[u8]) -> Result<(String, u64, String), StoreError> {
+    let end = key
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| StoreError::Corrupt("queue key without a handler".into()))?;
+    let handler =
+        String::from_utf8(key[..end].to_vec()).map_err(|_| StoreError::Corrupt("handler id in a key".into()))?;
+    let (due_ms, id) = parse_position(&key[end + 1..])?;
+    Ok((handler, due_ms, id))
 }
 
 /// The key of version `n` of an event in [`TREE_EVENT_HISTORY`]; versions sort by number.
@@ -213,7 +223,11 @@ pub fn position(at_ms: u64, delivery_id: &str) -> Vec<u8> {
 
 /// `(time, delivery id)` from a position.
 pub fn parse_position(position: &[u8]) -> Result<(u64, String), StoreError> {
-    parse_queue_key(position)
+    let (at, id) = position
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StoreError::Corrupt("short key".into()))?;
+    let id = String::from_utf8(id.to_vec()).map_err(|_| StoreError::Corrupt("delivery id in a key".into()))?;
+    Ok((u64::from_be_bytes(*at), id))
 }
 
 /// The first key after every key that starts with `prefix`; None if there is none.
@@ -240,11 +254,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn queue_keys_sort_by_due_time() {
-        assert!(queue_key(9, "b") < queue_key(10, "a"));
+    fn queue_keys_sort_by_handler_then_due_time() {
+        assert!(queue_key("h", 9, "b") < queue_key("h", 10, "a"));
+        // Every key of one handler sorts before those of a handler whose id extends its id.
+        assert!(queue_key("h", u64::MAX, "z") < queue_key("h.x", 0, "a"));
         assert_eq!(
-            parse_queue_key(&queue_key(42, "id-1")).unwrap(),
-            (42, "id-1".to_owned())
+            parse_queue_key(&queue_key("h.x", 42, "id-1")).unwrap(),
+            ("h.x".to_owned(), 42, "id-1".to_owned())
         );
         assert!(attempt_key("d", 2) < attempt_key("d", 10));
     }

@@ -321,7 +321,9 @@ mod tests {
             ..filter(10)
         };
         assert_eq!(page(&store, dead_b), [all[1].clone()]);
-        store.claim(40, &all[3], 60).unwrap().expect("claimed");
+        crate::store::testing::claim(&store, 40, &all[3], 60)
+            .unwrap()
+            .expect("claimed");
         let running = |handler: &str| DeliveryFilter {
             status: Some(DeliveryStatus::Running),
             handler: Some(handler.into()),

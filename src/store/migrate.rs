@@ -1,7 +1,8 @@
 //! The schema version of a data folder, and upgrading an older one at open.
 //!
 //! An upgrade only adds trees derived from the records (the index trees, schema 2; the state
-//! usage counters, schema 3), so it is rebuilt from scratch: those trees are cleared and
+//! usage counters, schema 3; the queue keyed by handler, schema 4, which replaces the queue
+//! of one order), so it is rebuilt from scratch: those trees are cleared and
 //! filled from the records, flushed, and only then is the new version recorded. A crash
 //! before that leaves the old version on disk and the next open starts again from scratch;
 //! no record is rewritten.
@@ -9,7 +10,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::records::{DeliveryRecord, EventRecord};
+use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
 use super::{Store, StoreError, codec, keys};
 
 /// Checks the folder's schema version (recording it in a new folder); Some(version) if the
@@ -54,6 +55,10 @@ impl Store {
         if from < 3 {
             self.rebuild_state_usage()?;
         }
+        if from < 4 {
+            self.rebuild_queue()?;
+            self.db.drop_tree(keys::TREE_QUEUE_V3)?;
+        }
         self.db.flush()?;
         let meta = self.db.open_tree(keys::TREE_META)?;
         meta.insert(keys::META_SCHEMA_VERSION, &keys::SCHEMA_VERSION.to_be_bytes())?;
@@ -87,6 +92,19 @@ impl Store {
             let delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &item?.1)?;
             for (tree, key) in self.delivery_entries(&delivery) {
                 tree.insert(key, &[] as &[u8])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties the queue and queues every pending delivery at its due time, as its record
+    /// says. Nothing else may write meanwhile.
+    fn rebuild_queue(&self) -> Result<(), StoreError> {
+        self.trees.queue.clear()?;
+        for item in self.trees.deliveries.iter() {
+            let delivery: DeliveryRecord = codec::decode(keys::DELIVERY_RECORD_V1, &item?.1)?;
+            if let (DeliveryStatus::Pending, Some(due_ms)) = (delivery.status, delivery.next_attempt_ms) {
+                self.enqueue(&delivery.handler, due_ms, &delivery.id)?;
             }
         }
         Ok(())
@@ -142,6 +160,17 @@ mod tests {
         for name in keys::INDEX_TREES {
             db.drop_tree(name).unwrap();
         }
+        // The queue as schema 3 and before kept it: one order for every handler, with an
+        // entry a crash left behind.
+        let queue = db.open_tree(keys::TREE_QUEUE).unwrap();
+        let old = db.open_tree(keys::TREE_QUEUE_V3).unwrap();
+        for item in queue.iter() {
+            let (_, due_ms, id) = keys::parse_queue_key(&item.unwrap().0).unwrap();
+            old.insert(keys::position(due_ms, &id), &[] as &[u8]).unwrap();
+        }
+        old.insert(keys::position(1, "stray"), &[] as &[u8]).unwrap();
+        drop((queue, old));
+        db.drop_tree(keys::TREE_QUEUE).unwrap();
         let stray = db.open_tree(keys::TREE_DELIVERIES_BY_STATUS).unwrap();
         stray.insert([1u8, 0, 0, 0, 0, 0, 0, 0, 0, b'x'], &[] as &[u8]).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
@@ -169,6 +198,14 @@ mod tests {
         assert_schema_is_current(&store);
         assert_consistent(&store);
         assert_eq!(store.queue_depth(), 1, "e2's delivery is still queued");
+        assert_eq!(store.queue_heads().unwrap(), [("h1".to_owned(), 200)]);
+        assert!(
+            !store
+                .db
+                .tree_names()
+                .iter()
+                .any(|name| name == keys::TREE_QUEUE_V3.as_bytes())
+        );
         let dead = DeliveryFilter {
             status: Some(DeliveryStatus::Dead),
             handler: Some("h1".into()),

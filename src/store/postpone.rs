@@ -18,7 +18,7 @@ impl Store {
                 return Ok(None);
             }
             // Queued before the record says pending, as in `finish_attempt`.
-            self.enqueue(due_ms, &delivery.id)?;
+            self.enqueue(&delivery.handler, due_ms, &delivery.id)?;
             delivery.status = DeliveryStatus::Pending;
             delivery.next_attempt_ms = Some(due_ms);
             delivery.updated_ms = now_ms;
@@ -49,12 +49,12 @@ mod tests {
         let crate::store::Ingested::New { deliveries, .. } = &ingested[0] else {
             panic!("new")
         };
-        let (due, id) = store.due(1000, 10).unwrap().remove(0);
+        let (due, id) = crate::store::testing::due(&store, 1000).remove(0);
         assert_eq!(&id, &deliveries[0]);
-        assert!(store.claim(due, &id, 1000).unwrap().is_some());
+        assert!(crate::store::testing::claim(&store, due, &id, 1000).unwrap().is_some());
         assert!(store.postpone(&id, 1500, 1000).unwrap());
-        assert!(store.due(1499, 10).unwrap().is_empty());
-        assert_eq!(store.due(1500, 10).unwrap().len(), 1);
+        assert!(crate::store::testing::due(&store, 1499).is_empty());
+        assert_eq!(crate::store::testing::due(&store, 1500).len(), 1);
         let delivery = store.delivery(&id).unwrap().unwrap();
         assert_eq!((delivery.attempts, delivery.next_attempt_ms), (0, Some(1500)));
         assert!(

@@ -144,7 +144,7 @@ mod tests {
             .unwrap();
         store.edit_event("e", &json!({"plan": "free"}), 2).unwrap();
         let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
-        let mut claimed = store.claim(1, &delivery, 3).unwrap().unwrap();
+        let mut claimed = crate::store::testing::claim(&store, 1, &delivery, 3).unwrap().unwrap();
         let report = json!({"logs": [{"message": "mailing ada@example.com"}], "fetches": [{"url": "https://x/?p=+44 20 1234"}, {"url": "https://x/?e=ada%40example.com&p=%2B44%2020%201234"}]});
         let attempt = AttemptRecord {
             n: 1,

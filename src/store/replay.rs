@@ -25,7 +25,7 @@ impl Store {
                     return Ok(None);
                 }
                 // Queued before the record says pending, as a retry is (see `finish_attempt`).
-                self.enqueue(now_ms, id)?;
+                self.enqueue(&delivery.handler, now_ms, id)?;
                 delivery.status = DeliveryStatus::Pending;
                 delivery.next_attempt_ms = Some(now_ms);
                 delivery.updated_ms = now_ms;
@@ -61,7 +61,7 @@ impl Store {
                 // Queued before the event names it, as at ingest: a crash in between leaves a
                 // delivery of no event, which the engine drops, not one that never runs.
                 self.write_delivery(None, &delivery)?;
-                self.enqueue(now_ms, &delivery.id)?;
+                self.enqueue(&delivery.handler, now_ms, &delivery.id)?;
                 let swapped = self
                     .trees
                     .events
@@ -107,7 +107,7 @@ mod tests {
 
     fn dead_delivery(store: &Store) -> String {
         let id = crate::store::testing::ingest(store, "e", &["h"], 10).remove(0);
-        let mut d = store.claim(10, &id, 11).unwrap().unwrap();
+        let mut d = crate::store::testing::claim(store, 10, &id, 11).unwrap().unwrap();
         let attempt = AttemptRecord {
             n: 1,
             started_ms: 11,
@@ -128,7 +128,7 @@ mod tests {
         let id = dead_delivery(&store);
         assert_eq!(store.replay_delivery(&id, 100).unwrap(), Replayed::Queued);
         assert_eq!(store.replay_delivery(&id, 101).unwrap(), Replayed::AlreadyQueued);
-        assert_eq!(store.due(200, 10).unwrap(), [(100, id.clone())]);
+        assert_eq!(crate::store::testing::due(&store, 200), [(100, id.clone())]);
         let d = store.delivery(&id).unwrap().unwrap();
         assert!(d.replay_requested && d.status == DeliveryStatus::Pending);
         assert_eq!(store.replay_delivery("nope", 1).unwrap(), Replayed::NotFound);

@@ -138,7 +138,9 @@ mod tests {
             };
             ids.push(deliveries[0].clone());
         }
-        let mut done = store.claim(90_000, &ids[1], 90_000).unwrap().unwrap();
+        let mut done = crate::store::testing::claim(&store, 90_000, &ids[1], 90_000)
+            .unwrap()
+            .unwrap();
         let attempt = AttemptRecord {
             n: 1,
             started_ms: 1,

@@ -27,10 +27,29 @@ pub fn ingest_typed(store: &Store, id: &str, kind: &str, handlers: &[&str], now_
     }
 }
 
+/// Claims delivery `id` queued at `due_ms`, under the handler its record names, as the
+/// engine does.
+pub fn claim(store: &Store, due_ms: u64, id: &str, now_ms: u64) -> Result<Option<DeliveryRecord>, StoreError> {
+    let handler = store.delivery(id)?.map(|d| d.handler).unwrap_or_default();
+    store.claim(&handler, due_ms, id, now_ms)
+}
+
+/// Every queued delivery due by `now_ms`, whatever its handler, earliest first.
+pub fn due(store: &Store, now_ms: u64) -> Vec<(u64, String)> {
+    let mut all: Vec<(u64, String)> = store
+        .queue_heads()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(handler, _)| store.due(&handler, now_ms, usize::MAX).unwrap())
+        .collect();
+    all.sort();
+    all
+}
+
 /// Claims the queued delivery `id` and records one attempt at `now_ms` followed by `next`.
 pub fn attempt(store: &Store, id: &str, next: NextStep, now_ms: u64) -> DeliveryRecord {
     let due = store.delivery(id).unwrap().unwrap().next_attempt_ms.expect("queued");
-    let mut delivery = store.claim(due, id, now_ms).unwrap().expect("claimed");
+    let mut delivery = claim(store, due, id, now_ms).unwrap().expect("claimed");
     let record = AttemptRecord {
         n: delivery.attempts + 1,
         started_ms: now_ms,

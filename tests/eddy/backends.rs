@@ -78,17 +78,23 @@ impl Backend for Later {
     fn list_deliveries<'a>(&'a self, filter: &'a DeliveryFilter) -> Pending<'a, Vec<DeliveryRecord>> {
         Box::pin(later(Backend::list_deliveries(&self.inner, filter)))
     }
-    fn due(&self, now_ms: u64, limit: usize) -> Pending<'_, Vec<(u64, String)>> {
-        Box::pin(later(Backend::due(&self.inner, now_ms, limit)))
+    fn queue_heads(&self) -> Pending<'_, Vec<(String, u64)>> {
+        Box::pin(later(Backend::queue_heads(&self.inner)))
     }
-    fn next_due(&self) -> Pending<'_, Option<u64>> {
-        Box::pin(later(Backend::next_due(&self.inner)))
+    fn due<'a>(&'a self, handler: &'a str, now_ms: u64, limit: usize) -> Pending<'a, Vec<(u64, String)>> {
+        Box::pin(later(Backend::due(&self.inner, handler, now_ms, limit)))
     }
     fn queue_depth(&self) -> usize {
         self.inner.queue_depth()
     }
-    fn claim<'a>(&'a self, due_ms: u64, id: &'a str, now_ms: u64) -> Pending<'a, Option<DeliveryRecord>> {
-        Box::pin(later(Backend::claim(&self.inner, due_ms, id, now_ms)))
+    fn claim<'a>(
+        &'a self,
+        handler: &'a str,
+        due_ms: u64,
+        id: &'a str,
+        now_ms: u64,
+    ) -> Pending<'a, Option<DeliveryRecord>> {
+        Box::pin(later(Backend::claim(&self.inner, handler, due_ms, id, now_ms)))
     }
     fn finish_attempt<'a>(
         &'a self,

@@ -119,3 +119,27 @@ async fn send_shared(server: &TestServer, api: &HoldApi, n: usize) -> Vec<String
     }
     ids
 }
+
+/// Hundreds of deliveries of a handler at its limit, due before another handler's one, do
+/// not keep that one waiting: the queue is read per handler, so a backlog hides nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handlers_backlog_does_not_hold_up_another_handler() {
+    const BACKLOG: usize = 300;
+    let api = HoldApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&handlers(), data.path(), "[delivery]\nhandler_concurrency = 2\n").await;
+    let held: Vec<Value> = (0..BACKLOG)
+        .map(|_| json!({"type": "work.shared", "data": {"base": api.base()}}))
+        .collect();
+    let (status, answer) = server
+        .post("/events", "application/json", Value::Array(held).to_string())
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    // Both work.shared handlers are at their limits (2 and 16) with the rest of the backlog due.
+    api.wait_in_flight(18).await;
+    let quick = server.send(json!({"type": "quick.one", "data": {}})).await;
+    server.wait_for_status(&quick, "quick.one", "succeeded").await;
+    assert_eq!(api.max_in_flight(), 18, "the backlog stayed within its limits");
+    api.open();
+    server.stop().await;
+}
