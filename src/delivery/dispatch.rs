@@ -53,10 +53,10 @@ impl Engine {
         // One snapshot per pass: each attempt gets the code, limits and policy of one version.
         let registry = self.registry.snapshot();
         let mut heads = self.store.queue_heads().await?;
-        // Handlers take turns at going first, so when the global limit binds none of them
-        // takes every permit pass after pass.
+        // Handlers take turns at going first: the turn moves on with each pass that started
+        // something, so when the global limit binds, permits go round the handlers.
         if !heads.is_empty() {
-            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % heads.len();
+            let turn = self.turn.load(Ordering::Relaxed) % heads.len();
             heads.rotate_left(turn);
         }
         for (handler, first_due) in heads {
@@ -103,6 +103,9 @@ impl Engine {
                     done.again = true;
                 }
             }
+        }
+        if done.started > 0 {
+            self.turn.fetch_add(1, Ordering::Relaxed);
         }
         Ok(done)
     }

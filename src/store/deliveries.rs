@@ -28,9 +28,14 @@ impl Store {
         let mut from = Vec::new();
         while let Some(item) = self.trees.queue.range(from.as_slice()..).next() {
             let (handler, due_ms, _) = keys::parse_queue_key(&item?.0)?;
-            // Past every key of this handler: its prefix ends in 0x00, so this always exists.
-            from = keys::prefix_end(&keys::state_prefix(&handler)).unwrap_or_default();
+            // Past every key of this handler (its prefix ends in 0x00, so there always is a
+            // first key past them).
+            let next = keys::prefix_end(&keys::state_prefix(&handler));
             heads.push((handler, due_ms));
+            match next {
+                Some(next) => from = next,
+                None => break,
+            }
         }
         Ok(heads)
     }
@@ -227,6 +232,29 @@ mod tests {
             report: json!({}),
             replay: false,
         }
+    }
+
+    #[test]
+    fn the_queue_is_read_per_handler() {
+        let store = Store::temporary().unwrap();
+        let first = crate::store::testing::ingest(&store, "e1", &["h", "h.x"], 10);
+        let second = crate::store::testing::ingest(&store, "e2", &["h"], 20);
+        // "h.x" starts with "h": its entries are still its own.
+        let heads = store.queue_heads().unwrap();
+        assert_eq!(heads, [("h".to_owned(), 10), ("h.x".to_owned(), 10)]);
+        assert_eq!(store.due("h", 15, 10).unwrap(), [(10, first[0].clone())]);
+        assert_eq!(
+            store.due("h", 20, 10).unwrap(),
+            [(10, first[0].clone()), (20, second[0].clone())]
+        );
+        assert_eq!(
+            store.due("h", 20, 1).unwrap(),
+            [(10, first[0].clone())],
+            "earliest first"
+        );
+        assert_eq!(store.due("h.x", 20, 10).unwrap(), [(10, first[1].clone())]);
+        assert!(store.due("h.x", 5, 10).unwrap().is_empty());
+        assert!(store.due("other", 20, 10).unwrap().is_empty());
     }
 
     #[test]

@@ -143,3 +143,30 @@ async fn a_handlers_backlog_does_not_hold_up_another_handler() {
     api.open();
     server.stop().await;
 }
+
+/// With one attempt allowed at a time, two handlers with work due take turns: the permit
+/// goes round the handlers rather than to the first one until its queue is empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn handlers_take_turns_at_the_global_limit() {
+    let api = HoldApi::start().await;
+    api.open();
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&handlers(), data.path(), "[delivery]\nmax_concurrency = 1\n").await;
+    let events: Vec<Value> = (0..4)
+        .map(|_| json!({"type": "work.shared", "data": {"base": api.base()}}))
+        .collect();
+    let (status, answer) = server
+        .post("/events", "application/json", Value::Array(events).to_string())
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    server
+        .wait_until("every delivery ran", |_| async { api.finished().len() == 8 })
+        .await;
+    let order: Vec<bool> = api.arrived().iter().map(|key| key.ends_with("-second")).collect();
+    let seconds_in_first_half = order[..4].iter().filter(|second| **second).count();
+    assert_eq!(
+        seconds_in_first_half, 2,
+        "calls in arrival order (true: the second handler): {order:?}"
+    );
+    server.stop().await;
+}
