@@ -39,10 +39,9 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let root = handlers_root(&config.handlers, &file)?;
     let id = handler_id(&root, &file).ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
     let data = args.data.unwrap_or(config.data.clone());
-    let store = Store::open(&data, config.store.cache_bytes()).map_err(anyhow::Error::from)?;
-    let runtime = Arc::new(
-        Runtime::new(&config, &shown_root(&root, &args.handler), Arc::new(store)).map_err(anyhow::Error::from)?,
-    );
+    let store = Arc::new(Store::open(&data, config.store.cache_bytes()).map_err(anyhow::Error::from)?);
+    let runtime =
+        Arc::new(Runtime::new(&config, &shown_root(&root, &args.handler), store.clone()).map_err(anyhow::Error::from)?);
     let handler = match runtime.prepare(&id, &file).await {
         Ok(handler) => handler,
         Err(e) => return Err(Failure::Usage(anyhow!("{}", e.render()))),
@@ -54,7 +53,14 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         event,
     };
     let report = runtime.run(&handler, request).await;
-    drop((handler, runtime));
+    // Nothing is written after the run here, so its state writes are flushed now.
+    if report.capture.state_writes > 0 {
+        store
+            .commit()
+            .await
+            .map_err(|e| anyhow!("the handler's state could not be written to disk: {e}"))?;
+    }
+    drop((handler, runtime, store));
     // Not sealing only costs the next open a copy of the files, so a failure is not reported.
     let _ = Store::seal(&data, std::time::Duration::from_secs(1)).await;
     if args.json {

@@ -178,17 +178,13 @@ impl Runtime {
         })
     }
 
-    /// Runs one event through the handler version `pool`.
+    /// Runs one event through the handler version `pool`. The run's state writes are in the
+    /// store when it returns, not yet on disk: the store writes in order, so they reach the
+    /// disk no later than whatever the caller writes next (the delivery engine, the attempt's
+    /// record), and a crash before that loses both, so the delivery runs again. A caller that
+    /// writes nothing after (`eddy run`) commits the store itself.
     pub async fn run(&self, pool: &HandlerPool, request: InvocationRequest) -> InvocationReport {
-        let id = &pool.info.id;
-        let report = pool.pool.invoke(request).await;
-        if report.capture.state_writes == 0 {
-            return report;
-        }
-        if let Err(e) = self.shared.store.commit().await {
-            return pool::unavailable(id, format!("handler state could not be made durable: {e}"));
-        }
-        report
+        pool.pool.invoke(request).await
     }
 }
 
