@@ -5,8 +5,8 @@
 //! - warm overhead: invoking a trivial handler on a warm isolate, end to end through the
 //!   runtime facade (including the hand-off to the isolate thread and back) and inside the
 //!   isolate thread alone, p50/p99;
-//! - a warm invocation that writes one state key (`ctx.state.set`, with the store flush that
-//!   follows a write), p50/p99;
+//! - a warm invocation that writes one state key (`ctx.state.set`; the write is in the store
+//!   when the invocation returns and reaches the disk with the next flush), p50/p99;
 //! - resident memory per idle isolate, from the process RSS before and after loading many;
 //! - 1,000 distinct handlers loaded at once (`EDDY_BENCH_HANDLERS` changes the number): time
 //!   to load them all, resident memory, and one invocation of each;
