@@ -128,13 +128,7 @@ async fn a_handlers_backlog_does_not_hold_up_another_handler() {
     let api = HoldApi::start().await;
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(&handlers(), data.path(), "[delivery]\nhandler_concurrency = 2\n").await;
-    let held: Vec<Value> = (0..BACKLOG)
-        .map(|_| json!({"type": "work.shared", "data": {"base": api.base()}}))
-        .collect();
-    let (status, answer) = server
-        .post("/events", "application/json", Value::Array(held).to_string())
-        .await;
-    assert_eq!(status, 202, "{answer}");
+    post_shared_batch(&server, &api, BACKLOG).await;
     // Both work.shared handlers are at their limits (2 and 16) with the rest of the backlog due.
     api.wait_in_flight(18).await;
     let quick = server.send(json!({"type": "quick.one", "data": {}})).await;
@@ -152,13 +146,7 @@ async fn handlers_take_turns_at_the_global_limit() {
     api.open();
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(&handlers(), data.path(), "[delivery]\nmax_concurrency = 1\n").await;
-    let events: Vec<Value> = (0..4)
-        .map(|_| json!({"type": "work.shared", "data": {"base": api.base()}}))
-        .collect();
-    let (status, answer) = server
-        .post("/events", "application/json", Value::Array(events).to_string())
-        .await;
-    assert_eq!(status, 202, "{answer}");
+    post_shared_batch(&server, &api, 4).await;
     server
         .wait_until("every delivery ran", |_| async { api.finished().len() == 8 })
         .await;
@@ -169,4 +157,15 @@ async fn handlers_take_turns_at_the_global_limit() {
         "calls in arrival order (true: the second handler): {order:?}"
     );
     server.stop().await;
+}
+
+/// Posts `n` work.shared events in one request (both of its handlers call `api`).
+async fn post_shared_batch(server: &TestServer, api: &HoldApi, n: usize) {
+    let events: Vec<Value> = (0..n)
+        .map(|_| json!({"type": "work.shared", "data": {"base": api.base()}}))
+        .collect();
+    let (status, answer) = server
+        .post("/events", "application/json", Value::Array(events).to_string())
+        .await;
+    assert_eq!(status, 202, "{answer}");
 }
