@@ -3,10 +3,14 @@
 //! 1. Fills a durable store through the store API, in ingest batches, to 10k, 100k and 1M
 //!    events (most deliveries succeeded, some dead, some waiting for a retry; several handlers
 //!    and types; 30 simulated days), and at each size times the reads that must not grow with
-//!    it: queue depth, the due-queue scan, listings, a replay selection and a read by id.
+//!    it: queue depth, each handler's queue head, one handler's due entries, listings, a
+//!    replay selection and a read by id.
 //! 2. Runs the real server in-process on 127.0.0.1 and measures durable ingest throughput and
 //!    acknowledgement latency with 1 to 64 concurrent clients, on an empty store and on the
 //!    filled one.
+//! 3. Fills a new store with 400k small unrouted events (`EDDY_SCALE_DISK_EVENTS` for another
+//!    number) and prints the bytes each takes on disk, as written and after compaction, against
+//!    the size of its JSON.
 //!
 //! After each fill it prints the process's resident memory against `[store] cache_mb` (the
 //! default, or `EDDY_SCALE_CACHE_MB`).
@@ -14,6 +18,8 @@
 //! Figures only, no assertions: the caches are warm and the clients share the machine's cores
 //! with the server.
 
+#[path = "scale/disk.rs"]
+mod disk;
 mod support;
 
 use std::path::Path;
@@ -88,6 +94,7 @@ fn main() {
         ingest(dir.path(), &dir.path().join("empty"), "empty").await;
         ingest(dir.path(), &data, &format!("{} events", fill.events)).await;
     });
+    disk::measure(dir.path(), cache_mb() << 20, &tokio);
     machine::print_end();
 }
 
