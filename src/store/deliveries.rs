@@ -30,7 +30,7 @@ impl Store {
             let (handler, due_ms, _) = keys::parse_queue_key(&item?.0)?;
             // Past every key of this handler (its prefix ends in 0x00, so there always is a
             // first key past them).
-            let next = keys::prefix_end(&keys::state_prefix(&handler));
+            let next = keys::prefix_end(&keys::queue_prefix(&handler));
             heads.push((handler, due_ms));
             match next {
                 Some(next) => from = next,
@@ -43,7 +43,7 @@ impl Store {
     /// Up to `limit` of `handler`'s queued deliveries due at or before `now_ms`, earliest
     /// first, as `(due_ms, delivery id)`.
     pub fn due(&self, handler: &str, now_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        let start = keys::state_prefix(handler);
+        let start = keys::queue_prefix(handler);
         let end = keys::queue_key(handler, now_ms.saturating_add(1), "");
         let prefix = start.len();
         self.trees

@@ -94,9 +94,15 @@ pub fn state_prefix(handler: &str) -> Vec<u8> {
     key
 }
 
+/// The prefix of every queue key of `handler`: its id and a 0x00, as for its state, so no
+/// handler's range holds another's.
+pub fn queue_prefix(handler: &str) -> Vec<u8> {
+    state_prefix(handler)
+}
+
 /// The queue key of `handler`'s delivery due at `due_ms`.
 pub fn queue_key(handler: &str, due_ms: u64, delivery_id: &str) -> Vec<u8> {
-    let mut key = state_prefix(handler);
+    let mut key = queue_prefix(handler);
     key.extend_from_slice(&position(due_ms, delivery_id));
     key
 }
