@@ -10,7 +10,7 @@ use super::{ConfigArgs, Failure, output};
 use crate::event::{Event, new_id};
 use crate::router::handler_id;
 use crate::runtime::{InvocationRequest, Runtime};
-use crate::store::Store;
+use crate::store::{OpenOnUse, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -39,9 +39,12 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let root = handlers_root(&config.handlers, &file)?;
     let id = handler_id(&root, &file).ok_or_else(|| anyhow!("{} is not a .js file", args.handler.display()))?;
     let data = args.data.unwrap_or(config.data.clone());
-    let store = Arc::new(Store::open(&data, config.store.cache_bytes()).map_err(anyhow::Error::from)?);
-    let runtime =
-        Arc::new(Runtime::new(&config, &shown_root(&root, &args.handler), store.clone()).map_err(anyhow::Error::from)?);
+    // Opened by the handler's first state call, if it makes one.
+    let store = OpenOnUse::new(data.clone(), config.store.cache_bytes());
+    let runtime = Arc::new(
+        Runtime::new(&config, &shown_root(&root, &args.handler), Arc::new(store.clone()))
+            .map_err(anyhow::Error::from)?,
+    );
     let handler = match runtime.prepare(&id, &file).await {
         Ok(handler) => handler,
         Err(e) => return Err(Failure::Usage(anyhow!("{}", e.render()))),
@@ -53,16 +56,22 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         event,
     };
     let report = runtime.run(&handler, request).await;
+    let opened = store.opened().cloned();
     // Nothing is written after the run here, so its state writes are flushed now.
-    if report.capture.state_writes > 0 {
-        store
+    if let Some(opened) = &opened
+        && report.capture.state_writes > 0
+    {
+        opened
             .commit()
             .await
             .map_err(|e| anyhow!("the handler's state could not be written to disk: {e}"))?;
     }
-    drop((handler, runtime, store));
-    // Not sealing only costs the next open a copy of the files, so a failure is not reported.
-    let _ = Store::seal(&data, std::time::Duration::from_secs(1)).await;
+    let was_opened = opened.is_some();
+    drop((handler, runtime, store, opened));
+    if was_opened {
+        // Not sealing only costs the next open a copy of the files, so a failure is not reported.
+        let _ = Store::seal(&data, std::time::Duration::from_secs(1)).await;
+    }
     if args.json {
         say!(
             "{}",

@@ -37,7 +37,7 @@ pub use report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, In
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
 use crate::config::{Config, RuntimeConfig};
-use crate::store::{SharedStore, StateQuota};
+use crate::store::{StateQuota, StateSource};
 use pool::Pool;
 
 /// Errors setting the runtime up.
@@ -80,9 +80,9 @@ impl LoadError {
     }
 }
 
-/// What every isolate shares: store, HTTP client, secrets source and limits.
+/// What every isolate shares: the store of handler state, HTTP client, secrets source and limits.
 pub struct Shared {
-    pub store: SharedStore,
+    pub store: Arc<dyn StateSource>,
     pub http: Arc<HttpClient>,
     pub secret_source: SecretSource,
     pub settings: RuntimeConfig,
@@ -125,7 +125,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime for the handlers under `root`, with the operator settings of `config`.
-    pub fn new(config: &Config, root: &Path, store: SharedStore) -> Result<Self, RuntimeError> {
+    pub fn new(config: &Config, root: &Path, store: Arc<dyn StateSource>) -> Result<Self, RuntimeError> {
         let policy = net::NetPolicy::new(config.net.allow_private.clone());
         let http = HttpClient::new(
             policy,

@@ -28,11 +28,18 @@ use super::{
 /// The store as every part of eddy above it holds it.
 pub type SharedStore = Arc<dyn Backend>;
 
+/// What the runtime asks of a store: each handler's `ctx.state`. Every [`Backend`] is one; so
+/// is a store that opens on first use ([`super::OpenOnUse`], for `eddy run`).
+pub trait StateSource: Send + Sync + 'static {
+    /// One handler's `ctx.state`, held to `quota`.
+    fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore>;
+}
+
 /// What a [`Backend`] method returns: boxed, so the trait can be a trait object.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// A store of events, deliveries, attempts, audit entries and handler state.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: StateSource {
     /// Why the store refuses writes, once a write has failed.
     fn failure(&self) -> Option<String>;
     /// Makes every write before the call durable (shared by concurrent callers).
@@ -100,9 +107,6 @@ pub trait Backend: Send + Sync + 'static {
     fn audit_log(&self, limit: usize) -> Pending<'_, Vec<AuditRecord>>;
     /// Removes what is older than the retention allows.
     fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired>;
-
-    /// One handler's `ctx.state`, held to `quota`.
-    fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore>;
 }
 
 /// Ids of the events `filter` lists that `keep` takes, in ingest order, over every page from
@@ -241,6 +245,9 @@ impl Backend for Store {
             expire.await.map_err(|e| StoreError::Task(e.to_string()))?
         })
     }
+}
+
+impl StateSource for Store {
     fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore> {
         Box::new(Store::handler_state(self, handler, quota))
     }

@@ -21,6 +21,7 @@ mod keys;
 mod listing;
 mod mark;
 mod migrate;
+mod on_use;
 mod postpone;
 mod quota;
 mod records;
@@ -34,11 +35,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
-pub use backend::{Backend, Pending, SharedStore, StateStore, event_ids};
+pub use backend::{Backend, Pending, SharedStore, StateSource, StateStore, event_ids};
 pub use compact::Compacted;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;
 pub use events::{EventFilter, Ingested, NewEvent};
+pub use on_use::OpenOnUse;
 pub use quota::{QuotaExceeded, StateQuota, StateUsage};
 pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
 pub use redact::REDACTED;
@@ -77,6 +79,9 @@ pub enum StoreError {
          using it (restore a backup, or move the folder away to start empty)"
     )]
     Damaged { path: PathBuf },
+    /// An earlier open's error, repeated to each later call (see [`OpenOnUse`]).
+    #[error("{0}")]
+    NotOpened(String),
     #[error(
         "cannot open the store in {path}: it is in use by another eddy process (pass another data \
          folder, or stop that process)"

@@ -10,7 +10,8 @@ use eddy::event::{Event, new_id};
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::{
     AttemptRecord, AuditRecord, Backend, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion,
-    Expired, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry, StateQuota, StateStore, Store,
+    Expired, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry, StateQuota, StateSource,
+    StateStore, Store,
 };
 use serde_json::{Value, json};
 
@@ -144,8 +145,11 @@ impl Backend for Later {
     fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired> {
         Box::pin(later(Backend::expire(&self.inner, retention, now_ms)))
     }
+}
+
+impl StateSource for Later {
     fn handler_state(&self, handler: &str, quota: StateQuota) -> Box<dyn StateStore> {
-        Box::new(LaterState(Backend::handler_state(&self.inner, handler, quota)))
+        Box::new(LaterState(StateSource::handler_state(&self.inner, handler, quota)))
     }
 }
 

@@ -1,4 +1,4 @@
-//! The `eddy` binary: output, `--json`, exit codes, config errors, `eddy check`.
+//! The `eddy` binary: output, `--json`, exit codes, config errors, the data folder of `eddy run`, `eddy check`.
 
 use std::io::Write;
 use std::path::Path;
@@ -177,6 +177,48 @@ fn unknown_config_keys_are_named() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("allow_privat"), "{:?}", text(&out));
+}
+
+#[test]
+fn run_opens_the_data_folder_only_when_the_handler_uses_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.display().to_string();
+    let run = |handler: &str| {
+        eddy(
+            &[
+                "run",
+                &fixture(handler),
+                "--event",
+                r#"{"type":"t","data":{"word":"hi"}}"#,
+                "--data",
+                &d,
+            ],
+            dir.path(),
+        )
+    };
+    let quiet = run("uses_helper.js");
+    assert_eq!(quiet.status.code(), Some(0), "{:?}", text(&quiet));
+    assert!(!data.exists(), "a handler without ctx.state leaves no data folder");
+    for n in 1..=2 {
+        let out = run("state.js");
+        assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+        assert!(
+            text(&out).0.contains(&format!("runs {n}")),
+            "state is kept between runs: {:?}",
+            text(&out)
+        );
+    }
+
+    // Held by another process: a handler that needs no state still runs; one that does fails and says why.
+    let held = eddy::store::Store::open(&data, 1 << 20).unwrap();
+    let quiet = run("uses_helper.js");
+    assert_eq!(quiet.status.code(), Some(0), "{:?}", text(&quiet));
+    let out = run("state.js");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("in use by another eddy process"), "{stdout}{stderr}");
+    drop(held);
 }
 
 #[tokio::test(flavor = "multi_thread")]
