@@ -229,6 +229,11 @@ impl Invocations {
         let _ = entry.reply.send(Reply::Done(report));
     }
 
+    /// Nothing in flight.
+    pub fn is_idle(&self) -> bool {
+        self.inflight.is_empty() && !self.closing
+    }
+
     /// One job fewer counts against this isolate.
     pub fn release_queued(&self) {
         self.queued.fetch_sub(1, Ordering::SeqCst);

@@ -238,3 +238,21 @@ async fn an_isolate_at_its_limit_takes_the_next_job_after_going_idle() {
         assert_ok(&report);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_run_of_short_invocations_never_stalls() {
+    // Each job arrives while the isolate still watches its channel after the last one: more
+    // of them than one turn of its thread may take (a tokio task's budget is 128), and none
+    // may be left waiting. Each takes microseconds; a second means it sat in the channel.
+    let rt = runtime();
+    load(&rt, "sync_handler").await;
+    for n in 0..1000 {
+        let report = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            invoke(&rt, "sync_handler", json!({})),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("invocation {n} waited more than a second"));
+        assert_ok(&report);
+    }
+}
