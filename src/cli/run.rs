@@ -45,6 +45,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         Runtime::new(&config, &shown_root(&root, &args.handler), Arc::new(store.clone()))
             .map_err(anyhow::Error::from)?,
     );
+    runtime.load_once();
     let handler = match runtime.prepare(&id, &file).await {
         Ok(handler) => handler,
         Err(e) => return Err(Failure::Usage(anyhow!("{}", e.render()))),

@@ -6,24 +6,20 @@
 //! pool then makes a fresh one.
 
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions, v8};
-use eddy_runtime_js::net::AllowNet;
-use eddy_runtime_js::{Capture, HostState, Secrets};
+use deno_core::{JsRuntime, PollEventLoopOptions, v8};
+use eddy_runtime_js::{Capture, HostState};
 use tokio::sync::{mpsc, oneshot};
 
+use super::blank::Blank;
 use super::handler::HandlerConfig;
 use super::invocation::Invocations;
-use super::loader::HandlerLoader;
-use super::memory::{self, Budget};
 use super::report::{InvocationReport, InvocationRequest};
-use super::state::StoreState;
-use super::watchdog::{Meter, Termination};
-use super::{LoadError, Shared, snapshot};
+use super::watchdog::Meter;
+use super::{LoadError, Shared};
 
 /// What an isolate needs to load its handler.
 #[derive(Clone)]
@@ -42,13 +38,6 @@ pub struct Loaded {
     pub on: serde_json::Value,
     pub timeout: Duration,
     pub cpu_limit: Duration,
-}
-
-/// What `inspectModule` reports about the module's exports.
-#[derive(serde::Deserialize)]
-struct Exports {
-    config: serde_json::Value,
-    on: serde_json::Value,
 }
 
 /// A unit of work for the isolate thread.
@@ -89,40 +78,76 @@ impl IsolateHandle {
     }
 }
 
-/// Starts an isolate thread and waits until the handler is loaded.
+/// What an isolate thread is given: the handler to load, where to say how loading went, and
+/// the jobs to serve once it is loaded.
+pub struct Work {
+    spec: IsolateSpec,
+    loaded_tx: oneshot::Sender<Result<Loaded, LoadError>>,
+    rx: mpsc::UnboundedReceiver<Box<Job>>,
+    inflight: Arc<AtomicUsize>,
+    dead: Arc<AtomicBool>,
+}
+
+/// Starts an isolate thread (or hands the handler to the one made ahead) and waits until the
+/// handler is loaded.
 pub async fn spawn(spec: IsolateSpec) -> Result<(IsolateHandle, Loaded), LoadError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (loaded_tx, loaded_rx) = oneshot::channel();
     let inflight = Arc::new(AtomicUsize::new(0));
     let dead = Arc::new(AtomicBool::new(false));
-    let (thread_inflight, thread_dead) = (inflight.clone(), dead.clone());
-    std::thread::Builder::new()
-        .name(format!("eddy-isolate:{}", spec.handler))
-        .spawn(move || thread_main(spec, loaded_tx, rx, thread_inflight, thread_dead))
-        .map_err(|e| LoadError::new(format!("cannot start an isolate thread: {e}")))?;
+    let shared = spec.shared.clone();
+    let root = spec.root.clone();
+    let work = Work {
+        spec,
+        loaded_tx,
+        rx,
+        inflight: inflight.clone(),
+        dead: dead.clone(),
+    };
+    if let Err(work) = shared.spares.hand_over(work, &root) {
+        let name = format!("eddy-isolate:{}", work.spec.handler);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || thread_main(None, work))
+            .map_err(|e| LoadError::new(format!("cannot start an isolate thread: {e}")))?;
+    }
+    shared.spares.refill(&shared.settings, &root);
     let loaded = loaded_rx
         .await
         .map_err(|_| LoadError::new("the isolate thread stopped while loading"))??;
     Ok((IsolateHandle { tx, inflight, dead }, loaded))
 }
 
-fn thread_main(
-    spec: IsolateSpec,
-    loaded_tx: oneshot::Sender<Result<Loaded, LoadError>>,
-    rx: mpsc::UnboundedReceiver<Box<Job>>,
-    inflight: Arc<AtomicUsize>,
-    dead: Arc<AtomicBool>,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = loaded_tx.send(Err(LoadError::new(format!("cannot start a tokio runtime: {e}"))));
-            return;
-        }
+/// An isolate thread's life: loads `work`'s handler into the isolate made ahead (or a new
+/// one), then serves its jobs until the channel closes or the isolate is stopped.
+pub fn thread_main(made: Option<(tokio::runtime::Runtime, Result<Blank, LoadError>)>, work: Work) {
+    let Work {
+        spec,
+        loaded_tx,
+        rx,
+        inflight,
+        dead,
+    } = work;
+    let (rt, blank) = match made {
+        Some(made) => made,
+        None => match current_thread_runtime() {
+            Ok(rt) => {
+                let blank = Blank::make(&rt, &spec.shared.settings, &spec.root);
+                (rt, blank)
+            }
+            Err(e) => {
+                let _ = loaded_tx.send(Err(e));
+                return;
+            }
+        },
     };
     let serve_dead = dead.clone();
     rt.block_on(async move {
-        match Isolate::create(&spec).await {
+        let loaded = match blank {
+            Ok(blank) => blank.load(&spec).await,
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok((isolate, loaded)) => {
                 let _ = loaded_tx.send(Ok(loaded.clone()));
                 isolate.serve(rx, loaded, inflight, serve_dead).await;
@@ -133,6 +158,14 @@ fn thread_main(
         }
     });
     dead.store(true, Ordering::SeqCst);
+}
+
+/// The runtime an isolate thread drives its event loop with.
+pub fn current_thread_runtime() -> Result<tokio::runtime::Runtime, LoadError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadError::new(format!("cannot start a tokio runtime: {e}")))
 }
 
 /// A live isolate with the handler's entry points.
@@ -146,37 +179,6 @@ pub struct Isolate {
 }
 
 impl Isolate {
-    async fn create(spec: &IsolateSpec) -> Result<(Self, Loaded), LoadError> {
-        let settings = &spec.shared.settings;
-        let loader = HandlerLoader::new(&spec.root)
-            .map_err(|e| LoadError::new(format!("cannot open handlers folder {}: {e}", spec.root.display())))?;
-        let main = loader
-            .main_specifier(&spec.file)
-            .map_err(|e| LoadError::new(e.to_string()))?;
-        let (mut runtime, meter) = new_runtime(spec, loader)?;
-        let entry = super::js::bootstrap(&mut runtime).map_err(|e| LoadError::new(e.to_string()))?;
-        let load_limit = Duration::from_millis(settings.cpu_limit_ms);
-        let config_json = super::js::evaluate_handler(&mut runtime, &meter, &main, &entry.inspect, load_limit)
-            .await
-            .map_err(|e| e.into_load_error(&spec.root))?;
-        // Nothing the module started while loading outlives the load, so none of it ever runs
-        // with the network grant and secrets given below.
-        end_invocation(&mut runtime, &meter, &entry.end, 0).map_err(|e| LoadError::new(e.to_string()))?;
-        let (loaded, secrets) = apply_config(spec, &mut runtime, &config_json)?;
-        meter.set_idle_limit(loaded.cpu_limit);
-        super::js::configure(&mut runtime, &entry.configure, &spec.handler, &secrets)
-            .await
-            .map_err(|e| LoadError::new(e.to_string()))?;
-        let isolate = Self {
-            runtime,
-            meter,
-            invoke: entry.invoke,
-            end: entry.end,
-            spec: spec.clone(),
-        };
-        Ok((isolate, loaded))
-    }
-
     async fn serve(
         self,
         mut rx: mpsc::UnboundedReceiver<Box<Job>>,
@@ -219,101 +221,6 @@ fn linger(rx: &mpsc::UnboundedReceiver<Box<Job>>) -> bool {
         std::hint::spin_loop();
     }
     true
-}
-
-/// A runtime from the startup snapshot with the heap limit, the CPU meter and a `HostState`
-/// that grants nothing yet (no secrets, no network) while the module is evaluated.
-fn new_runtime(spec: &IsolateSpec, loader: HandlerLoader) -> Result<(JsRuntime, Arc<Meter>), LoadError> {
-    let settings = &spec.shared.settings;
-    let heap_bytes = settings.heap_limit_mb as usize * 1024 * 1024;
-    let buffers = Budget::new(settings.buffer_limit_mb as usize * 1024 * 1024);
-    let create_params = v8::CreateParams::default()
-        .heap_limits(0, heap_bytes)
-        .array_buffer_allocator(memory::allocator(buffers.clone()));
-    let mut runtime = JsRuntime::try_new(RuntimeOptions {
-        startup_snapshot: Some(snapshot::STARTUP_SNAPSHOT),
-        residual_lazy_js_sources: snapshot::LAZY_SOURCES,
-        extensions: snapshot::extensions(),
-        module_loader: Some(Rc::new(loader)),
-        create_params: Some(create_params),
-        ..Default::default()
-    })
-    .map_err(|e| LoadError::new(format!("cannot create an isolate: {e}")))?;
-    let meter = Meter::register(
-        runtime.v8_isolate().thread_safe_handle(),
-        Duration::from_millis(settings.cpu_limit_ms),
-    );
-    // A refused buffer is a RangeError that JavaScript could catch; the isolate is stopped
-    // instead, as at the heap limit. Weak: the allocator may outlive the meter.
-    let buffer_meter = Arc::downgrade(&meter);
-    let limit_mb = settings.buffer_limit_mb;
-    buffers.on_exceeded(move || {
-        if let Some(meter) = buffer_meter.upgrade() {
-            meter.terminate(Termination::ArrayBuffers { limit_mb });
-        }
-    });
-    let heap_meter = meter.clone();
-    let limit_mb = settings.heap_limit_mb;
-    runtime.add_near_heap_limit_callback(move |current, _initial| {
-        heap_meter.terminate(Termination::HeapLimit { limit_mb });
-        // Room for the termination to unwind; the isolate is discarded right after.
-        current * 2
-    });
-    runtime.op_state().borrow_mut().put(HostState {
-        state: std::rc::Rc::new(StoreState(
-            spec.shared.store.handler_state(&spec.handler, spec.shared.state_quota),
-        )),
-        secrets: Arc::new(Secrets::default()),
-        allow_net: AllowNet::default(),
-        http: spec.shared.http.clone(),
-        captures: Default::default(),
-        max_log_bytes: settings.max_log_bytes,
-        finished: Vec::new(),
-        live: Default::default(),
-    });
-    // Loading is invocation 0: what it starts ends once the module is loaded.
-    runtime
-        .op_state()
-        .borrow_mut()
-        .borrow_mut::<HostState>()
-        .begin_invocation(0);
-    Ok((runtime, meter))
-}
-
-/// Reads the handler's config, resolves its secrets and network grant, and hands them to
-/// the ops.
-fn apply_config(
-    spec: &IsolateSpec,
-    runtime: &mut JsRuntime,
-    exports_json: &str,
-) -> Result<(Loaded, Arc<Secrets>), LoadError> {
-    let exports: Exports = serde_json::from_str(exports_json).map_err(|e| LoadError::new(e.to_string()))?;
-    let config = HandlerConfig::from_json(&exports.config.to_string(), (&spec.shared.settings).into())
-        .map_err(|e| LoadError::new(e.to_string()))?;
-    let allow_net = AllowNet::parse(&config.allow_net).map_err(|e| LoadError::new(format!("config.allowNet: {e}")))?;
-    let secrets = spec
-        .shared
-        .secret_source
-        .resolve(&config.secrets, &spec.root)
-        .map_err(|e| LoadError::new(e.to_string()))?;
-    let secrets = Arc::new(secrets);
-    let settings = &spec.shared.settings;
-    let timeout = config.timeout(settings.timeout_ms);
-    let cpu_limit = config.cpu_limit(settings.cpu_limit_ms, timeout);
-    {
-        let state = runtime.op_state();
-        let mut state = state.borrow_mut();
-        let host = state.borrow_mut::<HostState>();
-        host.secrets = secrets.clone();
-        host.allow_net = allow_net;
-    }
-    let loaded = Loaded {
-        config,
-        on: exports.on,
-        timeout,
-        cpu_limit,
-    };
-    Ok((loaded, secrets))
 }
 
 /// A fresh, empty capture for a new invocation.

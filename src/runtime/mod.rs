@@ -8,6 +8,7 @@
 //! [`Runtime::run`] runs an event on it. The runtime keeps no handlers itself: whoever loads
 //! a version holds it (the server in the delivery registry, `eddy run` for its one event).
 
+mod blank;
 mod bounds;
 mod handler;
 mod invocation;
@@ -18,6 +19,7 @@ mod memory;
 mod pool;
 mod report;
 mod snapshot;
+mod spare;
 mod state;
 mod watchdog;
 
@@ -88,6 +90,8 @@ pub struct Shared {
     pub settings: RuntimeConfig,
     /// `[state]`: how much each handler's `ctx.state` may hold.
     pub state_quota: StateQuota,
+    /// The isolate made ahead for the next load.
+    pub spares: spare::Spares,
 }
 
 /// A loaded handler, as the runtime knows it.
@@ -144,6 +148,7 @@ impl Runtime {
                 max_bytes: config.state.max_bytes_per_handler,
                 max_keys: config.state.max_keys_per_handler,
             },
+            spares: spare::Spares::new(),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -155,6 +160,17 @@ impl Runtime {
     /// `config.allowNet` entry naming its exact host and port.
     pub fn own_listener(&self, addr: std::net::SocketAddr) {
         self.shared.http.own_listener(addr);
+    }
+
+    /// Makes no isolate ahead of the next load: for a process that loads one handler and
+    /// ends (`eddy run`), where one would only cost time.
+    pub fn load_once(&self) {
+        self.shared.spares.disable();
+    }
+
+    /// How many handler loads took an isolate made ahead (see `spare.rs`).
+    pub fn loads_on_isolates_made_ahead(&self) -> u64 {
+        self.shared.spares.taken()
     }
 
     /// The handlers folder.

@@ -256,3 +256,25 @@ async fn a_long_run_of_short_invocations_never_stalls() {
         assert_ok(&report);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_loaded_into_an_isolate_made_ahead_is_that_handler_alone() {
+    let rt = runtime();
+    load(&rt, "state").await;
+    assert_eq!(
+        rt.loads_on_isolates_made_ahead(),
+        0,
+        "the first load makes its own isolate"
+    );
+    // The first load started an isolate for the next one, which takes it.
+    load(&rt, "state_peek").await;
+    assert_eq!(rt.loads_on_isolates_made_ahead(), 1);
+    assert_ok(&invoke(&rt, "state", json!({})).await);
+    let peek = invoke(&rt, "state_peek", json!({})).await;
+    assert_ok(&peek);
+    assert_eq!(
+        logs(&peek),
+        r#"{"listed":[]}"#,
+        "it has its own state, not the first handler's"
+    );
+}
