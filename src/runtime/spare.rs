@@ -76,8 +76,9 @@ impl Spares {
         }
         let (work, assigned) = oneshot::channel();
         let (settings, folder) = (settings.clone(), root.to_owned());
+        // Named without a handler, which it learns only later (a thread keeps its name).
         let started = std::thread::Builder::new()
-            .name("eddy-isolate:ahead".into())
+            .name("eddy-isolate".into())
             .spawn(move || wait_for_work(&settings, &folder, assigned));
         if started.is_ok() {
             *waiting = Some(Waiting {
