@@ -2,12 +2,16 @@
 //! and most handlers never touch `ctx.state`: for them the folder is never opened, so it is
 //! neither locked, nor flushed, nor sealed, and the run pays none of that.
 //!
-//! The first state call opens the store on the thread that makes it (an isolate's own
-//! thread, which runs nothing else meanwhile). A failed open fails that call and every later
-//! one with the open's error, so a handler sees, say, that another eddy holds the folder.
+//! The first state call opens the store on a blocking thread and waits for it: the wait
+//! counts toward the handler's timeout, never its CPU limit (an open after a crash copies the
+//! files aside first, which takes a while on a large folder). A failed open fails that call
+//! and every later one with the open's error, so a handler sees, say, that another eddy holds
+//! the folder.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+
+use tokio::sync::OnceCell;
 
 use serde_json::Value;
 
@@ -22,7 +26,7 @@ struct Folder {
     dir: PathBuf,
     cache_bytes: u64,
     /// The open's outcome; an error is kept as its message, repeated to every caller.
-    opened: OnceLock<Result<Store, String>>,
+    opened: OnceCell<Result<Store, String>>,
 }
 
 impl OpenOnUse {
@@ -30,7 +34,7 @@ impl OpenOnUse {
         Self(Arc::new(Folder {
             dir,
             cache_bytes,
-            opened: OnceLock::new(),
+            opened: OnceCell::new(),
         }))
     }
 
@@ -41,10 +45,16 @@ impl OpenOnUse {
 }
 
 impl Folder {
-    fn store(&self) -> Result<&Store, StoreError> {
+    async fn store(&self) -> Result<&Store, StoreError> {
         let opened = self
             .opened
-            .get_or_init(|| Store::open(&self.dir, self.cache_bytes).map_err(|e| e.to_string()));
+            .get_or_init(|| async {
+                let (dir, cache_bytes) = (self.dir.clone(), self.cache_bytes);
+                tokio::task::spawn_blocking(move || Store::open(&dir, cache_bytes).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the store could not be opened: {e}")))
+            })
+            .await;
         opened
             .as_ref()
             .map_err(|message| StoreError::NotOpened(message.clone()))
@@ -71,11 +81,11 @@ struct StateOnUse {
 }
 
 impl StateOnUse {
-    fn state(&self) -> Result<&HandlerState, StoreError> {
+    async fn state(&self) -> Result<&HandlerState, StoreError> {
         if let Some(state) = self.state.get() {
             return Ok(state);
         }
-        let store = self.folder.store()?;
+        let store = self.folder.store().await?;
         Ok(self
             .state
             .get_or_init(|| store.handler_state(&self.handler, self.quota)))
@@ -84,16 +94,16 @@ impl StateOnUse {
 
 impl StateStore for StateOnUse {
     fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Option<Value>> {
-        Box::pin(std::future::ready(self.state().and_then(|s| s.get(key))))
+        Box::pin(async move { self.state().await?.get(key) })
     }
     fn set<'a>(&'a self, key: &'a str, value: &'a Value) -> Pending<'a, ()> {
-        Box::pin(std::future::ready(self.state().and_then(|s| s.set(key, value))))
+        Box::pin(async move { self.state().await?.set(key, value) })
     }
     fn delete<'a>(&'a self, key: &'a str) -> Pending<'a, bool> {
-        Box::pin(std::future::ready(self.state().and_then(|s| s.delete(key))))
+        Box::pin(async move { self.state().await?.delete(key) })
     }
     fn list<'a>(&'a self, prefix: &'a str, limit: usize) -> Pending<'a, Vec<StateEntry>> {
-        Box::pin(std::future::ready(self.state().and_then(|s| s.list(prefix, limit))))
+        Box::pin(async move { self.state().await?.list(prefix, limit) })
     }
 }
 

@@ -221,6 +221,45 @@ fn run_opens_the_data_folder_only_when_the_handler_uses_state() {
     drop(held);
 }
 
+#[test]
+fn a_slow_first_open_of_the_data_folder_is_not_charged_to_the_cpu_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = eddy::store::Store::open(&data, 1 << 20).unwrap();
+        let filler = store.handler_state("filler", eddy::store::StateQuota::UNLIMITED);
+        let big = serde_json::json!("x".repeat(512 * 1024));
+        for n in 0..64 {
+            filler.set(&format!("k{n}"), &big).unwrap();
+        }
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(store.commit())
+            .unwrap();
+        // Dropped without a seal, as by a crash: the next open copies the files aside first.
+    }
+    let config = dir.path().join("eddy.toml");
+    std::fs::write(&config, "[runtime]\ncpu_limit_ms = 20\n").unwrap();
+    let (c, d) = (config.display().to_string(), data.display().to_string());
+    let event = r#"{"type":"t"}"#;
+    let out = eddy(
+        &[
+            "run",
+            &fixture("state.js"),
+            "--event",
+            event,
+            "--data",
+            &d,
+            "--config",
+            &c,
+        ],
+        dir.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("runs 1"), "{stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_lists_every_fetch() {
     let api = FakeApi::start().await;
