@@ -11,9 +11,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::OnceCell;
-
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 use super::backend::{Pending, StateSource, StateStore};
 use super::{HandlerState, StateEntry, StateQuota, Store, StoreError};
