@@ -34,18 +34,26 @@ pub struct Blank {
     runtime: JsRuntime,
     meter: Arc<Meter>,
     entry: super::js::EntryPoints,
+    /// The runtime's module loader, kept to name the handler's main module.
+    loader: HandlerLoader,
 }
 
 impl Blank {
-    /// Makes one for the handlers under `root`, held to `settings`, in `rt`: the runtime
+    /// Makes one for the handlers under `root` (every handler it is given lies there), held
+    /// to `settings`, in `rt`: the runtime
     /// that will drive it (V8 posts its delayed tasks to the runtime it was made in).
     pub fn make(rt: &tokio::runtime::Runtime, settings: &RuntimeConfig, root: &Path) -> Result<Self, LoadError> {
         let _entered = rt.enter();
         let loader = HandlerLoader::new(root)
             .map_err(|e| LoadError::new(format!("cannot open handlers folder {}: {e}", root.display())))?;
-        let (mut runtime, meter) = new_runtime(settings, loader)?;
+        let (mut runtime, meter) = new_runtime(settings, loader.clone())?;
         let entry = super::js::bootstrap(&mut runtime).map_err(|e| LoadError::new(e.to_string()))?;
-        Ok(Self { runtime, meter, entry })
+        Ok(Self {
+            runtime,
+            meter,
+            entry,
+            loader,
+        })
     }
 
     /// Gives it the handler of `spec`: its state, module, config, secrets and network grant.
@@ -54,9 +62,8 @@ impl Blank {
             mut runtime,
             meter,
             entry,
+            loader,
         } = self;
-        let loader = HandlerLoader::new(&spec.root)
-            .map_err(|e| LoadError::new(format!("cannot open handlers folder {}: {e}", spec.root.display())))?;
         let main = loader
             .main_specifier(&spec.file)
             .map_err(|e| LoadError::new(e.to_string()))?;

@@ -96,7 +96,6 @@ pub async fn spawn(spec: IsolateSpec) -> Result<(IsolateHandle, Loaded), LoadErr
     let inflight = Arc::new(AtomicUsize::new(0));
     let dead = Arc::new(AtomicBool::new(false));
     let shared = spec.shared.clone();
-    let root = spec.root.clone();
     let work = Work {
         spec,
         loaded_tx,
@@ -104,14 +103,14 @@ pub async fn spawn(spec: IsolateSpec) -> Result<(IsolateHandle, Loaded), LoadErr
         inflight: inflight.clone(),
         dead: dead.clone(),
     };
-    if let Err(work) = shared.spares.hand_over(work, &root) {
+    if let Err(work) = shared.spares.hand_over(work) {
         let name = format!("eddy-isolate:{}", work.spec.handler);
         std::thread::Builder::new()
             .name(name)
             .spawn(move || thread_main(None, work))
             .map_err(|e| LoadError::new(format!("cannot start an isolate thread: {e}")))?;
     }
-    shared.spares.refill(&shared.settings, &root);
+    shared.spares.refill();
     let loaded = loaded_rx
         .await
         .map_err(|_| LoadError::new("the isolate thread stopped while loading"))??;

@@ -12,6 +12,7 @@ use deno_core::{
 use deno_error::JsErrorBox;
 
 /// Loads handler modules from one folder.
+#[derive(Clone)]
 pub struct HandlerLoader {
     /// Canonical handlers folder.
     root: PathBuf,

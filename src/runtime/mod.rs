@@ -148,7 +148,7 @@ impl Runtime {
                 max_bytes: config.state.max_bytes_per_handler,
                 max_keys: config.state.max_keys_per_handler,
             },
-            spares: spare::Spares::new(),
+            spares: spare::Spares::new(config.runtime.clone(), root.to_owned()),
         };
         Ok(Self {
             shared: Arc::new(shared),

@@ -17,22 +17,22 @@ use super::blank::Blank;
 use super::isolate::{self, Work};
 use crate::config::RuntimeConfig;
 
-/// The isolate made ahead, if any, and whether to make one.
+/// The isolate made ahead, if any, and whether to make one, for the handlers under `root`
+/// held to `settings` (the runtime's, shared by every handler it loads).
 pub struct Spares {
+    settings: RuntimeConfig,
+    root: PathBuf,
     enabled: AtomicBool,
-    waiting: Mutex<Option<Waiting>>,
+    /// The thread with an isolate made (or being made), waiting for its handler.
+    waiting: Mutex<Option<oneshot::Sender<Work>>>,
     taken: AtomicU64,
 }
 
-/// A thread with an isolate made (or being made) for the handlers under `root`.
-struct Waiting {
-    root: PathBuf,
-    work: oneshot::Sender<Work>,
-}
-
 impl Spares {
-    pub fn new() -> Self {
+    pub fn new(settings: RuntimeConfig, root: PathBuf) -> Self {
         Self {
+            settings,
+            root,
             enabled: AtomicBool::new(true),
             waiting: Mutex::new(None),
             taken: AtomicU64::new(0),
@@ -50,23 +50,19 @@ impl Spares {
         self.taken.load(Ordering::SeqCst)
     }
 
-    /// Hands `work` to the isolate waiting for a handler under `root`; gives it back when
-    /// there is none.
-    pub fn hand_over(&self, work: Work, root: &Path) -> Result<(), Work> {
+    /// Hands `work` to the isolate waiting for a handler; gives it back when there is none.
+    pub fn hand_over(&self, work: Work) -> Result<(), Work> {
         let Some(waiting) = self.lock().take() else {
             return Err(work);
         };
-        if waiting.root != root {
-            return Err(work);
-        }
-        waiting.work.send(work)?;
+        waiting.send(work)?;
         self.taken.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     /// Starts making the next isolate ahead, unless one is waiting or none is wanted. A thread
     /// that cannot start only means the next load makes its own.
-    pub fn refill(&self, settings: &RuntimeConfig, root: &Path) {
+    pub fn refill(&self) {
         if !self.enabled.load(Ordering::SeqCst) {
             return;
         }
@@ -75,20 +71,17 @@ impl Spares {
             return;
         }
         let (work, assigned) = oneshot::channel();
-        let (settings, folder) = (settings.clone(), root.to_owned());
+        let (settings, folder) = (self.settings.clone(), self.root.clone());
         // Named without a handler, which it learns only later (a thread keeps its name).
         let started = std::thread::Builder::new()
             .name("eddy-isolate".into())
             .spawn(move || wait_for_work(&settings, &folder, assigned));
         if started.is_ok() {
-            *waiting = Some(Waiting {
-                root: root.to_owned(),
-                work,
-            });
+            *waiting = Some(work);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Waiting>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<oneshot::Sender<Work>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
