@@ -2,10 +2,15 @@
 //! 127.0.0.1 with a durable data folder and a trivial handler, then prints:
 //! - durable ingest throughput with single events and with batches, many concurrent clients,
 //!   and the acknowledgement latency p50/p99 of single events;
-//! - ingest-to-handler-start latency p50/p99 under a paced load at half the single-event peak.
+//! - under a paced load at half the single-event peak, the acknowledgement latency p50/p99 and
+//!   the ingest-to-handler-start latency p50/p99;
+//! - the store alone (`ingest/store_alone.rs`): what one delivered event costs the store with no
+//!   HTTP and no handler, as an upper bound of every end-to-end figure.
 //!
 //! The clients run in the same process and share the machine's cores with the server.
 
+#[path = "ingest/store_alone.rs"]
+mod store_alone;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -68,11 +73,12 @@ async fn run() {
     start_latency(&url, store.as_ref(), single_rate / 2.0).await;
     drop(store);
     server.stop().await;
+    store_alone::measure(dir.path()).await;
     machine::print_end();
 }
 
-/// Sends single events at `target` per second and prints how long they waited for their
-/// handler to start.
+/// Sends single events at `target` per second and prints how long their acknowledgements took
+/// and how long they waited for their handler to start.
 async fn start_latency(url: &str, store: &dyn Backend, target: f64) {
     let paced_from = eddy::clock::now_ms();
     let pace = Pace {
@@ -81,7 +87,20 @@ async fn start_latency(url: &str, store: &dyn Backend, target: f64) {
         rate: target,
         body: |_| body(1),
     };
-    let sent = paced(pace, PHASE).await.len();
+    let posted = paced(pace, PHASE).await;
+    let sent = posted.len();
+    let mut acks: Vec<Duration> = posted
+        .iter()
+        .filter(|p| p.status.is_some_and(|s| (200..300).contains(&s)))
+        .map(|p| p.latency)
+        .collect();
+    let acknowledged = acks.len();
+    let (p50, p99) = percentiles(&mut acks);
+    println!(
+        "acknowledgement at {target:.0} events/s (half of peak, {acknowledged} of {sent} acknowledged): p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    );
     drain(store).await;
     let mut starts = handler_start_latencies(store, paced_from).await;
     let (p50, p99) = percentiles(&mut starts);
