@@ -74,7 +74,7 @@ impl Store {
         };
         let event_raw = codec::encode(keys::EVENT_RECORD_V1, &record)?;
         let id = record.event.id.clone();
-        // No multi-tree transaction (they cost more than the writes): the event record is
+        // No multi-tree transaction (eddy uses none, see `state.rs`): the event record is
         // written last, by compare-and-swap, and is what makes the rest count. sled keeps
         // writes in order, so a crash leaves at most a prefix: index entries and deliveries
         // whose event is missing, which listing and delivery skip and remove.

@@ -16,8 +16,10 @@ use super::StoreError;
 /// The folder, inside the data folder, holding the files as they were before the open.
 const ASIDE: &str = "before-open";
 
-/// Opens with `open`, keeping the files as they were if it fails on damage.
-pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+/// Opens with `open`, keeping the files as they were if it fails on damage. `open` is told
+/// whether the files are as a clean close left them (or there are none): if not, the process
+/// that wrote them last may have stopped between two writes that belong together.
+pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce(bool) -> Result<T, StoreError>) -> Result<T, StoreError> {
     let aside = dir.join(ASIDE);
     // A copy being dropped after a good open is no longer needed; a copy left by a start
     // that died while opening is the state before that open.
@@ -31,17 +33,17 @@ pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError
     }
     let files = store_files(dir).map_err(|e| guard_error(dir, "list", e))?;
     if files.is_empty() {
-        return open();
+        return open(true);
     }
     // Files another process has open are that process's: nothing is copied or put back.
     if held(&dir.join("db")).map_err(|e| guard_error(dir, "check the lock of", e))? {
         return Err(StoreError::InUse { path: dir.to_owned() });
     }
     if super::seal::take(dir).map_err(|e| guard_error(dir, "check the clean-close record in", e))? {
-        return open_catching_panics(dir, open);
+        return open_catching_panics(dir, || open(true));
     }
     set_aside(&files, &aside).map_err(|e| guard_error(dir, "copy the store aside before opening it", e))?;
-    match open_catching_panics(dir, open) {
+    match open_catching_panics(dir, || open(false)) {
         Ok(store) => {
             // Renamed first, so a crash while removing cannot leave half a copy to restore.
             std::fs::rename(&aside, &dropping)
@@ -178,7 +180,7 @@ mod tests {
         std::fs::write(dir.path().join("db"), b"log bytes").unwrap();
         std::fs::write(dir.path().join("conf"), b"conf").unwrap();
         let before = files_of(dir.path());
-        let result: Result<(), _> = guarded(dir.path(), || {
+        let result: Result<(), _> = guarded(dir.path(), |_| {
             // What sled's recovery does to a damaged log, and a snapshot it may write.
             std::fs::write(dir.path().join("db"), b"").unwrap();
             std::fs::write(dir.path().join("snap.0001"), b"snapshot").unwrap();
@@ -195,7 +197,7 @@ mod tests {
     fn a_good_open_keeps_its_changes_and_drops_the_copy() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("db"), b"old").unwrap();
-        guarded(dir.path(), || {
+        guarded(dir.path(), |_| {
             std::fs::write(dir.path().join("db"), b"new").unwrap();
             Ok(())
         })
@@ -209,10 +211,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("db"), b"log").unwrap();
         assert!(super::super::seal::seal(dir.path()).unwrap());
-        let copied = || Ok(dir.path().join(ASIDE).exists());
-        assert!(!guarded(dir.path(), copied).unwrap());
-        // The seal went with that open: the next one copies again.
-        assert!(guarded(dir.path(), copied).unwrap());
+        // What the open sees: whether a copy was made, and whether it is told of a clean close.
+        let seen = |closed_cleanly| Ok((dir.path().join(ASIDE).exists(), closed_cleanly));
+        assert_eq!(guarded(dir.path(), seen).unwrap(), (false, true));
+        // The seal went with that open: the next one copies again, and is not told of one.
+        assert_eq!(guarded(dir.path(), seen).unwrap(), (true, false));
     }
 
     #[test]
@@ -222,7 +225,7 @@ mod tests {
         assert!(super::super::seal::seal(dir.path()).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(30));
         std::fs::write(dir.path().join("db"), b"garbled!!").unwrap();
-        let result: Result<(), _> = guarded(dir.path(), || {
+        let result: Result<(), _> = guarded(dir.path(), |_| {
             assert!(dir.path().join(ASIDE).exists(), "no copy was made");
             std::fs::write(dir.path().join("db"), b"").unwrap();
             Err(StoreError::Damaged {
@@ -239,7 +242,7 @@ mod tests {
         std::fs::write(dir.path().join("db"), b"cut by a recovery").unwrap();
         std::fs::create_dir(dir.path().join(ASIDE)).unwrap();
         std::fs::write(dir.path().join(ASIDE).join("db"), b"whole log").unwrap();
-        let seen = guarded(dir.path(), || Ok(std::fs::read(dir.path().join("db")).unwrap())).unwrap();
+        let seen = guarded(dir.path(), |_| Ok(std::fs::read(dir.path().join("db")).unwrap())).unwrap();
         assert_eq!(seen, b"whole log");
     }
 }

@@ -12,7 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 use super::records::{DeliveryRecord, DeliveryStatus, EventRecord};
 use super::{Store, StoreError, codec, keys};
 
-/// Locks taken by delivery id: enough stripes that unrelated deliveries rarely wait.
+/// Locks taken by id (a delivery's, an event's, a handler's): enough stripes that unrelated
+/// ones rarely wait.
 pub(super) struct Stripes([Mutex<()>; 64]);
 
 impl Default for Stripes {
@@ -24,10 +25,10 @@ impl Default for Stripes {
 impl Stripes {
     /// Holds the lock of delivery `id`. Callers take one stripe at a time, so no two locks
     /// are ever held together and they cannot deadlock.
-    pub fn lock(&self, id: &str) -> MutexGuard<'_, ()> {
+    pub fn lock(&self, id: impl AsRef<[u8]>) -> MutexGuard<'_, ()> {
         // FNV-1a: cheap and spreads the random tail of an id well enough.
-        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        let hash = id.as_ref().iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         });
         let stripe = &self.0[(hash % self.0.len() as u64) as usize];
         // The lock guards no data, so a panic elsewhere leaves nothing half-changed here.

@@ -249,7 +249,7 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Usage of each handler's state: handler id -> [`STATE_USAGE_RECORD_V1`]. A tree of its own,
-/// so no user key can name it; changed in the same transaction as each state write.
+/// so no user key can name it; written after each state write, under the handler's lock.
 pub const TREE_STATE_USAGE: &str = "state_usage";
 /// A state usage record: this byte, then bytes of user keys and JSON values and the number of
 /// keys (u64 big-endian each).

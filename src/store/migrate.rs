@@ -132,7 +132,7 @@ mod tests {
     fn raw_when_free(dir: &Path) -> sled::Db {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match sled::open(dir) {
+            match sled::Config::new().path(dir).open() {
                 Ok(db) => return db,
                 Err(e) if std::time::Instant::now() < deadline => {
                     assert!(e.to_string().contains("lock"), "{e}");

@@ -4,8 +4,9 @@
 //! data folder written by a newer schema or one that is locked or damaged: eddy never starts
 //! empty over existing data.
 
-// The one module allowed to use sled (see clippy.toml).
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+// The one module allowed to use sled's types (see clippy.toml, which also refuses sled's
+// transactions and batches here: see `state.rs`).
+#![allow(clippy::disallowed_types)]
 
 mod backend;
 mod codec;
@@ -117,6 +118,8 @@ struct Shared {
     mark: mark::Mark,
     /// Serialise changes to one delivery (see `index.rs`).
     stripes: index::Stripes,
+    /// Serialise writes to one handler's state, so its usage is exact (see `state.rs`).
+    state_stripes: Arc<index::Stripes>,
     /// Serialise ingests of one event id, so a duplicate is seen before anything is written.
     /// Held around delivery locks, never inside one, so the two cannot deadlock.
     event_stripes: index::Stripes,
@@ -172,7 +175,9 @@ impl Trees {
 impl Store {
     /// Opens (or creates) the store in `dir`, its page cache held to `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        guard::guarded(dir, || Self::open_in_place(dir, cache_bytes))
+        guard::guarded(dir, |closed_cleanly| {
+            Self::open_in_place(dir, cache_bytes, closed_cleanly)
+        })
     }
 
     /// Records that the store in `dir` was closed cleanly, so the next open can skip copying
@@ -195,7 +200,7 @@ impl Store {
         }
     }
 
-    fn open_in_place(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+    fn open_in_place(dir: &Path, cache_bytes: u64, closed_cleanly: bool) -> Result<Self, StoreError> {
         let open_err = |detail: String| StoreError::Open {
             path: dir.to_owned(),
             detail,
@@ -214,6 +219,11 @@ impl Store {
         store.shared.mark.attach(&store.db, dir)?;
         if let Some(from) = upgrade {
             store.upgrade(from)?;
+        }
+        if !closed_cleanly {
+            // A state write is two writes (see `state.rs`): a crash between them leaves the
+            // usage behind its entries.
+            store.rebuild_state_usage()?;
         }
         Ok(store)
     }
@@ -236,9 +246,8 @@ impl Store {
     /// The state namespace of one handler, held to `quota`.
     pub fn handler_state(&self, handler: &str, quota: StateQuota) -> HandlerState {
         HandlerState::new(
-            self.trees.state.clone(),
-            self.trees.state_usage.clone(),
-            self.shared.failure.clone(),
+            (self.trees.state.clone(), self.trees.state_usage.clone()),
+            (self.shared.failure.clone(), self.shared.state_stripes.clone()),
             handler,
             quota,
         )
@@ -339,7 +348,7 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
             let meta = db.open_tree(keys::TREE_META).unwrap();
             meta.insert(keys::META_SCHEMA_VERSION, &99u32.to_be_bytes()).unwrap();
             db.flush().unwrap();

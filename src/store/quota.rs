@@ -1,6 +1,7 @@
 //! Per-handler state usage (bytes of keys and JSON values, and key count), persisted in
-//! [`keys::TREE_STATE_USAGE`] and changed in the same sled transaction as the state write it
-//! counts, so it is exact under concurrent writers and across crashes and restarts.
+//! [`keys::TREE_STATE_USAGE`] and written after each state write it counts, under the
+//! handler's lock, so it is exact under concurrent writers; after a crash, from the next open
+//! on, which counts it again (see `state.rs`).
 
 use super::{Store, StoreError, keys};
 
@@ -113,8 +114,10 @@ impl Store {
         StateUsage::decode(self.trees.state_usage.get(handler.as_bytes())?.as_deref())
     }
 
-    /// Empties the usage tree and counts every handler's state again: once when a folder of
-    /// an older schema is opened, and by compaction. Nothing else may write meanwhile.
+    /// Empties the usage tree and counts every handler's state again: when a folder of an
+    /// older schema is opened, at an open after the folder was not closed cleanly (a crash
+    /// may have come between a state entry and its usage, see `state.rs`), and by compaction.
+    /// Nothing else may write meanwhile.
     pub(super) fn rebuild_state_usage(&self) -> Result<(), StoreError> {
         self.trees.state_usage.clear()?;
         // State keys are handler, 0x00, user key, and 0x00 sorts first: each handler's
