@@ -90,7 +90,7 @@ pub struct Shared {
     pub settings: RuntimeConfig,
     /// `[state]`: how much each handler's `ctx.state` may hold.
     pub state_quota: StateQuota,
-    /// The isolates made ahead for the next loads.
+    /// The isolate made ahead for the next load.
     pub spares: spare::Spares,
 }
 
@@ -148,7 +148,7 @@ impl Runtime {
                 max_bytes: config.state.max_bytes_per_handler,
                 max_keys: config.state.max_keys_per_handler,
             },
-            spares: spare::Spares::new(config.runtime.clone(), root.to_owned(), spare::ahead_for_this_machine()),
+            spares: spare::Spares::new(config.runtime.clone(), root.to_owned()),
         };
         Ok(Self {
             shared: Arc::new(shared),
