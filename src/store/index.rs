@@ -23,7 +23,7 @@ impl Default for Stripes {
 }
 
 impl Stripes {
-    /// Holds the lock of delivery `id`. Callers take one stripe at a time, so no two locks
+    /// Holds the lock of `id`. Callers take one stripe at a time, so no two locks
     /// are ever held together and they cannot deadlock.
     pub fn lock(&self, id: impl AsRef<[u8]>) -> MutexGuard<'_, ()> {
         // FNV-1a: cheap and spreads the random tail of an id well enough.
