@@ -245,12 +245,7 @@ impl Store {
 
     /// The state namespace of one handler, held to `quota`.
     pub fn handler_state(&self, handler: &str, quota: StateQuota) -> HandlerState {
-        HandlerState::new(
-            (self.trees.state.clone(), self.trees.state_usage.clone()),
-            (self.shared.failure.clone(), self.shared.state_stripes.clone()),
-            handler,
-            quota,
-        )
+        HandlerState::new(self, handler, quota)
     }
 
     /// What failed the store, if it failed: then it refuses every write until eddy restarts.

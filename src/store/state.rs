@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::failure::Failure;
 use super::index::Stripes;
 use super::quota::{StateQuota, StateUsage, entry_bytes};
-use super::{StoreError, codec, keys};
+use super::{Store, StoreError, codec, keys};
 
 /// Longest state key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -56,18 +56,12 @@ impl Drop for HandlerState {
 }
 
 impl HandlerState {
-    pub(super) fn new(
-        trees: (sled::Tree, sled::Tree),
-        shared: (Arc<Failure>, Arc<Stripes>),
-        handler: &str,
-        quota: StateQuota,
-    ) -> Self {
-        let ((tree, usage), (failure, locks)) = (trees, shared);
+    pub(super) fn new(store: &Store, handler: &str, quota: StateQuota) -> Self {
         Self {
-            tree,
-            usage,
-            failure,
-            locks,
+            tree: store.trees.state.clone(),
+            usage: store.trees.state_usage.clone(),
+            failure: store.shared.failure.clone(),
+            locks: store.shared.state_stripes.clone(),
             handler: handler.as_bytes().to_vec(),
             prefix: keys::state_prefix(handler),
             quota,

@@ -267,23 +267,10 @@ fn a_slow_first_open_of_the_data_folder_is_not_charged_to_the_cpu_limit() {
 /// How long opening a copy of the unsealed store in `data` takes, in ms, as `eddy run`'s
 /// first state call opens it (the files copied aside, the state usage counted again).
 fn open_ms(data: &Path, copy: &Path) -> u64 {
-    copy_folder(data, copy);
+    copy_dir(data, copy);
     let started = std::time::Instant::now();
     drop(eddy::store::Store::open(copy, 1 << 30).unwrap());
     started.elapsed().as_millis() as u64
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

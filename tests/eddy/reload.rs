@@ -40,18 +40,6 @@ async fn pass_gate(State(gate): State<Arc<Gate>>) -> &'static str {
     "through"
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The attempts' console lines of the delivery of `id` to `handler`, once it succeeded.
 async fn logs_of(server: &TestServer, id: &str, handler: &str) -> Vec<String> {
     let done = server.wait_for_status(id, handler, "succeeded").await;
@@ -78,7 +66,7 @@ async fn a_changed_helper_is_run_by_its_importers_and_disturbs_no_other_handler(
     let (base, gate) = start_gate().await;
     let dir = tempfile::tempdir().unwrap();
     let handlers = dir.path().join("handlers");
-    copy_dir(
+    crate::support::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reload"),
         &handlers,
     );

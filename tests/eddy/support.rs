@@ -20,6 +20,19 @@ use eddy::runtime::{HandlerInfo, HandlerPool, InvocationReport, InvocationReques
 use eddy::store::Store;
 use serde_json::{Value, json};
 
+/// Copies the folder `from`, with everything under it, to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// The fixture handlers folder.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/handlers")
