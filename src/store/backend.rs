@@ -66,8 +66,9 @@ pub trait Backend: StateSource {
     fn due<'a>(&'a self, handler: &'a str, now_ms: u64, limit: usize) -> Pending<'a, Vec<(u64, String)>>;
     /// Deliveries in the queue.
     fn queue_depth(&self) -> usize;
-    /// Takes `handler`'s queued delivery for an attempt (status `running`); `None` if another
-    /// caller took it or it is no longer queued at `due_ms`.
+    /// Takes `handler`'s queued delivery for an attempt (status `running` until it is
+    /// finished or postponed); `None` if another caller took it or it is no longer queued at
+    /// `due_ms`.
     fn claim<'a>(
         &'a self,
         handler: &'a str,
@@ -85,7 +86,8 @@ pub trait Backend: StateSource {
     ) -> Pending<'a, ()>;
     /// Puts a running delivery back in the queue at `due_ms` without counting an attempt.
     fn postpone<'a>(&'a self, id: &'a str, due_ms: u64, now_ms: u64) -> Pending<'a, bool>;
-    /// Queues again the deliveries a previous process left running; returns how many.
+    /// Queues again the deliveries claimed and not finished, and those an earlier process
+    /// left running (the engine calls it as it starts); returns how many.
     fn requeue_running(&self, now_ms: u64) -> Pending<'_, usize>;
     /// Removes a delivery whose event is gone.
     fn forget_delivery<'a>(&'a self, id: &'a str) -> Pending<'a, ()>;

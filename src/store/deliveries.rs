@@ -54,8 +54,9 @@ impl Store {
             .collect()
     }
 
-    /// Takes a queued delivery for an attempt: marks it running and removes it from the queue.
-    /// None if another worker took it first, or if the entry is stale (see below).
+    /// Takes a queued delivery for an attempt: removes its queue entry and holds the claim in
+    /// memory (see `running.rs`); the record is not written. None if another worker took it
+    /// first, or if the entry is stale (see below).
     pub fn claim(
         &self,
         handler: &str,
@@ -64,28 +65,22 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         self.write(|| {
-            let key = keys::queue_key(handler, due_ms, id);
-            let claimed = self.update_delivery(id, |delivery| {
-                // Every write that queues a delivery puts the entry in before the record says
-                // pending, so a crash can leave an entry the record does not match: it is dropped.
-                let current = delivery.status == DeliveryStatus::Pending
-                    && delivery.next_attempt_ms == Some(due_ms)
-                    && delivery.handler == handler;
-                if !current || !self.trees.queue.contains_key(&key)? {
-                    return Ok(None);
+            let _held = self.shared.stripes.lock(id);
+            let record = self.stored_delivery(id)?;
+            let current = record.as_ref().is_some_and(|d| {
+                d.status == DeliveryStatus::Pending && d.next_attempt_ms == Some(due_ms) && d.handler == handler
+            });
+            // Every write that queues a delivery puts the entry in before the record says
+            // pending, so a crash can leave an entry the record does not match: it is dropped.
+            // The entry is the claim's token: whoever removes it holds the claim.
+            let taken = self.dequeue(handler, due_ms, id)?;
+            match record {
+                Some(record) if current && taken => {
+                    self.shared.claims.hold(&record, due_ms, now_ms);
+                    Ok(Some(self.shared.claims.overlay(record)))
                 }
-                delivery.status = DeliveryStatus::Running;
-                delivery.updated_ms = now_ms;
-                delivery.next_attempt_ms = None;
-                Ok(Some(()))
-            })?;
-            // Running is on record before the entry goes: a crash in between leaves a running
-            // delivery (queued again at the next start), never a pending one that no entry holds.
-            self.dequeue(handler, due_ms, id)?;
-            Ok(match claimed {
-                Some((delivery, Some(()))) => Some(delivery),
-                _ => None,
-            })
+                _ => Ok(None),
+            }
         })
     }
 
@@ -100,7 +95,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(|| {
             let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
-            let finished = self.update_delivery(&delivery.id, |stored| {
+            let _held = self.shared.stripes.lock(&delivery.id);
+            let finished = self.update_delivery_held(&delivery.id, |stored| {
                 self.trees
                     .attempts
                     .insert(keys::attempt_key(&stored.id, attempt.n), raw)?;
@@ -121,18 +117,22 @@ impl Store {
                 stored.next_attempt_ms = due_ms;
                 stored.last_error = error.or(stored.last_error.take());
                 Ok(Some(()))
-            })?;
-            if let Some((stored, _)) = finished {
+            });
+            // Released under the lock: a retry due at once may be claimed again right after.
+            self.shared.claims.release(&delivery.id);
+            if let Some((stored, _)) = finished? {
                 *delivery = stored;
             }
             Ok(())
         })
     }
 
-    /// Puts deliveries left running by a previous process back in the queue, due at
-    /// `now_ms` (at-least-once across crashes); returns how many.
+    /// Puts back in the queue the deliveries claimed and not finished (by an engine that
+    /// stopped), due at their claimed time, and those an earlier version of eddy recorded as
+    /// running when it stopped, due at `now_ms` (at least once across stops); returns how many.
     pub fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError> {
         self.write(|| {
+            let mut count = self.requeue_claims()?;
             let running = keys::delivery_prefix(DeliveryStatus::Running, None);
             let ids = self
                 .trees
@@ -141,7 +141,6 @@ impl Store {
                 .keys()
                 .map(|key| Ok(keys::parse_position(&key?[running.len()..])?.1))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut count = 0;
             for id in ids {
                 if self.back_to_queue(&id, now_ms, now_ms)? {
                     count += 1;
@@ -151,8 +150,30 @@ impl Store {
         })
     }
 
-    /// The delivery with `id`.
+    /// Ends every claim, its delivery queued again at the due time it was claimed at;
+    /// returns how many were queued (a delivery removed meanwhile is not).
+    pub(super) fn requeue_claims(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for (id, claim) in self.shared.claims.snapshot() {
+            let _held = self.shared.stripes.lock(&id);
+            if self.shared.claims.release(&id).is_none() {
+                continue; // finished meanwhile
+            }
+            if self.stored_delivery(&id)?.is_some() {
+                self.enqueue(&claim.handler, claim.due_ms, &id)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The delivery with `id`, as readers see it: running while claimed.
     pub fn delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        Ok(self.stored_delivery(id)?.map(|d| self.shared.claims.overlay(d)))
+    }
+
+    /// The delivery with `id` as its record stores it (a claimed one says pending).
+    pub(super) fn stored_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
         let raw = self.trees.deliveries.get(id.as_bytes())?;
         raw.map(|raw| codec::decode(keys::DELIVERY_RECORD_V1, &raw)).transpose()
     }
@@ -177,7 +198,7 @@ impl Store {
         gone: impl Fn(&DeliveryRecord) -> bool,
     ) -> Result<bool, StoreError> {
         let _held = self.shared.stripes.lock(id);
-        match self.delivery(id)? {
+        match self.stored_delivery(id)? {
             Some(delivery) if gone(&delivery) => self.erase_delivery(&delivery).map(|()| true),
             Some(_) => Ok(false),
             None => {
@@ -299,16 +320,6 @@ mod tests {
         assert_eq!(store.queue_depth(), 0, "the stale entry is gone");
         let stored = store.delivery(&id).unwrap().unwrap();
         assert_eq!((stored.status, stored.attempts), (DeliveryStatus::Succeeded, 1));
-    }
-
-    #[test]
-    fn running_deliveries_are_requeued_after_a_crash() {
-        let store = Store::temporary().unwrap();
-        let id = one_delivery(&store);
-        crate::store::testing::claim(&store, 10, &id, 11).unwrap().unwrap();
-        assert_eq!(store.requeue_running(99).unwrap(), 1);
-        assert_eq!(crate::store::testing::due(&store, 99), [(99, id.clone())]);
-        assert_eq!(store.delivery(&id).unwrap().unwrap().status, DeliveryStatus::Pending);
     }
 
     #[test]

@@ -95,7 +95,16 @@ impl Store {
         change: impl FnOnce(&mut DeliveryRecord) -> Result<Option<T>, StoreError>,
     ) -> Result<Option<(DeliveryRecord, Option<T>)>, StoreError> {
         let _held = self.shared.stripes.lock(id);
-        let Some(old) = self.delivery(id)? else {
+        self.update_delivery_held(id, change)
+    }
+
+    /// [`Store::update_delivery`] for a caller that holds the delivery's lock.
+    pub(super) fn update_delivery_held<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut DeliveryRecord) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<(DeliveryRecord, Option<T>)>, StoreError> {
+        let Some(old) = self.stored_delivery(id)? else {
             return Ok(None);
         };
         let mut new = old.clone();

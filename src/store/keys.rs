@@ -39,13 +39,15 @@ pub const TREE_EVENTS_BY_TIME: &str = "events_by_time";
 /// Events that matched no handler: seq (u64 big-endian) -> event id.
 pub const TREE_EVENTS_UNROUTED: &str = "events_unrouted";
 /// Deliveries by status: status code, created ms (u64 big-endian), delivery id -> empty.
+/// A claimed delivery keeps its pending entries (its claim is held in memory, see
+/// `running.rs`); running entries are only found in folders of schema 4 and before, until the
+/// engine's start queues those deliveries again.
 pub const TREE_DELIVERIES_BY_STATUS: &str = "deliveries_by_status";
 /// Deliveries by status and handler: status code, handler, 0x00, created ms, delivery id.
-/// Running deliveries are left out: there are at most as many as attempts may run at once, so
-/// the status index finds them as cheaply, and four index writes per attempt are saved.
+/// Running deliveries are left out, as in the status index.
 pub const TREE_DELIVERIES_BY_HANDLER: &str = "deliveries_by_handler";
 /// Deliveries by status and event type: status code, type, 0x00, created ms, delivery id.
-/// Running deliveries are left out, as in [`TREE_DELIVERIES_BY_HANDLER`].
+/// Running deliveries are left out, as in the status index.
 pub const TREE_DELIVERIES_BY_TYPE: &str = "deliveries_by_type";
 
 /// Every index tree: rebuilt from the records by a schema upgrade and by compaction.
@@ -77,8 +79,10 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// built from the records when a version 1 folder is opened; 3: adds [`TREE_STATE_USAGE`],
 /// counted from the state tree when an older folder is opened (an older eddy, which would
 /// write state without counting it, then refuses the folder); 4: the queue keyed by handler
-/// ([`TREE_QUEUE`]), built from the delivery records.
-pub const SCHEMA_VERSION: u32 = 4;
+/// ([`TREE_QUEUE`]), built from the delivery records; 5: claims held in memory, so after a
+/// crash a pending delivery may have no queue entry until the next open queues it (an older
+/// eddy, which would not, then refuses the folder).
+pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest schema version this build upgrades at open.
 pub const SCHEMA_UPGRADABLE_FROM: u32 = 1;
 

@@ -76,10 +76,16 @@ impl Store {
                 Some(until) => Some([prefix.as_slice(), &until.to_be_bytes()].concat()),
                 None => keys::prefix_end(&prefix),
             };
-            Head::new(status, prefix.len(), range(tree, start, end))
+            if status == DeliveryStatus::Running {
+                let keys = self.running_keys(&prefix, &start, end.as_deref())?;
+                return Ok(Head::new(status, prefix.len(), Box::new(keys.into_iter().map(Ok))));
+            }
+            let keys = range(tree, start, end).map(|item| Ok(item?.0.to_vec()));
+            Ok(Head::new(status, prefix.len(), Box::new(keys)))
         });
+        let heads = heads.collect::<Result<Vec<_>, StoreError>>()?;
         let mut out = Vec::new();
-        for item in (Merged { heads: heads.collect() }) {
+        for item in (Merged { heads }) {
             if out.len() >= filter.limit {
                 break;
             }
@@ -153,13 +159,16 @@ fn range(tree: &sled::Tree, start: Vec<u8>, end: Option<Vec<u8>>) -> sled::Iter 
 struct Head {
     status: DeliveryStatus,
     prefix_len: usize,
-    iter: sled::Iter,
-    next: Option<sled::IVec>,
+    iter: Keys,
+    next: Option<Vec<u8>>,
     done: bool,
 }
 
+/// The keys of one range, in order.
+type Keys = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>>>;
+
 impl Head {
-    fn new(status: DeliveryStatus, prefix_len: usize, iter: sled::Iter) -> Self {
+    fn new(status: DeliveryStatus, prefix_len: usize, iter: Keys) -> Self {
         Self {
             status,
             prefix_len,
@@ -186,8 +195,8 @@ impl Iterator for Merged {
     fn next(&mut self) -> Option<Self::Item> {
         for head in self.heads.iter_mut().filter(|h| h.next.is_none() && !h.done) {
             match head.iter.next() {
-                Some(Ok((key, _))) => head.next = Some(key),
-                Some(Err(e)) => return Some(Err(e.into())),
+                Some(Ok(key)) => head.next = Some(key),
+                Some(Err(e)) => return Some(Err(e)),
                 None => head.done = true,
             }
         }

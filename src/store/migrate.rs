@@ -2,7 +2,8 @@
 //!
 //! An upgrade only adds trees derived from the records (the index trees, schema 2; the state
 //! usage counters, schema 3; the queue keyed by handler, schema 4, which replaces the queue
-//! of one order), so it is rebuilt from scratch: those trees are cleared and
+//! of one order; schema 5 adds nothing, it only keeps older versions out), so it is rebuilt
+//! from scratch: those trees are cleared and
 //! filled from the records, flushed, and only then is the new version recorded. A crash
 //! before that leaves the old version on disk and the next open starts again from scratch;
 //! no record is rewritten.

@@ -29,6 +29,7 @@ mod records;
 mod redact;
 mod replay;
 mod retention;
+mod running;
 mod seal;
 mod state;
 
@@ -118,6 +119,9 @@ struct Shared {
     mark: mark::Mark,
     /// Serialise changes to one delivery (see `index.rs`).
     stripes: index::Stripes,
+    /// Deliveries claimed for an attempt (see `running.rs`); queued again as the last
+    /// handle goes.
+    claims: running::Claims,
     /// Serialise writes to one handler's state, so its usage is exact (see `state.rs`).
     state_stripes: Arc<index::Stripes>,
     /// Serialise ingests of one event id, so a duplicate is seen before anything is written.
@@ -224,15 +228,23 @@ impl Store {
             // A state write is two writes (see `state.rs`): a crash between them leaves the
             // usage behind its entries.
             store.rebuild_state_usage()?;
+            // Claims live in memory (see `running.rs`): a crash leaves their deliveries unqueued.
+            let requeued = store.queue_lost_claims()?;
+            if requeued > 0 {
+                tracing::info!("{requeued} deliveries interrupted by the last stop will run again");
+            }
         }
         Ok(store)
     }
 
     fn with_db(db: sled::Db) -> Result<Self, StoreError> {
+        let trees = Trees::open(&db)?;
+        let mut shared = Shared::default();
+        shared.claims = running::Claims::new(trees.queue.clone());
         let store = Self {
-            trees: Trees::open(&db)?,
+            trees,
             db,
-            shared: Arc::default(),
+            shared: Arc::new(shared),
         };
         store.load_counters()?;
         Ok(store)
@@ -272,6 +284,12 @@ impl Store {
 
 /// sled flushes when the last handle on a tree goes, and once the store has failed that flush
 /// never returns: a failed store's handles are leaked instead of dropped.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.claims.drop_with_store(self.failure.cause().is_some());
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         if self.shared.failure.cause().is_some() {

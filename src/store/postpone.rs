@@ -4,14 +4,28 @@ use super::records::DeliveryStatus;
 use super::{Store, StoreError};
 
 impl Store {
-    /// Puts a running delivery back in the queue, due at `due_ms`, without counting an
-    /// attempt (its event was not readable yet). False if it is no longer running.
+    /// Hands a claimed delivery back to the queue, due at `due_ms`, without counting an
+    /// attempt (its event was not readable yet). False if it is not claimed.
     pub fn postpone(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
-        self.write(|| self.back_to_queue(id, due_ms, now_ms))
+        self.write(|| {
+            let _held = self.shared.stripes.lock(id);
+            if !self.shared.claims.holds(id) {
+                return Ok(false);
+            }
+            let queued = self.update_delivery_held(id, |delivery| {
+                // Queued before the record says when, as in `finish_attempt`.
+                self.enqueue(&delivery.handler, due_ms, &delivery.id)?;
+                delivery.next_attempt_ms = Some(due_ms);
+                delivery.updated_ms = now_ms;
+                Ok(Some(()))
+            })?;
+            self.shared.claims.release(id);
+            Ok(queued.is_some())
+        })
     }
 
-    /// The step of [`Store::postpone`] and `requeue_running`, inside their write: a running
-    /// delivery becomes pending, queued at `due_ms`. False if it is no longer running.
+    /// A delivery recorded as running (by an earlier version of eddy, which wrote claims to
+    /// disk) becomes pending, queued at `due_ms`. False if it is not recorded as running.
     pub(super) fn back_to_queue(&self, id: &str, due_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
         let queued = self.update_delivery(id, |delivery| {
             if delivery.status != DeliveryStatus::Running {
@@ -59,7 +73,7 @@ mod tests {
         assert_eq!((delivery.attempts, delivery.next_attempt_ms), (0, Some(1500)));
         assert!(
             !store.postpone(&id, 2000, 1000).unwrap(),
-            "only a running delivery is postponed"
+            "only a claimed delivery is postponed"
         );
     }
 }

@@ -89,7 +89,7 @@ pub fn assert_consistent(store: &Store) {
 
 /// Every index entry, per index tree. Time entries are taken without their order ms, which a
 /// rebuild computes only over the events still there.
-fn index_snapshot(store: &Store) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn index_snapshot(store: &Store) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     keys::INDEX_TREES
         .iter()
         .map(|name| {
