@@ -118,10 +118,7 @@ impl Store {
     /// The index entries of event `record` other than its time entry, as `(tree, key)`.
     pub(super) fn event_entries(&self, record: &EventRecord) -> Vec<(&sled::Tree, Vec<u8>)> {
         let t = &self.trees;
-        let mut entries = vec![
-            (&t.events_seq, keys::seq_key(record.seq).to_vec()),
-            (&t.events_by_type, keys::event_type_key(&record.event.kind, record.seq)),
-        ];
+        let mut entries = vec![(&t.events_by_type, keys::event_type_key(&record.event.kind, record.seq))];
         if record.deliveries.is_empty() {
             entries.push((&t.events_unrouted, keys::seq_key(record.seq).to_vec()));
         }

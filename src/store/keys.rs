@@ -10,8 +10,9 @@ pub const TREE_STATE: &str = "state";
 
 /// Events by id: [`EVENT_RECORD_V1`] records.
 pub const TREE_EVENTS: &str = "events";
-/// Ingest order: sequence number (u64 big-endian) -> event id.
-pub const TREE_EVENTS_SEQ: &str = "events_by_seq";
+/// Ingest order up to schema 5: sequence number (u64 big-endian) -> event id. Dropped at the
+/// upgrade to schema 6: [`TREE_EVENTS_BY_TIME`] is in the same order.
+pub const TREE_EVENTS_SEQ_V5: &str = "events_by_seq";
 /// Deliveries by id: [`DELIVERY_RECORD_V1`] records.
 pub const TREE_DELIVERIES: &str = "deliveries";
 /// Attempts: delivery id, 0x00, attempt number (u32 big-endian) -> [`ATTEMPT_RECORD_V1`].
@@ -33,8 +34,8 @@ pub const TREE_QUEUE_V3: &str = "queue";
 pub const TREE_EVENTS_BY_TYPE: &str = "events_by_type";
 /// Events by time: order ms (u64 big-endian), seq (u64 big-endian) -> event id. The order ms
 /// of an event is the largest `received_ms` of it and every event accepted before it, so it
-/// never decreases along seq: the first entry at or after a time is where ingest order
-/// reaches that time.
+/// never decreases along seq, so the entries are in ingest order (the listing of all events
+/// reads them) and the first entry at or after a time is where ingest order reaches that time.
 pub const TREE_EVENTS_BY_TIME: &str = "events_by_time";
 /// Events that matched no handler: seq (u64 big-endian) -> event id.
 pub const TREE_EVENTS_UNROUTED: &str = "events_unrouted";
@@ -81,8 +82,9 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// write state without counting it, then refuses the folder); 4: the queue keyed by handler
 /// ([`TREE_QUEUE`]), built from the delivery records; 5: claims held in memory, so after a
 /// crash a pending delivery may have no queue entry until the next open queues it (an older
-/// eddy, which would not, then refuses the folder).
-pub const SCHEMA_VERSION: u32 = 5;
+/// eddy, which would not, then refuses the folder); 6: no tree of events by seq alone (the
+/// time index lists all events in ingest order).
+pub const SCHEMA_VERSION: u32 = 6;
 /// The oldest schema version this build upgrades at open.
 pub const SCHEMA_UPGRADABLE_FROM: u32 = 1;
 

@@ -2,8 +2,8 @@
 //!
 //! An upgrade only adds trees derived from the records (the index trees, schema 2; the state
 //! usage counters, schema 3; the queue keyed by handler, schema 4, which replaces the queue
-//! of one order; schema 5 adds nothing, it only keeps older versions out), so it is rebuilt
-//! from scratch: those trees are cleared and
+//! of one order; schema 5 adds nothing, it only keeps older versions out; schema 6 drops the
+//! events by seq alone, which the time index replaces), so it is rebuilt from scratch: those trees are cleared and
 //! filled from the records, flushed, and only then is the new version recorded. A crash
 //! before that leaves the old version on disk and the next open starts again from scratch;
 //! no record is rewritten.
@@ -59,6 +59,9 @@ impl Store {
         if from < 4 {
             self.rebuild_queue()?;
             self.db.drop_tree(keys::TREE_QUEUE_V3)?;
+        }
+        if from < 6 {
+            self.db.drop_tree(keys::TREE_EVENTS_SEQ_V5)?;
         }
         self.db.flush()?;
         let meta = self.db.open_tree(keys::TREE_META)?;
@@ -172,6 +175,12 @@ mod tests {
         old.insert(keys::position(1, "stray"), &[] as &[u8]).unwrap();
         drop((queue, old));
         db.drop_tree(keys::TREE_QUEUE).unwrap();
+        // Events by seq alone, as schema 5 and before kept them.
+        let by_seq = db.open_tree(keys::TREE_EVENTS_SEQ_V5).unwrap();
+        for (seq, id) in ["e1", "e2", "e3"].iter().enumerate() {
+            by_seq.insert(keys::seq_key(seq as u64 + 1), id.as_bytes()).unwrap();
+        }
+        drop(by_seq);
         let stray = db.open_tree(keys::TREE_DELIVERIES_BY_STATUS).unwrap();
         stray.insert([1u8, 0, 0, 0, 0, 0, 0, 0, 0, b'x'], &[] as &[u8]).unwrap();
         let meta = db.open_tree(keys::TREE_META).unwrap();
@@ -200,13 +209,16 @@ mod tests {
         assert_consistent(&store);
         assert_eq!(store.queue_depth(), 1, "e2's delivery is still queued");
         assert_eq!(store.queue_heads().unwrap(), [("h1".to_owned(), 200)]);
-        assert!(
-            !store
-                .db
-                .tree_names()
-                .iter()
-                .any(|name| name == keys::TREE_QUEUE_V3.as_bytes())
-        );
+        let names = store.db.tree_names();
+        for gone in [keys::TREE_QUEUE_V3, keys::TREE_EVENTS_SEQ_V5] {
+            assert!(!names.iter().any(|name| name == gone.as_bytes()), "{gone}");
+        }
+        let all = store.list_events(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        });
+        let all: Vec<String> = all.unwrap().into_iter().map(|e| e.event.id).collect();
+        assert_eq!(all, ["e1", "e2", "e3"], "in ingest order");
         let dead = DeliveryFilter {
             status: Some(DeliveryStatus::Dead),
             handler: Some("h1".into()),
