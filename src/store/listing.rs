@@ -264,12 +264,7 @@ mod tests {
     }
 
     fn page(store: &Store, filter: DeliveryFilter) -> Vec<String> {
-        store
-            .list_deliveries(&filter)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.id)
-            .collect()
+        crate::store::testing::delivery_ids(store, &filter)
     }
 
     #[test]

@@ -182,12 +182,7 @@ mod tests {
             limit: 10,
             ..Default::default()
         };
-        store
-            .list_deliveries(&filter)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.id)
-            .collect()
+        testing::delivery_ids(store, &filter)
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub fn claim(store: &Store, due_ms: u64, id: &str, now_ms: u64) -> Result<Option
     store.claim(&handler, due_ms, id, now_ms)
 }
 
+/// The ids of the deliveries `filter` lists, in order.
+pub fn delivery_ids(store: &Store, filter: &super::DeliveryFilter) -> Vec<String> {
+    store
+        .list_deliveries(filter)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
+}
+
 /// Every queued delivery due by `now_ms`, whatever its handler, earliest first.
 pub fn due(store: &Store, now_ms: u64) -> Vec<(u64, String)> {
     let mut all: Vec<(u64, String)> = store
