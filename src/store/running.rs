@@ -157,6 +157,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::NextStep;
     use crate::store::testing::{self, CACHE_BYTES, assert_consistent, index_snapshot, ingest};
 
     fn record(id: &str) -> DeliveryRecord {
@@ -215,6 +216,53 @@ mod tests {
         assert_eq!(listed(&store, DeliveryStatus::Running), std::slice::from_ref(&id));
         assert!(listed(&store, DeliveryStatus::Pending).is_empty());
         assert!(testing::claim(&store, 10, &id, 12).unwrap().is_none(), "claimed once");
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn concurrent_claimers_take_each_delivery_once() {
+        let store = Store::temporary().unwrap();
+        let ids: Vec<String> = (0..200)
+            .flat_map(|i| ingest(&store, &format!("e{i}"), &["h"], 10))
+            .collect();
+        let start = std::sync::Barrier::new(8);
+        let claimed: Vec<String> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        let mut mine = Vec::new();
+                        // Every worker reads the same due entries and races for each.
+                        for (due, id) in store.due("h", 10, usize::MAX).unwrap() {
+                            if let Some(mut d) = store.claim("h", due, &id, 11).unwrap() {
+                                let n = d.attempts + 1;
+                                let attempt = crate::store::AttemptRecord {
+                                    n,
+                                    started_ms: 11,
+                                    duration_ms: 1.0,
+                                    succeeded: true,
+                                    report: serde_json::json!({}),
+                                    replay: false,
+                                };
+                                store.finish_attempt(&mut d, &attempt, NextStep::Succeeded, 12).unwrap();
+                                mine.push(id);
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        let mut sorted = claimed.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), claimed.len(), "a delivery was claimed twice");
+        assert_eq!(claimed.len(), ids.len(), "every delivery was claimed");
+        for id in &ids {
+            assert_eq!(store.attempts(id).unwrap().len(), 1, "{id} ran once");
+        }
+        assert_eq!(store.queue_depth(), 0);
         assert_consistent(&store);
     }
 
