@@ -4,9 +4,10 @@
 //! pending (due when it was claimed) and its index entries stay where they are until the
 //! attempt finishes and moves them once. The status a reader sees is "running" while the
 //! claim is held here. Nothing of a claim survives the process, so what a stop leaves behind
-//! is put back in the queue: by the engine as it stops, by the last handle on the store as it
-//! is dropped, and, after a crash, by the next open, which queues every pending delivery that
-//! has no queue entry.
+//! is put back in the queue: by the last handle on the store as it is dropped (before a clean
+//! close is recorded), and, after a crash, by the next open, which queues every pending
+//! delivery that has no queue entry. An engine that starts over a store still holding claims
+//! (of an engine stopped before it) queues them again too (`requeue_running`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -58,7 +59,7 @@ impl Claims {
         for (id, claim) in self.map().drain() {
             // A delivery deleted meanwhile leaves an entry its claim drops (see `claim`).
             if let Err(e) = queue.insert(keys::queue_key(&claim.handler, claim.due_ms, &id), &[] as &[u8]) {
-                tracing::error!("cannot queue delivery {id} again: {e}; the next start does");
+                tracing::error!("cannot queue delivery {id} again as the store closes: {e}");
                 break;
             }
         }
