@@ -71,8 +71,12 @@ impl Store {
         Ok(())
     }
 
-    /// Removes delivery `d`: its queue entry, attempts and record, then its index entries.
+    /// Removes delivery `d`: its claim, queue entry, attempts and record, then its index
+    /// entries. Callers hold its lock.
     pub(super) fn erase_delivery(&self, d: &DeliveryRecord) -> Result<(), StoreError> {
+        // A claimed delivery may be removed with no attempt to finish it (its event was
+        // deleted, or never came).
+        self.shared.claims.release(&d.id);
         if let Some(due) = d.next_attempt_ms {
             self.dequeue(&d.handler, due, &d.id)?;
         }

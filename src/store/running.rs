@@ -268,6 +268,19 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_delivery_removed_without_an_attempt_leaves_no_claim() {
+        let store = Store::temporary().unwrap();
+        let id = ingest(&store, "e", &["h"], 10).remove(0);
+        testing::claim(&store, 10, &id, 11).unwrap().unwrap();
+        // What the engine does with a delivery whose event never came.
+        store.forget_delivery(&id).unwrap();
+        assert!(!store.shared.claims.holds(&id));
+        assert!(listed(&store, DeliveryStatus::Running).is_empty());
+        assert_eq!(store.requeue_running(99).unwrap(), 0, "nothing to queue again");
+        assert!(store.trees.queue.is_empty());
+    }
+
+    #[test]
     fn claims_of_a_stopped_engine_are_queued_again_at_their_due_time() {
         let store = Store::temporary().unwrap();
         let id = ingest(&store, "e", &["h"], 10).remove(0);
