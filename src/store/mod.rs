@@ -14,6 +14,7 @@ mod commit;
 mod compact;
 mod deliveries;
 mod edit;
+mod event_listing;
 mod events;
 mod failure;
 mod guard;
