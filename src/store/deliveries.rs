@@ -75,10 +75,7 @@ impl Store {
             // The entry is the claim's token: whoever removes it holds the claim.
             let taken = self.dequeue(handler, due_ms, id)?;
             match record {
-                Some(record) if current && taken => {
-                    self.shared.claims.hold(&record, due_ms, now_ms);
-                    Ok(Some(self.shared.claims.overlay(record)))
-                }
+                Some(record) if current && taken => Ok(Some(self.shared.claims.hold(record, due_ms, now_ms))),
                 _ => Ok(None),
             }
         })

@@ -33,7 +33,7 @@ impl Store {
                 let keys = self.running_keys(&prefix, &start, end.as_deref())?;
                 return Ok(Head::new(status, prefix.len(), Box::new(keys.into_iter().map(Ok))));
             }
-            let keys = range(tree, start, end).map(|item| Ok(item?.0.to_vec()));
+            let keys = range(tree, start, end).map(|item| Ok(item?.0));
             Ok(Head::new(status, prefix.len(), Box::new(keys)))
         });
         let heads = heads.collect::<Result<Vec<_>, StoreError>>()?;
@@ -107,12 +107,12 @@ struct Head {
     status: DeliveryStatus,
     prefix_len: usize,
     iter: Keys,
-    next: Option<Vec<u8>>,
+    next: Option<sled::IVec>,
     done: bool,
 }
 
 /// The keys of one range, in order.
-type Keys = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>>>;
+type Keys = Box<dyn Iterator<Item = Result<sled::IVec, StoreError>>>;
 
 impl Head {
     fn new(status: DeliveryStatus, prefix_len: usize, iter: Keys) -> Self {

@@ -65,15 +65,18 @@ impl Claims {
         }
     }
 
-    /// Records the claim of `record`, queued at `due_ms`, made at `now_ms`.
-    pub fn hold(&self, record: &DeliveryRecord, due_ms: u64, now_ms: u64) {
+    /// Records the claim of `record`, queued at `due_ms`, made at `now_ms`; returns the
+    /// record as readers now see it.
+    pub fn hold(&self, record: DeliveryRecord, due_ms: u64, now_ms: u64) -> DeliveryRecord {
         let claim = Claim {
             handler: record.handler.clone(),
             due_ms,
             created_ms: record.created_ms,
             claimed_ms: now_ms,
         };
-        self.map().insert(record.id.clone(), claim);
+        let seen = running(record, &claim);
+        self.map().insert(seen.id.clone(), claim);
+        seen
     }
 
     /// Ends the claim of `id`; what it was, if held.
@@ -91,14 +94,20 @@ impl Claims {
     }
 
     /// `record` as a reader sees it: running while claimed.
-    pub fn overlay(&self, mut record: DeliveryRecord) -> DeliveryRecord {
-        if let Some(claim) = self.map().get(&record.id) {
-            record.status = DeliveryStatus::Running;
-            record.next_attempt_ms = None;
-            record.updated_ms = claim.claimed_ms;
+    pub fn overlay(&self, record: DeliveryRecord) -> DeliveryRecord {
+        match self.map().get(&record.id) {
+            Some(claim) => running(record, claim),
+            None => record,
         }
-        record
     }
+}
+
+/// `record` while `claim` holds it.
+fn running(mut record: DeliveryRecord, claim: &Claim) -> DeliveryRecord {
+    record.status = DeliveryStatus::Running;
+    record.next_attempt_ms = None;
+    record.updated_ms = claim.claimed_ms;
+    record
 }
 
 impl Store {
@@ -110,18 +119,16 @@ impl Store {
         prefix: &[u8],
         start: &[u8],
         end: Option<&[u8]>,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    ) -> Result<Vec<sled::IVec>, StoreError> {
         let claimed = self.shared.claims.snapshot().into_iter();
         let claimed = claimed.map(|(id, claim)| [prefix, &keys::position(claim.created_ms, &id)].concat());
         let recorded = match end {
             Some(end) => self.trees.deliveries_by_status.range(start..end),
             None => self.trees.deliveries_by_status.range(start..),
         };
-        let mut keys = recorded
-            .keys()
-            .map(|key| Ok(key?.to_vec()))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        keys.extend(claimed.filter(|key| key.as_slice() >= start && end.is_none_or(|end| key.as_slice() < end)));
+        let mut keys = recorded.keys().collect::<Result<Vec<_>, _>>()?;
+        let within = |key: &Vec<u8>| key.as_slice() >= start && end.is_none_or(|end| key.as_slice() < end);
+        keys.extend(claimed.filter(within).map(sled::IVec::from));
         keys.sort_unstable();
         keys.dedup();
         Ok(keys)
@@ -190,7 +197,7 @@ mod tests {
     #[test]
     fn a_held_claim_reads_as_running_until_released() {
         let claims = Claims::default();
-        claims.hold(&record("d"), 7, 9);
+        claims.hold(record("d"), 7, 9);
         let seen = claims.overlay(record("d"));
         assert_eq!(
             (seen.status, seen.next_attempt_ms, seen.updated_ms),
