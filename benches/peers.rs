@@ -15,8 +15,9 @@
 //! [`PHASES`] clients posting single events back to back, a warm-up and then a measured window.
 //! The handler posts to a fake API served by this process, which counts completed runs. The
 //! table: ingest answers per second and their latency p50/p99, handler runs per second (for
-//! eddy they happen after the answer; for the peers before it), resident memory (peak, and at
-//! the end of the load), and eddy's durable figures divided by each other row's. The whole
+//! eddy they happen after the answer; for the peers before it), the server's CPU time per
+//! handler run over the measured window, resident memory (peak, and at the end of the load),
+//! and eddy's durable figures divided by each other row's. The whole
 //! table is measured `EDDY_BENCH_RUNS` times (default 3), and each cell gives the median and
 //! the range (lowest–highest) over the runs; a ratio is taken within each run first.
 
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use api::FakeApi;
 use report::{Figures, Row};
+use support::cpu::CpuTime;
 use support::load::Phases;
 use support::procs::{self, Launch, Server};
 
@@ -192,17 +194,26 @@ async fn measure(peer: Peer, setup: &Setup, api: &FakeApi, body: &str) -> Result
         support::eddy::wait_for_handler(&server.url, EVENT_TYPE).await?;
     }
     let before = api.hits();
-    // The fake API's count over the measured window only: runs of the warm-up are left out.
+    // The fake API's count and the CPU time used over the measured window only: the warm-up
+    // is left out.
     let counting = async {
         tokio::time::sleep(PHASES.warmup).await;
-        let first = api.hits();
+        let first = (api.hits(), cpu_now(&server));
         tokio::time::sleep(PHASES.measure).await;
-        api.hits() - first
+        let last = (api.hits(), cpu_now(&server));
+        (last.0 - first.0, cpu_between(first.1, last.1))
     };
     let url = format!("{}/events", server.url);
-    let (mut load, runs) = tokio::join!(support::load::drive(&url, body, &PHASES), counting);
+    let (mut load, (runs, cpu)) = tokio::join!(support::load::drive(&url, body, &PHASES), counting);
     let rss = server.rss();
     let mut notes = Vec::new();
+    if let Some((server_cpu, bench_cpu)) = &cpu {
+        notes.push(format!(
+            "CPU over the measured window: the server {}; this benchmark's clients and fake API {}",
+            server_cpu.describe(PHASES.measure),
+            bench_cpu.describe(PHASES.measure)
+        ));
+    }
     if load.errors > 0 {
         let first = load.first_error.as_deref().unwrap_or("?");
         notes.push(format!(
@@ -220,9 +231,23 @@ async fn measure(peer: Peer, setup: &Setup, api: &FakeApi, body: &str) -> Result
         p50_ms: p50.as_secs_f64() * 1000.0,
         p99_ms: p99.as_secs_f64() * 1000.0,
         runs_rate: runs as f64 / PHASES.measure.as_secs_f64(),
+        cpu_us_per_run: cpu
+            .filter(|_| runs > 0)
+            .map(|(server, _)| server.total.as_secs_f64() * 1e6 / runs as f64),
         rss_mib: rss.map(|r| (mib(r.peak_kib), mib(r.now_kib))),
         notes,
     })
+}
+
+/// The CPU time used so far by the server and by this process.
+fn cpu_now(server: &Server) -> Option<(CpuTime, CpuTime)> {
+    Some((CpuTime::read(server.pid()?)?, CpuTime::read(std::process::id())?))
+}
+
+/// What the server and this process used between two readings.
+fn cpu_between(first: Option<(CpuTime, CpuTime)>, last: Option<(CpuTime, CpuTime)>) -> Option<(CpuTime, CpuTime)> {
+    let ((server0, bench0), (server1, bench1)) = (first?, last?);
+    Some((server1.since(&server0), bench1.since(&bench0)))
 }
 
 /// eddy answers before the handler runs: how far behind it was when the load stopped, how

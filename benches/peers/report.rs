@@ -17,6 +17,9 @@ pub struct Figures {
     pub p99_ms: f64,
     /// Handler runs that reached the fake API, per second, over the same window.
     pub runs_rate: f64,
+    /// The server's CPU time over the measured window divided by the handler runs in it,
+    /// microseconds: the machine's cost of one run, whatever the server does around it.
+    pub cpu_us_per_run: Option<f64>,
     /// Resident memory, peak over the server's life and at the end of the load, MiB.
     pub rss_mib: Option<(f64, f64)>,
     /// Facts the table cannot show (errors, backlog, retries).
@@ -28,15 +31,15 @@ pub struct Figures {
 pub fn print(rows: &[Row]) {
     println!("Each cell: median (lowest–highest) over the runs.\n");
     println!(
-        "| run | ingest req/s | p50 ms | p99 ms | handler runs/s | RSS peak MiB | RSS end MiB | \
+        "| run | ingest req/s | p50 ms | p99 ms | handler runs/s | CPU µs/run | RSS peak MiB | RSS end MiB | \
          {0} ÷ run, req/s | {0} ÷ run, runs/s |",
         rows[0].label
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (i, row) in rows.iter().enumerate() {
         let ok: Vec<&Figures> = row.runs.iter().filter_map(|r| r.as_ref().ok()).collect();
         if ok.is_empty() {
-            println!("| {} | skipped | | | | | | | |", row.label);
+            println!("| {} | skipped | | | | | | | | |", row.label);
             continue;
         }
         let ratios = match i {
@@ -64,6 +67,7 @@ fn cells(runs: &[&Figures]) -> String {
         let values: Vec<f64> = runs.iter().map(|f| figure(f)).collect();
         format_spread(&values, decimals)
     };
+    let cpu: Vec<f64> = runs.iter().filter_map(|f| f.cpu_us_per_run).collect();
     let rss = |peak: bool| {
         let values: Vec<f64> = runs
             .iter()
@@ -72,11 +76,12 @@ fn cells(runs: &[&Figures]) -> String {
         format_spread(&values, 0)
     };
     format!(
-        "{} | {} | {} | {} | {} | {}",
+        "{} | {} | {} | {} | {} | {} | {}",
         of(|f| f.rate, 0),
         of(|f| f.p50_ms, 2),
         of(|f| f.p99_ms, 2),
         of(|f| f.runs_rate, 0),
+        format_spread(&cpu, 0),
         rss(true),
         rss(false)
     )

@@ -1,12 +1,13 @@
 //! What the benchmarks share: HTTP load from this process (`load`), servers run as child
-//! processes with their resident memory (`procs`), eddy's own binary and endpoints (`eddy`),
-//! eddy's server in this process (`in_process`),
+//! processes with their resident memory (`procs`) and CPU time (`cpu`), eddy's own binary and
+//! endpoints (`eddy`), eddy's server in this process (`in_process`),
 //! the machine's facts (`machine`), and the helpers that turn samples into figures. Each
 //! benchmark includes it with `mod support;` and uses only part of it.
 
 // Each benchmark is its own crate and uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod cpu;
 pub mod eddy;
 pub mod in_process;
 pub mod load;
