@@ -17,8 +17,8 @@
 //! - [`store`]: the only module that touches sled (handler state, metadata).
 //!
 //! Used from anywhere above them: [`config`] (`eddy.toml`, validated at load), [`event`]
-//! (the CloudEvents-shaped [`event::Event`]), [`metrics`], [`clock`], [`secrets`] and
-//! [`provider`] (the webhook providers).
+//! (the CloudEvents-shaped [`event::Event`]), [`metrics`], [`logs`] (the log targets),
+//! [`clock`], [`secrets`] and [`provider`] (the webhook providers).
 
 // Library code reports through `tracing`; only the command line prints (see cli/log.rs).
 #![warn(clippy::print_stderr, clippy::print_stdout)]
@@ -31,6 +31,7 @@ pub mod delivery;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod logs;
 pub mod metrics;
 pub mod provider;
 pub mod router;

@@ -25,7 +25,8 @@ pub fn launch(dir: tempfile::TempDir, config: &str) -> Result<Launch, String> {
         program: binary(),
         args: vec!["serve".into(), "--config".into(), "eddy.toml".into()],
         cwd: dir.path().to_owned(),
-        env: vec![],
+        // The lines the benchmark reads for the address are the `eddy: ...` ones.
+        env: vec![("EDDY_LOG_FORMAT", "pretty".into())],
         hold_stdin: false,
         dir: Some(dir),
     })

@@ -35,6 +35,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on stderr are written [default: pretty on a terminal, else json];
+    /// EDDY_LOG (else RUST_LOG) filters them, e.g. EDDY_LOG=eddy=debug
+    #[arg(long, global = true, value_enum, env = "EDDY_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<log::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +131,10 @@ impl From<anyhow::Error> for Failure {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    log::init();
+    if let Err(e) = log::init(cli.log_format, matches!(cli.command, Command::Dev(_))) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

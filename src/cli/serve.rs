@@ -115,14 +115,14 @@ async fn run(config: Config, dev_log: Option<Paint>) -> Result<(), Failure> {
     let listeners = bind(&config).await?;
     let on_start = dev_log.map(|paint| -> server::OnStart {
         Box::new(move |services: &Arc<Services>| {
-            eprintln!("eddy: dev mode: handler files reload as you save them; each attempt is printed below");
+            tracing::info!("dev mode: handler files reload as you save them; each attempt is printed below");
             super::dev::spawn_log(services.clone(), paint);
         })
     });
     let setup = server::Setup { config, on_start };
     let shutdown = async {
         wait_for_signal().await;
-        eprintln!("eddy: stopping: no new events; waiting for attempts in flight");
+        tracing::info!("stopping: no new events; waiting for attempts in flight");
     };
     match server::run(setup, listeners, shutdown)
         .await
@@ -130,7 +130,7 @@ async fn run(config: Config, dev_log: Option<Paint>) -> Result<(), Failure> {
     {
         Stopped::Sealed => {}
         Stopped::StillInUse => {
-            eprintln!("eddy: the store was still in use at exit; the next start checks it in full")
+            tracing::warn!("the store was still in use at exit; the next start checks it in full")
         }
         Stopped::StoreFailed { cause } => exit_with_failed_store(&cause),
     }
@@ -161,7 +161,8 @@ const STORE_FAILED_EXIT: i32 = 3;
 /// stuck in it. What was not written is in no acknowledged answer, and deliveries still
 /// pending or running on disk run again after the restart.
 fn exit_with_failed_store(cause: &str) -> ! {
-    eprintln!("eddy: stopped without flushing the store, which failed: {cause}; restart eddy after fixing the disk");
+    // Log lines are written as they are made, so this one is out before the exit.
+    tracing::error!("stopped without flushing the store, which failed: {cause}; restart eddy after fixing the disk");
     std::process::exit(STORE_FAILED_EXIT)
 }
 

@@ -1,9 +1,10 @@
 //! One attempt of one delivery: run it, record it, decide what follows.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::{AttemptNotice, Decision, Engine, RetryPolicy, Version};
 use crate::clock::now_ms;
+use crate::logs;
 use crate::metrics::AttemptOutcome;
 use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
@@ -44,14 +45,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         }
     };
     let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms().saturating_add(1000));
-    let outcome = match next {
-        NextStep::Succeeded => AttemptOutcome::Succeeded,
-        NextStep::Retry { .. } => AttemptOutcome::Retried,
-        NextStep::Dead { .. } => AttemptOutcome::Dead,
-    };
-    engine
-        .metrics
-        .attempt(outcome, Duration::from_secs_f64(attempt.duration_ms / 1000.0));
+    count_and_log(engine, &delivery, &attempt, &next);
     // No flush here: if the process dies before the store's background flush, the delivery
     // is still pending or running on disk and runs again (at least once); sled writes in
     // order, so the attempt's state writes are never lost while its record survives.
@@ -70,7 +64,14 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         .finish_attempt(&mut delivery, &attempt, next, now_ms())
         .await;
     if let Err(e) = finished {
-        tracing::error!("cannot record attempt {n} of delivery {}: {e}", delivery.id);
+        tracing::error!(
+            event_id = %delivery.event_id,
+            delivery_id = %delivery.id,
+            handler = %delivery.handler,
+            attempt = n,
+            "cannot record attempt {n} of delivery {}: {e}",
+            delivery.id
+        );
     }
     // Sending fails only when nobody listens, which is the usual case outside `eddy dev`.
     if let Some(notice) = notice {
@@ -78,6 +79,44 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
     }
     if soon {
         engine.wake();
+    }
+}
+
+/// Counts the attempt in the metrics and logs it: one line for an attempt that failed
+/// (warn, with the time of the retry) or left the delivery dead (error), none for a success.
+fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRecord, next: &NextStep) {
+    let outcome = match next {
+        NextStep::Succeeded => AttemptOutcome::Succeeded,
+        NextStep::Retry { .. } => AttemptOutcome::Retried,
+        NextStep::Dead { .. } => AttemptOutcome::Dead,
+    };
+    let duration = Duration::from_secs_f64(attempt.duration_ms / 1000.0);
+    engine.metrics.attempt(outcome, duration);
+    let n = attempt.n;
+    match next {
+        NextStep::Succeeded => {}
+        NextStep::Retry { due_ms, error } => {
+            let due = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(*due_ms));
+            tracing::warn!(
+                target: logs::ATTEMPTS,
+                event_id = %delivery.event_id,
+                delivery_id = %delivery.id,
+                handler = %delivery.handler,
+                attempt = n,
+                retry_at = %due,
+                error = %error,
+                "attempt {n} failed; retry at {due}"
+            );
+        }
+        NextStep::Dead { error } => tracing::error!(
+            target: logs::ATTEMPTS,
+            event_id = %delivery.event_id,
+            delivery_id = %delivery.id,
+            handler = %delivery.handler,
+            attempt = n,
+            error = %error,
+            "delivery dead after {n} attempt(s)"
+        ),
     }
 }
 
@@ -97,7 +136,13 @@ async fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
         engine.store.forget_delivery(&delivery.id).await
     };
     if let Err(e) = result {
-        tracing::warn!("delivery {} whose event is missing: {e}", delivery.id);
+        tracing::warn!(
+            event_id = %delivery.event_id,
+            delivery_id = %delivery.id,
+            handler = %delivery.handler,
+            "delivery {} whose event is missing: {e}",
+            delivery.id
+        );
     }
 }
 

@@ -18,6 +18,7 @@ use super::webhook::{self, Inbound, Kind};
 use crate::config::SourceConfig;
 use crate::event::{Event, now_rfc3339, validate_type};
 use crate::http::ApiError;
+use crate::logs;
 use crate::metrics::WebhookOutcome;
 use crate::store::Ingested;
 
@@ -71,13 +72,33 @@ impl WebhookSources {
 
 /// 202 `{ "id" }` when stored, 200 `{ "id", "duplicate": true }` for a redelivery,
 /// 200 `{ "challenge" }` for Slack's handshake, 401 when the signature does not hold.
+/// Every refusal is logged with the source and the reason.
 pub async fn post_webhook(
     State(intake): State<Arc<Intake>>,
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Some(source) = intake.sources.get(&name) else {
+    let answer = receive(&intake, &name, headers, body).await;
+    if let Err(refusal) = &answer {
+        // A server-side failure (the store) is not the sender's fault and is logged where
+        // it happens.
+        if refusal.status.is_client_error() {
+            tracing::warn!(
+                target: logs::WEBHOOKS,
+                source = %name,
+                reason = refusal.error,
+                status = refusal.status.as_u16(),
+                "webhook refused: {}",
+                refusal.detail
+            );
+        }
+    }
+    answer
+}
+
+async fn receive(intake: &Intake, name: &str, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let Some(source) = intake.sources.get(name) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_source",
@@ -85,7 +106,7 @@ pub async fn post_webhook(
         ));
     };
     // The size is checked before any HMAC is computed.
-    let bytes = super::read_body(&intake, &headers, body).await?;
+    let bytes = super::read_body(intake, &headers, body).await?;
     let now = crate::clock::now_secs();
     let inbound = webhook::verify(source.kind, &source.secret, &headers, &bytes, now).map_err(|e| {
         intake.services.metrics.webhook(WebhookOutcome::Rejected);
@@ -104,8 +125,8 @@ pub async fn post_webhook(
             data,
         } => (delivery_id, kind, data),
     };
-    let event = to_event(&name, delivery_id, kind, data)?;
-    let ingested = super::accept(&intake, vec![event]).await?;
+    let event = to_event(name, delivery_id, kind, data)?;
+    let ingested = super::accept(intake, vec![event]).await?;
     let (status, body, outcome) = match &ingested[..] {
         [Ingested::New { id, .. }] => (StatusCode::ACCEPTED, json!({ "id": id }), WebhookOutcome::Accepted),
         [other] => (

@@ -178,9 +178,8 @@ async fn serve_api(app: App, listener: TcpListener, shutdown: watch::Receiver<bo
     let services = app.services.clone();
     // Before any handler runs: the admin API must not be reachable through a wildcard grant.
     services.runtime.own_listener(listener.local_addr()?);
-    for error in services.handlers.scan().await {
-        tracing::error!("{error}");
-    }
+    // Each load error is logged by the scan, as at every reload.
+    services.handlers.scan().await;
     let engine = tokio::spawn(services.engine.clone().run(shutdown.clone()));
     let reload = tokio::spawn(reload_loop(services.clone(), shutdown.clone()));
     let retention = tokio::spawn(retention_loop(services, app.retention, app.retention_every));
@@ -195,9 +194,7 @@ async fn serve_api(app: App, listener: TcpListener, shutdown: watch::Receiver<bo
 async fn reload_loop(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         tokio::time::sleep(services::RELOAD_EVERY).await;
-        for error in services.handlers.scan().await {
-            tracing::error!("{error} (the last good version stays in use)");
-        }
+        services.handlers.scan().await;
     }
 }
 

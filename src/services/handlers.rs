@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::delivery::{Change, Engine, LoadedHandler, Registry, RetryPolicy, Version};
+use crate::logs;
 use crate::router::{self, HandlerFile};
 use crate::runtime::{HandlerPool, Runtime};
 
@@ -78,11 +79,14 @@ impl Handlers {
     }
 
     /// Loads new and changed files, drops removed ones, and puts all of it in use at once.
-    /// Returns the load errors seen.
+    /// Logs each load error, and returns them.
     pub async fn scan(&self) -> Vec<String> {
         let files = match router::discover(&self.root) {
             Ok(files) => files,
-            Err(e) => return vec![e.to_string()],
+            Err(e) => {
+                tracing::error!(target: logs::HANDLERS, "{e}");
+                return vec![e.to_string()];
+            }
         };
         let helpers = router::helper_stamps(&self.root).unwrap_or_default();
         let helpers_changed = {
@@ -106,6 +110,17 @@ impl Handlers {
             }
             let handler = self.load(&file, known.and_then(|h| h.version.clone())).await;
             if let Some(error) = &handler.error {
+                let kept = match handler.version {
+                    Some(_) => " (the last good version stays in use)",
+                    None => "",
+                };
+                tracing::error!(
+                    target: logs::HANDLERS,
+                    handler = %file.id,
+                    file = %file.path.display(),
+                    "handler {} does not load: {error}{kept}",
+                    file.id
+                );
                 errors.push(format!("{}: {error}", file.path.display()));
             }
             changes.push(Change::Set(handler));

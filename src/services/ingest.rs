@@ -1,21 +1,30 @@
 //! Events in: routed by the handlers in use, stored with their deliveries, made durable.
 
+use std::collections::HashMap;
+
 use super::{ServiceError, Services};
 use crate::clock::now_ms;
 use crate::event::Event;
+use crate::logs;
 use crate::store::{Ingested, NewEvent};
 
 impl Services {
     /// Routes and stores `events` with a delivery per matching handler (an id seen before
     /// writes nothing); with `durable`, returns only once that is on disk.
     pub async fn ingest(&self, events: Vec<Event>, durable: bool) -> Result<Vec<Ingested>, ServiceError> {
+        // The types of the events to log as unrouted, collected only when that is logged.
+        let log_unrouted = tracing::enabled!(target: logs::UNROUTED, tracing::Level::DEBUG);
+        let mut unrouted = HashMap::new();
         let batch: Vec<NewEvent> = {
             let routing = self.routing();
             events
                 .into_iter()
-                .map(|event| NewEvent {
-                    handlers: routing.route(&event.kind),
-                    event,
+                .map(|event| {
+                    let handlers = routing.route(&event.kind);
+                    if log_unrouted && handlers.is_empty() {
+                        unrouted.insert(event.id.clone(), event.kind.clone());
+                    }
+                    NewEvent { handlers, event }
                 })
                 .collect()
         };
@@ -24,6 +33,19 @@ impl Services {
         let ingested = self.store.ingest(batch, now_ms()).await?;
         if durable {
             self.store.commit().await?;
+        }
+        for ingested in &ingested {
+            // A duplicate was logged, if at all, when it first came.
+            if let Ingested::New { id, .. } = ingested
+                && let Some(kind) = unrouted.get(id)
+            {
+                tracing::debug!(
+                    target: logs::UNROUTED,
+                    event_id = %id,
+                    event_type = %kind,
+                    "no handler routes {kind}: event {id} stored, nothing will run for it"
+                );
+            }
         }
         let new = ingested.iter().filter(|i| matches!(i, Ingested::New { .. })).count();
         self.metrics.ingested(new);

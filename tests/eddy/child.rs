@@ -20,7 +20,11 @@ impl Serve {
     /// Spawns `eddy serve --config config` on a free port, without the caller's `EDDY_*`
     /// variables: these servers answer without a token.
     pub fn spawn(config: &Path) -> Self {
-        let mut child = crate::crash::spawn_serve(config);
+        Self::attach(crate::crash::spawn_serve(config))
+    }
+
+    /// Keeps the stderr lines of `child`, spawned with its stderr piped.
+    pub fn attach(mut child: Child) -> Self {
         let stderr = child.stderr.take().expect("stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let kept = lines.clone();

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// What each top-level module may use. Shared by all: `clock`, `event`, `metrics`, `config`,
-/// `secrets` and `provider`; `config` itself only the leaves below it.
+/// What each top-level module may use. Shared by all: `clock`, `event`, `metrics`, `logs`,
+/// `config`, `secrets` and `provider`; `config` itself only the leaves below it.
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
@@ -37,12 +37,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("event", &[]),
     ("metrics", &[]),
+    ("logs", &[]),
 ];
 
 /// Usable from every module but those in `OWN_LIST_ONLY`.
-const SHARED: &[&str] = &["clock", "event", "metrics", "config", "secrets", "provider"];
+const SHARED: &[&str] = &["clock", "event", "metrics", "logs", "config", "secrets", "provider"];
 /// Modules held to their own list: `config`, the pure `router` and the leaves.
-const OWN_LIST_ONLY: &[&str] = &["config", "router", "secrets", "provider", "clock", "event", "metrics"];
+const OWN_LIST_ONLY: &[&str] = &[
+    "config", "router", "secrets", "provider", "clock", "event", "metrics", "logs",
+];
 
 /// `crate::<name>` paths in `text`, written alone or in a `crate::{a, b::c}` group.
 fn crate_paths(text: &str) -> BTreeSet<String> {

@@ -23,6 +23,7 @@ mod layers;
 mod leftovers;
 mod lifecycle;
 mod limits;
+mod logs;
 mod mutable;
 mod neighbours;
 mod network;

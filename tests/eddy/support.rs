@@ -367,8 +367,10 @@ pub fn raw_http(addr: SocketAddr, request: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// The `eddy` binary without the caller's `EDDY_*` variables (an exported `EDDY_API_TOKEN`
-/// or `EDDY_SERVER` would change what it does): a test sets what it needs itself.
+/// The `eddy` binary without the caller's `EDDY_*` variables or `RUST_LOG` (an exported
+/// `EDDY_API_TOKEN` or `EDDY_SERVER` would change what it does): a test sets what it needs
+/// itself. Its log lines are the `eddy: ...` ones people read (stderr is a pipe here, which
+/// would make them JSON); the tests of the JSON lines ask for them.
 pub fn eddy_command() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"));
     for (name, _) in std::env::vars_os() {
@@ -376,6 +378,7 @@ pub fn eddy_command() -> std::process::Command {
             command.env_remove(name);
         }
     }
+    command.env_remove("RUST_LOG").env("EDDY_LOG_FORMAT", "pretty");
     command
 }
 
