@@ -11,3 +11,29 @@ pub const WEBHOOKS: &str = "eddy::webhooks";
 pub const UNROUTED: &str = "eddy::unrouted";
 /// A handler file that does not load, at start or at a reload (error).
 pub const HANDLERS: &str = "eddy::handlers";
+
+/// `text` on one line: a handler's error message may hold line breaks or other control
+/// characters, which would let it forge log lines; they are written escaped (`\n`).
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_with_line_breaks_stays_on_one_line() {
+        assert_eq!(one_line("TypeError: x"), "TypeError: x");
+        assert_eq!(one_line("a\nb\r\tc\u{1b}[2J"), "a\\nb\\r\\tc\\u{1b}[2J");
+    }
+}

@@ -65,18 +65,22 @@ async fn wait_for_loaded(url: &str, done: impl Fn(&[Value]) -> bool, what: &str)
     Err(format!("{what} after {} s: {last}", LOAD_HANDLERS.as_secs()))
 }
 
-/// eddy's attempt counters from `GET /metrics`.
+/// eddy's attempt counters from `GET /metrics`, summed over its handlers.
 pub async fn attempt_counts(url: &str) -> Option<String> {
     let answer = http_client().get(format!("{url}/metrics")).send().await.ok()?;
     let text = answer.text().await.ok()?;
-    let count = |outcome: &str| {
-        let prefix = format!("eddy_attempts_total{{outcome=\"{outcome}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+    // One line per handler and outcome; an outcome no attempt had has no line.
+    let count = |outcome: &str| -> u64 {
+        let label = format!("outcome=\"{outcome}\"");
+        text.lines()
+            .filter(|l| l.starts_with("eddy_attempts_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     };
     Some(format!(
         "attempts: {} succeeded, {} retried, {} dead",
-        count("succeeded")?,
-        count("retried")?,
-        count("dead")?
+        count("succeeded"),
+        count("retried"),
+        count("dead")
     ))
 }

@@ -39,8 +39,9 @@ pub async fn handlers(State(services): State<Arc<Services>>) -> Json<serde_json:
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(services): State<Arc<Services>>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], services.metrics_text())
+pub async fn metrics(State(services): State<Arc<Services>>) -> Result<impl IntoResponse, ApiError> {
+    let text = services.metrics_text().await?;
+    Ok(([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
 /// Any other path.

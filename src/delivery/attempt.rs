@@ -31,6 +31,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
                 Some(version) => engine.runtime.run(&version.pool, request).await,
                 None => crate::runtime::not_loaded(&delivery.handler),
             };
+            count_fetches(engine, &report);
             let mut record = record_of(n, started_ms, &report);
             record.replay = delivery.replay_requested;
             (next_step(&report, n, policy), record, Some((event_type, report)))
@@ -82,6 +83,23 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
     }
 }
 
+/// Counts the attempt's fetches by host (with its port when the URL names one) and status.
+fn count_fetches(engine: &Engine, report: &InvocationReport) {
+    for fetch in &report.capture.fetches {
+        if let Some(host) = authority(&fetch.url) {
+            engine.metrics.fetch(host, fetch.status);
+        }
+    }
+}
+
+/// The `host[:port]` of a URL the runtime recorded (serialized by the URL parser, so its
+/// host is lowercase and a default port is left out), without any user info.
+fn authority(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    Some(authority.rsplit_once('@').map_or(authority, |(_, host)| host))
+}
+
 /// Counts the attempt in the metrics and logs it: one line for an attempt that failed
 /// (warn, with the time of the retry) or left the delivery dead (error), none for a success.
 fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRecord, next: &NextStep) {
@@ -91,7 +109,7 @@ fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRe
         NextStep::Dead { .. } => AttemptOutcome::Dead,
     };
     let duration = Duration::from_secs_f64(attempt.duration_ms / 1000.0);
-    engine.metrics.attempt(outcome, duration);
+    engine.metrics.attempt(&delivery.handler, outcome, duration);
     let n = attempt.n;
     match next {
         NextStep::Succeeded => {}
@@ -104,7 +122,7 @@ fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRe
                 handler = %delivery.handler,
                 attempt = n,
                 retry_at = %due,
-                error = %error,
+                error = %logs::one_line(error),
                 "attempt {n} failed; retry at {due}"
             );
         }
@@ -114,7 +132,7 @@ fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRe
             delivery_id = %delivery.id,
             handler = %delivery.handler,
             attempt = n,
-            error = %error,
+            error = %logs::one_line(error),
             "delivery dead after {n} attempt(s)"
         ),
     }
@@ -195,6 +213,17 @@ fn gone(n: u32, started_ms: u64, why: &str) -> (NextStep, AttemptRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetches_count_under_the_host_and_port_of_their_url() {
+        assert_eq!(authority("http://127.0.0.1:8080/x?y"), Some("127.0.0.1:8080"));
+        assert_eq!(
+            authority("https://api.crm.example/contacts#top"),
+            Some("api.crm.example")
+        );
+        assert_eq!(authority("https://user@[::1]:9000"), Some("[::1]:9000"));
+        assert_eq!(authority("not a url"), None);
+    }
 
     #[test]
     fn a_due_time_never_wraps() {

@@ -19,7 +19,7 @@ use crate::config::SourceConfig;
 use crate::event::{Event, now_rfc3339, validate_type};
 use crate::http::ApiError;
 use crate::logs;
-use crate::metrics::WebhookOutcome;
+use crate::metrics::{UNKNOWN_SOURCE, WebhookOutcome};
 use crate::store::Ingested;
 
 /// Longest provider delivery id accepted (they are UUIDs or short tokens in practice): with
@@ -84,9 +84,17 @@ pub async fn post_webhook(
         // A server-side failure (the store) is not the sender's fault and is logged where
         // it happens.
         if refusal.status.is_client_error() {
+            // Only configured names become labels or log fields: the URL's are anyone's to
+            // choose (the refusal's detail quotes it, escaped).
+            let source = match intake.sources.get(&name) {
+                Some(_) => name.as_str(),
+                None => UNKNOWN_SOURCE,
+            };
+            let metrics = &intake.services.metrics;
+            metrics.webhook(source, WebhookOutcome::Rejected, Some(refusal.error));
             tracing::warn!(
                 target: logs::WEBHOOKS,
-                source = %name,
+                source = %source,
                 reason = refusal.error,
                 status = refusal.status.as_u16(),
                 "webhook refused: {}",
@@ -109,7 +117,6 @@ async fn receive(intake: &Intake, name: &str, headers: HeaderMap, body: Body) ->
     let bytes = super::read_body(intake, &headers, body).await?;
     let now = crate::clock::now_secs();
     let inbound = webhook::verify(source.kind, &source.secret, &headers, &bytes, now).map_err(|e| {
-        intake.services.metrics.webhook(WebhookOutcome::Rejected);
         let status = if e.is_auth_failure() {
             StatusCode::UNAUTHORIZED
         } else {
@@ -136,7 +143,7 @@ async fn receive(intake: &Intake, name: &str, headers: HeaderMap, body: Body) ->
         ),
         _ => return Err(ApiError::internal("one webhook did not give one event")),
     };
-    intake.services.metrics.webhook(outcome);
+    intake.services.metrics.webhook(name, outcome, None);
     Ok((status, Json(body)).into_response())
 }
 

@@ -1,6 +1,7 @@
 //! Events in: routed by the handlers in use, stored with their deliveries, made durable.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use super::{ServiceError, Services};
 use crate::clock::now_ms;
@@ -12,6 +13,7 @@ impl Services {
     /// Routes and stores `events` with a delivery per matching handler (an id seen before
     /// writes nothing); with `durable`, returns only once that is on disk.
     pub async fn ingest(&self, events: Vec<Event>, durable: bool) -> Result<Vec<Ingested>, ServiceError> {
+        let started = Instant::now();
         // The types of the events to log as unrouted, collected only when that is logged.
         let log_unrouted = tracing::enabled!(target: logs::UNROUTED, tracing::Level::DEBUG);
         let mut unrouted = HashMap::new();
@@ -34,6 +36,7 @@ impl Services {
         if durable {
             self.store.commit().await?;
         }
+        self.metrics.ingest_took(started.elapsed());
         for ingested in &ingested {
             // A duplicate was logged, if at all, when it first came.
             if let Ingested::New { id, .. } = ingested

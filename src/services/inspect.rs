@@ -2,8 +2,10 @@
 //! log, the handlers, health and metrics. Listings come in pages with the cursor of the next.
 
 use super::{HandlerStatus, ServiceError, Services};
+use crate::metrics::{GaugedStatus, Gauges};
 use crate::store::{
-    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion, StoreError,
+    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, EventRecord, EventVersion,
+    HandlerCount, StoreError,
 };
 
 /// One page of a listing: `next` is the cursor of the following page, set when the page is full.
@@ -96,11 +98,27 @@ impl Services {
         }
     }
 
-    /// The metrics in Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        self.metrics
-            .render(self.store.queue_depth(), self.handlers.live_isolates())
+    /// The metrics in Prometheus text format, with the gauges read now.
+    pub async fn metrics_text(&self) -> Result<String, ServiceError> {
+        let deliveries = self.store.delivery_counts().await?;
+        let gauges = Gauges {
+            queue_depth: self.store.queue_depth(),
+            live_isolates: self.handlers.live_isolates(),
+            deliveries: deliveries.into_iter().filter_map(gauged).collect(),
+        };
+        Ok(self.metrics.render(gauges))
     }
+}
+
+/// A store count as the metrics label it; the metrics keep no gauge of succeeded deliveries.
+fn gauged(count: HandlerCount) -> Option<(String, GaugedStatus, u64)> {
+    let status = match count.status {
+        DeliveryStatus::Pending => GaugedStatus::Pending,
+        DeliveryStatus::Running => GaugedStatus::Running,
+        DeliveryStatus::Dead => GaugedStatus::Dead,
+        DeliveryStatus::Succeeded => return None,
+    };
+    Some((count.handler, status, count.count))
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use serde_json::Value;
 
 use super::{
     AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion, Expired,
-    HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, StateEntry, StateQuota, Store, StoreError,
+    HandlerCount, HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, StateEntry, StateQuota, Store,
+    StoreError,
 };
 
 /// The store as every part of eddy above it holds it.
@@ -109,6 +110,9 @@ pub trait Backend: StateSource {
     fn audit_log(&self, limit: usize) -> Pending<'_, Vec<AuditRecord>>;
     /// Removes what is older than the retention allows.
     fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired>;
+    /// Pending, running and dead deliveries per handler, for the metrics' gauges. Walks every
+    /// pending and dead delivery's index entry, so it runs on a blocking thread.
+    fn delivery_counts(&self) -> Pending<'_, Vec<HandlerCount>>;
 }
 
 /// Ids of the events `filter` lists that `keep` takes, in ingest order, over every page from
@@ -245,6 +249,13 @@ impl Backend for Store {
         Box::pin(async move {
             let expire = tokio::task::spawn_blocking(move || store.expire(&retention, now_ms));
             expire.await.map_err(|e| StoreError::Task(e.to_string()))?
+        })
+    }
+    fn delivery_counts(&self) -> Pending<'_, Vec<HandlerCount>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let counts = tokio::task::spawn_blocking(move || store.delivery_counts());
+            counts.await.map_err(|e| StoreError::Task(e.to_string()))?
         })
     }
 }

@@ -12,6 +12,7 @@ mod backend;
 mod codec;
 mod commit;
 mod compact;
+mod counts;
 mod deliveries;
 mod edit;
 mod event_listing;
@@ -40,6 +41,7 @@ use std::sync::{Arc, Mutex};
 
 pub use backend::{Backend, Pending, SharedStore, StateSource, StateStore, event_ids};
 pub use compact::Compacted;
+pub use counts::HandlerCount;
 pub use deliveries::DeliveryFilter;
 pub use edit::merge_patch;
 pub use events::{EventFilter, Ingested, NewEvent};

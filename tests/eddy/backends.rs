@@ -10,8 +10,8 @@ use eddy::event::{Event, new_id};
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::{
     AttemptRecord, AuditRecord, Backend, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion,
-    Expired, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry, StateQuota, StateSource,
-    StateStore, Store,
+    Expired, HandlerCount, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry, StateQuota,
+    StateSource, StateStore, Store,
 };
 use serde_json::{Value, json};
 
@@ -144,6 +144,9 @@ impl Backend for Later {
     }
     fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired> {
         Box::pin(later(Backend::expire(&self.inner, retention, now_ms)))
+    }
+    fn delivery_counts(&self) -> Pending<'_, Vec<HandlerCount>> {
+        Box::pin(later(Backend::delivery_counts(&self.inner)))
     }
 }
 

@@ -142,8 +142,9 @@ async fn off_a_terminal_every_line_is_json_with_the_ids_it_concerns() {
 
     let refused = find(&lines, "eddy::webhooks", "WARN", ("source", "gh")).expect("the refused webhook");
     assert_eq!(refused["reason"], "bad_signature", "{refused}");
-    let unknown = find(&lines, "eddy::webhooks", "WARN", ("source", "nope")).expect("the unknown source");
+    let unknown = find(&lines, "eddy::webhooks", "WARN", ("source", "(unknown)")).expect("the unknown source");
     assert_eq!(unknown["reason"], "unknown_source", "{unknown}");
+    assert!(unknown["message"].as_str().unwrap().contains("\"nope\""), "{unknown}");
     let unrouted = find(&lines, "eddy::unrouted", "DEBUG", ("event_id", "ev-nobody")).expect("the unrouted event");
     assert_eq!(unrouted["event_type"], "nobody.listens", "{unrouted}");
     let broken = find(&lines, "eddy::handlers", "ERROR", ("handler", "broken")).expect("the load error");

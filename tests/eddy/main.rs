@@ -24,6 +24,7 @@ mod leftovers;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metrics;
 mod mutable;
 mod neighbours;
 mod network;

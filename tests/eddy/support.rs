@@ -395,3 +395,19 @@ pub fn grep(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     }
     hits
 }
+
+/// The sum of the samples of `name` in Prometheus text `metrics` whose labels include every
+/// one of `labels` (`[("outcome", "dead")]`), over all their other labels.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|rest| rest.split_once("} "))
+        .filter(|(set, _)| {
+            labels
+                .iter()
+                .all(|(k, v)| set.split(',').any(|l| l == format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

@@ -107,12 +107,12 @@ async fn a_signed_github_delivery_is_stored_once_and_a_forged_one_not_at_all() {
     let listed = server.get("/events").await;
     assert_eq!(listed["events"].as_array().map(Vec::len), Some(1), "{listed}");
     let metrics = server.metrics().await;
-    assert!(
-        metrics.contains("eddy_webhooks_total{outcome=\"rejected\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("eddy_webhooks_total{outcome=\"duplicate\"} 1"),
+    let webhooks = |outcome| crate::support::metric_sum(&metrics, "eddy_webhooks_total", &[("outcome", outcome)]);
+    assert_eq!((webhooks("rejected"), webhooks("duplicate")), (2, 1), "{metrics}");
+    let sha1 = [("source", "gh"), ("reason", "sha1_only")];
+    assert_eq!(
+        crate::support::metric_sum(&metrics, "eddy_webhook_rejections_total", &sha1),
+        1,
         "{metrics}"
     );
     server.stop().await;
