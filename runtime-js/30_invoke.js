@@ -166,12 +166,33 @@ function describeProperties(error) {
   return properties;
 }
 
+/** The `code` the fetch op gives a refusal by the network policy. */
+const NETWORK_POLICY = "ERR_NETWORK_POLICY";
+
+/**
+ * Whether `error`, or an error in its `cause` chain, is a refusal by the network policy: it
+ * would be refused the same way on every retry.
+ */
+function isPolicyRefusal(error) {
+  let current = error;
+  for (let depth = 0; depth <= MAX_CAUSES; depth++) {
+    try {
+      if (current === null || typeof current !== "object") return false;
+      if (current.code === NETWORK_POLICY) return true;
+      current = current.cause;
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
 function describeError(error) {
   try {
     const { name, message, stack } = describeOne(error);
     let kind = "error";
     let retryAfterMs = null;
-    if (ObjectPrototypeIsPrototypeOf(NonRetryableError.prototype, error)) {
+    if (ObjectPrototypeIsPrototypeOf(NonRetryableError.prototype, error) || isPolicyRefusal(error)) {
       kind = "non_retryable";
     } else if (ObjectPrototypeIsPrototypeOf(RetryAfterError.prototype, error)) {
       kind = "retry_after";

@@ -163,8 +163,15 @@ pub async fn send(args: SendArgs) -> Result<(), Failure> {
     if args.server.json {
         say!("{answer}");
     } else {
+        let duplicates = answer["duplicates"].as_array().cloned().unwrap_or_default();
         for id in answer["ids"].as_array().into_iter().flatten() {
-            say!("{}", id.as_str().unwrap_or_default());
+            match duplicates.contains(id) {
+                true => say!(
+                    "{} (a duplicate: accepted before, not stored again)",
+                    id.as_str().unwrap_or_default()
+                ),
+                false => say!("{}", id.as_str().unwrap_or_default()),
+            }
         }
     }
     Ok(())

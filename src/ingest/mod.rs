@@ -37,7 +37,8 @@ pub struct Intake {
     pub durable_ack: bool,
 }
 
-/// `POST /events`: 202 `{ "ids": [...] }` once durable; 200 when every event was a duplicate.
+/// `POST /events`: 202 `{ "ids": [...], "duplicates": [...] }` once durable, `duplicates`
+/// naming the ids accepted before (stored then, not again now); 200 when every event was one.
 pub async fn post_events(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
@@ -51,12 +52,18 @@ pub async fn post_events(
     let ingested = accept(&intake, events).await?;
     let all_duplicates = ingested.iter().all(|i| matches!(i, Ingested::Duplicate { .. }));
     let ids: Vec<&str> = ingested.iter().map(Ingested::id).collect();
+    let duplicates: Vec<&str> = ingested
+        .iter()
+        .filter(|i| matches!(i, Ingested::Duplicate { .. }))
+        .map(Ingested::id)
+        .collect();
     let status = if all_duplicates {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(serde_json::json!({ "ids": ids }))).into_response())
+    let body = serde_json::json!({ "ids": ids, "duplicates": duplicates });
+    Ok((status, Json(body)).into_response())
 }
 
 /// Refuses, before anything is written, an event posted with an id or `source` that only

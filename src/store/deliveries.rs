@@ -112,7 +112,8 @@ impl Store {
                 }
                 stored.status = status;
                 stored.next_attempt_ms = due_ms;
-                stored.last_error = error.or(stored.last_error.take());
+                // A success clears the error of an earlier attempt: the attempts keep it.
+                stored.last_error = error;
                 Ok(Some(()))
             });
             // Released under the lock: a retry due at once may be claimed again right after.
@@ -292,6 +293,8 @@ mod tests {
             error: "boom".into(),
         };
         store.finish_attempt(&mut d, &attempt(1, false), retry, 12).unwrap();
+        let waiting = store.delivery(&id).unwrap().unwrap();
+        assert_eq!(waiting.last_error.as_deref(), Some("boom"));
         assert_eq!(store.queue_heads().unwrap(), [("h".to_owned(), 5000)]);
         assert!(crate::store::testing::due(&store, 4999).is_empty());
         let mut d = crate::store::testing::claim(&store, 5000, &id, 5000).unwrap().unwrap();
@@ -300,7 +303,7 @@ mod tests {
             .unwrap();
         let stored = store.delivery(&id).unwrap().unwrap();
         assert_eq!((stored.status, stored.attempts), (DeliveryStatus::Succeeded, 2));
-        assert_eq!(stored.last_error.as_deref(), Some("boom"));
+        assert_eq!(stored.last_error, None, "a succeeded delivery shows no earlier error");
         let attempts = store.attempts(&id).unwrap();
         assert_eq!(attempts.iter().map(|a| a.n).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(store.queue_depth(), 0);

@@ -14,7 +14,7 @@ use crate::support::*;
 fn net_handlers(port: u16) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net");
-    for name in ["_probe.js", "wildcard.js", "host.js"] {
+    for name in ["_probe.js", "wildcard.js", "host.js", "uncaught.js"] {
         std::fs::copy(fixtures.join(name), dir.path().join(name)).unwrap();
     }
     write_exact(dir.path(), port);
@@ -67,6 +67,28 @@ async fn a_wildcard_does_not_open_exempted_networks_but_a_named_host_does() {
     let lines = lines_of(&report);
     assert!(lines[0].contains("is not permitted by config.allowNet"), "{lines:?}");
     assert_eq!(trap.count(), 0);
+}
+
+/// A refusal by the network policy would fail the same way on every retry: left uncaught, or
+/// thrown as the cause of another error, it ends the attempt as not retryable.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_by_the_network_policy_is_not_retried() {
+    let dir = net_handlers(1);
+    let rt = runtime_with(dir.path(), LOOPBACK_CONFIG);
+    load(&rt, "uncaught").await;
+    for wrap in [false, true] {
+        let report = invoke(
+            &rt,
+            "uncaught",
+            json!({ "url": "http://example.invalid/", "wrap": wrap }),
+        )
+        .await;
+        assert_eq!(lines_of(&report), ["CODE ERR_NETWORK_POLICY"], "wrapped: {wrap}");
+        let eddy::runtime::Outcome::Failure(failure) = &report.outcome else {
+            panic!("the refused fetch failed nothing: {report:?}");
+        };
+        assert!(!failure.is_retryable(), "wrapped: {wrap}: {failure:?}");
+    }
 }
 
 /// A handler whose allowNet is `*`, or names 127.0.0.1 without a port, tries to delete an

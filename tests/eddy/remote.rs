@@ -62,6 +62,17 @@ async fn send_and_inspect_a_running_server() {
     )
     .await;
     assert_eq!(text(&sent).0.trim(), "signup-1", "{:?}", text(&sent));
+    let again = run(
+        args(&["send", "user.signup", r#"{"name":"Ada"}"#, "--id", "signup-1"]),
+        "cli-token-1",
+    )
+    .await;
+    let said = text(&again).0;
+    assert_eq!(
+        said.trim(),
+        "signup-1 (a duplicate: accepted before, not stored again)",
+        "{said}"
+    );
     let denied = run(args(&["events", "list"]), "wrong").await;
     assert_eq!(denied.status.code(), Some(2));
     assert!(text(&denied).1.contains("401"), "{:?}", text(&denied));

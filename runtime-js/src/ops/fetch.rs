@@ -75,10 +75,13 @@ impl HttpClient {
     }
 }
 
-/// Failures of `fetch`; all surface as `TypeError`, as in browsers.
+/// Failures of `fetch`; all surface as `TypeError`, as in browsers. A refusal by the network
+/// policy carries `code: "ERR_NETWORK_POLICY"`: it fails the same way on every retry, so an
+/// invocation it ends is not retried (`30_invoke.js`).
 #[derive(Debug, thiserror::Error, deno_error::JsError)]
 pub enum FetchOpError {
     #[class(type)]
+    #[property("code" = "ERR_NETWORK_POLICY")]
     #[error("fetch: {0}")]
     Net(#[from] NetError),
     #[class(type)]
