@@ -15,6 +15,24 @@ pub struct ServerArgs {
     pub json: bool,
 }
 
+/// The base URL of a server given as `http(s)://host:port[/prefix]` or as `host:port`
+/// (http is meant then), without its trailing slash.
+fn server_base(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let with_scheme = match text.contains("://") {
+        true => text.to_owned(),
+        false => format!("http://{text}"),
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| format!("{e} (write e.g. http://127.0.0.1:8787)"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("the scheme must be http or https, not {}", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some() {
+        return Err("it needs a host, and no query or fragment (write e.g. http://127.0.0.1:8787)".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// A client for one server.
 pub struct Client {
     base: String,
@@ -24,13 +42,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(args: &ServerArgs) -> anyhow::Result<Self> {
-        let base = args
-            .server
-            .clone()
-            .or_else(|| std::env::var("EDDY_SERVER").ok())
-            .unwrap_or_else(|| "http://127.0.0.1:8787".into());
+        let (from, text) = match (
+            &args.server,
+            std::env::var("EDDY_SERVER").ok().filter(|s| !s.is_empty()),
+        ) {
+            (Some(server), _) => ("--server", server.clone()),
+            (None, Some(server)) => ("EDDY_SERVER", server),
+            (None, None) => ("the default", "http://127.0.0.1:8787".to_owned()),
+        };
+        let base = server_base(&text).map_err(|why| anyhow!("{from} {text:?} is not a server address: {why}"))?;
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             token: std::env::var("EDDY_API_TOKEN").ok().filter(|t| !t.is_empty()),
             http: reqwest::Client::builder().build()?,
         })
@@ -104,5 +126,25 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     line(headers.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_a_url_or_a_host_and_port() {
+        for (given, base) in [
+            ("localhost:8787", "http://localhost:8787"),
+            ("127.0.0.1:9000/", "http://127.0.0.1:9000"),
+            ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+            (" https://eddy.example.com/base/ ", "https://eddy.example.com/base"),
+        ] {
+            assert_eq!(server_base(given).as_deref(), Ok(base), "{given}");
+        }
+        for bad in ["ftp://host", "http://", "localhost:notaport", "http://h/?q=1"] {
+            assert!(server_base(bad).is_err(), "{bad}");
+        }
     }
 }

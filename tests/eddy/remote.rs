@@ -73,6 +73,32 @@ async fn send_and_inspect_a_running_server() {
         "signup-1 (a duplicate: accepted before, not stored again)",
         "{said}"
     );
+    // A server given as host:port, without a scheme, is reached over http.
+    let bare: Vec<String> = [
+        "send",
+        "user.signup",
+        "{}",
+        "--id",
+        "signup-2",
+        "--server",
+        &addr.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let bare = run(bare, "cli-token-1").await;
+    assert_eq!(text(&bare).0.trim(), "signup-2", "{:?}", text(&bare));
+    let ftp = ["events", "list", "--server", "ftp://x"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let ftp = run(ftp, "cli-token-1").await;
+    assert_eq!(ftp.status.code(), Some(2));
+    assert!(
+        text(&ftp).1.contains("\"ftp://x\" is not a server address"),
+        "{:?}",
+        text(&ftp)
+    );
     let denied = run(args(&["events", "list"]), "wrong").await;
     assert_eq!(denied.status.code(), Some(2));
     assert!(text(&denied).1.contains("401"), "{:?}", text(&denied));
