@@ -66,9 +66,46 @@ pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce(bool) -> Result<T, StoreE
 }
 
 /// Some damage makes sled's recovery panic rather than fail; that is damage all the same.
+/// The panic is not printed (the refusal says what matters); its message goes to the log at
+/// debug level.
 fn open_catching_panics<T>(dir: &Path, open: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open))
-        .unwrap_or_else(|_| Err(StoreError::Damaged { path: dir.to_owned() }))
+    quiet::install();
+    quiet::QUIET.with(|quiet| quiet.set(true));
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open));
+    quiet::QUIET.with(|quiet| quiet.set(false));
+    opened.unwrap_or_else(|_| {
+        let caught = quiet::CAUGHT.with(|caught| caught.take()).unwrap_or_default();
+        tracing::debug!("sled panicked while opening {}: {caught}", dir.display());
+        Err(StoreError::Damaged { path: dir.to_owned() })
+    })
+}
+
+/// A panic hook that keeps quiet on the threads that ask it to (an open of a possibly damaged
+/// store) and leaves every other panic to the hook that was there before.
+mod quiet {
+    use std::cell::{Cell, RefCell};
+    use std::sync::Once;
+
+    thread_local! {
+        /// Set while this thread opens a store.
+        pub static QUIET: Cell<bool> = const { Cell::new(false) };
+        /// The message of the last panic kept quiet on this thread.
+        pub static CAUGHT: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    pub fn install() {
+        static INSTALLED: Once = Once::new();
+        INSTALLED.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if QUIET.with(Cell::get) {
+                    CAUGHT.with(|caught| *caught.borrow_mut() = Some(info.to_string()));
+                } else {
+                    previous(info);
+                }
+            }));
+        });
+    }
 }
 
 /// The regular files of a store with content (sled's log, config and snapshots).
@@ -172,6 +209,23 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn a_panic_inside_sled_is_a_damaged_store_taken_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened: Result<(), StoreError> = open_catching_panics(dir.path(), || panic!("sled: bad page {}", 7));
+        assert!(matches!(opened, Err(StoreError::Damaged { .. })), "{opened:?}");
+        assert!(!quiet::QUIET.with(std::cell::Cell::get), "quiet only while opening");
+        // While quiet, the hook keeps the message instead of printing it...
+        quiet::QUIET.with(|q| q.set(true));
+        let _ = std::panic::catch_unwind(|| panic!("sled: bad page {}", 8));
+        quiet::QUIET.with(|q| q.set(false));
+        let caught = quiet::CAUGHT.with(|c| c.take()).unwrap_or_default();
+        assert!(caught.contains("sled: bad page 8"), "{caught:?}");
+        // ...and any other panic goes to the hook that was there before.
+        let _ = std::panic::catch_unwind(|| panic!("elsewhere"));
+        assert_eq!(quiet::CAUGHT.with(|c| c.take()), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! How far the log is known to be durable, kept outside it. Every commit also writes a
 //! counter into the log; once a commit is on disk its counter is copied (at most once a
-//! second, with no fsync of its own) into `durable-mark` beside the log. The file only ever
-//! lags, so at open a log whose counter is below the file's lost acknowledged writes: it
-//! was truncated, cut at a garbled record by sled's recovery, or replaced.
+//! second, with no fsync of its own) into `durable-mark` beside the log, and at a clean close
+//! the last counter is (synced). The file only ever lags, so at open a log whose counter is
+//! below the file's lost acknowledged writes: it was truncated, cut at a garbled record by
+//! sled's recovery, or replaced.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -75,13 +76,40 @@ impl Mark {
             return;
         }
         self.last_file_write_ms.store(now_ms, Ordering::SeqCst);
-        let partial = dir.join(format!("{MARK_FILE}.partial"));
-        let written =
-            std::fs::write(&partial, durable.to_string()).and_then(|()| std::fs::rename(&partial, dir.join(MARK_FILE)));
-        if let Err(e) = written {
+        if let Err(e) = write_file(dir, durable, false) {
             tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
         }
     }
+
+    /// At a clean close, with no handle left to commit: every counter written went out with
+    /// a flush that succeeded (the caller checks that the store has not failed), so the file
+    /// takes the last one, synced. A log cut after a clean stop is then refused as surely as
+    /// one cut after a crash, however many commits the last second held.
+    pub(super) fn on_close(&self) {
+        let Some(dir) = self.dir.get() else { return };
+        let written = self.written.load(Ordering::SeqCst);
+        if self.marked.fetch_max(written, Ordering::SeqCst) >= written {
+            return;
+        }
+        if let Err(e) = write_file(dir, written, true) {
+            tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
+        }
+    }
+}
+
+/// Replaces the file in `dir` with `counter`, through a rename; `sync` makes it durable.
+fn write_file(dir: &Path, counter: u64, sync: bool) -> std::io::Result<()> {
+    let partial = dir.join(format!("{MARK_FILE}.partial"));
+    let mut file = std::fs::File::create(&partial)?;
+    std::io::Write::write_all(&mut file, counter.to_string().as_bytes())?;
+    if sync {
+        file.sync_all()?;
+    }
+    std::fs::rename(&partial, dir.join(MARK_FILE))?;
+    if sync {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -102,6 +130,22 @@ mod tests {
         std::fs::write(dir.path().join(MARK_FILE), "5").unwrap();
         let refused = Mark::default().attach(&db, dir.path()).unwrap_err();
         assert!(refused.to_string().contains("1 of 5"), "{refused}");
+    }
+
+    #[test]
+    fn a_clean_close_writes_the_last_counter_whatever_the_throttle_held_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let mark = Mark::default();
+        mark.attach(&db, dir.path()).unwrap();
+        for now in [5_000, 5_100, 5_200] {
+            let durable = mark.before_flush(&db).unwrap();
+            db.flush().unwrap();
+            mark.after_flush(durable, now);
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join(MARK_FILE)).unwrap(), "1");
+        mark.on_close();
+        assert_eq!(std::fs::read_to_string(dir.path().join(MARK_FILE)).unwrap(), "3");
     }
 
     #[test]

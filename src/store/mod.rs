@@ -287,7 +287,11 @@ impl Store {
 /// never returns: a failed store's handles are leaked instead of dropped.
 impl Drop for Shared {
     fn drop(&mut self) {
-        self.claims.drop_with_store(self.failure.cause().is_some());
+        let failed = self.failure.cause().is_some();
+        self.claims.drop_with_store(failed);
+        if !failed {
+            self.mark.on_close();
+        }
     }
 }
 
@@ -328,6 +332,35 @@ mod tests {
             .err()
             .expect("second open must fail");
         assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_log_cut_after_a_clean_close_is_refused_however_fast_the_commits_came() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), crate::store::testing::CACHE_BYTES).unwrap();
+            // Many commits within the second in which the mark is written at most once.
+            for i in 0..50 {
+                crate::store::testing::ingest(&store, &format!("e{i}"), &["h"], 10);
+                store.commit().await.unwrap();
+            }
+        }
+        let sealed = Store::seal(dir.path(), std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(sealed, "the store closed cleanly");
+        let log = dir.path().join("db");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let refused = open_when_free(dir.path()).err().expect("a cut log must not open");
+        assert!(
+            matches!(refused, StoreError::Truncated { .. } | StoreError::Damaged { .. }),
+            "{refused}"
+        );
     }
 
     #[test]
