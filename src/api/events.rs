@@ -57,7 +57,8 @@ pub async fn show(State(services): State<Arc<Services>>, Path(id): Path<String>)
 }
 
 /// `PATCH /events/{id}`: a JSON merge patch (RFC 7386) on the event's `data`, durable before
-/// the answer; the previous data is kept in its history. Deliveries that run later (retries,
+/// the answer; the previous data is kept in its history, and `changed` says whether there was
+/// anything to change (a patch that changes nothing makes no version). Deliveries that run later (retries,
 /// replays) see the new data.
 pub async fn edit(
     State(services): State<Arc<Services>>,
@@ -79,8 +80,9 @@ pub async fn edit(
     }
     let patch: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the patch is not valid JSON: {e}")))?;
-    let record = services.edit(&id, &patch, super::actor(&headers)).await?;
-    Ok(Json(serde_json::json!({ "event": EventBody::from(record) })))
+    let edited = services.edit(&id, &patch, super::actor(&headers)).await?;
+    let body = serde_json::json!({ "event": EventBody::from(edited.record), "changed": edited.changed });
+    Ok(Json(body))
 }
 
 /// `since` as milliseconds since the epoch: an RFC 3339 time, or a duration ago.

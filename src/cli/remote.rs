@@ -219,7 +219,13 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
             if server.json {
                 say!("{answer}");
             } else {
-                say!("{id} is now version {}", answer["event"]["version"]);
+                match answer["changed"].as_bool() {
+                    Some(false) => say!(
+                        "{id} is unchanged: the edit changed nothing (still version {})",
+                        answer["event"]["version"]
+                    ),
+                    _ => say!("{id} is now version {}", answer["event"]["version"]),
+                }
             }
         }
         EventsCommand::Redact {

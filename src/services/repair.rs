@@ -3,7 +3,7 @@
 
 use super::{ServiceError, Services};
 use crate::clock::now_ms;
-use crate::store::{AuditRecord, EventRecord, Replayed};
+use crate::store::{AuditRecord, Edited, Replayed};
 
 /// What a redaction removes from an event, its history and its captured output.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,16 +60,19 @@ impl Services {
     }
 
     /// Applies the JSON merge patch (RFC 7386) `patch` to event `id`'s data, keeping the
-    /// previous data in its history; audited as done by `actor`, and committed.
-    pub async fn edit(&self, id: &str, patch: &serde_json::Value, actor: &str) -> Result<EventRecord, ServiceError> {
-        let record = self
+    /// previous data in its history; audited as done by `actor`, and committed. A patch that
+    /// changes nothing makes no version and no audit entry.
+    pub async fn edit(&self, id: &str, patch: &serde_json::Value, actor: &str) -> Result<Edited, ServiceError> {
+        let edited = self
             .store
             .edit_event(id, patch, now_ms())
             .await?
             .ok_or_else(|| ServiceError::NoEvent(id.to_owned()))?;
-        let detail = serde_json::json!({ "version": record.version });
-        self.audited(actor, "edit", id, detail).await?;
-        Ok(record)
+        if edited.changed {
+            let detail = serde_json::json!({ "version": edited.record.version });
+            self.audited(actor, "edit", id, detail).await?;
+        }
+        Ok(edited)
     }
 
     /// Removes event `id` with every delivery, attempt, captured log and history version;

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion, Expired,
-    HandlerCount, HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, StateEntry, StateQuota, Store,
-    StoreError,
+    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, Edited, EventFilter, EventRecord, EventVersion,
+    Expired, HandlerCount, HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, StateEntry, StateQuota,
+    Store, StoreError,
 };
 
 /// The store as every part of eddy above it holds it.
@@ -94,7 +94,7 @@ pub trait Backend: StateSource {
     fn forget_delivery<'a>(&'a self, id: &'a str) -> Pending<'a, ()>;
 
     /// Applies a JSON merge patch to an event's data, keeping the previous version.
-    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<EventRecord>>;
+    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<Edited>>;
     /// Removes `fields` (or, with `None`, the whole payload) from the event and every record
     /// that captured them.
     fn redact_event<'a>(&'a self, id: &'a str, fields: Option<&'a [String]>, now_ms: u64) -> Pending<'a, bool>;
@@ -222,7 +222,7 @@ impl Backend for Store {
     fn forget_delivery<'a>(&'a self, id: &'a str) -> Pending<'a, ()> {
         ready(Store::forget_delivery(self, id))
     }
-    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<EventRecord>> {
+    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<Edited>> {
         ready(Store::edit_event(self, id, patch, now_ms))
     }
     fn redact_event<'a>(&'a self, id: &'a str, fields: Option<&'a [String]>, now_ms: u64) -> Pending<'a, bool> {

@@ -6,10 +6,18 @@ use serde_json::Value;
 use super::records::{EventRecord, EventVersion};
 use super::{Store, StoreError, codec, keys};
 
+/// An event after an edit, and whether the edit changed its data (and made a version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edited {
+    pub record: EventRecord,
+    pub changed: bool,
+}
+
 impl Store {
     /// Applies `patch` to the data of event `id`; the previous data is kept as a history
-    /// version. None if there is no such event.
-    pub fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<EventRecord>, StoreError> {
+    /// version. A patch that changes nothing writes nothing and makes no version. None if
+    /// there is no such event.
+    pub fn edit_event(&self, id: &str, patch: &Value, now_ms: u64) -> Result<Option<Edited>, StoreError> {
         self.write(|| {
             loop {
                 let Some(raw) = self.trees.events.get(id.as_bytes())? else {
@@ -22,6 +30,9 @@ impl Store {
                     data: record.event.data.clone(),
                 };
                 merge_patch(&mut record.event.data, patch);
+                if record.event.data == previous.data {
+                    return Ok(Some(Edited { record, changed: false }));
+                }
                 record.version += 1;
                 let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
                 let history = codec::encode(keys::EVENT_VERSION_V1, &previous)?;
@@ -33,7 +44,7 @@ impl Store {
                     .events
                     .compare_and_swap(id.as_bytes(), Some(raw), Some(updated))?;
                 if swapped.is_ok() {
-                    return Ok(Some(record));
+                    return Ok(Some(Edited { record, changed: true }));
                 }
                 // Edited concurrently: that edit wrote this version's history; look again.
             }
@@ -111,9 +122,15 @@ mod tests {
             .unwrap();
         let edited = store.edit_event("e", &json!({"email": "b@x"}), 5).unwrap().unwrap();
         assert_eq!(
-            (edited.version, &edited.event.data),
-            (2, &json!({"email": "b@x", "n": 1}))
+            (edited.changed, edited.record.version, &edited.record.event.data),
+            (true, 2, &json!({"email": "b@x", "n": 1}))
         );
+        // A patch that changes nothing makes no version.
+        for same in [json!({"email": "b@x"}), json!({}), json!({"gone": null})] {
+            let unchanged = store.edit_event("e", &same, 6).unwrap().unwrap();
+            assert_eq!((unchanged.changed, unchanged.record.version), (false, 2), "{same}");
+        }
+        assert_eq!(store.event_history("e").unwrap().len(), 1);
         store.edit_event("e", &json!({"n": null}), 6).unwrap();
         let history = store.event_history("e").unwrap();
         assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);

@@ -43,7 +43,7 @@ pub use backend::{Backend, Pending, SharedStore, StateSource, StateStore, event_
 pub use compact::Compacted;
 pub use counts::HandlerCount;
 pub use deliveries::DeliveryFilter;
-pub use edit::merge_patch;
+pub use edit::{Edited, merge_patch};
 pub use events::{EventFilter, Ingested, NewEvent};
 pub use on_use::OpenOnUse;
 pub use quota::{QuotaExceeded, StateQuota, StateUsage};

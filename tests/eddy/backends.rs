@@ -9,9 +9,9 @@ use eddy::config::Config;
 use eddy::event::{Event, new_id};
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::{
-    AttemptRecord, AuditRecord, Backend, DeliveryFilter, DeliveryRecord, EventFilter, EventRecord, EventVersion,
-    Expired, HandlerCount, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry, StateQuota,
-    StateSource, StateStore, Store,
+    AttemptRecord, AuditRecord, Backend, DeliveryFilter, DeliveryRecord, Edited, EventFilter, EventRecord,
+    EventVersion, Expired, HandlerCount, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry,
+    StateQuota, StateSource, StateStore, Store,
 };
 use serde_json::{Value, json};
 
@@ -121,7 +121,7 @@ impl Backend for Later {
     fn forget_delivery<'a>(&'a self, id: &'a str) -> Pending<'a, ()> {
         Box::pin(later(Backend::forget_delivery(&self.inner, id)))
     }
-    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<EventRecord>> {
+    fn edit_event<'a>(&'a self, id: &'a str, patch: &'a Value, now_ms: u64) -> Pending<'a, Option<Edited>> {
         Box::pin(later(Backend::edit_event(&self.inner, id, patch, now_ms)))
     }
     fn redact_event<'a>(&'a self, id: &'a str, fields: Option<&'a [String]>, now_ms: u64) -> Pending<'a, bool> {

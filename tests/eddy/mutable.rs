@@ -28,7 +28,25 @@ async fn an_edited_event_is_replayed_with_its_new_data() {
         .patch(&format!("/events/{id}"), "application/merge-patch+json", patch)
         .await;
     assert_eq!(status, 200, "{edited}");
-    assert_eq!(edited["event"]["version"], 2);
+    assert_eq!(
+        (&edited["event"]["version"], &edited["changed"]),
+        (&json!(2), &json!(true))
+    );
+    // The same patch again changes nothing: no version, no history, no audit entry.
+    let audited = server.get("/audit").await["audit"].as_array().map_or(0, Vec::len);
+    assert!(audited >= 1, "the first edit was audited");
+    let same = json!({"email": "ada@example.com"}).to_string();
+    let (status, again) = server
+        .patch(&format!("/events/{id}"), "application/merge-patch+json", same)
+        .await;
+    assert_eq!(
+        (status, &again["changed"], &again["event"]["version"]),
+        (200, &json!(false), &json!(2))
+    );
+    assert_eq!(
+        server.get("/audit").await["audit"].as_array().map_or(0, Vec::len),
+        audited
+    );
     let event = server.get(&format!("/events/{id}")).await;
     assert_eq!(
         event["event"]["event"]["data"],
