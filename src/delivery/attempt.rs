@@ -34,7 +34,9 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
             count_fetches(engine, &report);
             let mut record = record_of(n, started_ms, &report);
             record.replay = delivery.replay_requested;
-            (next_step(&report, n, policy), record, Some((event_type, report)))
+            // A replay starts the retry schedule again, as a first delivery does.
+            let in_round = n.saturating_sub(delivery.replay_from);
+            (next_step(&report, in_round, policy), record, Some((event_type, report)))
         }
         Ok(_) => {
             missing_event(engine, &delivery).await;

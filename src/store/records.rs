@@ -84,6 +84,14 @@ pub struct DeliveryRecord {
     /// A replay was asked for: the next attempt is recorded as a replay.
     #[serde(default)]
     pub replay_requested: bool,
+    /// Attempts made before the latest replay: the retry schedule of a replayed delivery
+    /// starts again from its first delay, counting from here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replay_from: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl DeliveryRecord {
@@ -101,6 +109,7 @@ impl DeliveryRecord {
             next_attempt_ms: Some(now_ms),
             last_error: None,
             replay_requested: false,
+            replay_from: 0,
         }
     }
 }

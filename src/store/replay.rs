@@ -30,6 +30,7 @@ impl Store {
                 delivery.next_attempt_ms = Some(now_ms);
                 delivery.updated_ms = now_ms;
                 delivery.replay_requested = true;
+                delivery.replay_from = delivery.attempts;
                 Ok(Some(()))
             })?;
             Ok(match replayed {

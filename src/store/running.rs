@@ -181,6 +181,7 @@ mod tests {
             next_attempt_ms: Some(7),
             last_error: None,
             replay_requested: false,
+            replay_from: 0,
         }
     }
 

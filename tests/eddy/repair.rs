@@ -106,6 +106,50 @@ async fn a_fixed_handler_and_a_filtered_bulk_replay_recover_dead_deliveries() {
     server.stop().await;
 }
 
+/// Fails every attempt, retryable, with one retry 100 ms later.
+const FLAKY_FOREVER: &str = "export const config = { retry: { schedule: [\"100ms\"] } };
+export default async () => { throw new Error(`still down`); };\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_delivery_follows_the_retry_schedule_again() {
+    let (folder, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(handlers.path().join("orders.created.js"), FLAKY_FOREVER).unwrap();
+    let server = TestServer::start(handlers.path(), folder.path(), "").await;
+    let id = server.send(json!({"type": "orders.created", "data": {}})).await;
+    let dead = server.wait_for_status(&id, "orders.created", "dead").await;
+    assert_eq!(
+        dead["attempts"].as_array().unwrap().len(),
+        2,
+        "the first delivery: two attempts"
+    );
+    let delivery = dead["delivery"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = post_json(&server, &format!("/deliveries/{delivery}/replay"), json!({})).await;
+    assert_eq!(status, 202);
+    // The replay gets the schedule again: its failed first attempt is retried, not dead.
+    server
+        .wait_until("the replay made its two attempts", |s| {
+            let id = id.clone();
+            async move {
+                let d = s.delivery(&id, "orders.created").await;
+                d["delivery"]["status"] == "dead" && d["attempts"].as_array().map_or(0, Vec::len) == 4
+            }
+        })
+        .await;
+    let done = server.delivery(&id, "orders.created").await;
+    let replays: Vec<&Value> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["replay"])
+        .collect();
+    assert_eq!(
+        replays,
+        [&json!(false), &json!(false), &json!(true), &json!(false)],
+        "{done:#}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_one_delivery_twice_at_once_runs_it_once() {
     let api = FakeApi::start().await;

@@ -249,6 +249,7 @@ mod tests {
             next_attempt_ms: None,
             last_error: Some("boom".into()),
             replay_requested: false,
+            replay_from: 0,
         };
         assert_eq!(
             wire(DeliveryBody::from(delivery)),
