@@ -83,8 +83,12 @@ async fn compact(args: CompactArgs) -> Result<(), Failure> {
     let data = args.data.unwrap_or(config.data);
     let cache = config.store.cache_bytes();
     let done = crate::store::Store::compact(&data, cache).map_err(anyhow::Error::from)?;
+    let change = match done.bytes_after.checked_sub(done.bytes_before) {
+        Some(0) | None => String::new(),
+        Some(more) => format!(" ({more} bytes more than before)"),
+    };
     say!(
-        "{}: {} -> {} bytes",
+        "{}: {} -> {} bytes{change}",
         data.display(),
         done.bytes_before,
         done.bytes_after
