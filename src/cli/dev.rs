@@ -68,6 +68,37 @@ impl Paint {
     }
 }
 
+/// How often `eddy dev` looks at its config file.
+const CONFIG_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Handler files reload by themselves; the config is read once at start. Says so, once per
+/// change, when the config file changes under a running `eddy dev`, and whether the new
+/// version would load.
+pub fn watch_config(path: std::path::PathBuf, explicit: bool) {
+    let read = |path: &std::path::Path| std::fs::read(path).ok();
+    let mut seen = read(&path);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CONFIG_CHECK_EVERY).await;
+            let now = read(&path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let file = path.display();
+            match crate::config::Config::load(&path, explicit) {
+                Ok(_) => tracing::warn!(
+                    "{file} changed: restart eddy dev to use it (handler files reload by themselves, the config does not)"
+                ),
+                Err(e) => tracing::warn!(
+                    "{file} changed and would not load: {}; the server keeps the config it started with",
+                    crate::logs::one_line(&e.to_string())
+                ),
+            }
+        }
+    });
+}
+
 /// Prints every finished attempt and every handler (re)load until the server stops.
 pub fn spawn_log(services: Arc<Services>, paint: Paint) {
     let mut attempts = services.engine.subscribe();

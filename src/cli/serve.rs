@@ -80,7 +80,9 @@ pub struct DevArgs {
 
 /// `eddy dev`: `serve`, printing each attempt as it finishes.
 pub async fn dev(args: DevArgs) -> Result<(), Failure> {
-    let (config, _) = args.serve.config()?;
+    let explicit = args.serve.config.config.is_some();
+    let (config, path) = args.serve.config()?;
+    super::dev::watch_config(path, explicit);
     run(config, Some(Paint::new(args.color))).await
 }
 

@@ -183,6 +183,27 @@ async fn pretty_lines_follow_the_filter_and_dev_shows_unrouted_events_and_refuse
         !lines.iter().any(|l| attempts.iter().any(|a| l.contains(a))),
         "{lines:#?}"
     );
+    // The config is read once: dev says a change needs a restart, and whether it would load.
+    let path = dir.path().join("eddy.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\n[delivery]\nhandler_concurrency = 4\n")).unwrap();
+    let restart = wait_for_containing(&dev, "changed: restart eddy dev to use it").await;
+    assert!(restart.contains("eddy.toml"), "{restart}");
+    std::fs::write(&path, format!("{text}\nno_such_key = 1\n")).unwrap();
+    let refused = wait_for_containing(&dev, "changed and would not load").await;
+    assert!(refused.contains("no_such_key"), "{refused}");
+}
+
+/// Waits (at most 30 s) for a stderr line of `dev` holding `text`.
+async fn wait_for_containing(dev: &Serve, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(line) = dev.stderr().into_iter().find(|l| l.contains(text)) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no line with {text:?}: {:#?}", dev.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits (at most 30 s) until the one delivery of event `id` is dead.
