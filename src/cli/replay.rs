@@ -1,7 +1,7 @@
 //! `eddy replay`: replay deliveries by id or by filter, or backfill a handler, following
 //! bulk jobs with a progress bar (Ctrl-C cancels the job).
 
-use std::io::Write;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -98,16 +98,16 @@ fn print_dry_run(answer: &Value) {
     }
 }
 
-/// Polls the job until it ends, drawing progress on standard error; Ctrl-C cancels it.
+/// Polls the job until it ends, drawing progress on standard error when it is a terminal
+/// and the job has something to do; Ctrl-C cancels it.
 async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Result<()> {
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     let path = format!("/replays/{id}");
     let mut cancelled = false;
+    let mut bar = Progress::new(!json_output && std::io::stderr().is_terminal());
     let last = loop {
         let status = client.get(&path, &[]).await?;
-        if !json_output {
-            draw(&status);
-        }
+        bar.show(&status);
         if status["state"] != "running" {
             break status;
         }
@@ -119,10 +119,10 @@ async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Resu
             }
         }
     };
+    bar.finish();
     if json_output {
         say!("{last}");
     } else {
-        eprintln!();
         say!(
             "{} {}: {} queued, {} skipped of {}",
             last["kind"].as_str().unwrap_or("replay"),
@@ -135,12 +135,56 @@ async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Resu
     Ok(())
 }
 
-fn draw(status: &Value) {
-    const WIDTH: usize = 30;
-    let total = status["total"].as_u64().unwrap_or(0) as usize;
-    let done = (status["queued"].as_u64().unwrap_or(0) + status["skipped"].as_u64().unwrap_or(0)) as usize;
-    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
-    let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH - filled.min(WIDTH)));
-    eprint!("\r[{bar}] {done}/{total}");
-    let _ = std::io::stderr().flush();
+/// A job's progress bar: drawn only where someone watches, and only once there is work.
+struct Progress {
+    on: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Self { on, bar: None }
+    }
+
+    fn show(&mut self, status: &Value) {
+        let total = status["total"].as_u64().unwrap_or(0);
+        if !self.on || total == 0 {
+            return;
+        }
+        let done = status["queued"].as_u64().unwrap_or(0) + status["skipped"].as_u64().unwrap_or(0);
+        let bar = self.bar.get_or_insert_with(|| {
+            let style = indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("#>-");
+            indicatif::ProgressBar::new(total).with_style(style)
+        });
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_is_made_only_for_a_watched_job_with_work() {
+        let work = json!({"total": 5, "queued": 2, "skipped": 1});
+        let mut watched = Progress::new(true);
+        watched.show(&json!({"total": 0, "queued": 0, "skipped": 0}));
+        assert!(watched.bar.is_none(), "an empty job draws nothing");
+        watched.show(&work);
+        let bar = watched.bar.as_ref().expect("a bar once there is work");
+        assert_eq!((bar.position(), bar.length()), (3, Some(5)));
+        let mut unwatched = Progress::new(false);
+        unwatched.show(&work);
+        assert!(unwatched.bar.is_none(), "nothing for --json or a pipe");
+        watched.finish();
+    }
 }

@@ -221,8 +221,15 @@ async fn replay_from_the_command_line() {
         (&json!(true), &json!(null)),
         "{after}"
     );
-    let done = eddy_at(&["replay", "--handler", "jobs"]).await;
+    let args = ["replay", "--handler", "jobs", "--server", url.as_str()].map(str::to_owned);
+    let cwd = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || eddy(&args.each_ref().map(String::as_str), &cwd))
+        .await
+        .unwrap();
+    let (done, progress) = text(&out);
     assert_eq!(done.trim(), "replay done: 2 queued, 0 skipped of 2");
+    // stderr is not a terminal here: no progress bar drawn into it.
+    assert!(!progress.contains('\r') && !progress.contains("[#"), "{progress:?}");
     // The replays ran the repaired code.
     let mut succeeded = 0;
     for _ in 0..400 {
