@@ -20,6 +20,20 @@ fn init_makes_a_project_whose_handler_runs_and_never_overwrites() {
     let project = dir.path().join("shop");
     for file in ["eddy.toml", ".env.example", ".gitignore", "README.md"] {
         assert!(project.join(file).is_file(), "{file} is created");
+        // The files stand alone: nothing points into eddy's source repository.
+        let text = std::fs::read_to_string(project.join(file)).unwrap();
+        for only_in_the_repository in [
+            "eddy.example.toml",
+            "repository",
+            "examples/",
+            "BENCHMARKS",
+            "ARCHITECTURE",
+        ] {
+            assert!(
+                !text.contains(only_in_the_repository),
+                "{file} mentions {only_in_the_repository}"
+            );
+        }
     }
     let out = eddy(&["check"], &project);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
