@@ -122,6 +122,7 @@ async fn handlers() {
         delivery_id: "d".into(),
         attempt: 1,
         idempotency_key: "k".into(),
+        event_version: 1,
     };
     spaced_cold_starts(&rt, &root, &request, &mut idle).await;
     for _ in 0..1000 {
@@ -194,6 +195,7 @@ async fn state_writes(rt: &Runtime, stateful: &HandlerPool) {
             delivery_id: "d".into(),
             attempt: 1,
             idempotency_key: "k".into(),
+            event_version: 1,
         };
         let started = Instant::now();
         let report = rt.run(stateful, request).await;
@@ -239,6 +241,7 @@ async fn many_handlers() {
         delivery_id: "d".into(),
         attempt: 1,
         idempotency_key: "k".into(),
+        event_version: 1,
     };
     let mut first = Vec::with_capacity(count);
     for handler in &handlers {

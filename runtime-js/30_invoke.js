@@ -270,7 +270,7 @@ async function run(event, ctx) {
  * Starts invocation `id`; it ends by calling op_eddy_invocation_done with "" for success
  * or the JSON description of the failure.
  */
-function invoke(id, eventJson, deliveryId, attempt, idempotencyKey) {
+function invoke(id, eventJson, deliveryId, attempt, idempotencyKey, eventVersion) {
   const previous = core.getAsyncContext();
   beginInvocation(id);
   core.setAsyncContext(id);
@@ -281,6 +281,7 @@ function invoke(id, eventJson, deliveryId, attempt, idempotencyKey) {
       deliveryId,
       attempt,
       idempotencyKey,
+      eventVersion,
       secrets,
       state: new HandlerState(id),
     });

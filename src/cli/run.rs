@@ -53,7 +53,8 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let request = InvocationRequest {
         delivery_id: new_id(),
         attempt: 1,
-        idempotency_key: format!("{}:{}", event.id, id),
+        idempotency_key: crate::runtime::idempotency_key(&event.id, &id, 1),
+        event_version: 1,
         event,
     };
     let report = runtime.run(&handler, request).await;

@@ -6,7 +6,7 @@ use super::{AttemptNotice, Decision, Engine, RetryPolicy, Version};
 use crate::clock::now_ms;
 use crate::logs;
 use crate::metrics::AttemptOutcome;
-use crate::runtime::{InvocationReport, InvocationRequest, Outcome};
+use crate::runtime::{InvocationReport, InvocationRequest, Outcome, idempotency_key};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
 
 /// Runs the next attempt of a claimed delivery on `version` of its handler (none: the
@@ -25,7 +25,8 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
                 event: record.event,
                 delivery_id: delivery.id.clone(),
                 attempt: n,
-                idempotency_key: format!("{}:{}", delivery.event_id, delivery.handler),
+                idempotency_key: idempotency_key(&delivery.event_id, &delivery.handler, record.version),
+                event_version: record.version,
             };
             let report = match version {
                 Some(version) => engine.runtime.run(&version.pool, request).await,

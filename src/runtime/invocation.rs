@@ -130,6 +130,7 @@ impl Invocations {
                     delivery_id: &request.delivery_id,
                     attempt: request.attempt,
                     idempotency_key: &request.idempotency_key,
+                    event_version: request.event_version,
                 };
                 let runtime = &mut self.isolate.runtime;
                 let invoke = &self.isolate.invoke;

@@ -78,7 +78,7 @@ pub fn display_file(url: &str, root: &Path) -> String {
 
 /// The JS entry points an isolate keeps after bootstrap.
 pub struct EntryPoints {
-    /// `invoke(id, eventJson, deliveryId, attempt, idempotencyKey)`.
+    /// `invoke(id, eventJson, deliveryId, attempt, idempotencyKey, eventVersion)`.
     pub invoke: v8::Global<v8::Function>,
     /// `inspectModule(namespace)`: checks exports, returns the config as JSON.
     pub inspect: v8::Global<v8::Function>,
@@ -159,6 +159,7 @@ pub struct InvokeArgs<'a> {
     pub delivery_id: &'a str,
     pub attempt: u32,
     pub idempotency_key: &'a str,
+    pub event_version: u32,
 }
 
 /// Starts one invocation. `invoke` itself only builds `ctx` and calls the handler, so it
@@ -176,6 +177,7 @@ pub fn call_invoke(
         js_string(tc, args.delivery_id)?,
         v8::Integer::new_from_unsigned(tc, args.attempt).into(),
         js_string(tc, args.idempotency_key)?,
+        v8::Integer::new_from_unsigned(tc, args.event_version).into(),
     ];
     let function = v8::Local::new(tc, invoke);
     let receiver = v8::undefined(tc).into();

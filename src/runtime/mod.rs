@@ -35,7 +35,9 @@ pub use bounds::{
 pub use eddy_runtime_js::net;
 pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine};
 pub use handler::{HandlerConfig, RetryConfig};
-pub use report::{FailureCause, FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome};
+pub use report::{
+    FailureCause, FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome, idempotency_key,
+};
 pub use snapshot::{LAZY_SOURCES, STARTUP_SNAPSHOT, extensions};
 
 use crate::config::{Config, RuntimeConfig};

@@ -18,6 +18,18 @@ pub struct InvocationRequest {
     pub attempt: u32,
     /// Stable across attempts; handlers pass it to third parties that deduplicate.
     pub idempotency_key: String,
+    /// The event's version: 1, then one more at each edit of its data.
+    pub event_version: u32,
+}
+
+/// `ctx.idempotencyKey` of `handler`'s delivery of version `version` of event `event_id`:
+/// `<event id>:<handler>`, and `:v<version>` after it once the event has been edited, so a
+/// third party that deduplicates by it takes the edited event as new.
+pub fn idempotency_key(event_id: &str, handler: &str, version: u32) -> String {
+    match version {
+        0 | 1 => format!("{event_id}:{handler}"),
+        n => format!("{event_id}:{handler}:v{n}"),
+    }
 }
 
 /// The result of one invocation.

@@ -160,6 +160,7 @@ fn request() -> InvocationRequest {
     let event = Event::from_value(json!({ "type": "test.event", "data": {} }), "tests").expect("event");
     InvocationRequest {
         idempotency_key: event.id.clone(),
+        event_version: 1,
         event,
         delivery_id: new_id(),
         attempt: 1,

@@ -1,7 +1,7 @@
 //! Mutable events end to end: edit then replay, delete and redact with nothing left behind
 //! (through the API, and on disk after compaction), bulk operations by filter, and retention.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::repair::post_json;
 use crate::server_support::*;
@@ -10,7 +10,8 @@ use crate::support::grep;
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edited_event_is_replayed_with_its_new_data() {
     let (data, handlers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let handler = r#"export default async (event) => {
+    let handler = r#"export default async (event, ctx) => {
+  console.log(`key ${ctx.idempotencyKey} version ${ctx.eventVersion}`);
   if (!event.data.email.includes("@")) throw new NonRetryableError(`bad email ${event.data.email}`);
   console.log(`welcome ${event.data.email}`);
 };
@@ -56,9 +57,21 @@ async fn an_edited_event_is_replayed_with_its_new_data() {
 
     post_json(&server, &format!("/deliveries/{delivery}/replay"), json!({})).await;
     let done = server.wait_for_status(&id, "user.signup", "succeeded").await;
+    let logs = |n: usize| -> Vec<Value> {
+        let lines = done["attempts"][n]["report"]["logs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        lines.into_iter().map(|l| l["message"].clone()).collect()
+    };
+    assert_eq!(logs(0), [json!(format!("key {id}:user.signup version 1"))]);
+    // The edited event is a new version: its idempotency key changes with it.
     assert_eq!(
-        done["attempts"][1]["report"]["logs"][0]["message"],
-        "welcome ada@example.com"
+        logs(1),
+        [
+            json!(format!("key {id}:user.signup:v2 version 2")),
+            json!("welcome ada@example.com")
+        ]
     );
 
     let (status, _) = server

@@ -110,6 +110,7 @@ pub async fn invoke(rt: &TestRuntime, id: &str, data: Value) -> InvocationReport
     let event = Event::from_value(json!({ "type": "test.event", "data": data }), "tests").expect("valid event");
     let request = InvocationRequest {
         idempotency_key: format!("{}:{id}", event.id),
+        event_version: 1,
         event,
         delivery_id: new_id(),
         attempt: 1,
