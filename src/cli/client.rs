@@ -113,6 +113,11 @@ impl Client {
 
 /// Prints rows as aligned columns under `headers`.
 pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    say!("{}", table(headers, rows).trim_end_matches('\n'));
+}
+
+/// `rows` under `headers`, each column as wide as its widest cell, one line each.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -121,12 +126,13 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        say!("{}", padded.join("  ").trim_end());
+        format!("{}\n", padded.join("  ").trim_end())
     };
-    line(headers.to_vec());
+    let mut out = line(headers.to_vec());
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
+    out
 }
 
 #[cfg(test)]

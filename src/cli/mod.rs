@@ -23,6 +23,7 @@ mod remote;
 mod replay;
 mod run;
 mod serve;
+mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -268,7 +268,10 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
         }
         EventsCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/events/{id}"), &[]).await?;
-            say!("{}", serde_json::to_string_pretty(&answer).context("print")?);
+            match server.json {
+                true => say!("{}", serde_json::to_string_pretty(&answer).context("print")?),
+                false => say!("{}", super::show::event(&answer).trim_end()),
+            }
         }
     }
     Ok(())
@@ -300,7 +303,10 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
         }
         DeliveriesCommand::Show { id, server } => {
             let answer = Client::new(&server)?.get(&format!("/deliveries/{id}"), &[]).await?;
-            say!("{}", serde_json::to_string_pretty(&answer).context("print")?);
+            match server.json {
+                true => say!("{}", serde_json::to_string_pretty(&answer).context("print")?),
+                false => say!("{}", super::show::delivery(&answer).trim_end()),
+            }
         }
     }
     Ok(())

@@ -117,7 +117,18 @@ async fn send_and_inspect_a_running_server() {
     let answer: serde_json::Value = serde_json::from_slice(&events.stdout).expect("JSON");
     assert_eq!(answer["events"][0]["event"]["id"], "signup-1");
     let shown = run(args(&["events", "show", "signup-1"]), "cli-token-1").await;
-    assert!(text(&shown).0.contains("\"deliveries\""), "{:?}", text(&shown));
+    let (readable, _) = text(&shown);
+    assert!(
+        readable.starts_with("event     signup-1\ntype      user.signup\n"),
+        "{readable}"
+    );
+    assert!(
+        readable.contains("deliveries\n  DELIVERY") && readable.contains("user.signup"),
+        "{readable}"
+    );
+    let shown = run(args(&["events", "show", "signup-1", "--json"]), "cli-token-1").await;
+    let answer: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON with --json");
+    assert_eq!(answer["event"]["event"]["id"], "signup-1");
     let missing = run(args(&["deliveries", "show", "nope"]), "cli-token-1").await;
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).1.contains("404"), "{:?}", text(&missing));
@@ -308,7 +319,7 @@ async fn edit_an_event_with_set_or_in_an_editor() {
     assert_eq!(text(&set).0.trim(), "u1 is now version 2", "{:?}", text(&set));
     let edited = run(vec!["events", "edit", "u1"], "sed -i s/Grace/Hopper/").await;
     assert_eq!(text(&edited).0.trim(), "u1 is now version 3", "{:?}", text(&edited));
-    let shown = run(vec!["events", "show", "u1"], "true").await;
+    let shown = run(vec!["events", "show", "u1", "--json"], "true").await;
     let event: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(event["event"]["event"]["data"], serde_json::json!({"name": "Hopper"}));
     assert_eq!(event["history"].as_array().unwrap().len(), 2);
