@@ -43,13 +43,18 @@ impl Serve {
     /// Spawns and waits until it listens; returns it and its address.
     pub async fn start(config: &Path) -> (Self, String) {
         let serve = Self::spawn(config);
-        let line = serve.wait_for_line("eddy: listening on http://").await;
-        let addr = line["eddy: listening on http://".len()..]
+        let addr = serve.address().await;
+        (serve, addr)
+    }
+
+    /// Waits until it listens (its `eddy: listening on` line); returns its address.
+    pub async fn address(&self) -> String {
+        let line = self.wait_for_line("eddy: listening on http://").await;
+        line["eddy: listening on http://".len()..]
             .split_whitespace()
             .next()
             .unwrap_or_default()
-            .to_owned();
-        (serve, addr)
+            .to_owned()
     }
 
     /// Every stderr line so far.

@@ -161,12 +161,7 @@ async fn pretty_lines_follow_the_filter_and_dev_shows_unrouted_events_and_refuse
     let mut command = eddy("dev", &config(dir.path()));
     command.arg("--log-format").arg("pretty");
     let dev = Serve::attach(command.spawn().expect("eddy dev starts"));
-    let line = dev.wait_for_line("eddy: listening on http://").await;
-    let addr = line["eddy: listening on http://".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = dev.address().await;
     send_everything(&addr).await;
     let unrouted = dev.wait_for_line("eddy: no handler routes nobody.listens").await;
     assert!(unrouted.contains("event_id=ev-nobody"), "{unrouted}");
