@@ -26,6 +26,8 @@ pub(super) struct Mark {
     written: AtomicU64,
     /// The highest counter copied into the file.
     marked: AtomicU64,
+    /// The highest counter whose flush has completed.
+    flushed: AtomicU64,
     last_file_write_ms: AtomicU64,
 }
 
@@ -53,6 +55,7 @@ impl Mark {
             });
         }
         self.written.store(logged, Ordering::SeqCst);
+        self.flushed.store(logged, Ordering::SeqCst);
         self.marked.store(acknowledged, Ordering::SeqCst);
         let _ = self.dir.set(dir.to_owned());
         Ok(())
@@ -70,6 +73,7 @@ impl Mark {
 
     /// Records that `durable` is on disk (throttled).
     pub(super) fn after_flush(&self, durable: u64, now_ms: u64) {
+        self.flushed.fetch_max(durable, Ordering::SeqCst);
         let Some(dir) = self.dir.get() else { return };
         let last = self.last_file_write_ms.load(Ordering::SeqCst);
         if now_ms.saturating_sub(last) < EVERY_MS || self.marked.fetch_max(durable, Ordering::SeqCst) >= durable {
@@ -81,17 +85,18 @@ impl Mark {
         }
     }
 
-    /// At a clean close, with no handle left to commit: every counter written went out with
-    /// a flush that succeeded (the caller checks that the store has not failed), so the file
-    /// takes the last one, synced. A log cut after a clean stop is then refused as surely as
-    /// one cut after a crash, however many commits the last second held.
+    /// At a clean close (the caller checks that the store has not failed): the file takes
+    /// the last counter whose flush completed, synced. A log cut after a clean stop is then
+    /// refused as surely as one cut after a crash, however many commits the last second held.
+    /// (Not the last counter written: a commit given up while its flush ran, its request
+    /// never answered, may not be on disk yet.)
     pub(super) fn on_close(&self) {
         let Some(dir) = self.dir.get() else { return };
-        let written = self.written.load(Ordering::SeqCst);
-        if self.marked.fetch_max(written, Ordering::SeqCst) >= written {
+        let flushed = self.flushed.load(Ordering::SeqCst);
+        if self.marked.fetch_max(flushed, Ordering::SeqCst) >= flushed {
             return;
         }
-        if let Err(e) = write_file(dir, written, true) {
+        if let Err(e) = write_file(dir, flushed, true) {
             tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
         }
     }
@@ -144,6 +149,8 @@ mod tests {
             mark.after_flush(durable, now);
         }
         assert_eq!(std::fs::read_to_string(dir.path().join(MARK_FILE)).unwrap(), "1");
+        // A fourth commit whose flush never completed is not claimed as durable.
+        mark.before_flush(&db).unwrap();
         mark.on_close();
         assert_eq!(std::fs::read_to_string(dir.path().join(MARK_FILE)).unwrap(), "3");
     }
