@@ -36,7 +36,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
             let mut record = record_of(n, started_ms, &report);
             record.replay = delivery.replay_requested;
             // A replay starts the retry schedule again, as a first delivery does.
-            let in_round = n.saturating_sub(delivery.replay_from);
+            let in_round = n.saturating_sub(delivery.replay_from).max(1);
             (next_step(&report, in_round, policy), record, Some((event_type, report)))
         }
         Ok(_) => {
