@@ -60,10 +60,17 @@ fn fingerprint(dir: &Path) -> std::io::Result<String> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !entry.file_type()?.is_file() || name.starts_with(SEAL_FILE) {
+        // A `.partial` file is a write in progress that a rename ends (the durable mark's).
+        if name.starts_with(SEAL_FILE) || name.ends_with(".partial") {
             continue;
         }
-        let meta = entry.metadata()?;
+        let meta = match entry.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => continue,
+            // Gone between the listing and the look: renamed over another entry.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         lines.push(format!("{name} {} {}", meta.len(), times(&meta)?));
     }
     lines.sort();
@@ -128,6 +135,15 @@ mod tests {
             change(dir.path());
             assert!(!take(dir.path()).unwrap());
         }
+    }
+
+    #[test]
+    fn a_write_in_progress_beside_the_files_is_not_part_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        store_files(dir.path());
+        let before = fingerprint(dir.path()).unwrap();
+        std::fs::write(dir.path().join("durable-mark.partial"), b"7").unwrap();
+        assert_eq!(fingerprint(dir.path()).unwrap(), before);
     }
 
     #[test]
