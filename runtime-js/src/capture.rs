@@ -51,6 +51,9 @@ pub struct FetchRecord {
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a `429` or `503` answer's `Retry-After` asked for, in ms from its arrival.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Output captured for one invocation, bounded in size.
@@ -164,6 +167,7 @@ mod tests {
             status: None,
             duration_ms: 0.0,
             error: Some("e".repeat(MAX_FETCH_ERROR_BYTES + 1)),
+            retry_after_ms: None,
         };
         for _ in 0..MAX_FETCH_RECORDS + 2 {
             c.fetch(record.clone());

@@ -169,11 +169,15 @@ pub fn render_attempt(notice: &AttemptNotice, paint: Paint, now: u64) -> String 
     let clock = report.started_at.get(11..23).unwrap_or(&report.started_at);
     let (label, tail) = match &notice.next {
         NextStep::Succeeded => (paint.green("OK   "), String::new()),
-        NextStep::Retry { due_ms, error } => {
+        NextStep::Retry { due_ms, error } | NextStep::Defer { due_ms, error } => {
             let wait = due_ms.saturating_sub(now) as f64 / 1000.0;
+            let asked = match notice.next {
+                NextStep::Defer { .. } => ", as asked",
+                _ => "",
+            };
             (
                 paint.yellow("RETRY"),
-                format!(": {error} {}", paint.dim(&format!("(next try in {wait:.1} s)"))),
+                format!(": {error} {}", paint.dim(&format!("(next try in {wait:.1} s{asked})"))),
             )
         }
         NextStep::Dead { error } => {

@@ -35,9 +35,11 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
             count_fetches(engine, &report);
             let mut record = record_of(n, started_ms, &report);
             record.replay = delivery.replay_requested;
-            // A replay starts the retry schedule again, as a first delivery does.
-            let in_round = n.saturating_sub(delivery.replay_from).max(1);
-            (next_step(&report, in_round, policy), record, Some((event_type, report)))
+            (
+                next_step(&report, &delivery, policy),
+                record,
+                Some((event_type, report)),
+            )
         }
         Ok(_) => {
             missing_event(engine, &delivery).await;
@@ -48,7 +50,8 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
             (next, attempt, None)
         }
     };
-    let soon = matches!(next, NextStep::Retry { due_ms, .. } if due_ms <= now_ms().saturating_add(1000));
+    let soon = matches!(next, NextStep::Retry { due_ms, .. } | NextStep::Defer { due_ms, .. }
+        if due_ms <= now_ms().saturating_add(1000));
     count_and_log(engine, &delivery, &attempt, &next);
     // No flush here: if the process dies before the store's background flush, the delivery
     // is still pending or running on disk and runs again (at least once); sled writes in
@@ -108,7 +111,7 @@ fn authority(url: &str) -> Option<&str> {
 fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRecord, next: &NextStep) {
     let outcome = match next {
         NextStep::Succeeded => AttemptOutcome::Succeeded,
-        NextStep::Retry { .. } => AttemptOutcome::Retried,
+        NextStep::Retry { .. } | NextStep::Defer { .. } => AttemptOutcome::Retried,
         NextStep::Dead { .. } => AttemptOutcome::Dead,
     };
     let duration = Duration::from_secs_f64(attempt.duration_ms / 1000.0);
@@ -116,7 +119,7 @@ fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRe
     let n = attempt.n;
     match next {
         NextStep::Succeeded => {}
-        NextStep::Retry { due_ms, error } => {
+        NextStep::Retry { due_ms, error } | NextStep::Defer { due_ms, error } => {
             let due = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(*due_ms));
             tracing::warn!(
                 target: logs::ATTEMPTS,
@@ -170,12 +173,33 @@ async fn missing_event(engine: &Engine, delivery: &DeliveryRecord) {
 /// How long a delivery may wait for its event record before it counts as orphaned.
 const ORPHANED_AFTER_MS: u64 = 60_000;
 
-fn next_step(report: &InvocationReport, n: u32, policy: &RetryPolicy) -> NextStep {
+/// Deferrals allowed per delivery (counted again after a replay): past them, a wait that was
+/// asked for uses up the retry schedule like any failure, so a handler or API that always
+/// asks to wait cannot keep a delivery pending for ever.
+pub const MAX_DEFERRALS: u32 = 20;
+
+/// What follows the attempt that `report` describes, `delivery` as it was before it.
+fn next_step(report: &InvocationReport, delivery: &DeliveryRecord, policy: &RetryPolicy) -> NextStep {
     let Outcome::Failure(failure) = &report.outcome else {
         return NextStep::Succeeded;
     };
     let error = format!("{}: {}", failure.name, failure.message);
-    match policy.decide(n, failure, rand::random::<f64>()) {
+    if failure.is_retryable() && delivery.deferred < MAX_DEFERRALS {
+        let asked = failure.retry_after().or_else(|| {
+            // The latest `429 Too Many Requests` of the attempt that said how long to wait.
+            let mut fetches = report.capture.fetches.iter().rev().filter(|f| f.status == Some(429));
+            fetches.find_map(|f| f.retry_after_ms).map(Duration::from_millis)
+        });
+        if let Some(wait) = asked {
+            let due_ms = due_after(now_ms(), wait.min(super::retry::MAX_DELAY));
+            return NextStep::Defer { due_ms, error };
+        }
+    }
+    // The schedule counts the attempts since the latest replay (a replay starts it again, as
+    // a first delivery does), deferred ones left out.
+    let n = delivery.attempts + 1;
+    let in_round = n.saturating_sub(delivery.replay_from).saturating_sub(delivery.deferred);
+    match policy.decide(in_round.max(1), failure, rand::random::<f64>()) {
         Decision::RetryAfter(delay) => NextStep::Retry {
             due_ms: due_after(now_ms(), delay),
             error,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 
+pub use attempt::MAX_DEFERRALS;
 pub use registry::{Change, Limits, LoadedHandler, Registry, RegistryCell, Version};
 pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
 pub use retry::{Decision, RetryError, RetryPolicy, RetrySchedule};

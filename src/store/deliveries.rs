@@ -103,6 +103,10 @@ impl Store {
                 let (status, due_ms, error) = match next {
                     NextStep::Succeeded => (DeliveryStatus::Succeeded, None, None),
                     NextStep::Retry { due_ms, error } => (DeliveryStatus::Pending, Some(due_ms), Some(error)),
+                    NextStep::Defer { due_ms, error } => {
+                        stored.deferred += 1;
+                        (DeliveryStatus::Pending, Some(due_ms), Some(error))
+                    }
                     NextStep::Dead { error } => (DeliveryStatus::Dead, None, Some(error)),
                 };
                 if let Some(due_ms) = due_ms {

@@ -88,6 +88,11 @@ pub struct DeliveryRecord {
     /// starts again from its first delay, counting from here.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub replay_from: u32,
+    /// Attempts since the latest replay whose failure came with a wait the handler or the
+    /// API asked for (`RetryAfterError`, a `429` with `Retry-After`): retried after that
+    /// wait without using up the retry schedule, up to a bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -110,6 +115,7 @@ impl DeliveryRecord {
             last_error: None,
             replay_requested: false,
             replay_from: 0,
+            deferred: 0,
         }
     }
 }
@@ -148,6 +154,12 @@ pub enum NextStep {
     Succeeded,
     /// Try again at `due_ms`.
     Retry {
+        due_ms: u64,
+        error: String,
+    },
+    /// Try again at `due_ms`, when the handler or the API asked: the attempt does not count
+    /// toward the retry schedule.
+    Defer {
         due_ms: u64,
         error: String,
     },

@@ -31,6 +31,7 @@ impl Store {
                 delivery.updated_ms = now_ms;
                 delivery.replay_requested = true;
                 delivery.replay_from = delivery.attempts;
+                delivery.deferred = 0;
                 Ok(Some(()))
             })?;
             Ok(match replayed {

@@ -182,6 +182,7 @@ mod tests {
             last_error: None,
             replay_requested: false,
             replay_from: 0,
+            deferred: 0,
         }
     }
 

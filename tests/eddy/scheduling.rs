@@ -84,6 +84,39 @@ async fn a_retry_after_error_delays_the_next_attempt_as_asked() {
     server.stop().await;
 }
 
+/// A wait the handler asks for (`RetryAfterError`) or the API asks for (`429` with
+/// `Retry-After`) reschedules without using up the retry schedule, up to `MAX_DEFERRALS`.
+#[tokio::test(flavor = "multi_thread")]
+async fn asked_waits_do_not_use_up_the_retry_schedule_up_to_a_bound() {
+    let api = crate::support::FakeApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&handlers(), data.path(), "").await;
+    let asked = server.send(json!({"type": "defer.asked", "data": {"asks": 3}})).await;
+    let throttled = server
+        .send(json!({"type": "defer.api", "data": {"base": api.base(), "fail": 3}}))
+        .await;
+    for (id, handler) in [(&asked, "defer.asked"), (&throttled, "defer.api")] {
+        let done = server.wait_for_status(id, handler, "succeeded").await;
+        assert_eq!(
+            attempt_times(&done).len(),
+            4,
+            "three waits asked for, then success: {done:#}"
+        );
+    }
+    // A handler that always asks to wait goes dead once the waits run out and then the
+    // schedule: MAX_DEFERRALS deferred attempts, then the two the schedule allows.
+    let forever = server
+        .send(json!({"type": "defer.asked", "data": {"asks": 1000}}))
+        .await;
+    let dead = server.wait_for_status(&forever, "defer.asked", "dead").await;
+    assert_eq!(
+        attempt_times(&dead).len(),
+        eddy::delivery::MAX_DEFERRALS as usize + 2,
+        "{dead:#}"
+    );
+    server.stop().await;
+}
+
 /// Two handlers with per-handler limits of 8 and 16 share a global limit of 3: with twelve
 /// deliveries held by the fake API, exactly three are ever in flight at once.
 #[tokio::test(flavor = "multi_thread")]

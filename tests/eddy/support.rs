@@ -325,7 +325,8 @@ async fn flaky(
         return (StatusCode::OK, "ok").into_response();
     }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [("retry-after", "2")], "failing on purpose").into_response()
+    let retry_after = q.get("retry_after").cloned().unwrap_or_else(|| "2".into());
+    (status, [("retry-after", retry_after)], "failing on purpose").into_response()
 }
 
 /// A TCP listener that only counts connections: the target of requests that must be refused.

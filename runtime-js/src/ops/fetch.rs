@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use deno_core::{CancelFuture, CancelHandle, OpState, RcRef, Resource, ResourceId, ToJsBuffer, op2};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -236,11 +236,7 @@ impl Exchange {
         loop {
             let started = Instant::now();
             let result = self.send_once().await;
-            self.record(
-                state,
-                started,
-                result.as_ref().map(|r| r.status()).map_err(|e| e.to_string()),
-            );
+            self.record(state, started, result.as_ref().map_err(|e| e.to_string()));
             let response = result?;
             let Some(next) = self.next_hop(&response)? else {
                 return read_reply(response, hops > 0, self.http.settings.max_response_bytes).await;
@@ -320,7 +316,7 @@ impl Exchange {
         self.url = next;
     }
 
-    fn record(&self, state: &Rc<RefCell<OpState>>, started: Instant, outcome: Result<StatusCode, String>) {
+    fn record(&self, state: &Rc<RefCell<OpState>>, started: Instant, outcome: Result<&reqwest::Response, String>) {
         let Some(invocation) = self.invocation else {
             return;
         };
@@ -331,10 +327,28 @@ impl Exchange {
             capture.fetch(FetchRecord {
                 method: self.method.to_string(),
                 url: secrets.redact(self.url.as_str()).into_owned(),
-                status: outcome.as_ref().ok().map(|s| s.as_u16()),
+                status: outcome.as_ref().ok().map(|r| r.status().as_u16()),
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                retry_after_ms: outcome.as_ref().ok().and_then(|r| retry_after(r, SystemTime::now())),
                 error: outcome.err().map(|e| secrets.redact(&e).into_owned()),
             });
+        }
+    }
+}
+
+/// The wait a `429` or `503` answer asks for in `Retry-After` (seconds, or an HTTP date
+/// measured from `now`), in ms; none for other answers or a header that does not parse.
+fn retry_after(response: &reqwest::Response, now: SystemTime) -> Option<u64> {
+    if !matches!(response.status().as_u16(), 429 | 503) {
+        return None;
+    }
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    match value.parse::<u64>() {
+        Ok(seconds) => Some(seconds.saturating_mul(1000)),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            let wait = at.duration_since(now).unwrap_or_default();
+            Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
         }
     }
 }
@@ -410,4 +424,36 @@ async fn read_reply(mut response: reqwest::Response, redirected: bool, limit: u6
         headers,
         body: body.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, retry_after: &str) -> reqwest::Response {
+        reqwest::Response::from(
+            ::http::Response::builder()
+                .status(status)
+                .header(header::RETRY_AFTER, retry_after)
+                .body(Vec::<u8>::new())
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_429_or_503_says_how_long_to_wait_in_seconds_or_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(retry_after(&answer(429, "3"), now), Some(3000));
+        assert_eq!(retry_after(&answer(503, " 0 "), now), Some(0));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(retry_after(&answer(429, &later), now), Some(90_000));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(retry_after(&answer(429, &earlier), now), Some(0));
+        assert_eq!(
+            retry_after(&answer(500, "3"), now),
+            None,
+            "only 429 and 503 ask to wait"
+        );
+        assert_eq!(retry_after(&answer(429, "soon"), now), None);
+    }
 }

@@ -250,6 +250,7 @@ mod tests {
             last_error: Some("boom".into()),
             replay_requested: false,
             replay_from: 0,
+            deferred: 0,
         };
         assert_eq!(
             wire(DeliveryBody::from(delivery)),
