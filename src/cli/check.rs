@@ -1,4 +1,6 @@
-//! `eddy check [--handlers DIR]`: load every handler, report errors as `file:line:col: message`.
+//! `eddy check [--handlers DIR]`: what `eddy serve` would refuse, without serving: the
+//! config as `serve` reads it (listen address and token, handlers folder), and every handler
+//! loaded and its exports checked, errors reported as `file:line:col: message`.
 
 use std::path::PathBuf;
 
@@ -16,23 +18,37 @@ pub struct CheckArgs {
 }
 
 pub async fn check(args: CheckArgs) -> Result<(), Failure> {
-    let (config, _) = args.config.load()?;
+    let (mut config, path) = args.config.load()?;
+    super::serve::token_from_env(&mut config);
     let root = args.handlers.unwrap_or(config.handlers.clone());
+    config.handlers = root.clone();
+    let refused = crate::server::check(&config).err();
+    if let Some(e) = &refused {
+        say!("{}: {e}", path.display());
+    }
     let files = crate::router::discover(&root).map_err(anyhow::Error::from)?;
     // Loading needs no durable state; a temporary store keeps `check` usable next to a running server.
     let store = Store::temporary().map_err(anyhow::Error::from)?;
     let runtime = Runtime::new(&config, &root, std::sync::Arc::new(store)).map_err(anyhow::Error::from)?;
     let mut failed = 0;
     for file in &files {
-        if let Err(e) = runtime.prepare(&file.id, &file.path).await {
+        let error = match runtime.prepare(&file.id, &file.path).await {
+            Err(e) if e.location.is_some() => Some(e.render()),
+            Err(e) => Some(format!("{}: {}", file.path.display(), e.message)),
+            Ok(pool) => crate::services::check_exports(&pool.info)
+                .err()
+                .map(|e| format!("{}: {e}", file.path.display())),
+        };
+        if let Some(error) = error {
             failed += 1;
-            match e.location {
-                Some(_) => say!("{}", e.render()),
-                None => say!("{}: {}", file.path.display(), e.message),
-            }
+            say!("{error}");
         }
     }
     let ok = files.len() - failed;
     eprintln!("{ok} handler(s) loaded, {failed} with errors");
-    if failed == 0 { Ok(()) } else { Err(Failure::Handler) }
+    if failed == 0 && refused.is_none() {
+        Ok(())
+    } else {
+        Err(Failure::Handler)
+    }
 }

@@ -56,11 +56,15 @@ impl ServeArgs {
         config.handlers = self.handlers.unwrap_or(config.handlers);
         config.data = self.data.unwrap_or(config.data);
         config.listen = self.listen.unwrap_or(config.listen);
-        // The environment overrides the file; an empty value counts as unset.
-        if let Some(token) = std::env::var("EDDY_API_TOKEN").ok().filter(|t| !t.is_empty()) {
-            config.api_token = Some(token);
-        }
+        token_from_env(&mut config);
         Ok((config, config_path))
+    }
+}
+
+/// `EDDY_API_TOKEN` overrides the file's `api_token`; an empty value counts as unset.
+pub(super) fn token_from_env(config: &mut Config) {
+    if let Some(token) = std::env::var("EDDY_API_TOKEN").ok().filter(|t| !t.is_empty()) {
+        config.api_token = Some(token);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::delivery::{Change, Engine, LoadedHandler, Registry, RetryPolicy, Version};
 use crate::logs;
 use crate::router::{self, HandlerFile};
-use crate::runtime::{HandlerPool, Runtime};
+use crate::runtime::{HandlerInfo, HandlerPool, Runtime};
 
 /// How often handler files are checked for changes.
 pub const RELOAD_EVERY: Duration = Duration::from_millis(500);
@@ -150,15 +150,8 @@ impl Handlers {
 
     /// A loaded module as a version to put in use, if its `on` and `config.retry` are valid.
     fn version(&self, pool: HandlerPool) -> Result<Version, String> {
-        let info = &pool.info;
-        let on = (!info.on.is_null()).then_some(&info.on);
-        let routes = router::routes_from_export(on).map_err(|e| format!("export const on: {e}"))?;
-        let routes: Vec<_> = router::resolve(&info.id, routes).map_err(|e| e.to_string())?;
-        let policy = match &info.config.retry {
-            Some(retry) => Some(RetryPolicy::parse(&retry.schedule).map_err(|e| format!("config.retry: {e}"))?),
-            None => None,
-        };
-        let limits = self.engine.limits(info.config.concurrency, policy);
+        let (routes, policy) = check_exports(&pool.info)?;
+        let limits = self.engine.limits(pool.info.config.concurrency, policy);
         Ok(Version {
             pool,
             routes,
@@ -166,6 +159,20 @@ impl Handlers {
             loaded_at: crate::event::now_rfc3339(),
         })
     }
+}
+
+/// What a loaded handler's exports ask that the runtime does not check itself: its routes
+/// (`export const on`) and its retry schedule (`config.retry`). `eddy check` runs this too,
+/// so it refuses what `serve` would.
+pub fn check_exports(info: &HandlerInfo) -> Result<(Vec<router::Pattern>, Option<RetryPolicy>), String> {
+    let on = (!info.on.is_null()).then_some(&info.on);
+    let routes = router::routes_from_export(on).map_err(|e| format!("export const on: {e}"))?;
+    let routes: Vec<_> = router::resolve(&info.id, routes).map_err(|e| e.to_string())?;
+    let policy = match &info.config.retry {
+        Some(retry) => Some(RetryPolicy::parse(&retry.schedule).map_err(|e| format!("config.retry: {e}"))?),
+        None => None,
+    };
+    Ok((routes, policy))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod repair;
 use std::sync::Arc;
 
 pub use bulk::Selection;
-pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY};
+pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY, check_exports};
 pub use inspect::{DeliveryDetail, EventDetail, Page};
 pub use jobs::{BulkReplay, Preview};
 pub use repair::{Redaction, is_data_path};

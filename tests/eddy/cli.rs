@@ -329,13 +329,28 @@ fn check_reports_each_error_as_file_line_col() {
         stdout.contains("own_secret.js: secret EDDY_API_TOKEN can never be granted"),
         "{stdout}"
     );
-    assert!(stderr.contains("1 handler(s) loaded, 8 with errors"), "{stderr}");
+    // Handlers that load but whose exports serve refuses are refused by check too.
+    assert!(
+        stdout.contains("bad_route.js: export const on: invalid pattern \"orders.**.created\"")
+            && stdout.contains("bad_retry.js: config.retry: retry delay \"8d\" is longer"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 handler(s) loaded, 10 with errors"), "{stderr}");
 
     let good = dir.path().join("handlers");
     std::fs::create_dir(&good).unwrap();
     std::fs::write(good.join("ok.js"), "export default async () => {};").unwrap();
     let out = eddy(&["check"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    // And the config as serve reads it: a public address without a token is refused.
+    std::fs::write(dir.path().join("eddy.toml"), "listen = \"0.0.0.0:8787\"\n").unwrap();
+    let out = eddy(&["check"], dir.path());
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("eddy.toml: refusing to serve eddy's API on 0.0.0.0:8787 without a token"),
+        "{stdout}"
+    );
 }
 
 #[test]
