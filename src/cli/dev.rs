@@ -75,7 +75,7 @@ const CONFIG_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis
 /// change, when the config file changes under a running `eddy dev`, and whether the new
 /// version would load.
 pub fn watch_config(path: std::path::PathBuf, explicit: bool) {
-    let read = |path: &std::path::Path| std::fs::read(path).ok();
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).ok();
     let mut seen = read(&path);
     tokio::spawn(async move {
         loop {
@@ -84,10 +84,15 @@ pub fn watch_config(path: std::path::PathBuf, explicit: bool) {
             if now == seen {
                 continue;
             }
-            seen = now;
             let file = path.display();
-            match crate::config::Config::load(&path, explicit) {
-                Ok(_) => tracing::warn!(
+            // The text just read is what is checked; a file that is gone is what `load` says.
+            let loaded = match &now {
+                Some(text) => crate::config::Config::parse(text, &path).map(drop),
+                None => crate::config::Config::load(&path, explicit).map(drop),
+            };
+            seen = now;
+            match loaded {
+                Ok(()) => tracing::warn!(
                     "{file} changed: restart eddy dev to use it (handler files reload by themselves, the config does not)"
                 ),
                 Err(e) => tracing::warn!(

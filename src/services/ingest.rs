@@ -15,7 +15,7 @@ impl Services {
     pub async fn ingest(&self, events: Vec<Event>, durable: bool) -> Result<Vec<Ingested>, ServiceError> {
         let started = Instant::now();
         // The types of the events to log as unrouted, collected only when that is logged.
-        let log_unrouted = tracing::enabled!(target: logs::UNROUTED, tracing::Level::DEBUG);
+        let logging_unrouted = tracing::enabled!(target: logs::UNROUTED, tracing::Level::DEBUG);
         let mut unrouted = HashMap::new();
         let batch: Vec<NewEvent> = {
             let routing = self.routing();
@@ -23,7 +23,7 @@ impl Services {
                 .into_iter()
                 .map(|event| {
                     let handlers = routing.route(&event.kind);
-                    if log_unrouted && handlers.is_empty() {
+                    if logging_unrouted && handlers.is_empty() {
                         unrouted.insert(event.id.clone(), event.kind.clone());
                     }
                     NewEvent { handlers, event }
@@ -37,22 +37,29 @@ impl Services {
             self.store.commit().await?;
         }
         self.metrics.ingest_took(started.elapsed());
-        for ingested in &ingested {
-            // A duplicate was logged, if at all, when it first came.
-            if let Ingested::New { id, .. } = ingested
-                && let Some(kind) = unrouted.get(id)
-            {
-                tracing::debug!(
-                    target: logs::UNROUTED,
-                    event_id = %id,
-                    event_type = %kind,
-                    "no handler routes {kind}: event {id} stored, nothing will run for it"
-                );
-            }
+        if !unrouted.is_empty() {
+            log_unrouted(&unrouted, &ingested);
         }
         let new = ingested.iter().filter(|i| matches!(i, Ingested::New { .. })).count();
         self.metrics.ingested(new);
         self.engine.wake();
         Ok(ingested)
+    }
+}
+
+/// One debug line per new event of `ingested` that `unrouted` (id to type) holds; a duplicate
+/// was logged, if at all, when it first came.
+fn log_unrouted(unrouted: &HashMap<String, String>, ingested: &[Ingested]) {
+    for ingested in ingested {
+        if let Ingested::New { id, .. } = ingested
+            && let Some(kind) = unrouted.get(id)
+        {
+            tracing::debug!(
+                target: logs::UNROUTED,
+                event_id = %id,
+                event_type = %kind,
+                "no handler routes {kind}: event {id} stored, nothing will run for it"
+            );
+        }
     }
 }

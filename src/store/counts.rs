@@ -47,21 +47,18 @@ impl Store {
     fn count_by_handler(&self, status: DeliveryStatus) -> Result<BTreeMap<String, u64>, StoreError> {
         let prefix = keys::delivery_prefix(status, None);
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut last: Option<(Vec<u8>, String)> = None;
         for entry in self.trees.deliveries_by_handler.scan_prefix(&prefix) {
             let (key, _) = entry?;
             let rest = &key[prefix.len()..];
             let name = &rest[..rest.iter().position(|b| *b == 0).unwrap_or(rest.len())];
-            // Entries of one handler are adjacent: its name is decoded once.
-            let handler = match &last {
-                Some((bytes, handler)) if bytes.as_slice() == name => handler.clone(),
+            // Keys come in order, so one handler's entries are adjacent: only the first of
+            // them makes a new name.
+            match counts.last_entry() {
+                Some(mut last) if last.key().as_bytes() == name => *last.get_mut() += 1,
                 _ => {
-                    let handler = String::from_utf8_lossy(name).into_owned();
-                    last = Some((name.to_vec(), handler.clone()));
-                    handler
+                    counts.insert(String::from_utf8_lossy(name).into_owned(), 1);
                 }
-            };
-            *counts.entry(handler).or_default() += 1;
+            }
         }
         Ok(counts)
     }

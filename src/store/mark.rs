@@ -80,9 +80,7 @@ impl Mark {
             return;
         }
         self.last_file_write_ms.store(now_ms, Ordering::SeqCst);
-        if let Err(e) = write_file(dir, durable, false) {
-            tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
-        }
+        write_file(dir, durable, false);
     }
 
     /// At a clean close (the caller checks that the store has not failed): the file takes
@@ -96,14 +94,19 @@ impl Mark {
         if self.marked.fetch_max(flushed, Ordering::SeqCst) >= flushed {
             return;
         }
-        if let Err(e) = write_file(dir, flushed, true) {
-            tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
-        }
+        write_file(dir, flushed, true);
     }
 }
 
-/// Replaces the file in `dir` with `counter`, through a rename; `sync` makes it durable.
-fn write_file(dir: &Path, counter: u64, sync: bool) -> std::io::Result<()> {
+/// Replaces the file in `dir` with `counter`, through a rename; `sync` makes it durable. A
+/// failure is logged: the file only ever lags, so a missed write weakens the check, no more.
+fn write_file(dir: &Path, counter: u64, sync: bool) {
+    if let Err(e) = replace_file(dir, counter, sync) {
+        tracing::warn!("cannot update {}: {e}", dir.join(MARK_FILE).display());
+    }
+}
+
+fn replace_file(dir: &Path, counter: u64, sync: bool) -> std::io::Result<()> {
     let partial = dir.join(format!("{MARK_FILE}.partial"));
     let mut file = std::fs::File::create(&partial)?;
     std::io::Write::write_all(&mut file, counter.to_string().as_bytes())?;
