@@ -31,14 +31,17 @@ pub(super) fn guarded<T>(dir: &Path, open: impl FnOnce(bool) -> Result<T, StoreE
         put_back(&aside, dir)
             .map_err(|e| guard_error(dir, "restore the files set aside by an interrupted start", e))?;
     }
-    let files = store_files(dir).map_err(|e| guard_error(dir, "list", e))?;
-    if files.is_empty() {
+    let log = dir.join("db");
+    if !std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
         return open(true);
     }
-    // Files another process has open are that process's: nothing is copied or put back.
-    if held(&dir.join("db")).map_err(|e| guard_error(dir, "check the lock of", e))? {
+    // Files another process has open are that process's: nothing is copied or put back. The
+    // lock is checked before the files are listed, because a store closing writes a snapshot
+    // and removes the old one before it lets go of its lock.
+    if held(&log).map_err(|e| guard_error(dir, "check the lock of", e))? {
         return Err(StoreError::InUse { path: dir.to_owned() });
     }
+    let files = regular_files(dir).map_err(|e| guard_error(dir, "list", e))?;
     if super::seal::take(dir).map_err(|e| guard_error(dir, "check the clean-close record in", e))? {
         return open_catching_panics(dir, || open(true));
     }
@@ -108,21 +111,15 @@ mod quiet {
     }
 }
 
-/// The regular files of a store with content (sled's log, config and snapshots).
-fn store_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let log = dir.join("db");
-    if !std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
-        return Ok(Vec::new());
-    }
-    regular_files(dir)
-}
-
-/// The regular files in `dir`, except the clean-close seal.
+/// The regular files in `dir` (sled's log, config and snapshots, the durable mark), except
+/// the clean-close seal and writes in progress (`.partial`, ended by a rename).
 fn regular_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() && !entry.file_name().to_string_lossy().starts_with(super::seal::SEAL_FILE) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if entry.file_type()?.is_file() && !name.starts_with(super::seal::SEAL_FILE) && !name.ends_with(".partial") {
             files.push(entry.path());
         }
     }
@@ -298,5 +295,26 @@ mod tests {
         std::fs::write(dir.path().join(ASIDE).join("db"), b"whole log").unwrap();
         let seen = guarded(dir.path(), |_| Ok(std::fs::read(dir.path().join("db")).unwrap())).unwrap();
         assert_eq!(seen, b"whole log");
+    }
+
+    #[test]
+    fn a_write_in_progress_is_not_copied_aside_nor_brought_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"log").unwrap();
+        std::fs::write(dir.path().join("mark.partial"), b"4").unwrap();
+        let result: Result<(), _> = guarded(dir.path(), |_| {
+            let aside = dir.path().join(ASIDE);
+            assert!(aside.join("db").exists() && !aside.join("mark.partial").exists());
+            // The write it belongs to ends while the open runs.
+            std::fs::remove_file(dir.path().join("mark.partial")).unwrap();
+            Err(StoreError::Damaged {
+                path: dir.path().to_owned(),
+            })
+        });
+        assert!(result.is_err());
+        assert!(
+            !dir.path().join("mark.partial").exists(),
+            "a finished write was brought back"
+        );
     }
 }
