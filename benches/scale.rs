@@ -276,9 +276,8 @@ type Read<'a> = Box<dyn FnMut() -> usize + 'a>;
 
 fn typed(kind: &str, since_ms: Option<u64>) -> EventFilter {
     EventFilter {
-        event_type: Some(kind.into()),
         since_ms,
-        ..Default::default()
+        ..EventFilter::of_type(kind)
     }
 }
 

@@ -10,9 +10,8 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::events::since_ms;
 use super::{ApiError, actor};
-use crate::services::{Redaction, Selection, Services};
+use crate::services::{Redaction, Selection, Services, time_bound};
 
 /// Rows a dry run lists.
 const FIRST: usize = 20;
@@ -72,8 +71,8 @@ pub async fn redact(
 /// The events the request names, its times read as `GET /events` reads them.
 fn selection(request: &BulkRequest) -> Result<Selection, ApiError> {
     let selection = Selection::new(request.event_type.clone(), request.matches.clone())?;
-    let until = request.until.as_deref().map(since_ms).transpose()?;
-    let since = request.since.as_deref().map(since_ms).transpose()?;
+    let until = request.until.as_deref().map(|t| time_bound("until", t)).transpose()?;
+    let since = request.since.as_deref().map(|t| time_bound("since", t)).transpose()?;
     Ok(selection.received(since, until))
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::bodies::{DeliveryList, DeliveryShow};
 use super::{ApiError, limit};
-use crate::services::Services;
+use crate::services::{Services, Window};
 use crate::store::{DeliveryFilter, DeliveryStatus};
 
 /// Query of `GET /deliveries`.
@@ -19,11 +19,19 @@ pub struct ListQuery {
     handler: Option<String>,
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// Text the last error contains.
+    error: Option<String>,
+    /// RFC 3339 time, or a duration back from now like `6h`.
+    since: Option<String>,
+    until: Option<String>,
+    /// `newest` (the default) or `oldest`.
+    order: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
-/// `GET /deliveries?status=pending|running|succeeded|dead&handler=&type=&limit=&cursor=`.
+/// `GET /deliveries?status=pending|running|succeeded|dead&handler=&type=&error=&since=&until=&order=newest|oldest&limit=&cursor=`:
+/// newest first unless asked, by when each delivery was created.
 pub async fn list(
     State(services): State<Arc<Services>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -38,13 +46,17 @@ pub async fn list(
             })
         })
         .transpose()?;
+    let window = Window::parse(q.order.as_deref(), q.since.as_deref(), q.until.as_deref())?;
     let filter = DeliveryFilter {
         status,
-        handler: q.handler,
-        event_type: q.event_type,
+        handler: q.handler.filter(|h| !h.is_empty()),
+        event_type: q.event_type.filter(|t| !t.is_empty()),
+        error: q.error.filter(|e| !e.is_empty()),
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        newest_first: window.newest_first,
         after_id: q.cursor,
         limit: limit(q.limit)?,
-        ..Default::default()
     };
     Ok(Json(services.deliveries(&filter).await?.into()))
 }

@@ -1,7 +1,6 @@
 //! `GET /events` and `GET /events/{id}`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -9,17 +8,21 @@ use serde::Deserialize;
 
 use super::bodies::{EventBody, EventList, EventShow};
 use super::{ApiError, limit};
-use crate::services::{Redaction, Services};
+use crate::services::{Redaction, Services, Window};
 use crate::store::EventFilter;
 
 /// Query of `GET /events`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// A type, or a pattern of types (`crm.*`, `github.**`).
     #[serde(rename = "type")]
     event_type: Option<String>,
     /// RFC 3339 time, or a duration back from now like `6h`.
     since: Option<String>,
+    until: Option<String>,
+    /// `newest` (the default) or `oldest`.
+    order: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
     /// `true`: only events that matched no handler.
@@ -27,16 +30,23 @@ pub struct ListQuery {
     unrouted: bool,
 }
 
-/// `GET /events?type=&since=&limit=&cursor=&unrouted=true`: in ingest order, `next_cursor` for
-/// the next page.
+/// `GET /events?type=&since=&until=&order=newest|oldest&limit=&cursor=&unrouted=true`:
+/// newest first unless asked, `next_cursor` for the next page.
 pub async fn list(
     State(services): State<Arc<Services>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let window = Window::parse(q.order.as_deref(), q.since.as_deref(), q.until.as_deref())?;
+    let types = match q.event_type.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(pattern) => Some(services.event_types_matching(pattern).await?),
+        None => None,
+    };
     let filter = EventFilter {
-        event_type: q.event_type,
-        since_ms: q.since.as_deref().map(since_ms).transpose()?,
+        types,
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        newest_first: window.newest_first,
         after_seq: q
             .cursor
             .as_deref()
@@ -85,17 +95,6 @@ pub async fn edit(
     Ok(Json(body))
 }
 
-/// `since` as milliseconds since the epoch: an RFC 3339 time, or a duration ago.
-pub fn since_ms(text: &str) -> Result<u64, ApiError> {
-    let at = humantime::parse_rfc3339_weak(text)
-        .or_else(|_| {
-            // A duration reaching back before the epoch means "since the beginning".
-            humantime::parse_duration(text).map(|ago| SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH))
-        })
-        .map_err(|_| ApiError::bad_request("invalid_query", format!("since {text:?} is not a time or a duration")))?;
-    Ok(crate::clock::ms_since_epoch(at))
-}
-
 /// `DELETE /events/{id}`: removes the event with every delivery, attempt, captured log and
 /// history version.
 pub async fn delete(
@@ -131,24 +130,4 @@ pub async fn redact(
     let redaction = Redaction::new(request.fields, request.payload)?;
     services.redact(&id, &redaction, super::actor(&headers)).await?;
     Ok(Json(serde_json::json!({ "redacted": id })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::now_ms;
-
-    #[test]
-    fn since_takes_times_and_durations_without_overflowing() {
-        assert_eq!(since_ms("1970-01-01T00:00:01Z").unwrap(), 1000);
-        let hour_ago = since_ms("1h").unwrap();
-        let now = now_ms();
-        assert!(now - hour_ago >= 3_600_000 && now - hour_ago < 3_700_000);
-        assert_eq!(
-            since_ms("1000000000000h").unwrap(),
-            0,
-            "before the epoch is the beginning"
-        );
-        assert_eq!(since_ms("soon").unwrap_err().error, "invalid_query");
-    }
 }

@@ -10,10 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::bodies::{AuditBody, DeliveryBody, JobBody, bodies};
-use super::events::since_ms;
 use super::{ApiError, actor, limit};
 use crate::delivery::ReplayFilter;
-use crate::services::{BulkReplay, Preview, ServiceError, Services};
+use crate::services::{BulkReplay, Preview, ServiceError, Services, time_bound};
 use crate::store::{DeliveryStatus, Replayed};
 
 /// `POST /deliveries/{id}/replay`: 202 queued, 200 when it is already pending or running;
@@ -91,8 +90,8 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
         status,
         handler: request.handler.clone(),
         event_type: request.event_type.clone(),
-        since_ms: request.since.as_deref().map(since_ms).transpose()?,
-        until_ms: request.until.as_deref().map(since_ms).transpose()?,
+        since_ms: request.since.as_deref().map(|t| time_bound("since", t)).transpose()?,
+        until_ms: request.until.as_deref().map(|t| time_bound("until", t)).transpose()?,
         error: request.error.clone(),
     })
 }

@@ -20,15 +20,35 @@ pub struct SendArgs {
     server: ServerArgs,
 }
 
+/// The order and time window of a listing.
+#[derive(Debug, clap::Args)]
+pub struct WindowArgs {
+    /// newest (the default) or oldest first.
+    #[arg(long, value_parser = ["newest", "oldest"])]
+    order: Option<String>,
+    /// From this RFC 3339 time, or this long ago (6h).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this RFC 3339 time, or this long ago (30m).
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl WindowArgs {
+    fn query(self) -> [(&'static str, Option<String>); 3] {
+        [("order", self.order), ("since", self.since), ("until", self.until)]
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum EventsCommand {
-    /// List events, newest last.
+    /// List events, newest first.
     List {
+        /// A type, or a pattern of types like crm.* or github.**.
         #[arg(long = "type")]
         kind: Option<String>,
-        /// RFC 3339 time or a duration ago, like 6h.
-        #[arg(long)]
-        since: Option<String>,
+        #[command(flatten)]
+        window: WindowArgs,
         #[arg(long)]
         limit: Option<usize>,
         #[arg(long)]
@@ -126,7 +146,7 @@ fn print_bulk(answer: &Value, verb: &str, json_output: bool) {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DeliveriesCommand {
-    /// List deliveries.
+    /// List deliveries, newest first.
     List {
         /// pending, running, succeeded or dead.
         #[arg(long)]
@@ -135,6 +155,11 @@ pub enum DeliveriesCommand {
         handler: Option<String>,
         #[arg(long = "type")]
         kind: Option<String>,
+        /// Only deliveries whose last error contains this text.
+        #[arg(long)]
+        error: Option<String>,
+        #[command(flatten)]
+        window: WindowArgs,
         #[arg(long)]
         limit: Option<usize>,
         #[arg(long)]
@@ -181,7 +206,7 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
     match command {
         EventsCommand::List {
             kind,
-            since,
+            window,
             limit,
             cursor,
             unrouted,
@@ -189,11 +214,11 @@ pub async fn events(command: EventsCommand) -> Result<(), Failure> {
         } => {
             let query = [
                 ("type", kind),
-                ("since", since),
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
                 ("unrouted", unrouted.then(|| "true".to_owned())),
             ];
+            let query: Vec<_> = query.into_iter().chain(window.query()).collect();
             let row = |e: &Value| {
                 let deliveries = e["deliveries"].as_array().map_or(0, Vec::len);
                 let event = &e["event"];
@@ -283,6 +308,8 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
             status,
             handler,
             kind,
+            error,
+            window,
             limit,
             cursor,
             server,
@@ -291,9 +318,11 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
                 ("status", status),
                 ("handler", handler),
                 ("type", kind),
+                ("error", error),
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
             ];
+            let query: Vec<_> = query.into_iter().chain(window.query()).collect();
             let row = |d: &Value| {
                 let fields = ["id", "handler", "event_type", "status", "attempts", "last_error"];
                 fields.iter().map(|f| text(&d[*f])).collect()

@@ -99,17 +99,15 @@ impl Replays {
             since_ms: filter.since_ms,
             until_ms: filter.until_ms,
             after_id: None,
+            error: filter.error.clone(),
+            newest_first: false,
             limit: 1000,
         };
         let mut out = Vec::new();
         loop {
             let found = self.store.list_deliveries(&page).await?;
             let last = found.last().map(|d| d.id.clone());
-            out.extend(
-                found
-                    .into_iter()
-                    .filter(|d| in_window(filter, d.created_ms) && error_matches(filter, d)),
-            );
+            out.extend(found.into_iter().filter(|d| in_window(filter, d.created_ms)));
             match last {
                 Some(last) => page.after_id = Some(last),
                 None => return Ok(out),
@@ -120,7 +118,7 @@ impl Replays {
     /// Event ids a backfill with `filter` would take.
     pub async fn matching_events(&self, filter: &ReplayFilter) -> Result<Vec<String>, StoreError> {
         let page = EventFilter {
-            event_type: filter.event_type.clone(),
+            types: filter.event_type.clone().map(|kind| vec![kind]),
             since_ms: filter.since_ms,
             limit: 1000,
             ..Default::default()
@@ -252,13 +250,6 @@ impl Replays {
 
 fn in_window(filter: &ReplayFilter, at_ms: u64) -> bool {
     filter.since_ms.is_none_or(|s| at_ms >= s) && filter.until_ms.is_none_or(|u| at_ms < u)
-}
-
-fn error_matches(filter: &ReplayFilter, delivery: &DeliveryRecord) -> bool {
-    filter
-        .error
-        .as_deref()
-        .is_none_or(|needle| delivery.last_error.as_deref().is_some_and(|e| e.contains(needle)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

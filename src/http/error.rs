@@ -74,6 +74,7 @@ impl From<crate::services::ServiceError> for ApiError {
             ServiceError::UnknownHandler(_) => Self::unprocessable("unknown_handler", e.to_string()),
             ServiceError::NoFilter => Self::unprocessable("no_filter", e.to_string()),
             ServiceError::Where(_) => Self::unprocessable("invalid_where", e.to_string()),
+            ServiceError::Query(detail) => Self::bad_request("invalid_query", detail),
             ServiceError::Store(e) => e.into(),
         }
     }

@@ -88,6 +88,24 @@ impl Pattern {
         &self.text
     }
 
+    /// What every type the pattern matches starts with: its literal segments before the
+    /// first wildcard, each with its dot.
+    pub fn literal_prefix(&self) -> String {
+        let mut prefix = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(literal) => {
+                    prefix.push_str(literal);
+                    prefix.push('.');
+                }
+                Segment::One | Segment::Rest => return prefix,
+            }
+        }
+        // No wildcard: the type itself.
+        prefix.pop();
+        prefix
+    }
+
     /// Whether the pattern has no wildcard, so it matches exactly one event type.
     pub fn is_literal(&self) -> bool {
         self.segments.iter().all(|s| matches!(s, Segment::Literal(_)))
@@ -129,6 +147,14 @@ mod tests {
             ("a", "", false),
         ] {
             assert_eq!(matches(pattern, event_type), expected, "{pattern} ~ {event_type}");
+        }
+    }
+
+    #[test]
+    fn the_literal_prefix_starts_every_type_matched() {
+        for (pattern, prefix) in [("crm.*", "crm."), ("a.b.**", "a.b."), ("*.x", ""), ("a.b", "a.b")] {
+            let compiled = Pattern::parse(pattern).unwrap();
+            assert_eq!(compiled.literal_prefix(), prefix, "{pattern}");
         }
     }
 

@@ -75,7 +75,7 @@ impl Services {
     /// Ids of the events `selection` takes, in the order they were received.
     pub async fn select(&self, selection: &Selection) -> Result<Vec<String>, ServiceError> {
         let filter = EventFilter {
-            event_type: selection.event_type.clone(),
+            types: selection.event_type.clone().map(|kind| vec![kind]),
             since_ms: selection.since_ms,
             limit: PAGE,
             ..Default::default()

@@ -10,6 +10,7 @@ mod handlers;
 mod ingest;
 mod inspect;
 mod jobs;
+mod listing;
 mod repair;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use bulk::Selection;
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY, check_exports};
 pub use inspect::{DeliveryDetail, EventDetail, Page};
 pub use jobs::{BulkReplay, Preview};
+pub use listing::{Window, time_bound};
 pub use repair::{Redaction, is_data_path};
 
 use crate::delivery::{Engine, Replays};
@@ -67,6 +69,8 @@ pub enum ServiceError {
     NoFilter,
     #[error("{0:?}: where paths are under data")]
     Where(String),
+    #[error("{0}")]
+    Query(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

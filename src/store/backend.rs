@@ -52,8 +52,10 @@ pub trait Backend: StateSource {
     fn event<'a>(&'a self, id: &'a str) -> Pending<'a, Option<EventRecord>>;
     /// Previous versions of an event's data, oldest first.
     fn event_history<'a>(&'a self, id: &'a str) -> Pending<'a, Vec<EventVersion>>;
-    /// Events in ingest order.
+    /// Events in ingest order, or newest first.
     fn list_events<'a>(&'a self, filter: &'a EventFilter) -> Pending<'a, Vec<EventRecord>>;
+    /// The distinct types of stored events that start with `prefix`, in byte order.
+    fn event_types<'a>(&'a self, prefix: &'a str) -> Pending<'a, Vec<String>>;
     fn delivery<'a>(&'a self, id: &'a str) -> Pending<'a, Option<DeliveryRecord>>;
     /// A delivery's attempts, first first.
     fn attempts<'a>(&'a self, id: &'a str) -> Pending<'a, Vec<AttemptRecord>>;
@@ -176,6 +178,9 @@ impl Backend for Store {
     }
     fn list_events<'a>(&'a self, filter: &'a EventFilter) -> Pending<'a, Vec<EventRecord>> {
         ready(Store::list_events(self, filter))
+    }
+    fn event_types<'a>(&'a self, prefix: &'a str) -> Pending<'a, Vec<String>> {
+        ready(Store::event_types(self, prefix))
     }
     fn delivery<'a>(&'a self, id: &'a str) -> Pending<'a, Option<DeliveryRecord>> {
         ready(Store::delivery(self, id))

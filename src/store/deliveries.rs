@@ -15,8 +15,12 @@ pub struct DeliveryFilter {
     pub since_ms: Option<u64>,
     /// Only deliveries created before this time (ms since the epoch).
     pub until_ms: Option<u64>,
-    /// Only deliveries listed after this one (the previous page's last id).
+    /// Only deliveries past this one in the listing's order (the previous page's last id).
     pub after_id: Option<String>,
+    /// Only deliveries whose last error contains this text.
+    pub error: Option<String>,
+    /// Newest first rather than in creation order.
+    pub newest_first: bool,
     pub limit: usize,
 }
 

@@ -1,49 +1,27 @@
-//! Listings of events in ingest order, each read through the index that narrows it most
-//! (type, unrouted, or time), so a page costs its own length and a seek, not the store's size.
-//! Whatever an index does not narrow (a second filter, an entry a crash left behind) is checked
-//! on the record.
+//! Listings of events in ingest order or newest first, each read through the index that
+//! narrows it most (type, unrouted, or time), so a page costs its own length and a seek per
+//! range, not the store's size. Whatever an index does not narrow (a second filter, an entry a
+//! crash left behind) is checked on the record.
+
+use sled::IVec;
 
 use super::listing::range;
 use super::records::EventRecord;
 use super::{EventFilter, Store, StoreError, keys};
 
 impl Store {
-    /// Events in ingest order matching `filter`.
+    /// Events matching `filter`, in ingest order or newest first.
     pub fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let after = filter.after_seq.map_or(0, |s| s.saturating_add(1));
-        let (tree, start, end) = match (&filter.event_type, filter.unrouted) {
-            // The time index is in ingest order too (see `keys.rs`).
-            (None, false) => {
-                let mut start = self.time_key_at_seq(after)?.to_vec();
-                if let Some(since_ms) = filter.since_ms {
-                    start = start.max(keys::event_time_key(since_ms, 0).to_vec());
-                }
-                (&self.trees.events_by_time, start, None)
-            }
-            (kind, _) => {
-                let mut from = after;
-                if let Some(since_ms) = filter.since_ms {
-                    match self.first_seq_at(since_ms)? {
-                        Some(seq) => from = from.max(seq),
-                        None => return Ok(Vec::new()),
-                    }
-                }
-                let (tree, prefix) = match kind {
-                    Some(kind) => (&self.trees.events_by_type, keys::event_type_prefix(kind)),
-                    None => (&self.trees.events_unrouted, Vec::new()),
-                };
-                let start = [prefix.as_slice(), &keys::seq_key(from)].concat();
-                (tree, start, keys::prefix_end(&prefix))
-            }
+        let Some((lo, hi)) = self.seq_bounds(filter)? else {
+            return Ok(Vec::new());
         };
+        let ranges = self.event_ranges(filter, lo, hi)?;
         let mut out = Vec::new();
-        for item in range(tree, start, end) {
+        for item in BySeq::new(ranges, filter.newest_first) {
             if out.len() >= filter.limit {
                 break;
             }
-            let (key, id) = item?;
-            // Every key of these indexes ends in the event's seq.
-            let seq = keys::parse_seq(&key)?;
+            let (seq, id) = item?;
             let Some(record) = self.event(&String::from_utf8_lossy(&id))? else {
                 continue;
             };
@@ -52,6 +30,110 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The distinct types of stored events that start with `prefix`, in byte order: one seek
+    /// per type, whatever the number of events.
+    pub fn event_types(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut types = Vec::new();
+        let mut from = prefix.as_bytes().to_vec();
+        while let Some(item) = self.trees.events_by_type.range(from.as_slice()..).next() {
+            let key = item?.0;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            // Every key is the type, a 0 byte, then the seq.
+            let end = key
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| StoreError::Corrupt("event type key".into()))?;
+            types.push(String::from_utf8_lossy(&key[..end]).into_owned());
+            match keys::prefix_end(&key[..=end]) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        Ok(types)
+    }
+
+    /// The seqs `filter` allows, `lo..hi` (no end when `hi` is `None`); `None` when it allows
+    /// none.
+    fn seq_bounds(&self, filter: &EventFilter) -> Result<Option<(u64, Option<u64>)>, StoreError> {
+        let mut lo = 0;
+        let mut hi = None;
+        if let Some(since_ms) = filter.since_ms {
+            match self.first_seq_at(since_ms)? {
+                Some(seq) => lo = seq,
+                None => return Ok(None),
+            }
+        }
+        if let Some(until_ms) = filter.until_ms {
+            hi = self.first_seq_at(until_ms)?;
+        }
+        match (filter.after_seq, filter.newest_first) {
+            (Some(cursor), false) => lo = lo.max(cursor.saturating_add(1)),
+            (Some(cursor), true) => hi = Some(hi.map_or(cursor, |hi: u64| hi.min(cursor))),
+            (None, _) => {}
+        }
+        Ok(hi.is_none_or(|hi| hi > lo).then_some((lo, hi)))
+    }
+
+    /// The index ranges holding the events of seqs `lo..hi` that `filter` may take, each read
+    /// in the listing's direction.
+    fn event_ranges(&self, filter: &EventFilter, lo: u64, hi: Option<u64>) -> Result<Vec<Keys>, StoreError> {
+        let bounded = |tree, prefix: Vec<u8>| {
+            let start = [prefix.as_slice(), &keys::seq_key(lo)].concat();
+            let end = match hi {
+                Some(hi) => Some([prefix.as_slice(), &keys::seq_key(hi)].concat()),
+                None => keys::prefix_end(&prefix),
+            };
+            (tree, start, end)
+        };
+        let ranges = match (&filter.types, filter.unrouted) {
+            (Some(types), _) => types
+                .iter()
+                .map(|kind| bounded(&self.trees.events_by_type, keys::event_type_prefix(kind)))
+                .collect(),
+            (None, true) => vec![bounded(&self.trees.events_unrouted, Vec::new())],
+            // The time index is in ingest order too (see `keys.rs`).
+            (None, false) => {
+                let (start, end) = self.time_bounds(filter)?;
+                vec![(&self.trees.events_by_time, start.to_vec(), end.map(|k| k.to_vec()))]
+            }
+        };
+        let newest_first = filter.newest_first;
+        Ok(ranges
+            .into_iter()
+            .map(|(tree, start, end)| {
+                let iter = range(tree, start, end);
+                // Every key of these indexes ends in the event's seq.
+                let entry = |item: Result<(IVec, IVec), sled::Error>| {
+                    let (key, id) = item?;
+                    Ok((keys::parse_seq(&key)?, id))
+                };
+                if newest_first {
+                    Box::new(iter.rev().map(entry)) as Keys
+                } else {
+                    Box::new(iter.map(entry))
+                }
+            })
+            .collect())
+    }
+
+    /// The keys of the time index `filter` covers, `start..end`: the time bounds are keys of
+    /// their own, and only a cursor needs its seq found.
+    fn time_bounds(&self, filter: &EventFilter) -> Result<([u8; 16], Option<[u8; 16]>), StoreError> {
+        let mut start = keys::event_time_key(filter.since_ms.unwrap_or(0), 0);
+        let mut end = filter.until_ms.map(|until_ms| keys::event_time_key(until_ms, 0));
+        match (filter.after_seq, filter.newest_first) {
+            (Some(cursor), false) => start = start.max(self.time_key_at_seq(cursor.saturating_add(1))?),
+            (Some(cursor), true) => {
+                let before = self.time_key_at_seq(cursor)?;
+                end = Some(end.map_or(before, |end| end.min(before)));
+            }
+            (None, _) => {}
+        }
+        Ok((start, end))
     }
 
     /// The seq of the first event whose order ms is at least `since_ms`. Order ms never
@@ -99,9 +181,52 @@ impl Store {
 }
 
 fn event_matches(filter: &EventFilter, record: &EventRecord) -> bool {
-    filter.event_type.as_deref().is_none_or(|t| t == record.event.kind)
+    filter
+        .types
+        .as_ref()
+        .is_none_or(|types| types.contains(&record.event.kind))
         && filter.since_ms.is_none_or(|s| record.received_ms >= s)
         && (!filter.unrouted || record.deliveries.is_empty())
+}
+
+/// One index range's entries as (seq, event id), in the listing's direction.
+type Keys = Box<dyn Iterator<Item = Result<(u64, IVec), StoreError>>>;
+
+/// Index ranges merged into one sequence by seq: lowest first, or highest first. One range
+/// per event type listed, so a linear pick of the next is enough.
+struct BySeq {
+    heads: Vec<std::iter::Peekable<Keys>>,
+    newest_first: bool,
+}
+
+impl BySeq {
+    fn new(ranges: Vec<Keys>, newest_first: bool) -> Self {
+        Self {
+            heads: ranges.into_iter().map(Iterator::peekable).collect(),
+            newest_first,
+        }
+    }
+}
+
+impl Iterator for BySeq {
+    type Item = Result<(u64, IVec), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, head) in self.heads.iter_mut().enumerate() {
+            let seq = match head.peek() {
+                None => continue,
+                Some(Ok((seq, _))) => *seq,
+                // An error is passed on at once.
+                Some(Err(_)) => return head.next(),
+            };
+            let better = best.is_none_or(|(_, b)| if self.newest_first { seq > b } else { seq < b });
+            if better {
+                best = Some((i, seq));
+            }
+        }
+        self.heads[best?.0].next()
+    }
 }
 
 #[cfg(test)]
@@ -126,10 +251,7 @@ mod tests {
             ingest_typed(&store, id, kind, handlers, at);
         }
         let of = |filter: EventFilter| store.list_events(&EventFilter { limit: 10, ..filter }).unwrap();
-        let by_type = |kind: &str| EventFilter {
-            event_type: Some(kind.into()),
-            ..Default::default()
-        };
+        let by_type = EventFilter::of_type;
         assert_eq!(ids_of_events(&of(by_type("a"))), ["e0", "e2", "e3"]);
         let first = store
             .list_events(&EventFilter {
@@ -197,5 +319,83 @@ mod tests {
         };
         let rest = store.list_events(&since_and_after).unwrap();
         assert_eq!(ids_of_events(&rest), ["e4", "e6", "e7"], "e5 was received before 300");
+    }
+
+    #[test]
+    fn several_types_until_and_newest_first_merge_and_page_both_ways() {
+        let store = Store::temporary().unwrap();
+        for (i, (kind, at)) in [
+            ("crm.a", 100),
+            ("crm.b", 200),
+            ("gh.x", 300),
+            ("crm.a", 400),
+            ("crm.b", 500),
+        ]
+        .iter()
+        .enumerate()
+        {
+            ingest_typed(&store, &format!("e{i}"), kind, &[], *at);
+        }
+        assert_eq!(store.event_types("crm.").unwrap(), ["crm.a", "crm.b"]);
+        assert_eq!(store.event_types("").unwrap(), ["crm.a", "crm.b", "gh.x"]);
+        assert!(store.event_types("zz").unwrap().is_empty());
+        let crm = EventFilter {
+            types: Some(vec!["crm.a".into(), "crm.b".into()]),
+            limit: 10,
+            ..Default::default()
+        };
+        let of = |filter: &EventFilter| ids_of_events(&store.list_events(filter).unwrap()).join(" ");
+        assert_eq!(of(&crm), "e0 e1 e3 e4");
+        let newest = EventFilter {
+            newest_first: true,
+            ..crm.clone()
+        };
+        assert_eq!(of(&newest), "e4 e3 e1 e0");
+        assert_eq!(
+            of(&EventFilter {
+                until_ms: Some(400),
+                ..newest.clone()
+            }),
+            "e1 e0"
+        );
+        let everything = EventFilter {
+            newest_first: true,
+            since_ms: Some(200),
+            until_ms: Some(500),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(of(&everything), "e3 e2 e1");
+        assert!(
+            of(&EventFilter {
+                types: Some(Vec::new()),
+                ..crm.clone()
+            })
+            .is_empty()
+        );
+        // Newest first pages backwards from the cursor, by type and over the time index.
+        for filter in [
+            newest,
+            EventFilter {
+                types: None,
+                ..everything
+            },
+        ] {
+            let mut seen = Vec::new();
+            let mut after_seq = None;
+            for _ in 0..6 {
+                let page = store
+                    .list_events(&EventFilter {
+                        after_seq,
+                        limit: 1,
+                        ..filter.clone()
+                    })
+                    .unwrap();
+                let Some(last) = page.last() else { break };
+                after_seq = Some(last.seq);
+                seen.push(last.event.id.clone());
+            }
+            assert_eq!(seen.join(" "), of(&filter));
+        }
     }
 }

@@ -32,14 +32,30 @@ impl Ingested {
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    pub event_type: Option<String>,
+    /// Only events of these types (none at all when empty).
+    pub types: Option<Vec<String>>,
     /// Only events received at or after this time (ms since the epoch).
     pub since_ms: Option<u64>,
-    /// Only events after this sequence number (the previous page's cursor).
+    /// Only events received before this time (ms since the epoch), as the store orders them:
+    /// an event received while the clock stood behind an earlier one counts at that one's time.
+    pub until_ms: Option<u64>,
+    /// Only events past this sequence number in the listing's order (the previous page's cursor).
     pub after_seq: Option<u64>,
     /// Only events that matched no handler.
     pub unrouted: bool,
+    /// Newest first rather than in ingest order.
+    pub newest_first: bool,
     pub limit: usize,
+}
+
+impl EventFilter {
+    /// Only events of `kind`.
+    pub fn of_type(kind: &str) -> Self {
+        Self {
+            types: Some(vec![kind.to_owned()]),
+            ..Self::default()
+        }
+    }
 }
 
 impl Store {
@@ -214,9 +230,8 @@ mod tests {
             ["e0", "e1", "e2", "e3"]
         );
         let a = EventFilter {
-            event_type: Some("a".into()),
             limit: 2,
-            ..Default::default()
+            ..EventFilter::of_type("a")
         };
         let page = store.list_events(&a).unwrap();
         assert_eq!(

@@ -8,14 +8,16 @@ use super::{DeliveryFilter, Store, StoreError, keys};
 
 impl Store {
     /// Deliveries matching `filter`, in creation order (created ms, then id; ids are
-    /// time-ordered, so this is id order but for deliveries created in the same instant).
+    /// time-ordered, so this is id order but for deliveries created in the same instant), or
+    /// newest first.
     pub fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>, StoreError> {
         let (tree, within) = match (&filter.handler, &filter.event_type) {
             (Some(handler), _) => (&self.trees.deliveries_by_handler, Some(handler.as_str())),
             (None, Some(kind)) => (&self.trees.deliveries_by_type, Some(kind.as_str())),
             (None, None) => (&self.trees.deliveries_by_status, None),
         };
-        let from = self.start_position(filter)?;
+        let (from, to) = self.position_bounds(filter)?;
+        let reverse = filter.newest_first;
         let statuses = filter.status.map_or(keys::STATUSES.to_vec(), |s| vec![s]);
         let heads = statuses.into_iter().map(|status| {
             // Running deliveries are only in the status index (see `keys.rs`), and few.
@@ -25,20 +27,29 @@ impl Store {
             };
             let prefix = keys::delivery_prefix(status, within);
             let start = [prefix.as_slice(), &from].concat();
-            let end = match filter.until_ms {
-                Some(until) => Some([prefix.as_slice(), &until.to_be_bytes()].concat()),
+            let end = match &to {
+                Some(to) => Some([prefix.as_slice(), to].concat()),
                 None => keys::prefix_end(&prefix),
             };
-            if status == DeliveryStatus::Running {
-                let keys = self.running_keys(&prefix, &start, end.as_deref())?;
-                return Ok(Head::new(status, prefix.len(), Box::new(keys.into_iter().map(Ok))));
-            }
-            let keys = range(tree, start, end).map(|item| Ok(item?.0));
-            Ok(Head::new(status, prefix.len(), Box::new(keys)))
+            let keys: Keys = if status == DeliveryStatus::Running {
+                let mut keys = self.running_keys(&prefix, &start, end.as_deref())?;
+                if reverse {
+                    keys.reverse();
+                }
+                Box::new(keys.into_iter().map(Ok))
+            } else {
+                let keys = range(tree, start, end).keys();
+                if reverse {
+                    Box::new(keys.rev().map(|key| Ok(key?)))
+                } else {
+                    Box::new(keys.map(|key| Ok(key?)))
+                }
+            };
+            Ok(Head::new(status, prefix.len(), keys))
         });
         let heads = heads.collect::<Result<Vec<_>, StoreError>>()?;
         let mut out = Vec::new();
-        for item in (Merged { heads }) {
+        for item in (Merged { heads, reverse }) {
             if out.len() >= filter.limit {
                 break;
             }
@@ -54,25 +65,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Where a delivery listing starts in each index range: after the cursor, and not before
-    /// `since_ms`.
-    fn start_position(&self, filter: &DeliveryFilter) -> Result<Vec<u8>, StoreError> {
-        let after = match &filter.after_id {
-            Some(id) => {
-                // A cursor whose delivery is gone resumes at its id's own time, which is
-                // within a few milliseconds of when it was created.
-                let at_ms = match self.delivery(id)? {
-                    Some(delivery) => delivery.created_ms,
-                    None => id_time_ms(id),
-                };
-                let mut position = keys::position(at_ms, id);
+    /// The positions a delivery listing covers within each index range, `from..to` (to the
+    /// range's end when `to` is `None`): within `since_ms..until_ms`, and past the cursor in
+    /// the listing's order.
+    fn position_bounds(&self, filter: &DeliveryFilter) -> Result<(Vec<u8>, Option<Vec<u8>>), StoreError> {
+        let mut from = filter.since_ms.map_or_else(Vec::new, |s| s.to_be_bytes().to_vec());
+        let mut to = filter.until_ms.map(|u| u.to_be_bytes().to_vec());
+        if let Some(id) = &filter.after_id {
+            // A cursor whose delivery is gone resumes at its id's own time, which is within a
+            // few milliseconds of when it was created.
+            let at_ms = match self.delivery(id)? {
+                Some(delivery) => delivery.created_ms,
+                None => id_time_ms(id),
+            };
+            let mut position = keys::position(at_ms, id);
+            if filter.newest_first {
+                to = Some(to.map_or(position.clone(), |to| to.min(position)));
+            } else {
                 position.push(0);
-                position
+                from = from.max(position);
             }
-            None => Vec::new(),
-        };
-        let since = filter.since_ms.map_or_else(Vec::new, |s| s.to_be_bytes().to_vec());
-        Ok(after.max(since))
+        }
+        Ok((from, to))
     }
 }
 
@@ -82,6 +96,7 @@ fn delivery_matches(filter: &DeliveryFilter, d: &DeliveryRecord) -> bool {
         && filter.event_type.as_deref().is_none_or(|t| t == d.event_type)
         && filter.since_ms.is_none_or(|s| d.created_ms >= s)
         && filter.until_ms.is_none_or(|u| d.created_ms < u)
+        && (filter.error.as_deref()).is_none_or(|needle| d.last_error.as_deref().is_some_and(|e| e.contains(needle)))
 }
 
 /// The milliseconds of a UUIDv7 id; 0 for anything else.
@@ -130,10 +145,11 @@ impl Head {
     }
 }
 
-/// The ranges of several statuses merged into one sequence by position (at most four, so a
-/// linear pick of the smallest beats a heap).
+/// The ranges of several statuses merged into one sequence by position, lowest first or
+/// (`reverse`) highest first (at most four, so a linear pick beats a heap).
 struct Merged {
     heads: Vec<Head>,
+    reverse: bool,
 }
 
 impl Iterator for Merged {
@@ -147,11 +163,11 @@ impl Iterator for Merged {
                 None => head.done = true,
             }
         }
-        let best = self
-            .heads
-            .iter_mut()
-            .filter(|h| h.next.is_some())
-            .min_by(|a, b| a.position().cmp(&b.position()))?;
+        let reverse = self.reverse;
+        let best = self.heads.iter_mut().filter(|h| h.next.is_some()).min_by(|a, b| {
+            let order = a.position().cmp(&b.position());
+            if reverse { order.reverse() } else { order }
+        })?;
         let position = best.position().map(<[u8]>::to_vec)?;
         best.next = None;
         Some(Ok((best.status, position)))
@@ -301,5 +317,59 @@ mod tests {
             ..Default::default()
         };
         assert!(page(&store, pending).is_empty());
+    }
+
+    #[test]
+    fn newest_first_merges_statuses_backwards_and_pages_by_cursor_within_the_window() {
+        let store = Store::temporary().unwrap();
+        let mut all = Vec::new();
+        for i in 0..5u64 {
+            all.extend(ingest_typed(&store, &format!("e{i}"), "a", &["h"], 10 * (i + 1)));
+        }
+        attempt(
+            &store,
+            &all[1],
+            NextStep::Dead {
+                error: "crm said 500".into(),
+            },
+            60,
+        );
+        attempt(&store, &all[3], NextStep::Succeeded, 61);
+        crate::store::testing::claim(&store, 30, &all[2], 62)
+            .unwrap()
+            .expect("claimed");
+        let newest = |limit| DeliveryFilter {
+            newest_first: true,
+            limit,
+            ..Default::default()
+        };
+        let reversed: Vec<String> = all.iter().rev().cloned().collect();
+        assert_eq!(page(&store, newest(10)), reversed, "every status, newest first");
+        let mut seen = Vec::new();
+        let mut after_id = None;
+        for _ in 0..6 {
+            let found = page(
+                &store,
+                DeliveryFilter {
+                    after_id: after_id.clone(),
+                    ..newest(2)
+                },
+            );
+            let Some(last) = found.last().cloned() else { break };
+            after_id = Some(last);
+            seen.extend(found);
+        }
+        assert_eq!(seen, reversed, "pages of 2 backwards");
+        let window = DeliveryFilter {
+            since_ms: Some(20),
+            until_ms: Some(40),
+            ..newest(10)
+        };
+        assert_eq!(page(&store, window), [all[2].clone(), all[1].clone()]);
+        let by_error = DeliveryFilter {
+            error: Some("said 500".into()),
+            ..newest(10)
+        };
+        assert_eq!(page(&store, by_error), [all[1].clone()]);
     }
 }

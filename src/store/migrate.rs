@@ -227,10 +227,9 @@ mod tests {
         };
         assert_eq!(store.list_deliveries(&dead).unwrap()[0].id, ids[0]);
         let typed = EventFilter {
-            event_type: Some("a".into()),
             since_ms: Some(350),
             limit: 10,
-            ..Default::default()
+            ..EventFilter::of_type("a")
         };
         let events = store.list_events(&typed).unwrap();
         assert_eq!(events.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(), ["e3"]);

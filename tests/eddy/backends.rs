@@ -70,6 +70,9 @@ impl Backend for Later {
     fn list_events<'a>(&'a self, filter: &'a EventFilter) -> Pending<'a, Vec<EventRecord>> {
         Box::pin(later(Backend::list_events(&self.inner, filter)))
     }
+    fn event_types<'a>(&'a self, prefix: &'a str) -> Pending<'a, Vec<String>> {
+        Box::pin(later(Backend::event_types(&self.inner, prefix)))
+    }
     fn delivery<'a>(&'a self, id: &'a str) -> Pending<'a, Option<DeliveryRecord>> {
         Box::pin(later(Backend::delivery(&self.inner, id)))
     }

@@ -74,6 +74,37 @@ async fn dead_after_the_schedule_runs_out_or_at_once_when_non_retryable() {
     );
     let listed = server.get("/deliveries?status=dead&handler=orders.created").await;
     assert_eq!(listed["deliveries"].as_array().unwrap().len(), 2);
+    // Newest first unless asked; filtered by error text and time.
+    let ids = |listed: Value| {
+        let deliveries = listed["deliveries"].as_array().cloned().unwrap_or_default();
+        deliveries
+            .iter()
+            .map(|d| d["event_id"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(server.get("/deliveries?status=dead&handler=orders.created").await),
+        [refused.clone(), exhausted.clone()]
+    );
+    assert_eq!(
+        ids(server.get("/deliveries?order=oldest&handler=orders.created").await),
+        [exhausted.clone(), refused.clone()]
+    );
+    assert_eq!(
+        ids(server
+            .get("/deliveries?error=refuses%20this&handler=orders.created")
+            .await),
+        [refused]
+    );
+    assert!(ids(server.get("/deliveries?until=1h&handler=orders.created").await).is_empty());
+    assert_eq!(
+        ids(server.get("/deliveries?since=1h&handler=orders.created").await).len(),
+        2
+    );
+    let sideways = reqwest::get(server.url("/deliveries?order=sideways")).await.unwrap();
+    assert_eq!(sideways.status(), 400);
+    let body: Value = serde_json::from_slice(&sideways.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "invalid_query", "{body}");
     server.stop().await;
 }
 

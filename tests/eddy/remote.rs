@@ -113,9 +113,30 @@ async fn send_and_inspect_a_running_server() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(listed.starts_with("ID") && listed.contains("succeeded"), "{listed}");
-    let events = run(args(&["events", "list", "--json"]), "cli-token-1").await;
-    let answer: serde_json::Value = serde_json::from_slice(&events.stdout).expect("JSON");
-    assert_eq!(answer["events"][0]["event"]["id"], "signup-1");
+    let listed_ids = |out: std::process::Output| {
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let events = answer["events"].as_array().cloned().unwrap_or_default();
+        events
+            .iter()
+            .map(|e| e["event"]["id"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let newest = run(args(&["events", "list", "--json", "--type", "user.*"]), "cli-token-1").await;
+    assert_eq!(listed_ids(newest), "signup-2 signup-1", "newest first, by type pattern");
+    let oldest = run(args(&["events", "list", "--json", "--order", "oldest"]), "cli-token-1").await;
+    assert_eq!(listed_ids(oldest), "signup-1 signup-2");
+    let before = run(args(&["events", "list", "--json", "--until", "1h"]), "cli-token-1").await;
+    assert_eq!(listed_ids(before), "", "nothing was received before an hour ago");
+    let other = run(args(&["events", "list", "--json", "--type", "crm.*"]), "cli-token-1").await;
+    assert_eq!(listed_ids(other), "");
+    let bad = run(args(&["events", "list", "--since", "soon"]), "cli-token-1").await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).1.contains("since must be an RFC 3339 time"),
+        "{:?}",
+        text(&bad)
+    );
     let shown = run(args(&["events", "show", "signup-1"]), "cli-token-1").await;
     let (readable, _) = text(&shown);
     assert!(
