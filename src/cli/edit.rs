@@ -52,36 +52,12 @@ pub fn patch_in_editor(data: &Value) -> anyhow::Result<Value> {
     }
     let edited: Value =
         serde_json::from_str(&text?).context("the edited data is not valid JSON; nothing was changed")?;
-    Ok(diff(data, &edited))
-}
-
-/// The merge patch that turns `old` into `new`.
-pub fn diff(old: &Value, new: &Value) -> Value {
-    let (Value::Object(old), Value::Object(new)) = (old, new) else {
-        return new.clone();
-    };
-    let mut patch = Map::new();
-    for key in old.keys().filter(|k| !new.contains_key(*k)) {
-        patch.insert(key.clone(), Value::Null);
-    }
-    for (key, value) in new {
-        match old.get(key) {
-            Some(before) if before == value => {}
-            Some(before) => {
-                patch.insert(key.clone(), diff(before, value));
-            }
-            None => {
-                patch.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    Value::Object(patch)
+    Ok(crate::services::merge_patch_between(data, &edited))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::merge_patch;
     use serde_json::json;
 
     #[test]
@@ -99,14 +75,5 @@ mod tests {
         for bad in ["=x", "data.=x", "data", "a..b=1"] {
             assert!(patch_from_sets(&[bad.to_owned()]).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn diff_round_trips_through_merge_patch() {
-        let old = json!({"a": 1, "b": {"c": 2, "d": 3}, "gone": true});
-        let new = json!({"a": 1, "b": {"c": 5}, "added": [1]});
-        let mut patched = old.clone();
-        merge_patch(&mut patched, &diff(&old, &new));
-        assert_eq!(patched, new);
     }
 }

@@ -35,6 +35,11 @@ impl RetryPolicy {
         RetrySchedule::parse(delays).map(Self::new)
     }
 
+    /// The delays between attempts, before jitter.
+    pub fn delays(&self) -> &[Duration] {
+        self.schedule.delays()
+    }
+
     /// Most attempts a delivery gets: the first plus one per scheduled delay.
     pub fn max_attempts(&self) -> u32 {
         self.schedule.delays().len() as u32 + 1

@@ -75,6 +75,7 @@ impl From<crate::services::ServiceError> for ApiError {
             ServiceError::NoFilter => Self::unprocessable("no_filter", e.to_string()),
             ServiceError::Where(_) => Self::unprocessable("invalid_where", e.to_string()),
             ServiceError::Query(detail) => Self::bad_request("invalid_query", detail),
+            ServiceError::Stale { .. } => Self::new(StatusCode::CONFLICT, "stale_version", e.to_string()),
             ServiceError::Store(e) => e.into(),
         }
     }

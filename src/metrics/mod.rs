@@ -13,9 +13,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 mod labels;
+mod recent;
 
 pub use labels::{AttemptOutcome, GaugedStatus, WebhookOutcome};
 use labels::{HandlerLabel, HandlerOutcome, HandlerStatus, HostClass, Kind, Outcome, SourceOutcome, SourceReason};
+pub use recent::{DURATION_BOUNDS_MS, MINUTES, Minute, MinuteRing};
 
 /// Upper bounds (seconds) of the attempt duration buckets.
 const ATTEMPT_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
@@ -49,12 +51,15 @@ const OUTCOMES: [AttemptOutcome; 3] = [AttemptOutcome::Succeeded, AttemptOutcome
 struct HandlerAttempts {
     outcomes: [Counter; 3],
     seconds: Histogram,
+    recent: Box<MinuteRing>,
 }
 
 impl HandlerAttempts {
-    fn count(&self, outcome: AttemptOutcome, seconds: f64) {
+    fn count(&self, outcome: AttemptOutcome, seconds: f64, now_ms: u64) {
         self.outcomes[outcome as usize].inc();
         self.seconds.observe(seconds);
+        self.recent
+            .attempt(now_ms, outcome == AttemptOutcome::Succeeded, seconds * 1000.0);
     }
 }
 
@@ -89,6 +94,8 @@ pub struct Metrics {
     retention_removed: Family<Kind, Counter>,
     /// One scrape at a time: the per-handler gauges are cleared and set at each.
     rendering: Mutex<()>,
+    /// The last hour minute by minute, for the dashboard.
+    recent: Box<MinuteRing>,
 }
 
 impl Default for Metrics {
@@ -111,6 +118,7 @@ impl Default for Metrics {
             proxy_events: Family::default(),
             retention_removed: Family::default(),
             rendering: Mutex::new(()),
+            recent: Box::default(),
         };
         // The registry holds clones of the metrics above: they share their values.
         let mut registry = Registry::default();
@@ -188,6 +196,22 @@ impl Metrics {
     /// Counts newly accepted events.
     pub fn ingested(&self, count: usize) {
         self.events_ingested.inc_by(count as u64);
+        self.recent.ingested(crate::clock::now_ms(), count as u64);
+    }
+
+    /// The last hour minute by minute, oldest first, for every handler together.
+    pub fn recent(&self, now_ms: u64) -> Vec<Minute> {
+        self.recent.minutes(now_ms)
+    }
+
+    /// The last hour minute by minute of each handler that made an attempt since the start.
+    pub fn recent_by_handler(&self, now_ms: u64) -> Vec<(String, Vec<Minute>)> {
+        let mut all: Vec<_> = read(&self.handlers)
+            .iter()
+            .map(|(name, attempts)| (name.clone(), attempts.recent.minutes(now_ms)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Records how long one request's events took from routing to their commit.
@@ -215,10 +239,13 @@ impl Metrics {
     /// Counts one attempt of `handler` and its duration.
     pub fn attempt(&self, handler: &str, outcome: AttemptOutcome, duration: Duration) {
         let seconds = duration.as_secs_f64();
+        let now_ms = crate::clock::now_ms();
+        self.recent
+            .attempt(now_ms, outcome == AttemptOutcome::Succeeded, seconds * 1000.0);
         // Found by name under a read lock: an attempt allocates nothing once its handler has
         // been seen.
         if let Some(known) = read(&self.handlers).get(handler) {
-            return known.count(outcome, seconds);
+            return known.count(outcome, seconds, now_ms);
         }
         let made = HandlerAttempts {
             outcomes: OUTCOMES.map(|outcome| {
@@ -231,12 +258,13 @@ impl Metrics {
             seconds: self.attempt_seconds.get_or_create_owned(&HandlerLabel {
                 handler: handler.to_owned(),
             }),
+            recent: Box::default(),
         };
         let mut handlers = self.handlers.write().unwrap_or_else(|e| e.into_inner());
         handlers
             .entry(handler.to_owned())
             .or_insert(made)
-            .count(outcome, seconds);
+            .count(outcome, seconds, now_ms);
     }
 
     /// Counts one fetch to `host` that answered `status` (`None`: no answer).

@@ -15,6 +15,7 @@ use super::routes::{Access, ROUTES};
 use super::{ServerError, edge};
 use crate::api;
 use crate::config::Config;
+use crate::dashboard::{self, Ui};
 use crate::delivery::{DeliverySettings, Engine, Replays};
 use crate::http::{ApiError, HttpLimits};
 use crate::ingest::{Intake, WebhookSources};
@@ -33,11 +34,19 @@ pub struct App {
     pub retention: Retention,
     pub retention_every: Duration,
     api_token: Option<String>,
+    /// The dashboard's sessions.
+    pub ui: Arc<Ui>,
 }
 
 impl FromRef<App> for Arc<Services> {
     fn from_ref(app: &App) -> Self {
         app.services.clone()
+    }
+}
+
+impl FromRef<App> for Arc<Ui> {
+    fn from_ref(app: &App) -> Self {
+        app.ui.clone()
     }
 }
 
@@ -72,6 +81,7 @@ pub fn build(config: &Config, store: SharedStore) -> Result<App, ServerError> {
         },
         retention_every: Duration::from_millis(config.retention.interval_ms),
         api_token: config.api_token.clone(),
+        ui: Arc::new(Ui::new(config.api_token.clone())),
     })
 }
 
@@ -91,17 +101,39 @@ fn services(config: &Config, store: SharedStore) -> Result<Services, ServerError
     })
 }
 
-/// The HTTP routes: exactly [`ROUTES`], those with [`Access::Token`] behind the token check.
+/// The HTTP routes: exactly [`ROUTES`], those with [`Access::Token`] behind the token check
+/// and the dashboard's behind its sign-in (and, without a token, all of them behind the
+/// loopback check).
 pub fn router(app: App) -> Router {
     let (mut open, mut guarded) = (Router::new(), Router::new());
+    let (mut pages, mut sign_in) = (Router::new(), Router::new());
     for route in ROUTES {
+        let (path, endpoint) = (route.path, route.endpoint());
         match route.access {
-            Access::Open => open = open.route(route.path, route.endpoint()),
-            Access::Token => guarded = guarded.route(route.path, route.endpoint()),
+            Access::Open => open = open.route(path, endpoint),
+            Access::Token => guarded = guarded.route(path, endpoint),
+            Access::Dashboard => pages = pages.route(path, endpoint),
+            Access::SignIn => sign_in = sign_in.route(path, endpoint),
         }
     }
     let guarded = guarded.route_layer(axum::middleware::from_fn_with_state(app.clone(), require_token));
-    open.merge(guarded).fallback(api::not_found).with_state(app)
+    let pages = pages.route_layer(axum::middleware::from_fn_with_state(app.ui.clone(), dashboard::admit));
+    let dashboard = pages.merge(sign_in).route_layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        loopback_without_token,
+    ));
+    open.merge(guarded)
+        .merge(dashboard)
+        .fallback(api::not_found)
+        .with_state(app)
+}
+
+/// Without a token, only requests addressed to a loopback name ([`edge::check_host`]).
+async fn loopback_without_token(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if app.api_token.is_none() {
+        edge::check_host(&request)?;
+    }
+    Ok(next.run(request).await)
 }
 
 /// With a token, every guarded endpoint needs it; without one, the request must be
@@ -116,7 +148,7 @@ async fn require_token(State(app): State<App>, request: Request, next: Next) -> 
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+    if !given.is_some_and(|g| crate::http::same_secret(g.as_bytes(), token.as_bytes())) {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -124,8 +156,4 @@ async fn require_token(State(app): State<App>, request: Request, next: Next) -> 
         ));
     }
     Ok(next.run(request).await)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

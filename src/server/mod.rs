@@ -138,6 +138,12 @@ async fn serve(
         config.handlers.display(),
         config.data.display()
     );
+    let signed_in = if config.api_token.is_some() {
+        ", sign in with the API token"
+    } else {
+        ""
+    };
+    tracing::info!("dashboard at http://{}/ui{signed_in}", listeners.api.local_addr()?);
     if let Some(on_start) = on_start {
         on_start(&app.services);
     }

@@ -5,7 +5,7 @@
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::app::App;
-use crate::{api, ingest};
+use crate::{api, dashboard, ingest};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,13 @@ pub enum Access {
     Open,
     /// The holder of the API token; without a token, requests addressed to a loopback name.
     Token,
+    /// The dashboard's pages and actions: the API token as a bearer header, or a session
+    /// signed in with it (actions carrying its CSRF token); without a token, requests
+    /// addressed to a loopback name.
+    Dashboard,
+    /// The dashboard's sign-in and its files, which show nothing of the user's: anyone
+    /// (without a token, requests addressed to a loopback name).
+    SignIn,
 }
 
 /// The HTTP methods the API uses.
@@ -83,7 +90,7 @@ const fn route(
     }
 }
 
-use Access::{Open, Token};
+use Access::{Dashboard, Open, SignIn, Token};
 use Verb::{Delete, Get, Patch, Post};
 
 /// Every route the API serves; anything else is answered `404 not_found`.
@@ -109,6 +116,32 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/audit", Token, |m| on(m, api::replays::audit)),
     route(Get, "/handlers", Token, |m| on(m, api::handlers)),
     route(Get, "/metrics", Token, |m| on(m, api::metrics)),
+    route(Get, "/ui/login", SignIn, |m| on(m, dashboard::login_form)),
+    route(Post, "/ui/login", SignIn, |m| on(m, dashboard::login)),
+    route(Get, "/ui/assets/{name}", SignIn, |m| on(m, dashboard::asset)),
+    route(Post, "/ui/logout", Dashboard, |m| on(m, dashboard::logout)),
+    route(Get, "/ui", Dashboard, |m| on(m, dashboard::overview)),
+    route(Get, "/ui/events", Dashboard, |m| on(m, dashboard::events)),
+    route(Get, "/ui/events/{id}", Dashboard, |m| on(m, dashboard::event)),
+    route(Get, "/ui/events/{id}/edit", Dashboard, |m| on(m, dashboard::edit_form)),
+    route(Post, "/ui/events/{id}/edit", Dashboard, |m| on(m, dashboard::edit)),
+    route(Post, "/ui/events/{id}/redact", Dashboard, |m| on(m, dashboard::redact)),
+    route(Get, "/ui/events/{id}/delete", Dashboard, |m| {
+        on(m, dashboard::delete_form)
+    }),
+    route(Post, "/ui/events/{id}/delete", Dashboard, |m| on(m, dashboard::delete)),
+    route(Get, "/ui/deliveries", Dashboard, |m| on(m, dashboard::deliveries)),
+    route(Get, "/ui/deliveries/{id}", Dashboard, |m| on(m, dashboard::delivery)),
+    route(Post, "/ui/deliveries/{id}/replay", Dashboard, |m| {
+        on(m, dashboard::replay_one)
+    }),
+    route(Get, "/ui/replay", Dashboard, |m| on(m, dashboard::preview_replay)),
+    route(Post, "/ui/replay", Dashboard, |m| on(m, dashboard::start_replay)),
+    route(Get, "/ui/jobs/{id}", Dashboard, |m| on(m, dashboard::job)),
+    route(Post, "/ui/jobs/{id}/cancel", Dashboard, |m| {
+        on(m, dashboard::cancel_job)
+    }),
+    route(Get, "/ui/handlers", Dashboard, |m| on(m, dashboard::handlers)),
 ];
 
 #[cfg(test)]

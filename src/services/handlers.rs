@@ -28,6 +28,10 @@ pub struct HandlerStatus {
     pub error: Option<String>,
     /// When the version in use was loaded (RFC 3339).
     pub loaded_at: Option<String>,
+    /// Most attempts of the version in use running at once.
+    pub concurrency: Option<usize>,
+    /// The delays between its attempts.
+    pub retry: Vec<std::time::Duration>,
 }
 
 impl HandlerStatus {
@@ -40,6 +44,8 @@ impl HandlerStatus {
             loaded: version.is_some(),
             error: handler.error.clone(),
             loaded_at: version.map(|v| v.loaded_at.clone()),
+            concurrency: version.map(|v| v.limits.concurrency),
+            retry: version.map_or_else(Vec::new, |v| v.limits.policy.delays().to_vec()),
         }
     }
 }

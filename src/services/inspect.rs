@@ -98,6 +98,11 @@ impl Services {
         }
     }
 
+    /// Pending, running and dead deliveries per handler (reads every index entry of them).
+    pub async fn delivery_counts(&self) -> Result<Vec<HandlerCount>, ServiceError> {
+        Ok(self.store.delivery_counts().await?)
+    }
+
     /// The metrics in Prometheus text format, with the gauges read now.
     pub async fn metrics_text(&self) -> Result<String, ServiceError> {
         let deliveries = self.store.delivery_counts().await?;

@@ -4,8 +4,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{ServiceError, Services};
+use super::{Page, ServiceError, Services};
 use crate::router::Pattern;
+use crate::store::{EventFilter, EventRecord};
+
+/// Events read per look at the store while searching their data.
+const SEARCH_PAGE: usize = 200;
 
 /// The order and time window of a listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +76,49 @@ impl Services {
         }
         let types = self.store.event_types(&pattern.literal_prefix()).await?;
         Ok(types.into_iter().filter(|kind| pattern.matches(kind)).collect())
+    }
+}
+
+impl Services {
+    /// Events `filter` lists whose data holds `text` (ignoring ASCII case, in the data as
+    /// compact JSON), up to `filter.limit` of them, reading at most `scan` events. The page's
+    /// cursor is set when there may be more: the page is full, or the scan stopped first.
+    pub async fn events_containing(
+        &self,
+        filter: &EventFilter,
+        text: &str,
+        scan: usize,
+    ) -> Result<Page<EventRecord>, ServiceError> {
+        let needle = text.to_ascii_lowercase();
+        let mut page = EventFilter {
+            limit: SEARCH_PAGE,
+            ..filter.clone()
+        };
+        let (mut found, mut scanned) = (Vec::new(), 0);
+        loop {
+            let events = self.store.list_events(&page).await?;
+            let exhausted = events.len() < SEARCH_PAGE;
+            for event in events {
+                scanned += 1;
+                page.after_seq = Some(event.seq);
+                let data = serde_json::to_string(&event.event.data).unwrap_or_default();
+                if data.to_ascii_lowercase().contains(&needle) {
+                    found.push(event);
+                }
+                if found.len() >= filter.limit || scanned >= scan {
+                    return Ok(Page {
+                        items: found,
+                        next: page.after_seq.map(|seq| seq.to_string()),
+                    });
+                }
+            }
+            if exhausted {
+                return Ok(Page {
+                    items: found,
+                    next: None,
+                });
+            }
+        }
     }
 }
 

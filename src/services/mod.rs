@@ -20,7 +20,7 @@ pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY, check_exports};
 pub use inspect::{DeliveryDetail, EventDetail, Page};
 pub use jobs::{BulkReplay, Preview};
 pub use listing::{Window, time_bound};
-pub use repair::{Redaction, is_data_path};
+pub use repair::{Redaction, is_data_path, merge_patch_between};
 
 use crate::delivery::{Engine, Replays};
 use crate::metrics::Metrics;
@@ -71,6 +71,10 @@ pub enum ServiceError {
     Where(String),
     #[error("{0}")]
     Query(String),
+    #[error(
+        "event {id:?} was edited since version {seen} was read (it is at version {current}): reload it and edit again"
+    )]
+    Stale { id: String, seen: u32, current: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

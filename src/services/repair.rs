@@ -75,6 +75,32 @@ impl Services {
         Ok(edited)
     }
 
+    /// Makes event `id`'s data `data`, as the merge patch from its current data (see
+    /// [`Services::edit`]); `version` is the version `data` was edited from, and an edit of
+    /// an older one is refused rather than undoing a change made since.
+    pub async fn replace_data(
+        &self,
+        id: &str,
+        data: &serde_json::Value,
+        version: u32,
+        actor: &str,
+    ) -> Result<Edited, ServiceError> {
+        let current = self
+            .store
+            .event(id)
+            .await?
+            .ok_or_else(|| ServiceError::NoEvent(id.to_owned()))?;
+        if current.version != version {
+            return Err(ServiceError::Stale {
+                id: id.to_owned(),
+                seen: version,
+                current: current.version,
+            });
+        }
+        self.edit(id, &merge_patch_between(&current.event.data, data), actor)
+            .await
+    }
+
     /// Removes event `id` with every delivery, attempt, captured log and history version;
     /// audited as done by `actor`, and committed.
     pub async fn delete(&self, id: &str, actor: &str) -> Result<(), ServiceError> {
@@ -120,6 +146,31 @@ impl Services {
     }
 }
 
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`. A `null` inside `new`'s
+/// objects cannot be told from a removal in a merge patch, so it removes the field.
+pub fn merge_patch_between(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let (Value::Object(old), Value::Object(new)) = (old, new) else {
+        return new.clone();
+    };
+    let mut patch = Map::new();
+    for key in old.keys().filter(|k| !new.contains_key(*k)) {
+        patch.insert(key.clone(), Value::Null);
+    }
+    for (key, value) in new {
+        match old.get(key) {
+            Some(before) if before == value => {}
+            Some(before) => {
+                patch.insert(key.clone(), merge_patch_between(before, value));
+            }
+            None => {
+                patch.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Value::Object(patch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +188,18 @@ mod tests {
             let refused = Redaction::new(vec![bad.into()], false);
             assert!(matches!(refused, Err(ServiceError::Field(f)) if f == bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_merge_patch_between_two_values_round_trips() {
+        use serde_json::json;
+        let old = json!({"a": 1, "b": {"c": 2, "d": 3}, "gone": true});
+        let new = json!({"a": 1, "b": {"c": 5}, "added": [1]});
+        let patch = merge_patch_between(&old, &new);
+        assert_eq!(patch, json!({"b": {"c": 5, "d": null}, "gone": null, "added": [1]}));
+        let mut patched = old.clone();
+        crate::store::merge_patch(&mut patched, &patch);
+        assert_eq!(patched, new);
+        assert_eq!(merge_patch_between(&old, &old), json!({}));
     }
 }

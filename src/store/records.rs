@@ -63,6 +63,16 @@ impl DeliveryStatus {
             _ => None,
         }
     }
+
+    /// The lowercase name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Dead => "dead",
+        }
+    }
 }
 
 /// One event going to one handler, with its retry state.

@@ -11,16 +11,37 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "server", "api", "ingest", "http", "services", "delivery", "router", "runtime", "store",
+            "server",
+            "api",
+            "dashboard",
+            "ingest",
+            "http",
+            "services",
+            "delivery",
+            "router",
+            "runtime",
+            "store",
         ],
     ),
     (
         "server",
         &[
-            "api", "ingest", "http", "services", "delivery", "router", "runtime", "store",
+            "api",
+            "dashboard",
+            "ingest",
+            "http",
+            "services",
+            "delivery",
+            "router",
+            "runtime",
+            "store",
         ],
     ),
     ("api", &["http", "services", "delivery", "router", "runtime", "store"]),
+    (
+        "dashboard",
+        &["http", "services", "delivery", "router", "runtime", "store"],
+    ),
     (
         "ingest",
         &["http", "services", "delivery", "router", "runtime", "store"],
@@ -36,7 +57,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("provider", &[]),
     ("clock", &[]),
     ("event", &[]),
-    ("metrics", &[]),
+    ("metrics", &["clock"]),
     ("logs", &[]),
 ];
 

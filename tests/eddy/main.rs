@@ -8,6 +8,7 @@ mod bounds;
 mod child;
 mod cli;
 mod crash;
+mod dashboard;
 mod deps;
 mod durability;
 mod edge;

@@ -172,6 +172,10 @@ pub struct HandlerBody {
     pub loaded: bool,
     pub error: Option<String>,
     pub loaded_at: Option<String>,
+    /// Most attempts running at once (none while no version is loaded).
+    pub concurrency: Option<usize>,
+    /// The delays between attempts, like `["5s", "1m"]`.
+    pub retry: Vec<String>,
 }
 
 impl From<HandlerStatus> for HandlerBody {
@@ -183,6 +187,12 @@ impl From<HandlerStatus> for HandlerBody {
             loaded: h.loaded,
             error: h.error,
             loaded_at: h.loaded_at,
+            concurrency: h.concurrency,
+            retry: h
+                .retry
+                .iter()
+                .map(|d| humantime::format_duration(*d).to_string())
+                .collect(),
         }
     }
 }

@@ -1,0 +1,268 @@
+//! The deliveries pages: the list (by status, handler, type, time and error text, with a
+//! bulk replay of what it shows) and one delivery with every attempt.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::layout::{self, Section, Visitor};
+use super::{ACTOR, PageError, given, link, segment};
+use crate::http::ApiError;
+use crate::services::{Services, Window};
+use crate::store::{AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, Replayed};
+
+/// Rows per page.
+const PAGE: usize = 50;
+
+/// The filter form of the deliveries page (and of a bulk replay's preview).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct DeliveryQuery {
+    pub status: Option<String>,
+    pub handler: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub error: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub order: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl DeliveryQuery {
+    /// The status asked for, if any.
+    pub fn status(&self) -> Result<Option<DeliveryStatus>, ApiError> {
+        given(&self.status)
+            .map(|s| {
+                DeliveryStatus::parse(s).ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", "status must be pending, running, succeeded or dead")
+                })
+            })
+            .transpose()
+    }
+
+    /// The filter fields, for links that keep them.
+    pub fn fields(&self) -> [(&'static str, Option<&str>); 7] {
+        [
+            ("status", given(&self.status)),
+            ("handler", given(&self.handler)),
+            ("type", given(&self.event_type)),
+            ("error", given(&self.error)),
+            ("since", given(&self.since)),
+            ("until", given(&self.until)),
+            ("order", given(&self.order)),
+        ]
+    }
+}
+
+/// `GET /ui/deliveries`.
+pub async fn deliveries(
+    State(services): State<Arc<Services>>,
+    Extension(visitor): Extension<Visitor>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Markup, PageError> {
+    let window = Window::parse(given(&q.order), given(&q.since), given(&q.until))?;
+    let filter = DeliveryFilter {
+        status: q.status()?,
+        handler: given(&q.handler).map(str::to_owned),
+        event_type: given(&q.event_type).map(str::to_owned),
+        error: given(&q.error).map(str::to_owned),
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        newest_first: window.newest_first,
+        after_id: given(&q.cursor).map(str::to_owned),
+        limit: PAGE,
+    };
+    let page = services.deliveries(&filter).await?;
+    let next = page.next.as_deref().map(|cursor| {
+        let fields: Vec<_> = q.fields().into_iter().chain([("cursor", Some(cursor))]).collect();
+        link("/ui/deliveries", &fields)
+    });
+    let replayable = matches!(filter.status, Some(DeliveryStatus::Dead | DeliveryStatus::Succeeded));
+    let body = html! {
+        (filter_form(&q))
+        @if page.items.is_empty() {
+            p.empty { "No deliveries match." }
+        } @else {
+            @if replayable {
+                p { a.button #replay-these href=(link("/ui/replay", &q.fields())) { "Replay all that match…" } }
+            }
+            (table(&page.items))
+        }
+        @if let Some(next) = next { p.pager { a href=(next) rel="next" { "Next page →" } } }
+    };
+    Ok(layout::page("Deliveries", &visitor, Section::Deliveries, body))
+}
+
+fn filter_form(q: &DeliveryQuery) -> Markup {
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let status = given(&q.status);
+    html! {
+        form.filters method="get" action="/ui/deliveries" {
+            label { "Status "
+                select name="status" {
+                    option value="" { "any" }
+                    @for s in ["pending", "running", "succeeded", "dead"] {
+                        option value=(s) selected[status == Some(s)] { (s) }
+                    }
+                }
+            }
+            label { "Handler " input name="handler" value=(value(&q.handler)); }
+            label { "Type " input name="type" value=(value(&q.event_type)); }
+            label { "Error text " input name="error" value=(value(&q.error)); }
+            label { "Since " input name="since" value=(value(&q.since)) placeholder="1h"; }
+            label { "Until " input name="until" value=(value(&q.until)) placeholder="10m"; }
+            label { "Order "
+                select name="order" {
+                    option value="newest" { "newest first" }
+                    option value="oldest" selected[given(&q.order) == Some("oldest")] { "oldest first" }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
+/// Deliveries as a table, each linked to its page.
+pub fn table(deliveries: &[DeliveryRecord]) -> Markup {
+    html! {
+        table.list #deliveries {
+            thead { tr { th { "created" } th { "handler" } th { "type" } th { "status" } th { "attempts" } th { "last error" } } }
+            tbody {
+                @for d in deliveries {
+                    tr {
+                        td { a href={ "/ui/deliveries/" (segment(&d.id)) } { (layout::time(d.created_ms)) } }
+                        td { (d.handler) }
+                        td { code { (d.event_type) } }
+                        td { (layout::status(d.status)) }
+                        td.num { (d.attempts) }
+                        td.error { (d.last_error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The button that queues one finished delivery again.
+pub fn replay_button(visitor: &Visitor, id: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/ui/deliveries/" (segment(id)) "/replay" } {
+            (visitor.csrf_field())
+            button type="submit" { "Replay" }
+        }
+    }
+}
+
+/// `GET /ui/deliveries/{id}`.
+pub async fn delivery(
+    State(services): State<Arc<Services>>,
+    Extension(visitor): Extension<Visitor>,
+    Path(id): Path<String>,
+    Query(done): Query<super::Done>,
+) -> Result<Markup, PageError> {
+    let detail = services.delivery(&id).await?;
+    let d = &detail.delivery;
+    let body = html! {
+        (layout::notice(given(&done.done)))
+        dl.facts {
+            dt { "event" } dd { a href={ "/ui/events/" (segment(&d.event_id)) } { (d.event_id) } " (" code { (d.event_type) } ")" }
+            dt { "handler" } dd { (d.handler) }
+            dt { "status" } dd { (layout::status(d.status)) }
+            dt { "created" } dd { (layout::time(d.created_ms)) }
+            @if let Some(next) = d.next_attempt_ms { dt { "next attempt" } dd { (layout::time(next)) } }
+            @if let Some(error) = &d.last_error { dt { "last error" } dd.error { (error) } }
+        }
+        @if matches!(d.status, DeliveryStatus::Dead | DeliveryStatus::Succeeded) {
+            div.actions { (replay_button(&visitor, &d.id)) }
+        }
+        h2 { "Attempts" }
+        @if detail.attempts.is_empty() { p.empty { "None yet." } }
+        @for attempt in detail.attempts.iter().rev() { (attempt_section(attempt)) }
+    };
+    Ok(layout::page(
+        &format!("Delivery {id}"),
+        &visitor,
+        Section::Deliveries,
+        body,
+    ))
+}
+
+fn attempt_section(a: &AttemptRecord) -> Markup {
+    let report = &a.report;
+    let outcome = &report["outcome"];
+    let (class, said) = match a.succeeded {
+        true => ("succeeded", "succeeded".to_owned()),
+        false => ("dead", text(&outcome["kind"])),
+    };
+    html! {
+        section.attempt id={ "attempt-" (a.n) } {
+            h3 {
+                "Attempt " (a.n) " "
+                span class={ "status " (class) } { (said) }
+                @if a.replay { " (replay)" }
+            }
+            p.muted { "started " (layout::time(a.started_ms)) ", took " (layout::duration_ms(a.duration_ms)) }
+            @if outcome["status"] == "failure" {
+                pre.stack { (text(&outcome["name"])) ": " (text(&outcome["message"]))
+                    @if let Some(stack) = outcome["stack"].as_str() { "\n" (stack.lines().skip(1).collect::<Vec<_>>().join("\n")) }
+                }
+            }
+            (logs(&report["logs"]))
+            (fetches(&report["fetches"]))
+        }
+    }
+}
+
+fn logs(lines: &Value) -> Markup {
+    let lines = lines.as_array().cloned().unwrap_or_default();
+    html! {
+        @if !lines.is_empty() {
+            h4 { "Console" }
+            pre.console { @for line in &lines { span class={ "level " (text(&line["level"])) } { (text(&line["level"])) } " " (text(&line["message"])) "\n" } }
+        }
+    }
+}
+
+fn fetches(records: &Value) -> Markup {
+    let records = records.as_array().cloned().unwrap_or_default();
+    html! {
+        @if !records.is_empty() {
+            h4 { "Fetches" }
+            table.list.fetches {
+                thead { tr { th { "method" } th { "URL" } th { "status" } th { "time" } } }
+                tbody {
+                    @for f in &records {
+                        tr {
+                            td { (text(&f["method"])) }
+                            td.url { (text(&f["url"])) }
+                            td.num { (f["status"].as_u64().map_or("no answer".to_owned(), |s| s.to_string())) }
+                            td.num { (layout::duration_ms(f["duration_ms"].as_f64().unwrap_or(0.0))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `POST /ui/deliveries/{id}/replay`.
+pub async fn replay_one(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Redirect, PageError> {
+    let done = match services.replay(&id, ACTOR).await? {
+        Replayed::AlreadyQueued => "already",
+        Replayed::Queued | Replayed::NotFound => "replayed",
+    };
+    Ok(Redirect::to(&format!("/ui/deliveries/{}?done={done}", segment(&id))))
+}

@@ -1,0 +1,101 @@
+//! The handlers page: each handler file with its routes, limits and load error, what it did
+//! in the last hour, and its deliveries waiting, running and dead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::State;
+use maud::{Markup, html};
+
+use super::layout::{self, Section, Visitor};
+use super::{PageError, link};
+use crate::clock::now_ms;
+use crate::services::{HandlerStatus, Services};
+use crate::store::DeliveryStatus;
+
+/// Counts shown per handler: pending, running, dead, then the last hour's succeeded and
+/// failed attempts.
+type Counts = [u64; 5];
+
+/// `GET /ui/handlers`.
+pub async fn handlers(
+    State(services): State<Arc<Services>>,
+    Extension(visitor): Extension<Visitor>,
+) -> Result<Markup, PageError> {
+    let mut counts: HashMap<String, Counts> = HashMap::new();
+    for c in services.delivery_counts().await? {
+        let column = match c.status {
+            DeliveryStatus::Pending => 0,
+            DeliveryStatus::Running => 1,
+            DeliveryStatus::Dead => 2,
+            DeliveryStatus::Succeeded => continue,
+        };
+        counts.entry(c.handler).or_default()[column] += c.count;
+    }
+    for (handler, minutes) in services.metrics.recent_by_handler(now_ms()) {
+        let row = counts.entry(handler).or_default();
+        row[3] += minutes.iter().map(|m| m.succeeded).sum::<u64>();
+        row[4] += minutes.iter().map(|m| m.failed).sum::<u64>();
+    }
+    let statuses = services.handler_statuses();
+    let body = html! {
+        @if statuses.is_empty() { p.empty { "No handler files in the handlers folder." } }
+        @else { (table(&statuses, &counts)) }
+        p.muted { "Attempts count the last hour since eddy started. Files are read again when they change." }
+    };
+    Ok(layout::page("Handlers", &visitor, Section::Handlers, body))
+}
+
+fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup {
+    html! {
+        table.list #handlers {
+            thead { tr {
+                th { "handler" } th { "routes" } th { "state" } th { "concurrency" } th { "retries after" }
+                th { "waiting" } th { "running" } th { "dead" } th { "succeeded (1 h)" } th { "failed (1 h)" }
+            } }
+            tbody {
+                @for h in statuses {
+                    @let row = counts.get(&h.id).copied().unwrap_or_default();
+                    tr id={ "handler-" (h.id) } {
+                        td { strong { (h.id) } br; small.muted { (h.file.display()) } }
+                        td { @for route in &h.routes { code { (route) } " " } }
+                        td {
+                            @if let Some(error) = &h.error {
+                                span class="status dead" { "load error" }
+                                pre.stack { (error) }
+                                @if h.loaded { small.muted { "The version loaded " (h.loaded_at.as_deref().unwrap_or("")) " still runs." } }
+                            } @else if h.loaded {
+                                span class="status succeeded" { "loaded" } br; small.muted { (h.loaded_at.as_deref().unwrap_or("")) }
+                            } @else {
+                                span class="status pending" { "not loaded" }
+                            }
+                        }
+                        td.num { (h.concurrency.map_or("–".to_owned(), |c| c.to_string())) }
+                        td { (retries(&h.retry)) }
+                        td.num { (row[0]) }
+                        td.num { (row[1]) }
+                        td.num {
+                            @if row[2] > 0 {
+                                a href=(link("/ui/deliveries", &[("status", Some("dead")), ("handler", Some(&h.id))])) { (row[2]) }
+                            } @else { "0" }
+                        }
+                        td.num { (row[3]) }
+                        td.num { (row[4]) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn retries(delays: &[std::time::Duration]) -> String {
+    if delays.is_empty() {
+        return "–".to_owned();
+    }
+    let written: Vec<String> = delays
+        .iter()
+        .map(|d| humantime::format_duration(*d).to_string())
+        .collect();
+    written.join(", ")
+}

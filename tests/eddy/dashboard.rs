@@ -1,0 +1,215 @@
+//! The dashboard at `/ui` over HTTP, without a browser (tests/browser drives it in one): who
+//! may see it, the CSRF token every action needs, and what its pages find. Walks the router's
+//! own list of routes, so a page added later is checked too.
+
+use eddy::server::{Access, ROUTES, Route};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::server_support::TestServer;
+
+const TOKEN: &str = "dashboard-token-8c1e";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+fn concrete(route: &Route) -> String {
+    route.path.replace("{id}", "no-such-id").replace("{name}", "eddy.css")
+}
+
+async fn start(dir: &std::path::Path, extra: &str) -> TestServer {
+    let handlers = dir.join("handlers");
+    std::fs::create_dir_all(&handlers).unwrap();
+    TestServer::start(&handlers, &dir.join("data"), extra).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_and_action_needs_the_token_or_a_signed_in_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &format!("api_token = \"{TOKEN}\"")).await;
+    let pages: Vec<&Route> = ROUTES.iter().filter(|r| r.access == Access::Dashboard).collect();
+    assert!(pages.len() >= 15, "{ROUTES:?}");
+    for route in pages {
+        let method = reqwest::Method::from_bytes(route.verb.as_str().as_bytes()).unwrap();
+        let request = || client().request(method.clone(), server.url(&concrete(route)));
+        let none = request().send().await.unwrap();
+        if route.verb.as_str() == "GET" {
+            assert_eq!(none.status(), 303, "{route:?}");
+            let to = none.headers()["location"].to_str().unwrap();
+            assert!(to.starts_with("/ui/login?next=%2Fui"), "{route:?}: {to}");
+        } else {
+            assert_eq!(none.status(), 403, "{route:?}: an action without a session");
+        }
+        let wrong = request().bearer_auth("not-the-token").send().await.unwrap();
+        assert_eq!(wrong.status(), 401, "{route:?}");
+        let right = request().bearer_auth(TOKEN).send().await.unwrap();
+        let status = right.status().as_u16();
+        let body = right.text().await.unwrap();
+        // An action answers with a redirect to where it leads; a page never redirects.
+        let refused = if route.verb.as_str() == "GET" {
+            &[303, 401, 403, 405][..]
+        } else {
+            &[401, 403, 405]
+        };
+        assert!(!refused.contains(&status), "{route:?} with the token: {status} {body}");
+        assert!(!body.contains("no endpoint at"), "{route:?} is not served");
+    }
+    for path in ["/ui/login", "/ui/assets/eddy.css", "/ui/assets/htmx.min.js"] {
+        assert_eq!(
+            client().get(server.url(path)).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
+    }
+    server.stop().await;
+}
+
+/// The session cookie a sign-in with `token` sets, if it succeeds.
+async fn sign_in(server: &TestServer, token: &str) -> (u16, Option<String>, String) {
+    let form = [("token", token), ("next", "/ui/events")];
+    let answer = client().post(server.url("/ui/login")).form(&form).send().await.unwrap();
+    let cookie = answer
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let to = answer
+        .headers()
+        .get("location")
+        .map_or("", |v| v.to_str().unwrap())
+        .to_owned();
+    (answer.status().as_u16(), cookie, to)
+}
+
+/// The value of the CSRF field in `html`.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find(r#"name="_csrf" value=""#)
+        .expect("a form with the CSRF field")
+        + 20;
+    html[at..at + 64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_signed_in_with_the_token_takes_actions_only_with_its_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &format!("api_token = \"{TOKEN}\"")).await;
+    let (status, cookie, _) = sign_in(&server, "wrong").await;
+    assert_eq!((status, cookie), (401, None));
+    let (status, cookie, to) = sign_in(&server, TOKEN).await;
+    assert_eq!((status, to.as_str()), (303, "/ui/events"));
+    let cookie = cookie.expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let page = client()
+        .get(server.url("/ui/events"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let csrf = csrf_of(&page.text().await.unwrap());
+    // A replay of a delivery that does not exist: the session and token get through to it.
+    let act = |fields: Vec<(&'static str, String)>, site: &'static str| {
+        client()
+            .post(server.url("/ui/deliveries/no-such-id/replay"))
+            .header("cookie", &session)
+            .header("sec-fetch-site", site)
+            .form(&fields)
+            .send()
+    };
+    assert_eq!(act(vec![], "same-origin").await.unwrap().status(), 403, "no token");
+    let guessed = vec![("_csrf", "0".repeat(64))];
+    assert_eq!(
+        act(guessed, "same-origin").await.unwrap().status(),
+        403,
+        "a wrong token"
+    );
+    let right = vec![("_csrf", csrf.clone())];
+    assert_eq!(
+        act(right.clone(), "cross-site").await.unwrap().status(),
+        403,
+        "from another site"
+    );
+    assert_eq!(
+        act(right, "same-origin").await.unwrap().status(),
+        404,
+        "through to the action"
+    );
+
+    let out = [("_csrf", csrf)];
+    let signed_out = client()
+        .post(server.url("/ui/logout"))
+        .header("cookie", &session)
+        .form(&out)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), 303);
+    assert!(
+        signed_out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = client()
+        .get(server.url("/ui"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 303, "the session ended");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_token_loopback_browsers_get_a_session_and_other_names_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "").await;
+    for (i, (email, plan)) in [("ada@example.com", "pro"), ("grace@example.com", "free")]
+        .iter()
+        .enumerate()
+    {
+        let event = json!({"id": format!("e{i}"), "type": "crm.contact", "data": {"email": email, "plan": plan}});
+        server.send(event).await;
+    }
+    let page = client().get(server.url("/ui/events?text=GRACE@")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["set-cookie"].to_str().unwrap().starts_with("eddy_ui="));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(">e1</a>") && !html.contains(">e0</a>"),
+        "found by text in the data: {html}"
+    );
+    let typed = client()
+        .get(server.url("/ui/events?type=crm.*&order=oldest"))
+        .send()
+        .await
+        .unwrap();
+    let html = typed.text().await.unwrap();
+    let (e0, e1) = (html.find(">e0</a>").unwrap(), html.find(">e1</a>").unwrap());
+    assert!(e0 < e1, "oldest first");
+    let bad = client().get(server.url("/ui/events?since=soon")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("since must be an RFC 3339 time"));
+
+    let rebound = client()
+        .get(server.url("/ui"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rebound.status(),
+        421,
+        "a page for another name is refused (DNS rebinding)"
+    );
+    let login = client().get(server.url("/ui/login")).send().await.unwrap();
+    assert_eq!(login.headers()["location"], "/ui", "nothing to sign in to");
+    server.stop().await;
+}
