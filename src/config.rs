@@ -18,7 +18,7 @@ mod runtime;
 mod schedule;
 mod store;
 
-pub use api::ApiConfig;
+pub use api::{ApiConfig, ReplayConfig};
 pub use delivery::{DeliveryConfig, RetentionConfig};
 pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig, Upstream};
 pub use limits::StateConfig;
@@ -37,20 +37,61 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {key} must be {expected}")]
+    #[error("{path}{}: {key} must be {expected}", at(*line))]
     Range {
         path: PathBuf,
+        /// The line of the file that sets `key`, when it does.
+        line: Option<usize>,
         key: &'static str,
         expected: &'static str,
     },
-    #[error("{path}: {key} ({value}) must not be above {ceiling_key} ({ceiling})")]
+    #[error("{path}{}: {key} ({value}) must not be above {ceiling_key} ({ceiling})", at(*line))]
     AboveCeiling {
         path: PathBuf,
+        line: Option<usize>,
         key: &'static str,
         value: u64,
         ceiling_key: &'static str,
         ceiling: u64,
     },
+}
+
+/// `:line` when the line is known.
+fn at(line: Option<usize>) -> String {
+    line.map_or_else(String::new, |line| format!(":{line}"))
+}
+
+impl ConfigError {
+    /// The error with the line of `text` that sets its key, when it names one.
+    fn located(mut self, text: &str) -> Self {
+        if let Self::Range { key, line, .. } | Self::AboveCeiling { key, line, .. } = &mut self {
+            *line = line_of(text, key);
+        }
+        self
+    }
+}
+
+/// The 1-based line of `text` that sets `key` (`table.field`, or a top-level field): as
+/// `field = ` under its `[table]` header, or as `table.field = ` before any header.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let (table, field) = key.rsplit_once('.').unwrap_or(("", key));
+    let sets = |line: &str, name: &str| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let mut current = "";
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            current = header.split(']').next().unwrap_or("").trim();
+            continue;
+        }
+        let top_level_dotted = current.is_empty() && !table.is_empty() && sets(line, key);
+        if (current == table && sets(line, field)) || top_level_dotted {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// The whole configuration.
@@ -75,6 +116,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Exposure rules of the admin API.
     pub api: ApiConfig,
+    /// When `eddy replay` asks for `--yes`.
+    pub replay: ReplayConfig,
     /// `POST /events` limits.
     pub ingest: IngestConfig,
     /// Queue workers and retries.
@@ -130,6 +173,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             api_token: None,
             api: ApiConfig::default(),
+            replay: ReplayConfig::default(),
             ingest: IngestConfig::default(),
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
@@ -163,7 +207,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         config.handlers = base.join(&config.handlers);
         config.data = base.join(&config.data);
-        config.validate(path)?;
+        config.validate(path).map_err(|e| e.located(text))?;
         config.secrets.grant = integrations::secret_grant(&config, path)?;
         Ok(config)
     }
@@ -184,6 +228,7 @@ impl Config {
             } else {
                 Err(ConfigError::Range {
                     path: path.to_owned(),
+                    line: None,
                     key,
                     expected,
                 })
@@ -221,6 +266,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_errors_name_the_line_that_sets_the_key() {
+        let text = "# eddy\nhandlers = \"h\"\n\n[delivery]\nhandler_concurrency = 2\nmax_concurrency = 0\n";
+        let error = Config::parse(text, Path::new("eddy.toml")).unwrap_err().to_string();
+        assert!(
+            error.starts_with("eddy.toml:6: delivery.max_concurrency must be at least 1"),
+            "{error}"
+        );
+        let dotted = Config::parse("delivery.max_concurrency = 0\n", Path::new("eddy.toml"));
+        assert!(dotted.unwrap_err().to_string().starts_with("eddy.toml:1: "));
+        assert_eq!(
+            line_of(
+                "[runtime]\nmax_concurrency = 1\n[delivery]\n  max_concurrency=0",
+                "delivery.max_concurrency"
+            ),
+            Some(4)
+        );
+        assert_eq!(line_of("[delivery]\n", "delivery.max_concurrency"), None);
+        assert_eq!(line_of("listen = 1\n[a]\nlisten = 2", "listen"), Some(1));
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

@@ -76,7 +76,7 @@ pub async fn start(
     if request.dry_run {
         return Ok(Json(dry_run(services.preview_replay(&bulk).await?)).into_response());
     }
-    let job = services.start_replay(bulk, actor(&headers))?;
+    let job = services.start_replay(bulk, actor(&headers)).await?;
     Ok((StatusCode::ACCEPTED, Json(JobBody::from(job))).into_response())
 }
 
@@ -93,6 +93,7 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
         since_ms: request.since.as_deref().map(|t| time_bound("since", t)).transpose()?,
         until_ms: request.until.as_deref().map(|t| time_bound("until", t)).transpose()?,
         error: request.error.clone(),
+        types: None,
     })
 }
 
@@ -108,9 +109,29 @@ fn dry_run(preview: Preview) -> serde_json::Value {
     }
 }
 
-/// `GET /replays/{id}`: progress.
-pub async fn show(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Json<JobBody>, ApiError> {
-    Ok(Json(services.replay_job(&id)?.into()))
+/// Query of `GET /replays/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    /// Also say where the deliveries the job queued stand now.
+    #[serde(default)]
+    outcomes: bool,
+}
+
+/// `GET /replays/{id}?outcomes=true`: progress, and with `outcomes` how the queued
+/// deliveries fared (`succeeded`, `failed_again`, `waiting`, `gone`, of `followed`).
+pub async fn show(
+    State(services): State<Arc<Services>>,
+    Path(id): Path<String>,
+    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let job = JobBody::from(services.replay_job(&id)?);
+    let mut body = serde_json::to_value(job).map_err(ApiError::internal)?;
+    if q.outcomes {
+        body["outcomes"] = serde_json::to_value(services.replay_outcomes(&id).await?).map_err(ApiError::internal)?;
+    }
+    Ok(Json(body))
 }
 
 /// `DELETE /replays/{id}`: cancel; the job stops before its next item.

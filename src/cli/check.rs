@@ -26,7 +26,10 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
     if let Some(e) = &refused {
         say!("{}: {e}", path.display());
     }
-    let files = crate::router::discover(&root).map_err(anyhow::Error::from)?;
+    let (files, skipped) = crate::router::discover_with_skipped(&root).map_err(anyhow::Error::from)?;
+    for file in &skipped {
+        say!("{}: {}", file.display(), crate::router::not_loaded_reason(file));
+    }
     // Loading needs no durable state; a temporary store keeps `check` usable next to a running server.
     let store = Store::temporary().map_err(anyhow::Error::from)?;
     let runtime = Runtime::new(&config, &root, std::sync::Arc::new(store)).map_err(anyhow::Error::from)?;
@@ -45,8 +48,12 @@ pub async fn check(args: CheckArgs) -> Result<(), Failure> {
         }
     }
     let ok = files.len() - failed;
-    eprintln!("{ok} handler(s) loaded, {failed} with errors");
-    if failed == 0 && refused.is_none() {
+    let not_loaded = match skipped.len() {
+        0 => String::new(),
+        n => format!(", {n} file(s) not loaded"),
+    };
+    eprintln!("{ok} handler(s) loaded, {failed} with errors{not_loaded}");
+    if failed == 0 && skipped.is_empty() && refused.is_none() {
         Ok(())
     } else {
         Err(Failure::Handler)

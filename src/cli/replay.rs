@@ -39,6 +39,16 @@ pub struct ReplayArgs {
     /// Run stored events of --type through --handler, which did not exist when they arrived.
     #[arg(long)]
     backfill: bool,
+    /// Replay without asking, however many match (from a terminal, more than
+    /// `[replay] confirm_above` need it).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// After the job, wait for the deliveries it queued to finish and say how they fared.
+    #[arg(long)]
+    outcomes: bool,
+    /// Config file, for `[replay] confirm_above` [default: ./eddy.toml, optional]
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -57,13 +67,77 @@ pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
         "until": args.until, "error": args.error, "dry_run": args.dry_run, "rate": args.rate,
         "backfill": args.backfill,
     });
+    if !args.dry_run && !args.yes && std::io::stdin().is_terminal() {
+        confirm(&client, &request, args.config.as_deref()).await?;
+    }
     let answer = client.post("/replays", &request).await?;
     if args.server.json && args.dry_run {
         say!("{answer}");
     } else if args.dry_run {
         print_dry_run(&answer);
     } else {
-        follow(&client, &answer, args.server.json).await?;
+        let id = follow(&client, &answer, args.server.json).await?;
+        if args.outcomes {
+            outcomes(&client, &id, args.server.json).await?;
+        }
+    }
+    Ok(())
+}
+
+/// From a terminal, refuses a replay of more than `[replay] confirm_above` items: a filter
+/// that takes more than meant is seen before anything is queued.
+async fn confirm(client: &Client, request: &Value, config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let path = config.unwrap_or(std::path::Path::new("eddy.toml"));
+    let limit = crate::config::Config::load(path, config.is_some())?
+        .replay
+        .confirm_above;
+    let mut dry_run = request.clone();
+    dry_run["dry_run"] = json!(true);
+    let preview = client.post("/replays", &dry_run).await?;
+    let count = preview["count"].as_u64().unwrap_or(0);
+    if count > limit as u64 {
+        let what = if preview["kind"] == "backfill" {
+            "events"
+        } else {
+            "deliveries"
+        };
+        anyhow::bail!(
+            "{count} {what} match, more than [replay] confirm_above ({limit}): nothing was queued. \
+             Run it again with --yes to go ahead, or with --dry-run to see them first"
+        );
+    }
+    Ok(())
+}
+
+/// Waits until none of the deliveries job `id` queued is pending or running (Ctrl-C stops
+/// waiting), then says how they fared.
+async fn outcomes(client: &Client, id: &str, json_output: bool) -> anyhow::Result<()> {
+    let path = format!("/replays/{id}");
+    let query = [("outcomes", Some("true".to_owned()))];
+    let last = loop {
+        let answer = client.get(&path, &query).await?;
+        if answer["outcomes"]["waiting"] == 0 {
+            break answer;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c() => break client.get(&path, &query).await?,
+        }
+    };
+    let o = &last["outcomes"];
+    match json_output {
+        true => say!("{o}"),
+        false => say!(
+            "{} succeeded, {} failed again, {} still waiting{}",
+            o["succeeded"],
+            o["failed_again"],
+            o["waiting"],
+            if o["gone"] == 0 {
+                String::new()
+            } else {
+                format!(", {} deleted", o["gone"])
+            }
+        ),
     }
     Ok(())
 }
@@ -99,8 +173,8 @@ fn print_dry_run(answer: &Value) {
 }
 
 /// Polls the job until it ends, drawing progress on standard error when it is a terminal
-/// and the job has something to do; Ctrl-C cancels it.
-async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Result<()> {
+/// and the job has something to do; Ctrl-C cancels it. Returns the job's id.
+async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Result<String> {
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     let path = format!("/replays/{id}");
     let mut cancelled = false;
@@ -132,7 +206,7 @@ async fn follow(client: &Client, job: &Value, json_output: bool) -> anyhow::Resu
             last["total"]
         );
     }
-    Ok(())
+    Ok(id)
 }
 
 /// A job's progress bar: drawn only where someone watches, and only once there is work.

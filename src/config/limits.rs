@@ -41,6 +41,7 @@ pub(super) fn validate(runtime: &RuntimeConfig, state: &StateConfig, path: &Path
     if let Some((key, _, max)) = bounded.into_iter().find(|(_, value, max)| !(1..=*max).contains(value)) {
         return Err(ConfigError::Range {
             path: path.to_owned(),
+            line: None,
             key,
             expected: if max == u64::MAX {
                 "at least 1"
@@ -66,6 +67,7 @@ pub(super) fn validate(runtime: &RuntimeConfig, state: &StateConfig, path: &Path
     match under.into_iter().find(|(_, value, _, ceiling)| value > ceiling) {
         Some((key, value, ceiling_key, ceiling)) => Err(ConfigError::AboveCeiling {
             path: path.to_owned(),
+            line: None,
             key,
             value,
             ceiling_key,

@@ -76,6 +76,7 @@ pub(super) fn validate(rt: &RuntimeConfig, path: &Path) -> Result<(), ConfigErro
     match checks.into_iter().find(|(ok, ..)| !ok) {
         Some((_, key, expected)) => Err(ConfigError::Range {
             path: path.to_owned(),
+            line: None,
             key,
             expected,
         }),

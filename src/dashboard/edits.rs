@@ -110,13 +110,7 @@ pub async fn redact(
         .split([',', ' ', '\n'])
         .map(str::trim)
         .filter(|f| !f.is_empty())
-        .map(|f| {
-            if f.starts_with("data.") {
-                f.to_owned()
-            } else {
-                format!("data.{f}")
-            }
-        })
+        .map(str::to_owned)
         .collect();
     let redaction = Redaction::new(fields, form.payload.is_some())?;
     services.redact(&id, &redaction, ACTOR).await?;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::deliveries::DeliveryQuery;
 use super::layout::{self, Section, Visitor};
 use super::{ACTOR, PageError, given, link, segment};
-use crate::delivery::{JobState, ReplayFilter, ReplayJob};
+use crate::delivery::{JobState, Outcomes, ReplayFilter, ReplayJob};
 use crate::services::{BulkReplay, Preview, Services, Window};
 use crate::store::DeliveryStatus;
 
@@ -27,6 +27,7 @@ fn request(q: &DeliveryQuery) -> Result<BulkReplay, PageError> {
         since_ms: window.since_ms,
         until_ms: window.until_ms,
         error: given(&q.error).map(str::to_owned),
+        types: None,
     };
     Ok(BulkReplay {
         filter,
@@ -102,7 +103,7 @@ pub async fn start_replay(
         Some(rate) => Some(rate.parse::<f64>().map_err(|_| crate::services::ServiceError::Rate)?),
         None => None,
     };
-    let job = services.start_replay(request, ACTOR)?;
+    let job = services.start_replay(request, ACTOR).await?;
     Ok(Redirect::to(&format!("/ui/jobs/{}", segment(&job.id))))
 }
 
@@ -121,12 +122,13 @@ pub async fn job(
     Query(q): Query<JobQuery>,
 ) -> Result<Markup, PageError> {
     let job = services.replay_job(&id)?;
+    let outcomes = services.replay_outcomes(&id).await?;
     if given(&q.part) == Some("progress") {
-        return Ok(progress(&visitor, &job));
+        return Ok(progress(&visitor, &job, &outcomes));
     }
     let body = html! {
         (layout::notice(given(&q.done)))
-        (progress(&visitor, &job))
+        (progress(&visitor, &job, &outcomes))
         p { a href=(link("/ui/deliveries", &[("status", Some("succeeded")), ("handler", job.filter.handler.as_deref())])) { "Deliveries that succeeded" }
             " · "
             a href=(link("/ui/deliveries", &[("status", Some("dead")), ("handler", job.filter.handler.as_deref())])) { "Deliveries still dead" } }
@@ -139,9 +141,11 @@ pub async fn job(
     ))
 }
 
-/// The job's state, progress and cancel button; polled every second while it runs.
-fn progress(visitor: &Visitor, job: &ReplayJob) -> Markup {
+/// The job's state, progress, how what it queued fared, and its cancel button; polled every
+/// second while it runs or what it queued has not finished.
+fn progress(visitor: &Visitor, job: &ReplayJob, outcomes: &Outcomes) -> Markup {
     let running = job.state == JobState::Running;
+    let polled = running || outcomes.waiting > 0;
     let path = format!("/ui/jobs/{}", segment(&job.id));
     let state = match job.state {
         JobState::Running => "running",
@@ -151,12 +155,21 @@ fn progress(visitor: &Visitor, job: &ReplayJob) -> Markup {
     };
     html! {
         section #job-progress data-state=(state)
-            hx-get=[running.then(|| format!("{path}?part=progress"))]
-            hx-trigger=[running.then_some("every 1s")]
-            hx-swap=[running.then_some("outerHTML")] {
+            hx-get=[polled.then(|| format!("{path}?part=progress"))]
+            hx-trigger=[polled.then_some("every 1s")]
+            hx-swap=[polled.then_some("outerHTML")] {
             p { "State: " strong #job-state { (state) } }
             progress max=(job.total.max(1)) value=(job.queued + job.skipped) {}
             p #job-counts { (job.queued) " queued again, " (job.skipped) " skipped, of " (job.total) "." }
+            @if outcomes.followed > 0 {
+                p #job-outcomes {
+                    "Of those queued: " strong { (outcomes.succeeded) " succeeded" } ", "
+                    (outcomes.failed_again) " failed again, " (outcomes.waiting) " still running or waiting"
+                    @if outcomes.gone > 0 { ", " (outcomes.gone) " deleted since" }
+                    @if outcomes.followed < job.queued { " (the first " (outcomes.followed) ")" }
+                    "."
+                }
+            }
             @if let Some(error) = &job.error { p.error role="alert" { (error) } }
             @if running {
                 form method="post" action={ (path) "/cancel" } {

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 pub use attempt::MAX_DEFERRALS;
 pub use registry::{Change, Limits, LoadedHandler, Registry, RegistryCell, Version};
-pub use replay::{JobState, ReplayFilter, ReplayJob, Replays};
+pub use replay::{JobState, Outcomes, ReplayFilter, ReplayJob, Replays};
 pub use retry::{Decision, RetryError, RetryPolicy, RetrySchedule};
 
 use crate::clock::now_ms;

@@ -14,7 +14,6 @@ use crate::clock::now_ms;
 use crate::event::new_id;
 use crate::store::{
     AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, SharedStore, StoreError,
-    event_ids,
 };
 
 /// Which deliveries a replay job takes, or which events a backfill takes.
@@ -33,6 +32,10 @@ pub struct ReplayFilter {
     pub until_ms: Option<u64>,
     /// Replays: the last error contains this text.
     pub error: Option<String>,
+    /// Backfills: the stored event types to take, as resolved from `type` (a type or a
+    /// pattern) or, without it, from the handler's routes.
+    #[serde(skip)]
+    pub types: Option<Vec<String>>,
 }
 
 /// Where a job stands.
@@ -69,6 +72,26 @@ pub struct ReplayJob {
 struct Job {
     status: Mutex<ReplayJob>,
     cancel: AtomicBool,
+    /// The deliveries the job queued (or created), the first [`FOLLOWED`] of them, whose
+    /// outcomes it reports when asked.
+    queued: Mutex<Vec<String>>,
+}
+
+/// Deliveries a job remembers to report outcomes on.
+pub const FOLLOWED: usize = 100_000;
+
+/// Where the deliveries a job queued stand now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    pub succeeded: usize,
+    /// Dead again.
+    pub failed_again: usize,
+    /// Pending or running: not finished yet.
+    pub waiting: usize,
+    /// Deleted since (with their events).
+    pub gone: usize,
+    /// Deliveries counted: those the job queued, up to [`FOLLOWED`].
+    pub followed: usize,
 }
 
 /// The jobs of this process.
@@ -115,15 +138,44 @@ impl Replays {
         }
     }
 
-    /// Event ids a backfill with `filter` would take.
+    /// Event ids a backfill with `filter` would take: those of its types and window that
+    /// have no delivery to its handler yet (which the job would skip), so a dry run counts
+    /// what the job then does.
     pub async fn matching_events(&self, filter: &ReplayFilter) -> Result<Vec<String>, StoreError> {
-        let page = EventFilter {
-            types: filter.event_type.clone().map(|kind| vec![kind]),
+        let handler = filter.handler.as_deref().unwrap_or_default();
+        let mut page = EventFilter {
+            types: filter
+                .types
+                .clone()
+                .or_else(|| filter.event_type.clone().map(|kind| vec![kind])),
             since_ms: filter.since_ms,
+            until_ms: filter.until_ms,
             limit: 1000,
             ..Default::default()
         };
-        event_ids(self.store.as_ref(), page, |e| in_window(filter, e.received_ms)).await
+        let mut ids = Vec::new();
+        loop {
+            let events = self.store.list_events(&page).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                return Ok(ids);
+            };
+            for event in events.into_iter().filter(|e| in_window(filter, e.received_ms)) {
+                if !self.delivered_to(&event.deliveries, handler).await? {
+                    ids.push(event.event.id);
+                }
+            }
+            page.after_seq = Some(last);
+        }
+    }
+
+    /// Whether one of `deliveries` goes to `handler`.
+    async fn delivered_to(&self, deliveries: &[String], handler: &str) -> Result<bool, StoreError> {
+        for id in deliveries {
+            if self.store.delivery(id).await?.is_some_and(|d| d.handler == handler) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Starts a job in the background.
@@ -149,6 +201,7 @@ impl Replays {
                 error: None,
             }),
             cancel: AtomicBool::new(false),
+            queued: Mutex::new(Vec::new()),
         });
         let snapshot = lock(&job.status).clone();
         lock(&self.jobs).insert(snapshot.id.clone(), job.clone());
@@ -160,6 +213,30 @@ impl Replays {
     /// A job's progress.
     pub fn get(&self, id: &str) -> Option<ReplayJob> {
         lock(&self.jobs).get(id).map(|job| lock(&job.status).clone())
+    }
+
+    /// Where the deliveries job `id` queued stand now: one read per delivery, so only when
+    /// asked.
+    pub async fn outcomes(&self, id: &str) -> Option<Result<Outcomes, StoreError>> {
+        let job = lock(&self.jobs).get(id).cloned()?;
+        let ids = lock(&job.queued).clone();
+        let mut outcomes = Outcomes {
+            followed: ids.len(),
+            ..Outcomes::default()
+        };
+        for id in &ids {
+            let delivery = match self.store.delivery(id).await {
+                Ok(delivery) => delivery,
+                Err(e) => return Some(Err(e)),
+            };
+            match delivery.map(|d| d.status) {
+                Some(DeliveryStatus::Succeeded) => outcomes.succeeded += 1,
+                Some(DeliveryStatus::Dead) => outcomes.failed_again += 1,
+                Some(DeliveryStatus::Pending | DeliveryStatus::Running) => outcomes.waiting += 1,
+                None => outcomes.gone += 1,
+            }
+        }
+        Some(Ok(outcomes))
     }
 
     /// Asks a running job to stop; it stops before its next item.
@@ -231,12 +308,19 @@ impl Replays {
                 tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
             }
             let queued = if kind == "backfill" {
-                self.store.add_delivery(item, &handler, now_ms()).await?.is_some()
+                self.store.add_delivery(item, &handler, now_ms()).await?
             } else {
-                self.store.replay_delivery(item, now_ms()).await? == Replayed::Queued
+                let replayed = self.store.replay_delivery(item, now_ms()).await?;
+                (replayed == Replayed::Queued).then(|| item.clone())
             };
+            if let Some(delivery) = &queued {
+                let mut followed = lock(&job.queued);
+                if followed.len() < FOLLOWED {
+                    followed.push(delivery.clone());
+                }
+            }
             let mut status = lock(&job.status);
-            if queued {
+            if queued.is_some() {
                 status.queued += 1;
             } else {
                 status.skipped += 1;

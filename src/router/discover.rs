@@ -32,6 +32,28 @@ pub struct HandlerFile {
 /// A missing root is an error naming it. Files or folders that vanish while being listed are left
 /// out, so listing a folder that is being edited does not fail.
 pub fn discover(root: &Path) -> Result<Vec<HandlerFile>, RouterError> {
+    Ok(discover_with_skipped(root)?.0)
+}
+
+/// Extensions of files that look like handlers but are not loaded: only `.js` ES modules are.
+const NOT_LOADED: [&str; 6] = ["ts", "mts", "cts", "tsx", "jsx", "cjs"];
+
+/// Why `file`, which [`discover_with_skipped`] names, is not loaded.
+pub fn not_loaded_reason(file: &Path) -> &'static str {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("cjs") => {
+            "not loaded: handlers are ES modules in .js files (`export default async function (event, ctx) {}`), not CommonJS"
+        }
+        Some("jsx") => "not loaded: JSX is not JavaScript a handler can run; build it to a .js ES module first",
+        _ => {
+            "not loaded: TypeScript handlers are not supported yet; build the file to a .js ES module (for example with esbuild) or write it in JavaScript"
+        }
+    }
+}
+
+/// Like [`discover`], with the files that look like handlers but are not loaded (by their
+/// extension: TypeScript, JSX, CommonJS), sorted by path, so they can be named.
+pub fn discover_with_skipped(root: &Path) -> Result<(Vec<HandlerFile>, Vec<PathBuf>), RouterError> {
     match fs::metadata(root) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(RouterError::NotAFolder(root.to_owned())),
@@ -39,13 +61,22 @@ pub fn discover(root: &Path) -> Result<Vec<HandlerFile>, RouterError> {
         Err(e) => return Err(io_error(root, &e)),
     }
     let mut found = Vec::new();
-    walk(root, root, 0, &mut found)?;
+    let mut skipped = Vec::new();
+    walk(root, root, 0, &mut found, &mut skipped)?;
     found.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(found)
+    skipped.sort();
+    Ok((found, skipped))
 }
 
-/// Adds the handlers in `dir`, a folder under `root`, to `found`.
-fn walk(root: &Path, dir: &Path, depth: usize, found: &mut Vec<HandlerFile>) -> Result<(), RouterError> {
+/// Adds the handlers in `dir`, a folder under `root`, to `found`, and the files not loaded
+/// to `skipped`.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    depth: usize,
+    found: &mut Vec<HandlerFile>,
+    skipped: &mut Vec<PathBuf>,
+) -> Result<(), RouterError> {
     if depth > MAX_DEPTH {
         return Err(RouterError::TooDeep {
             path: dir.to_owned(),
@@ -67,6 +98,10 @@ fn walk(root: &Path, dir: &Path, depth: usize, found: &mut Vec<HandlerFile>) -> 
             continue;
         };
         let is_handler = meta.is_file() && path.extension().is_some_and(|e| e == "js");
+        if meta.is_file() && path.extension().is_some_and(|e| NOT_LOADED.iter().any(|n| e == *n)) {
+            skipped.push(path);
+            continue;
+        }
         if !(meta.is_dir() || is_handler) {
             continue;
         }
@@ -74,7 +109,7 @@ fn walk(root: &Path, dir: &Path, depth: usize, found: &mut Vec<HandlerFile>) -> 
             return Err(RouterError::NotUtf8(path));
         }
         if meta.is_dir() {
-            walk(root, &path, depth + 1, found)?;
+            walk(root, &path, depth + 1, found, skipped)?;
         } else if let Some(id) = handler_id(root, &path) {
             let modified = meta.modified().map_err(|e| io_error(&path, &e))?;
             found.push(HandlerFile {

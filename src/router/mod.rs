@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use discover::{HandlerFile, Stamp, discover, handler_id, helper_stamps};
+pub use discover::{HandlerFile, Stamp, discover, discover_with_skipped, handler_id, helper_stamps, not_loaded_reason};
 pub use pattern::Pattern;
 
 use crate::event;

@@ -48,7 +48,7 @@ impl GlueError {
 }
 
 fn located(js: &JsError, root: &Path) -> LoadError {
-    let message = js.exception_message.trim_start_matches("Uncaught ").to_owned();
+    let message = with_hint(js.exception_message.trim_start_matches("Uncaught ").to_owned());
     let frame = js
         .frames
         .iter()
@@ -62,6 +62,23 @@ fn located(js: &JsError, root: &Path) -> LoadError {
         ),
         None => LoadError::new(message),
     }
+}
+
+/// `message` with a hint when it is what CommonJS gives when loaded as the ES module a
+/// handler is.
+fn with_hint(message: String) -> String {
+    const COMMONJS: [&str; 3] = [
+        "module is not defined",
+        "exports is not defined",
+        "require is not defined",
+    ];
+    if !COMMONJS.iter().any(|m| message.contains(m)) {
+        return message;
+    }
+    format!(
+        "{message} (handlers are ES modules, not CommonJS: write `export default async function (event, ctx) {{ ... }}` \
+         instead of module.exports, and `import` instead of require)"
+    )
 }
 
 /// `file:///abs/handlers/x.js` as a path relative to the current folder where possible.

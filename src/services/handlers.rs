@@ -57,6 +57,8 @@ pub struct Handlers {
     engine: Arc<Engine>,
     /// Helper modules as last seen; a change reloads every handler.
     helpers: std::sync::Mutex<Vec<(PathBuf, router::Stamp)>>,
+    /// Files not loaded (TypeScript, CommonJS) already logged, so each is logged once.
+    skipped: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl Handlers {
@@ -66,6 +68,7 @@ impl Handlers {
             runtime,
             engine,
             helpers: std::sync::Mutex::new(Vec::new()),
+            skipped: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -84,11 +87,24 @@ impl Handlers {
         self.snapshot().live_isolates()
     }
 
+    /// Logs each file that looks like a handler but is not loaded, once.
+    fn log_skipped(&self, skipped: Vec<PathBuf>) {
+        let mut logged = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        for file in skipped.iter().filter(|f| !logged.contains(f)) {
+            let reason = router::not_loaded_reason(file);
+            tracing::warn!(target: logs::HANDLERS, file = %file.display(), "{}: {reason}", file.display());
+        }
+        *logged = skipped;
+    }
+
     /// Loads new and changed files, drops removed ones, and puts all of it in use at once.
     /// Logs each load error, and returns them.
     pub async fn scan(&self) -> Vec<String> {
-        let files = match router::discover(&self.root) {
-            Ok(files) => files,
+        let files = match router::discover_with_skipped(&self.root) {
+            Ok((files, skipped)) => {
+                self.log_skipped(skipped);
+                files
+            }
             Err(e) => {
                 tracing::error!(target: logs::HANDLERS, "{e}");
                 return vec![e.to_string()];

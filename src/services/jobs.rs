@@ -3,7 +3,7 @@
 
 use super::{ServiceError, Services};
 use crate::delivery::replay::DRY_RUN_ROWS;
-use crate::delivery::{ReplayFilter, ReplayJob};
+use crate::delivery::{Outcomes, ReplayFilter, ReplayJob};
 use crate::store::{DeliveryRecord, DeliveryStatus};
 
 /// A bulk replay (finished deliveries queued again) or a backfill (stored events of a type
@@ -39,7 +39,7 @@ pub enum Preview {
 impl Services {
     /// What `request` would take, checked as [`Services::start_replay`] checks it.
     pub async fn preview_replay(&self, request: &BulkReplay) -> Result<Preview, ServiceError> {
-        self.check_bulk_replay(request)?;
+        let request = &self.checked(request.clone()).await?;
         if request.backfill {
             let mut events = self.replays.matching_events(&request.filter).await?;
             let count = events.len();
@@ -56,8 +56,8 @@ impl Services {
     }
 
     /// Starts `request` as a background job, audited as done by `actor` when it ends.
-    pub fn start_replay(&self, request: BulkReplay, actor: &str) -> Result<ReplayJob, ServiceError> {
-        self.check_bulk_replay(&request)?;
+    pub async fn start_replay(&self, request: BulkReplay, actor: &str) -> Result<ReplayJob, ServiceError> {
+        let request = self.checked(request).await?;
         let kind = request.kind();
         Ok(self.replays.start(kind, request.filter, request.rate, actor))
     }
@@ -67,11 +67,51 @@ impl Services {
         self.replays.get(id).ok_or_else(|| ServiceError::NoJob(id.to_owned()))
     }
 
+    /// Where the deliveries job `id` queued stand now (read when asked).
+    pub async fn replay_outcomes(&self, id: &str) -> Result<Outcomes, ServiceError> {
+        match self.replays.outcomes(id).await {
+            Some(outcomes) => Ok(outcomes?),
+            None => Err(ServiceError::NoJob(id.to_owned())),
+        }
+    }
+
     /// Asks job `id` to stop before its next item.
     pub fn cancel_replay(&self, id: &str) -> Result<ReplayJob, ServiceError> {
         self.replays
             .cancel(id)
             .ok_or_else(|| ServiceError::NoJob(id.to_owned()))
+    }
+
+    /// `request` checked, and for a backfill with the event types it takes resolved.
+    async fn checked(&self, mut request: BulkReplay) -> Result<BulkReplay, ServiceError> {
+        self.check_bulk_replay(&request)?;
+        if request.backfill {
+            request.filter.types = Some(self.backfill_types(&request.filter).await?);
+        }
+        Ok(request)
+    }
+
+    /// The stored event types a backfill takes: those `type` (a type or a pattern) matches,
+    /// or without it those the handler's routes match.
+    async fn backfill_types(&self, filter: &ReplayFilter) -> Result<Vec<String>, ServiceError> {
+        let patterns: Vec<String> = match &filter.event_type {
+            Some(kind) => vec![kind.clone()],
+            None => {
+                let handler = filter.handler.as_deref().unwrap_or_default();
+                let routing = self.handlers.snapshot();
+                let version = routing.version(handler);
+                version
+                    .map(|v| v.routes.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default()
+            }
+        };
+        let mut types = Vec::new();
+        for pattern in &patterns {
+            types.extend(self.event_types_matching(pattern).await?);
+        }
+        types.sort();
+        types.dedup();
+        Ok(types)
     }
 
     fn check_bulk_replay(&self, request: &BulkReplay) -> Result<(), ServiceError> {
@@ -88,9 +128,10 @@ impl Services {
         Ok(())
     }
 
-    /// A backfill names a type and a handler that is loaded now.
+    /// A backfill names a handler that is loaded now (and may name a type or pattern; its
+    /// routes say which events it takes otherwise).
     fn check_backfill(&self, filter: &ReplayFilter) -> Result<(), ServiceError> {
-        let (Some(handler), Some(_)) = (&filter.handler, &filter.event_type) else {
+        let Some(handler) = &filter.handler else {
             return Err(ServiceError::BackfillFilter);
         };
         if self.handlers.snapshot().version(handler).is_none() {

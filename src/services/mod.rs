@@ -61,7 +61,7 @@ pub enum ServiceError {
     ReplayStatus,
     #[error("rate must be a positive number")]
     Rate,
-    #[error("a backfill needs handler and type")]
+    #[error("a backfill needs the handler to run")]
     BackfillFilter,
     #[error("no loaded handler {0:?}")]
     UnknownHandler(String),

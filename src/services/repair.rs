@@ -16,6 +16,8 @@ pub enum Redaction {
 
 impl Redaction {
     /// From a request naming either `fields` or `payload: true`, never both nor neither.
+    /// Fields are paths under `data`, which may be left out as in `eddy events edit --set`:
+    /// `email` and `data.email` are the same field.
     pub fn new(fields: Vec<String>, payload: bool) -> Result<Self, ServiceError> {
         if payload != fields.is_empty() {
             return Err(ServiceError::Ambiguous);
@@ -23,6 +25,7 @@ impl Redaction {
         if payload {
             return Ok(Self::Payload);
         }
+        let fields: Vec<String> = fields.into_iter().map(|f| data_path(f.trim())).collect();
         match fields.iter().find(|f| !is_data_path(f)) {
             Some(bad) => Err(ServiceError::Field(bad.clone())),
             None => Ok(Self::Fields(fields)),
@@ -41,6 +44,14 @@ impl Redaction {
     pub fn audited(&self) -> Vec<String> {
         self.fields()
             .map_or_else(|| vec!["data".to_owned()], <[String]>::to_vec)
+    }
+}
+
+/// `path` as a path under `data`: `email` is `data.email`.
+fn data_path(path: &str) -> String {
+    match path == "data" || path.starts_with("data.") || path.is_empty() {
+        true => path.to_owned(),
+        false => format!("data.{path}"),
     }
 }
 
@@ -184,10 +195,13 @@ mod tests {
         for (fields, payload) in [(vec![], false), (vec!["data.x".to_owned()], true)] {
             assert!(matches!(Redaction::new(fields, payload), Err(ServiceError::Ambiguous)));
         }
-        for bad in ["email", "data.", "data..x", "data", "type"] {
+        for bad in ["data.", "data..x", "data", "", "a..b"] {
             let refused = Redaction::new(vec![bad.into()], false);
-            assert!(matches!(refused, Err(ServiceError::Field(f)) if f == bad), "{bad}");
+            assert!(matches!(refused, Err(ServiceError::Field(_))), "{bad}");
         }
+        // As in `eddy events edit --set`, `data.` may be left out.
+        let short = Redaction::new(vec!["email".into(), " card.number".into()], false).unwrap();
+        assert_eq!(short.fields().unwrap(), ["data.email", "data.card.number"]);
     }
 
     #[test]

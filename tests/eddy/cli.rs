@@ -335,7 +335,23 @@ fn check_reports_each_error_as_file_line_col() {
             && stdout.contains("bad_retry.js: config.retry: retry delay \"8d\" is longer"),
         "{stdout}"
     );
-    assert!(stderr.contains("1 handler(s) loaded, 10 with errors"), "{stderr}");
+    // CommonJS gets a hint; TypeScript, which is not loaded, is named rather than passed over.
+    assert!(
+        stdout.contains(&format!(
+            "{b}/commonjs.js:2:1: ReferenceError: module is not defined (handlers are ES modules"
+        )) && stdout.contains("write `export default async function (event, ctx)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{b}/typed.ts: not loaded: TypeScript handlers are not supported yet"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("1 handler(s) loaded, 11 with errors, 1 file(s) not loaded"),
+        "{stderr}"
+    );
 
     let good = dir.path().join("handlers");
     std::fs::create_dir(&good).unwrap();

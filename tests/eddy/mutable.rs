@@ -199,8 +199,11 @@ async fn a_redacted_field_is_unreadable_through_eddy_and_gone_after_compaction()
             "{path} still shows the value"
         );
     }
-    let (status, answer) = post_json(&server, &format!("/events/{id}/redact"), json!({"fields": ["email"]})).await;
+    let (status, answer) = post_json(&server, &format!("/events/{id}/redact"), json!({"fields": ["a..b"]})).await;
     assert_eq!((status, answer["error"].as_str()), (422, Some("invalid_field")));
+    // `data.` may be left out, as with `eddy events edit --set`.
+    let (status, _) = post_json(&server, &format!("/events/{id}/redact"), json!({"fields": ["email"]})).await;
+    assert_eq!(status, 200);
     server.stop().await;
     compact_when_free(&folder).await;
     assert!(grep(&folder, marker.as_bytes()).is_empty());

@@ -195,7 +195,7 @@ async fn replay_from_the_command_line() {
     )
     .unwrap();
     let config = dir.path().join("eddy.toml");
-    std::fs::write(&config, "").unwrap();
+    std::fs::write(&config, "[replay]\nconfirm_above = 1\n").unwrap();
     let (server, addr) = start(&config);
     let url = format!("http://{addr}");
     let eddy_at = |args: &[&str]| {
@@ -253,13 +253,36 @@ async fn replay_from_the_command_line() {
         (&json!(true), &json!(null)),
         "{after}"
     );
-    let args = ["replay", "--handler", "jobs", "--server", url.as_str()].map(str::to_owned);
+    // From a terminal, more than [replay] confirm_above deliveries need --yes.
+    let typed = format!("{} replay --handler jobs --server {url}", env!("CARGO_BIN_EXE_eddy"));
+    let cwd = dir.path().to_owned();
+    let refused = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qec", &typed, "/dev/null"])
+            .current_dir(cwd)
+            .env("EDDY_LOG_FORMAT", "pretty")
+            .output()
+            .expect("script runs eddy in a terminal")
+    })
+    .await
+    .unwrap();
+    let (shown, _) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("2 deliveries match, more than [replay] confirm_above (1): nothing was queued"),
+        "{shown}"
+    );
+    assert_eq!(count(get("/deliveries?status=dead").await), 2, "nothing was replayed");
+    let args = ["replay", "--handler", "jobs", "--outcomes", "--server", url.as_str()].map(str::to_owned);
     let cwd = dir.path().to_owned();
     let out = tokio::task::spawn_blocking(move || eddy(&args.each_ref().map(String::as_str), &cwd))
         .await
         .unwrap();
     let (done, progress) = text(&out);
-    assert_eq!(done.trim(), "replay done: 2 queued, 0 skipped of 2");
+    assert_eq!(
+        done.trim(),
+        "replay done: 2 queued, 0 skipped of 2\n2 succeeded, 0 failed again, 0 still waiting"
+    );
     // stderr is not a terminal here: no progress bar drawn into it.
     assert!(!progress.contains('\r') && !progress.contains("[#"), "{progress:?}");
     // The replays ran the repaired code.

@@ -235,12 +235,54 @@ async fn backfill_runs_stored_events_through_a_new_handler_once() {
     for id in &ids {
         server.wait_for_status(id, "late", "succeeded").await;
     }
+    // The events have their delivery now: a dry run counts none, and the job takes none.
+    let (_, dry) = post_json(
+        &server,
+        "/replays",
+        json!({"backfill": true, "handler": "late", "type": "signup.*", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(dry["count"], 0, "{dry}");
     let (_, again) = post_json(&server, "/replays", request).await;
     let again = wait_job(&server, again["id"].as_str().unwrap(), "done").await;
     assert_eq!(
-        (again["queued"].as_u64(), again["skipped"].as_u64()),
-        (Some(0), Some(2)),
+        (again["total"].as_u64(), again["queued"].as_u64()),
+        (Some(0), Some(0)),
         "{again}"
+    );
+
+    // Without a type, the handler's routes say which events it takes.
+    let later = "export const on = [\"signup.*\", \"other.x\"];\nexport default async () => {};\n";
+    std::fs::write(handlers.path().join("later.js"), later).unwrap();
+    server
+        .wait_until("the second handler is loaded", |s| async move {
+            s.get("/handlers").await["handlers"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|h| h["id"] == "later"))
+        })
+        .await;
+    let routed = json!({"backfill": true, "handler": "later"});
+    let (_, dry) = post_json(
+        &server,
+        "/replays",
+        json!({"backfill": true, "handler": "later", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(dry["count"], 2, "{dry}");
+    let (_, job) = post_json(&server, "/replays", routed).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_job(&server, &id, "done").await["queued"], 2);
+    let path = format!("/replays/{id}?outcomes=true");
+    server
+        .wait_until("both backfilled deliveries succeed", |s| {
+            let path = path.clone();
+            async move { s.get(&path).await["outcomes"]["succeeded"] == 2 }
+        })
+        .await;
+    let outcomes = server.get(&path).await["outcomes"].clone();
+    assert_eq!(
+        outcomes,
+        json!({"succeeded": 2, "failed_again": 0, "waiting": 0, "gone": 0, "followed": 2})
     );
     let (status, refused) = post_json(
         &server,
@@ -262,6 +304,7 @@ async fn a_bulk_replay_is_checked_before_it_is_previewed_or_started() {
         (json!({"rate": 0}), "invalid_rate"),
         (json!({"rate": -1.5}), "invalid_rate"),
         (json!({"backfill": true, "type": "x"}), "invalid_backfill"),
+        (json!({"backfill": true}), "invalid_backfill"),
     ];
     for (request, error) in refusals {
         for dry_run in [true, false] {
