@@ -70,7 +70,8 @@ pub struct Listeners {
 pub enum Stopped {
     /// The store was closed and sealed: the next start opens it as it is.
     Sealed,
-    /// Something still held the store after [`SEAL_WAIT`]: the next start checks it in full.
+    /// Something still held the store at the end of the grace period (or after
+    /// [`SEAL_WAIT`]): the next start checks it in full.
     StillInUse,
     /// The store failed while serving. It was neither flushed nor sealed (its sled handles
     /// are leaked, since sled's flush may never return after a failed write): the caller
@@ -78,7 +79,8 @@ pub enum Stopped {
     StoreFailed { cause: String },
 }
 
-/// How long a stopping server waits for the last user of the store to let go of it.
+/// How long a stopping server waits at most for the last user of the store to let go of it,
+/// within what is left of the grace period.
 pub const SEAL_WAIT: Duration = Duration::from_secs(3);
 
 /// The checks that need nothing opened or bound: the API's exposure (a public `listen`
@@ -107,6 +109,14 @@ pub async fn run(
     check(&setup.config)?;
     let store = Store::open(&setup.config.data, setup.config.store.cache_bytes())?;
     let data = setup.config.data.clone();
+    let grace = Duration::from_millis(setup.config.delivery.grace_period_ms);
+    // When the stop began: the whole stop, sealing included, fits in the grace period.
+    let stop_began = Arc::new(std::sync::OnceLock::new());
+    let began = stop_began.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = began.set(std::time::Instant::now());
+    };
     let served = serve(setup, Arc::new(store.clone()), listeners, shutdown).await;
     let failure = store.failure();
     // The seal below waits for the last handle on the store to go. (A failed store's drop
@@ -116,8 +126,12 @@ pub async fn run(
         return Ok(Stopped::StoreFailed { cause });
     }
     served?;
-    // A sealed store opens next time without being copied aside first.
-    Ok(match Store::seal(&data, SEAL_WAIT).await? {
+    // A sealed store opens next time without being copied aside first. Attempts cut at the
+    // end of the grace period still hold it, so waiting past that would only delay the exit.
+    let left = stop_began
+        .get()
+        .map_or(SEAL_WAIT, |began| grace.saturating_sub(began.elapsed()));
+    Ok(match Store::seal(&data, left.min(SEAL_WAIT)).await? {
         true => Stopped::Sealed,
         false => Stopped::StillInUse,
     })
