@@ -1,7 +1,7 @@
 //! Talking to a running server: `--server`, the token from `EDDY_API_TOKEN`, and errors
 //! that say what the server answered.
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde_json::Value;
 
 /// Where the server is and how to authenticate.
@@ -13,6 +13,20 @@ pub struct ServerArgs {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Why a request did not reach the server at `base`, said once: its innermost cause (the
+/// client library's own layers repeat the URL and add nothing).
+fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let hint = match e.is_connect() {
+        true => " (is eddy running there? --server or EDDY_SERVER names another address)",
+        false => "",
+    };
+    anyhow!("cannot reach the eddy server at {base}: {cause}{hint}")
 }
 
 /// The base URL of a server given as `http(s)://host:port[/prefix]` or as `host:port`
@@ -96,10 +110,7 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the eddy server at {}", self.base))?;
+        let response = request.send().await.map_err(|e| unreachable(&self.base, &e))?;
         let status = response.status();
         let bytes = response.bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

@@ -99,6 +99,23 @@ async fn send_and_inspect_a_running_server() {
         "{:?}",
         text(&ftp)
     );
+    // A server that is not there is said once, with what to check.
+    let nowhere = ["events", "list", "--server", "127.0.0.1:1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let nowhere = run(nowhere, "cli-token-1").await;
+    let (_, said) = text(&nowhere);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(
+        said.contains("cannot reach the eddy server at http://127.0.0.1:1: Connection refused"),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("127.0.0.1:1").count(),
+        1,
+        "the address is named once: {said}"
+    );
     let denied = run(args(&["events", "list"]), "wrong").await;
     assert_eq!(denied.status.code(), Some(2));
     assert!(text(&denied).1.contains("401"), "{:?}", text(&denied));
