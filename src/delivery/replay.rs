@@ -77,6 +77,9 @@ struct Job {
     queued: Mutex<Vec<String>>,
 }
 
+/// How often a paced job waiting for its next item looks for a cancel.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
 /// Deliveries a job remembers to report outcomes on.
 pub const FOLLOWED: usize = 100_000;
 
@@ -304,8 +307,14 @@ impl Replays {
             }
             if let Some(rate) = rate.filter(|r| *r > 0.0) {
                 // Paced: item i starts no earlier than i / rate seconds after the start, so
-                // live traffic keeps its share of the workers.
-                tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+                // live traffic keeps its share of the workers; a cancel ends the wait.
+                let due = started + Duration::from_secs_f64(i as f64 / rate);
+                while Instant::now() < due && !job.cancel.load(Ordering::SeqCst) {
+                    tokio::time::sleep(due.saturating_duration_since(Instant::now()).min(CANCEL_CHECK)).await;
+                }
+                if job.cancel.load(Ordering::SeqCst) {
+                    break;
+                }
             }
             let queued = if kind == "backfill" {
                 self.store.add_delivery(item, &handler, now_ms()).await?

@@ -213,3 +213,114 @@ async fn without_a_token_loopback_browsers_get_a_session_and_other_names_nothing
     assert_eq!(login.headers()["location"], "/ui", "nothing to sign in to");
     server.stop().await;
 }
+
+/// A browser's session without a token, begun at `path`: its cookie and the CSRF token of
+/// the page's forms.
+async fn browser_session(server: &TestServer, path: &str) -> (String, String) {
+    let page = client().get(server.url(path)).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, csrf_of(&page.text().await.unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_redact_delete_and_cancel_a_paced_replay_through_their_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    std::fs::create_dir_all(&handlers).unwrap();
+    let failing = "export default async () => { throw new NonRetryableError('crm down'); };\n";
+    std::fs::write(handlers.join("fails.js"), failing).unwrap();
+    let server = TestServer::start(&handlers, &dir.path().join("data"), "").await;
+    for i in 0..3 {
+        server
+            .send(json!({"id": format!("f{i}"), "type": "fails", "data": {"email": "ada@example.com"}}))
+            .await;
+    }
+    server
+        .wait_until("three dead deliveries", |s| async move {
+            s.get("/deliveries?status=dead").await["deliveries"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 3
+        })
+        .await;
+    let (cookie, csrf) = browser_session(&server, "/ui/events/f2").await;
+    let post = |path: &str, fields: Vec<(&'static str, String)>| {
+        let fields: Vec<_> = fields.into_iter().chain([("_csrf", csrf.clone())]).collect();
+        client()
+            .post(server.url(path))
+            .header("cookie", &cookie)
+            .form(&fields)
+            .send()
+    };
+
+    let preview = client()
+        .get(server.url("/ui/replay?status=dead&handler=fails"))
+        .header("cookie", &cookie);
+    let preview = preview.send().await.unwrap().text().await.unwrap();
+    assert!(
+        preview.contains("<strong>3</strong> deliveries would be queued again"),
+        "{preview}"
+    );
+    let fields = vec![
+        ("status", "dead".to_owned()),
+        ("handler", "fails".to_owned()),
+        ("rate", "0.2".to_owned()),
+    ];
+    let started = post("/ui/replay", fields).await.unwrap();
+    assert_eq!(started.status(), 303);
+    let job = started.headers()["location"].to_str().unwrap().to_owned();
+    let id = job.trim_start_matches("/ui/jobs/").to_owned();
+    let page = client()
+        .get(server.url(&job))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.text().await.unwrap().contains(r#"id="job-state">running<"#));
+    assert_eq!(post(&format!("{job}/cancel"), vec![]).await.unwrap().status(), 303);
+    let cancelled = server.get(&format!("/replays/{id}")).await;
+    assert!(
+        ["running", "cancelled"].contains(&cancelled["state"].as_str().unwrap()),
+        "{cancelled}"
+    );
+    server
+        .wait_until("the job stops", |s| {
+            let path = format!("/replays/{id}");
+            async move { s.get(&path).await["state"] == "cancelled" }
+        })
+        .await;
+    assert!(server.get(&format!("/replays/{id}")).await["queued"].as_u64().unwrap() < 3);
+
+    let redacted = post("/ui/events/f0/redact", vec![("fields", "email".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(redacted.headers()["location"], "/ui/events/f0?done=redacted");
+    let record = server.get("/events/f0").await["event"].clone();
+    assert!(record["event"]["data"].get("email").is_none(), "{record}");
+    assert_eq!(record["redacted"], json!(["data.email"]), "{record}");
+    let confirm = client()
+        .get(server.url("/ui/events/f1/delete"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(confirm.text().await.unwrap().contains("It cannot be undone."));
+    assert_eq!(
+        post("/ui/events/f1/delete", vec![]).await.unwrap().headers()["location"],
+        "/ui/events?done=deleted"
+    );
+    let gone = reqwest::get(server.url("/events/f1")).await.unwrap();
+    assert_eq!(gone.status(), 404);
+    let audit = server.get("/audit").await.to_string();
+    assert!(
+        audit.contains(r#""actor":"ui""#),
+        "actions are audited as the dashboard's: {audit}"
+    );
+    server.stop().await;
+}
