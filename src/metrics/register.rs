@@ -1,0 +1,69 @@
+//! Every metric put in the registry that `GET /metrics` renders, with its name and help.
+
+use prometheus_client::registry::Registry;
+
+impl super::Metrics {
+    pub(super) fn register(&self, r: &mut Registry) {
+        r.register(
+            "eddy_events_ingested",
+            "Events accepted (duplicates excluded)",
+            self.events_ingested.clone(),
+        );
+        r.register(
+            "eddy_ingest_duration_seconds",
+            "Time from a request's events routed to their commit (the flush included when durable)",
+            self.ingest_seconds.clone(),
+        );
+        r.register(
+            "eddy_attempts",
+            "Delivery attempts by handler and outcome",
+            self.attempts.clone(),
+        );
+        r.register(
+            "eddy_attempt_duration_seconds",
+            "Duration of delivery attempts by handler",
+            self.attempt_seconds.clone(),
+        );
+        r.register(
+            "eddy_deliveries",
+            "Deliveries by handler and status (pending includes those due later)",
+            self.deliveries.clone(),
+        );
+        r.register(
+            "eddy_queue_depth",
+            "Deliveries waiting in the queue",
+            self.queue_depth.clone(),
+        );
+        r.register("eddy_live_isolates", "V8 isolates alive", self.live_isolates.clone());
+        r.register(
+            "eddy_webhooks",
+            "Webhook requests by source and outcome",
+            self.webhooks.clone(),
+        );
+        r.register(
+            "eddy_webhook_rejections",
+            "Webhook requests refused, by source and reason",
+            self.webhook_rejections.clone(),
+        );
+        r.register(
+            "eddy_fetches",
+            "Handler fetches by host and status class (from attempts' fetch records)",
+            self.fetches.clone(),
+        );
+        r.register(
+            "eddy_proxy_requests",
+            "Requests through the proxy by outcome",
+            self.proxy_requests.clone(),
+        );
+        r.register(
+            "eddy_proxy_events",
+            "Events the proxy recorded, or failed to",
+            self.proxy_events.clone(),
+        );
+        r.register(
+            "eddy_retention_removed",
+            "Records removed by retention",
+            self.retention_removed.clone(),
+        );
+    }
+}
