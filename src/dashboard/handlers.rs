@@ -64,9 +64,9 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
                             @if let Some(error) = &h.error {
                                 span class="status dead" { "load error" }
                                 pre.stack { (error) }
-                                @if h.loaded { small.muted { "The version loaded " (h.loaded_at.as_deref().unwrap_or("")) " still runs." } }
+                                @if h.loaded { small.muted { "The version loaded " (loaded_at(h)) " still runs." } }
                             } @else if h.loaded {
-                                span class="status succeeded" { "loaded" } br; small.muted { (h.loaded_at.as_deref().unwrap_or("")) }
+                                span class="status succeeded" { "loaded" } br; small.muted { (loaded_at(h)) }
                             } @else {
                                 span class="status pending" { "not loaded" }
                             }
@@ -87,6 +87,12 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
             }
         }
     }
+}
+
+/// When the version in use was loaded, as a `<time>` the page's script shows in local time.
+fn loaded_at(h: &HandlerStatus) -> Markup {
+    let at = h.loaded_at.as_deref().unwrap_or_default();
+    html! { time datetime=(at) { (at) } }
 }
 
 fn retries(delays: &[std::time::Duration]) -> String {

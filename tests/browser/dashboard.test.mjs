@@ -52,8 +52,9 @@ function startCrm() {
 /** `eddy serve` on a port of its choosing; resolves with its address once it listens. */
 function startEddy(data, crmUrl) {
   const bin = process.env.EDDY_BIN || join(root, "target/debug/eddy");
-  const args = ["serve", "--config", join(here, "project/eddy.toml"), "--data", data, "--listen", "127.0.0.1:0"];
+  const args = ["serve", "--config", "eddy.toml", "--data", data, "--listen", "127.0.0.1:0"];
   const child = spawn(bin, args, {
+    cwd: join(here, "project"),
     env: { ...process.env, EDDY_API_TOKEN: TOKEN, CRM_URL: crmUrl, EDDY_LOG_FORMAT: "pretty", EDDY_LOG: "eddy=info" },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -172,6 +173,7 @@ describe("the dashboard", () => {
 
     // ... and then how the deliveries it queued fared.
     await page.locator("#job-outcomes", { hasText: "3 succeeded, 0 failed again, 0 still running or waiting" }).waitFor();
+    await shoot("replay-job");
     await page.getByRole("link", { name: "Deliveries that succeeded" }).click();
     assert.equal(await page.locator("#deliveries tbody tr").count(), 3);
     assert.equal(await page.locator("#deliveries .status.succeeded").count(), 3);
