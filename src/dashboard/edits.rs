@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -74,8 +75,9 @@ pub async fn edit(
     State(services): State<Arc<Services>>,
     Extension(visitor): Extension<Visitor>,
     Path(id): Path<String>,
-    Form(form): Form<EditForm>,
+    form: Result<Form<EditForm>, FormRejection>,
 ) -> Result<Response, PageError> {
+    let Form(form) = form?;
     let data: serde_json::Value = match serde_json::from_str(&form.data) {
         Ok(data) => data,
         Err(e) => {
@@ -103,8 +105,9 @@ pub struct RedactForm {
 pub async fn redact(
     State(services): State<Arc<Services>>,
     Path(id): Path<String>,
-    Form(form): Form<RedactForm>,
+    form: Result<Form<RedactForm>, FormRejection>,
 ) -> Result<Redirect, PageError> {
+    let Form(form) = form?;
     let fields: Vec<String> = form
         .fields
         .split([',', ' ', '\n'])

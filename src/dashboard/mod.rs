@@ -69,6 +69,12 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl From<axum::extract::rejection::FormRejection> for PageError {
+    fn from(e: axum::extract::rejection::FormRejection) -> Self {
+        Self(ApiError::new(e.status(), "invalid_form", e.body_text()))
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         layout::error_page(self.0.status, &self.0.detail)

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
 use axum::{Extension, Form};
@@ -96,8 +97,9 @@ pub struct StartForm {
 /// `POST /ui/replay`: starts the job and goes to its page.
 pub async fn start_replay(
     State(services): State<Arc<Services>>,
-    Form(form): Form<StartForm>,
+    form: Result<Form<StartForm>, FormRejection>,
 ) -> Result<Redirect, PageError> {
+    let Form(form) = form?;
     let mut request = request(&form.query)?;
     request.rate = match given(&form.rate) {
         Some(rate) => Some(rate.parse::<f64>().map_err(|_| crate::services::ServiceError::Rate)?),
