@@ -1,8 +1,9 @@
 //! Who may see the dashboard, and proof that an action came from its own pages.
 //!
 //! With an API token set, a person signs in once with it (`/ui/login`) and gets a session
-//! cookie (HttpOnly, SameSite=Strict, only for `/ui`); a script sends the token as
-//! `Authorization: Bearer`, as to the API. Without a token the dashboard is served on
+//! cookie (HttpOnly, only for `/ui`, and SameSite=Lax, so a link in a chat message opens the
+//! dashboard signed in); a script sends the token as `Authorization: Bearer`, as to the API.
+//! Without a token the dashboard is served on
 //! loopback names only (the server checks the Host first), and each browser gets a session
 //! without signing in.
 //!
@@ -107,7 +108,7 @@ fn session_cookie(id: Option<&str>, headers: &HeaderMap) -> HeaderValue {
         None => ("", 0),
     };
     let secure = if secure { "; Secure" } else { "" };
-    let text = format!("{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={age}{secure}");
+    let text = format!("{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Lax; Max-Age={age}{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("eddy_ui=; Max-Age=0"))
 }
 
@@ -284,7 +285,7 @@ mod tests {
         let set = session_cookie(Some("abc"), &headers);
         let set = set.to_str().unwrap();
         assert!(
-            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/ui"),
+            set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/ui"),
             "{set}"
         );
         assert!(!set.contains("Secure"));

@@ -104,7 +104,7 @@ async fn a_session_signed_in_with_the_token_takes_actions_only_with_its_csrf_tok
     assert_eq!((status, to.as_str()), (303, "/ui/events"));
     let cookie = cookie.expect("a session cookie");
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
     let session = cookie.split(';').next().unwrap().to_owned();
