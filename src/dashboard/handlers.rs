@@ -51,7 +51,7 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
     html! {
         table.list #handlers {
             thead { tr {
-                th { "handler" } th { "routes" } th { "state" } th { "concurrency" } th { "retries after" }
+                th { "handler" } th { "routes" } th { "state" } th { "concurrency" } th { "time / CPU" } th { "retries after" }
                 th { "waiting" } th { "running" } th { "dead" } th { "succeeded (1 h)" } th { "failed (1 h)" }
             } }
             tbody {
@@ -72,6 +72,7 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
                             }
                         }
                         td.num { (h.concurrency.map_or("–".to_owned(), |c| c.to_string())) }
+                        td { (limits(h)) }
                         td { (retries(&h.retry)) }
                         td.num { (row[0]) }
                         td.num { (row[1]) }
@@ -93,6 +94,17 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
 fn loaded_at(h: &HandlerStatus) -> Markup {
     let at = h.loaded_at.as_deref().unwrap_or_default();
     html! { time datetime=(at) { (at) } }
+}
+
+/// An attempt's wall-clock and CPU limits.
+fn limits(h: &HandlerStatus) -> String {
+    match (h.timeout, h.cpu_limit) {
+        (Some(timeout), Some(cpu)) => {
+            let written = |d| humantime::format_duration(d).to_string();
+            format!("{} / {}", written(timeout), written(cpu))
+        }
+        _ => "–".to_owned(),
+    }
 }
 
 fn retries(delays: &[std::time::Duration]) -> String {

@@ -32,6 +32,9 @@ pub struct HandlerStatus {
     pub concurrency: Option<usize>,
     /// The delays between its attempts.
     pub retry: Vec<std::time::Duration>,
+    /// How long one attempt may take, and how much CPU time.
+    pub timeout: Option<std::time::Duration>,
+    pub cpu_limit: Option<std::time::Duration>,
 }
 
 impl HandlerStatus {
@@ -46,6 +49,8 @@ impl HandlerStatus {
             loaded_at: version.map(|v| v.loaded_at.clone()),
             concurrency: version.map(|v| v.limits.concurrency),
             retry: version.map_or_else(Vec::new, |v| v.limits.policy.delays().to_vec()),
+            timeout: version.map(|v| v.pool.info.timeout),
+            cpu_limit: version.map(|v| v.pool.info.cpu_limit),
         }
     }
 }

@@ -321,6 +321,24 @@ async fn pages_redact_delete_and_cancel_a_paced_replay_through_their_forms() {
     );
     let gone = reqwest::get(server.url("/events/f1")).await.unwrap();
     assert_eq!(gone.status(), 404);
+    // The handler's limits, as the API and the handlers page show them.
+    let listed = server.get("/handlers").await["handlers"][0].clone();
+    assert_eq!(
+        (listed["timeout_ms"].as_u64(), listed["cpu_limit_ms"].as_u64()),
+        (Some(30_000), Some(10_000)),
+        "{listed}"
+    );
+    let page = client()
+        .get(server.url("/ui/handlers"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("30s / 10s") && page.contains(r#"id="handler-fails""#),
+        "{page}"
+    );
     let audit = server.get("/audit").await.to_string();
     assert!(
         audit.contains(r#""actor":"ui""#),

@@ -176,6 +176,9 @@ pub struct HandlerBody {
     pub concurrency: Option<usize>,
     /// The delays between attempts, like `["5s", "1m"]`.
     pub retry: Vec<String>,
+    /// How long one attempt may take, and how much CPU time (none while no version is loaded).
+    pub timeout_ms: Option<u128>,
+    pub cpu_limit_ms: Option<u128>,
 }
 
 impl From<HandlerStatus> for HandlerBody {
@@ -193,6 +196,8 @@ impl From<HandlerStatus> for HandlerBody {
                 .iter()
                 .map(|d| humantime::format_duration(*d).to_string())
                 .collect(),
+            timeout_ms: h.timeout.map(|d| d.as_millis()),
+            cpu_limit_ms: h.cpu_limit.map(|d| d.as_millis()),
         }
     }
 }
