@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 mod api;
 mod delivery;
+mod destinations;
 mod integrations;
 mod limits;
 mod net;
@@ -20,6 +21,7 @@ mod store;
 
 pub use api::{ApiConfig, ReplayConfig};
 pub use delivery::{DeliveryConfig, RetentionConfig};
+pub use destinations::{BreakerConfig, DestinationConfig, Rate};
 pub use integrations::{ProxyConfig, SecretsConfig, SourceConfig, Upstream};
 pub use limits::StateConfig;
 pub use net::NetConfig;
@@ -130,6 +132,10 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
     /// The secrets handlers may ask for.
     pub secrets: SecretsConfig,
+    /// Limits per destination host, shared by every handler.
+    pub limits: std::collections::BTreeMap<String, DestinationConfig>,
+    /// When a failing host's circuit opens, and for how long.
+    pub breaker: BreakerConfig,
 }
 
 /// `[ingest]`.
@@ -180,6 +186,8 @@ impl Default for Config {
             sources: Default::default(),
             proxy: None,
             secrets: SecretsConfig::default(),
+            limits: Default::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -219,6 +227,10 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         integrations::validate_sources(&self.sources, path)?;
+        destinations::check(&self.limits, &self.breaker).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
         if let Some(proxy) = &self.proxy {
             integrations::validate_proxy(proxy, path)?;
         }

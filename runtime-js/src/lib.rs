@@ -7,6 +7,7 @@
 //! the environment or the file system.
 
 pub mod capture;
+pub mod limits;
 pub mod net;
 mod ops;
 pub mod secrets;

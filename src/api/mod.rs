@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 
-use bodies::{HandlerBody, bodies};
+use bodies::{HandlerBody, LimitBody, bodies};
 
 use crate::http::ApiError;
 use crate::services::Services;
@@ -36,6 +36,14 @@ pub async fn healthz(State(services): State<Arc<Services>>) -> Result<Json<serde
 pub async fn handlers(State(services): State<Arc<Services>>) -> Json<serde_json::Value> {
     let handlers: Vec<HandlerBody> = bodies(services.handler_statuses());
     Json(serde_json::json!({ "handlers": handlers }))
+}
+
+/// `GET /limits`: each destination host with a `[limits]` rule or something to show: its
+/// rate, burst and concurrency, fetches in flight and waiting, the pause it asked for, and
+/// its circuit (`closed`, `open`, `probing`).
+pub async fn limits(State(services): State<Arc<Services>>) -> Json<serde_json::Value> {
+    let limits: Vec<LimitBody> = bodies(services.host_limits());
+    Json(serde_json::json!({ "limits": limits }))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -11,6 +11,7 @@ use maud::{Markup, html};
 use super::layout::{self, Section, Visitor};
 use super::{PageError, link};
 use crate::clock::now_ms;
+use crate::runtime::HostStatus;
 use crate::services::{HandlerStatus, Services};
 use crate::store::DeliveryStatus;
 
@@ -43,6 +44,8 @@ pub async fn handlers(
         @if statuses.is_empty() { p.empty { "No handler files in the handlers folder." } }
         @else { (table(&statuses, &counts)) }
         p.muted { "Attempts count the last hour since eddy started. Files are read again when they change." }
+        h2 { "Destinations" }
+        (destinations(&services.host_limits()))
     };
     Ok(layout::page("Handlers", &visitor, Section::Handlers, body))
 }
@@ -94,6 +97,41 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
 fn loaded_at(h: &HandlerStatus) -> Markup {
     let at = h.loaded_at.as_deref().unwrap_or_default();
     html! { time datetime=(at) { (at) } }
+}
+
+/// Each destination host with a `[limits]` rule or a state to show.
+fn destinations(hosts: &[HostStatus]) -> Markup {
+    html! {
+        @if hosts.is_empty() {
+            p.empty { "No host has a [limits] rule in eddy.toml, a pause or failures to show." }
+        } @else {
+            table.list #destinations {
+                thead { tr {
+                    th { "host" } th { "rule" } th { "rate" } th { "burst" } th { "concurrency" }
+                    th { "in flight" } th { "waiting" } th { "paused until" } th { "circuit" }
+                } }
+                tbody {
+                    @for h in hosts {
+                        tr {
+                            td { code { (h.host) } }
+                            td { @if let Some(rule) = &h.rule { code { (rule) } } }
+                            td.num { (h.rate.map_or("–".to_owned(), |r| format!("{r}/s"))) }
+                            td.num { (h.burst.map_or("–".to_owned(), |b| b.to_string())) }
+                            td.num { (h.concurrency.map_or("–".to_owned(), |c| c.to_string())) }
+                            td.num { (h.in_flight) }
+                            td.num { (h.waiting) }
+                            td { @if let Some(until) = &h.paused_until { time datetime=(until) { (until) } } }
+                            td {
+                                @let class = if h.breaker == "closed" { "succeeded" } else { "dead" };
+                                span class={ "status " (class) } { (h.breaker) }
+                                @if h.consecutive_failures > 0 { " " small.muted { (h.consecutive_failures) " failed in a row" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// An attempt's wall-clock and CPU limits.

@@ -90,6 +90,11 @@ pub(super) struct SourceReason {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct HostLabel {
+    pub host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct HostClass {
     pub host: String,
     pub class: &'static str,

@@ -17,7 +17,9 @@ mod recent;
 mod register;
 
 pub use labels::{AttemptOutcome, GaugedStatus, WebhookOutcome};
-use labels::{HandlerLabel, HandlerOutcome, HandlerStatus, HostClass, Kind, Outcome, SourceOutcome, SourceReason};
+use labels::{
+    HandlerLabel, HandlerOutcome, HandlerStatus, HostClass, HostLabel, Kind, Outcome, SourceOutcome, SourceReason,
+};
 pub use recent::{DURATION_BOUNDS_MS, MINUTES, Minute, MinuteRing};
 
 /// Upper bounds (seconds) of the attempt duration buckets.
@@ -40,6 +42,19 @@ pub struct Gauges {
     pub live_isolates: usize,
     /// Deliveries per handler and status.
     pub deliveries: Vec<(String, GaugedStatus, u64)>,
+    /// Destination hosts with a `[limits]` rule or a state to show.
+    pub hosts: Vec<HostGauge>,
+}
+
+/// One destination host's state at a scrape.
+#[derive(Debug, Default)]
+pub struct HostGauge {
+    /// `host:port`.
+    pub host: String,
+    pub in_flight: usize,
+    pub waiting: usize,
+    pub paused: bool,
+    pub circuit_open: bool,
 }
 
 /// The status classes of fetches, in the order [`Metrics::fetch`] indexes them.
@@ -81,6 +96,11 @@ pub struct Metrics {
     attempts: Family<HandlerOutcome, Counter>,
     attempt_seconds: Family<HandlerLabel, Histogram, fn() -> Histogram>,
     deliveries: Family<HandlerStatus, Gauge>,
+    /// Each destination host's fetches in flight and waiting, pause and circuit.
+    host_in_flight: Family<HostLabel, Gauge>,
+    host_waiting: Family<HostLabel, Gauge>,
+    host_paused: Family<HostLabel, Gauge>,
+    host_circuit_open: Family<HostLabel, Gauge>,
     queue_depth: Gauge,
     live_isolates: Gauge,
     webhooks: Family<SourceOutcome, Counter>,
@@ -108,6 +128,10 @@ impl Default for Metrics {
             attempts: Family::default(),
             attempt_seconds: Family::new_with_constructor(attempt_histogram),
             deliveries: Family::default(),
+            host_in_flight: Family::default(),
+            host_waiting: Family::default(),
+            host_paused: Family::default(),
+            host_circuit_open: Family::default(),
             queue_depth: Gauge::default(),
             live_isolates: Gauge::default(),
             webhooks: Family::default(),
@@ -282,6 +306,24 @@ impl Metrics {
             };
             self.deliveries.get_or_create(&labels).set(count as i64);
         }
+        let families = [
+            &self.host_in_flight,
+            &self.host_waiting,
+            &self.host_paused,
+            &self.host_circuit_open,
+        ];
+        for family in families {
+            family.clear();
+        }
+        for host in gauges.hosts {
+            let labels = HostLabel { host: host.host };
+            self.host_in_flight.get_or_create(&labels).set(host.in_flight as i64);
+            self.host_waiting.get_or_create(&labels).set(host.waiting as i64);
+            self.host_paused.get_or_create(&labels).set(i64::from(host.paused));
+            self.host_circuit_open
+                .get_or_create(&labels)
+                .set(i64::from(host.circuit_open));
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
@@ -338,12 +380,23 @@ mod tests {
                 ("crm.sync".into(), GaugedStatus::Dead, 7),
                 ("gone".into(), GaugedStatus::Running, 1),
             ],
+            hosts: vec![HostGauge {
+                host: "api.crm.example:443".into(),
+                in_flight: 2,
+                waiting: 5,
+                paused: true,
+                circuit_open: false,
+            }],
         };
         assert_has(
             &m.render(first),
             &[
                 "eddy_queue_depth 4",
                 "eddy_live_isolates 2",
+                "eddy_host_waiting{host=\"api.crm.example:443\"} 5",
+                "eddy_host_in_flight{host=\"api.crm.example:443\"} 2",
+                "eddy_host_paused{host=\"api.crm.example:443\"} 1",
+                "eddy_host_circuit_open{host=\"api.crm.example:443\"} 0",
                 "eddy_deliveries{handler=\"crm.sync\",status=\"pending\"} 3",
                 "eddy_deliveries{handler=\"crm.sync\",status=\"dead\"} 7",
                 "eddy_deliveries{handler=\"gone\",status=\"running\"} 1",
@@ -358,6 +411,10 @@ mod tests {
         assert!(
             !text.contains("handler=\"gone\"") && !text.contains("status=\"pending\""),
             "{text}"
+        );
+        assert!(
+            !text.contains("api.crm.example"),
+            "a host no longer shown has no series: {text}"
         );
     }
 

@@ -30,6 +30,26 @@ impl super::Metrics {
             self.deliveries.clone(),
         );
         r.register(
+            "eddy_host_in_flight",
+            "Fetches to a destination host waiting for its answer",
+            self.host_in_flight.clone(),
+        );
+        r.register(
+            "eddy_host_waiting",
+            "Fetches waiting for their turn under a destination host's limits or pause",
+            self.host_waiting.clone(),
+        );
+        r.register(
+            "eddy_host_paused",
+            "1 while a destination host's Retry-After pause holds new fetches",
+            self.host_paused.clone(),
+        );
+        r.register(
+            "eddy_host_circuit_open",
+            "1 while a destination host's circuit is open (or probing)",
+            self.host_circuit_open.clone(),
+        );
+        r.register(
             "eddy_queue_depth",
             "Deliveries waiting in the queue",
             self.queue_depth.clone(),

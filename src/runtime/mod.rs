@@ -32,6 +32,7 @@ pub use bounds::{
     MAX_CAUSES, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_PROPERTIES, MAX_PROPERTY_BYTES, MAX_REPORT_BYTES,
     MAX_STACK_BYTES,
 };
+pub use eddy_runtime_js::limits::HostStatus;
 pub use eddy_runtime_js::net;
 pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine};
 pub use handler::{HandlerConfig, RetryConfig};
@@ -123,6 +124,29 @@ impl HandlerPool {
     }
 }
 
+/// The limits of `[limits."host"]` and `[breaker]`, as the fetch op applies them.
+fn host_limits(config: &Config) -> eddy_runtime_js::limits::HostLimits {
+    use eddy_runtime_js::limits::{BreakerSettings, HostLimits, HostRule};
+    let mut rules: Vec<HostRule> = config
+        .limits
+        .iter()
+        .map(|(pattern, limit)| HostRule {
+            pattern: pattern.clone(),
+            rate: limit.rate.map(|r| r.per_second),
+            burst: limit.burst(),
+            concurrency: limit.concurrency,
+        })
+        .collect();
+    // The first rule that matches applies: a named host before the domains it is under, and
+    // a narrower domain before a wider one.
+    rules.sort_by_key(|r| (r.pattern.starts_with("*."), std::cmp::Reverse(r.pattern.len())));
+    let breaker = BreakerSettings {
+        failures: config.breaker.failures,
+        cool_down: config.breaker.cool_down,
+    };
+    HostLimits::new(rules, breaker)
+}
+
 /// Runs handlers; cheap to share behind an `Arc`.
 pub struct Runtime {
     shared: Arc<Shared>,
@@ -140,6 +164,7 @@ impl Runtime {
                 connect_timeout: Duration::from_millis(config.net.connect_timeout_ms),
                 max_redirects: config.net.max_redirects,
             },
+            host_limits(config),
         )?;
         let shared = Shared {
             store,
@@ -162,6 +187,11 @@ impl Runtime {
     /// `config.allowNet` entry naming its exact host and port.
     pub fn own_listener(&self, addr: std::net::SocketAddr) {
         self.shared.http.own_listener(addr);
+    }
+
+    /// Each destination host's limits and state (rate, waiting fetches, pause, circuit).
+    pub fn host_limits(&self) -> Vec<HostStatus> {
+        self.shared.http.limits().statuses()
     }
 
     /// Makes no isolate ahead of the next load: for a process that loads one handler and

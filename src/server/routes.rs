@@ -115,6 +115,7 @@ pub const ROUTES: &[Route] = &[
     route(Delete, "/replays/{id}", Token, |m| on(m, api::replays::cancel)),
     route(Get, "/audit", Token, |m| on(m, api::replays::audit)),
     route(Get, "/handlers", Token, |m| on(m, api::handlers)),
+    route(Get, "/limits", Token, |m| on(m, api::limits)),
     route(Get, "/metrics", Token, |m| on(m, api::metrics)),
     route(Get, "/ui/login", SignIn, |m| on(m, dashboard::login_form)),
     route(Post, "/ui/login", SignIn, |m| on(m, dashboard::login)),

@@ -2,7 +2,7 @@
 //! log, the handlers, health and metrics. Listings come in pages with the cursor of the next.
 
 use super::{HandlerStatus, ServiceError, Services};
-use crate::metrics::{GaugedStatus, Gauges};
+use crate::metrics::{GaugedStatus, Gauges, HostGauge};
 use crate::store::{
     AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, EventRecord, EventVersion,
     HandlerCount, StoreError,
@@ -98,6 +98,20 @@ impl Services {
         }
     }
 
+    /// Each destination host with a limit or a state to show: its rule, waiting fetches,
+    /// pause and circuit.
+    pub fn host_limits(&self) -> Vec<crate::runtime::HostStatus> {
+        let mut hosts = self.runtime.host_limits();
+        hosts.retain(|h| {
+            h.rule.is_some()
+                || h.in_flight + h.waiting > 0
+                || h.paused_until.is_some()
+                || h.breaker != "closed"
+                || h.consecutive_failures > 0
+        });
+        hosts
+    }
+
     /// Pending, running and dead deliveries per handler (reads every index entry of them).
     pub async fn delivery_counts(&self) -> Result<Vec<HandlerCount>, ServiceError> {
         Ok(self.store.delivery_counts().await?)
@@ -106,10 +120,18 @@ impl Services {
     /// The metrics in Prometheus text format, with the gauges read now.
     pub async fn metrics_text(&self) -> Result<String, ServiceError> {
         let deliveries = self.store.delivery_counts().await?;
+        let hosts = self.host_limits().into_iter().map(|h| HostGauge {
+            host: h.host,
+            in_flight: h.in_flight,
+            waiting: h.waiting,
+            paused: h.paused_until.is_some(),
+            circuit_open: h.breaker != "closed",
+        });
         let gauges = Gauges {
             queue_depth: self.store.queue_depth(),
             live_isolates: self.handlers.live_isolates(),
             deliveries: deliveries.into_iter().filter_map(gauged).collect(),
+            hosts: hosts.collect(),
         };
         Ok(self.metrics.render(gauges))
     }

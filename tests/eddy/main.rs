@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod deps;
+mod destinations;
 mod durability;
 mod edge;
 mod example_mains;

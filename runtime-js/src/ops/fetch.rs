@@ -17,6 +17,7 @@ use url::Url;
 
 use crate::HostState;
 use crate::capture::FetchRecord;
+use crate::limits::{CircuitOpen, HostLimits};
 use crate::net::{self, GuardedResolver, NetError, NetPolicy, Route};
 
 /// Limits of outbound HTTP.
@@ -27,21 +28,24 @@ pub struct HttpSettings {
     pub max_redirects: u32,
 }
 
-/// The process-wide client: one connection pool per [`Route`], guarded DNS, and limits.
+/// The process-wide client: one connection pool per [`Route`], guarded DNS, and limits, the
+/// limits of each destination among them.
 pub struct HttpClient {
     clients: Mutex<HashMap<Route, reqwest::Client>>,
     policy: Arc<NetPolicy>,
     settings: HttpSettings,
+    limits: HostLimits,
 }
 
 impl HttpClient {
     /// Builds the client; proxies from the environment are ignored because a proxy would
     /// make the address checks meaningless.
-    pub fn new(policy: NetPolicy, settings: HttpSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(policy: NetPolicy, settings: HttpSettings, limits: HostLimits) -> Result<Self, reqwest::Error> {
         let http = Self {
             clients: Mutex::default(),
             policy: Arc::new(policy),
             settings,
+            limits,
         };
         // Fail at start, not at the first fetch, if no client can be built here.
         http.client(Route {
@@ -49,6 +53,11 @@ impl HttpClient {
             guard: None,
         })?;
         Ok(http)
+    }
+
+    /// The limits of each destination, and what each host has done lately.
+    pub fn limits(&self) -> &HostLimits {
+        &self.limits
     }
 
     /// Notes that eddy listens on `addr`, so handlers reach it only by naming it exactly.
@@ -102,6 +111,10 @@ pub enum FetchOpError {
     #[class(type)]
     #[error("fetch to {url}: more than {max} redirects")]
     TooManyRedirects { url: String, max: u32 },
+    #[class(type)]
+    #[property("code" = "ERR_CIRCUIT_OPEN")]
+    #[error("fetch to {url}: {open}")]
+    CircuitOpen { url: String, open: CircuitOpen },
     #[class(type)]
     #[error("fetch was aborted")]
     Aborted,
@@ -252,19 +265,38 @@ impl Exchange {
         }
     }
 
+    /// Sends this hop once its host's limits give it a turn, and tells them how it went.
     async fn send_once(&self) -> Result<reqwest::Response, FetchOpError> {
         let route = net::check_target(&self.url, &self.allow, &self.http.policy)?;
         let client = self
             .http
             .client(route)
             .map_err(|e| transport_error(self.url.as_str(), &e))?;
+        let host = self.url.host_str().unwrap_or_default();
+        let port = self.url.port_or_known_default().unwrap_or(0);
+        let limits = &self.http.limits;
+        let ticket = limits
+            .acquire(host, port)
+            .await
+            .map_err(|open| FetchOpError::CircuitOpen {
+                url: self.url.to_string(),
+                open,
+            })?;
         let mut request = client
             .request(self.method.clone(), self.url.clone())
             .headers(self.headers.clone());
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
-        request.send().await.map_err(|e| transport_error(self.url.as_str(), &e))
+        let sent = request.send().await;
+        match &sent {
+            Ok(response) => {
+                let wait = retry_after(response, SystemTime::now()).map(Duration::from_millis);
+                limits.finish(ticket, Some(response.status().as_u16()), wait);
+            }
+            Err(_) => limits.finish(ticket, None, None),
+        }
+        sent.map_err(|e| transport_error(self.url.as_str(), &e))
     }
 
     /// The URL to go to next, if this response is a redirect that should be followed.

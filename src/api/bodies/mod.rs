@@ -202,6 +202,44 @@ impl From<HandlerStatus> for HandlerBody {
     }
 }
 
+/// A destination host as `GET /limits` shows it.
+#[derive(Debug, Serialize)]
+pub struct LimitBody {
+    /// `host:port`.
+    pub host: String,
+    /// The `[limits]` key that applies, if any.
+    pub rule: Option<String>,
+    /// Requests per second.
+    pub rate: Option<f64>,
+    pub burst: Option<u32>,
+    pub concurrency: Option<usize>,
+    pub in_flight: usize,
+    pub waiting: usize,
+    pub paused_until: Option<String>,
+    /// `closed`, `open` or `probing`.
+    pub breaker: &'static str,
+    pub consecutive_failures: u32,
+    pub open_until: Option<String>,
+}
+
+impl From<crate::runtime::HostStatus> for LimitBody {
+    fn from(h: crate::runtime::HostStatus) -> Self {
+        Self {
+            host: h.host,
+            rule: h.rule,
+            rate: h.rate,
+            burst: h.burst,
+            concurrency: h.concurrency,
+            in_flight: h.in_flight,
+            waiting: h.waiting,
+            paused_until: h.paused_until,
+            breaker: h.breaker,
+            consecutive_failures: h.consecutive_failures,
+            open_until: h.open_until,
+        }
+    }
+}
+
 /// Each record as its body.
 pub fn bodies<R, B: From<R>>(records: Vec<R>) -> Vec<B> {
     records.into_iter().map(B::from).collect()
