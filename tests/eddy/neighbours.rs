@@ -31,7 +31,9 @@ async fn hold(State(calls): State<Arc<Calls>>) -> &'static str {
 }
 
 /// A third party having a bad day; `/ok` is the one route that behaves.
-async fn start_bad_api() -> (String, String, Arc<Calls>) {
+/// The misbehaving API's routes, the address of a listener that drops every connection, and
+/// the calls counted.
+async fn start_bad_api() -> (Router, String, Arc<Calls>) {
     let calls = Arc::new(Calls::default());
     let app = Router::new()
         .route(
@@ -53,9 +55,6 @@ async fn start_bad_api() -> (String, String, Arc<Calls>) {
         )
         .route("/trickle", post(|| async { Body::from_stream(trickle()) }))
         .with_state(calls.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
     // Accepts, reads a little, and drops the connection without answering.
     let rude = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let reset = format!("http://{}/", rude.local_addr().unwrap());
@@ -65,7 +64,15 @@ async fn start_bad_api() -> (String, String, Arc<Calls>) {
             let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
         }
     });
-    (base, reset, calls)
+    (app, reset, calls)
+}
+
+/// Serves `app` on a port of its own; its base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
 }
 
 fn trickle() -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
@@ -96,7 +103,11 @@ const HANDLER_CONCURRENCY: usize = 64;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
-    let (base, reset, calls) = start_bad_api().await;
+    let (app, reset, calls) = start_bad_api().await;
+    let base = serve(app.clone()).await;
+    // Each misbehaving call on a port of its own: a host's pause (after a 429) and its
+    // circuit (after 5xx) hold every call to it, by design (`[limits]`), so a shared host
+    // would make the events meet there rather than in eddy's workers.
     let data = tempfile::tempdir().unwrap();
     let handlers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/neighbours");
     let server = TestServer::start(&handlers, data.path(), "[runtime]\nheap_limit_mb = 64\n").await;
@@ -119,7 +130,7 @@ async fn a_healthy_handler_keeps_delivering_while_its_neighbours_misbehave() {
             bad_ids.push((
                 kind,
                 server
-                    .send(json!({"type": kind, "data": {"base": base, "reset": reset}}))
+                    .send(json!({"type": kind, "data": {"base": serve(app.clone()).await, "reset": reset}}))
                     .await,
             ));
         }
