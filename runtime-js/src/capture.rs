@@ -54,6 +54,10 @@ pub struct FetchRecord {
     /// What a `429` or `503` answer's `Retry-After` asked for, in ms from its arrival.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// Of `duration_ms`, the time spent waiting for the host's turn under its limits or
+    /// pause (`[limits]`); absent when it went at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<f64>,
 }
 
 /// Output captured for one invocation, bounded in size.
@@ -168,6 +172,7 @@ mod tests {
             duration_ms: 0.0,
             error: Some("e".repeat(MAX_FETCH_ERROR_BYTES + 1)),
             retry_after_ms: None,
+            waited_ms: None,
         };
         for _ in 0..MAX_FETCH_RECORDS + 2 {
             c.fetch(record.clone());

@@ -160,8 +160,11 @@ fn attempt_detail(a: &Value) -> String {
     for fetch in report["fetches"].as_array().into_iter().flatten() {
         let status = fetch["status"].as_u64().map_or("no answer".into(), |s| s.to_string());
         let ms = fetch["duration_ms"].as_f64().unwrap_or(0.0);
+        let waited = fetch["waited_ms"].as_f64().map_or(String::new(), |w| {
+            format!(", {w:.1} ms of it waiting for the host's turn")
+        });
         lines.push(format!(
-            "fetch {} {} -> {status} ({ms:.1} ms)",
+            "fetch {} {} -> {status} ({ms:.1} ms{waited})",
             text_of(&fetch["method"]),
             text_of(&fetch["url"])
         ));

@@ -241,7 +241,12 @@ fn fetches(records: &Value) -> Markup {
                             td { (text(&f["method"])) }
                             td.url { (text(&f["url"])) }
                             td.num { (f["status"].as_u64().map_or("no answer".to_owned(), |s| s.to_string())) }
-                            td.num { (layout::duration_ms(f["duration_ms"].as_f64().unwrap_or(0.0))) }
+                            td.num {
+                                (layout::duration_ms(f["duration_ms"].as_f64().unwrap_or(0.0)))
+                                @if let Some(waited) = f["waited_ms"].as_f64() {
+                                    br; small.muted { (layout::duration_ms(waited)) " waiting for its turn" }
+                                }
+                            }
                         }
                     }
                 }

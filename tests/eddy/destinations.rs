@@ -140,6 +140,21 @@ async fn handlers_together_keep_to_a_hosts_rate_and_concurrency() {
         ),
         (Some(2), Some(1), Some("closed"))
     );
+    // The attempts that waited for their turn say how long, in their fetch records.
+    let mut waited = Vec::new();
+    for delivery in server.get("/deliveries?status=succeeded").await["deliveries"]
+        .as_array()
+        .unwrap()
+    {
+        let shown = server
+            .get(&format!("/deliveries/{}", delivery["id"].as_str().unwrap()))
+            .await;
+        waited.extend(shown["attempts"][0]["report"]["fetches"][0]["waited_ms"].as_f64());
+    }
+    assert!(
+        waited.iter().any(|w| *w >= 40.0),
+        "some calls waited a 50 ms token: {waited:?}"
+    );
     let page = reqwest::get(server.url("/ui/handlers"))
         .await
         .unwrap()

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::HostState;
 use crate::capture::FetchRecord;
-use crate::limits::{CircuitOpen, HostLimits};
+use crate::limits::{CircuitOpen, HostLimits, Ticket};
 use crate::net::{self, GuardedResolver, NetError, NetPolicy, Route};
 
 /// Limits of outbound HTTP.
@@ -248,8 +248,8 @@ impl Exchange {
         let mut hops = 0;
         loop {
             let started = Instant::now();
-            let result = self.send_once().await;
-            self.record(state, started, result.as_ref().map_err(|e| e.to_string()));
+            let (result, waited) = self.send_once().await;
+            self.record(state, started, waited, result.as_ref().map_err(|e| e.to_string()));
             let response = result?;
             let Some(next) = self.next_hop(&response)? else {
                 return read_reply(response, hops > 0, self.http.settings.max_response_bytes).await;
@@ -265,8 +265,20 @@ impl Exchange {
         }
     }
 
-    /// Sends this hop once its host's limits give it a turn, and tells them how it went.
-    async fn send_once(&self) -> Result<reqwest::Response, FetchOpError> {
+    /// Sends this hop once its host's limits give it a turn, and tells them how it went;
+    /// with the time the turn took.
+    async fn send_once(&self) -> (Result<reqwest::Response, FetchOpError>, Duration) {
+        let waiting = Instant::now();
+        let turn = self.turn().await;
+        let waited = waiting.elapsed();
+        match turn {
+            Ok((ticket, client)) => (self.send(ticket, client).await, waited),
+            Err(e) => (Err(e), waited),
+        }
+    }
+
+    /// The network policy's check of this hop, the client of its route, and its host's turn.
+    async fn turn(&self) -> Result<(Ticket, reqwest::Client), FetchOpError> {
         let route = net::check_target(&self.url, &self.allow, &self.http.policy)?;
         let client = self
             .http
@@ -274,14 +286,19 @@ impl Exchange {
             .map_err(|e| transport_error(self.url.as_str(), &e))?;
         let host = self.url.host_str().unwrap_or_default();
         let port = self.url.port_or_known_default().unwrap_or(0);
-        let limits = &self.http.limits;
-        let ticket = limits
+        let ticket = self
+            .http
+            .limits
             .acquire(host, port)
             .await
             .map_err(|open| FetchOpError::CircuitOpen {
                 url: self.url.to_string(),
                 open,
             })?;
+        Ok((ticket, client))
+    }
+
+    async fn send(&self, ticket: Ticket, client: reqwest::Client) -> Result<reqwest::Response, FetchOpError> {
         let mut request = client
             .request(self.method.clone(), self.url.clone())
             .headers(self.headers.clone());
@@ -289,6 +306,7 @@ impl Exchange {
             request = request.body(body.clone());
         }
         let sent = request.send().await;
+        let limits = &self.http.limits;
         match &sent {
             Ok(response) => {
                 let wait = retry_after(response, SystemTime::now()).map(Duration::from_millis);
@@ -348,7 +366,13 @@ impl Exchange {
         self.url = next;
     }
 
-    fn record(&self, state: &Rc<RefCell<OpState>>, started: Instant, outcome: Result<&reqwest::Response, String>) {
+    fn record(
+        &self,
+        state: &Rc<RefCell<OpState>>,
+        started: Instant,
+        waited: Duration,
+        outcome: Result<&reqwest::Response, String>,
+    ) {
         let Some(invocation) = self.invocation else {
             return;
         };
@@ -362,6 +386,8 @@ impl Exchange {
                 status: outcome.as_ref().ok().map(|r| r.status().as_u16()),
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 retry_after_ms: outcome.as_ref().ok().and_then(|r| retry_after(r, SystemTime::now())),
+                // A turn that came at once is not worth a field in every record.
+                waited_ms: (waited >= Duration::from_millis(1)).then_some(waited.as_secs_f64() * 1000.0),
                 error: outcome.err().map(|e| secrets.redact(&e).into_owned()),
             });
         }
