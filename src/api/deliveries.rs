@@ -8,8 +8,7 @@ use serde::Deserialize;
 
 use super::bodies::{DeliveryList, DeliveryShow};
 use super::{ApiError, limit};
-use crate::services::{Services, Window};
-use crate::store::{DeliveryFilter, DeliveryStatus};
+use crate::services::{DeliveriesAsked, Services, delivery_filter};
 
 /// Query of `GET /deliveries`.
 #[derive(Debug, Deserialize)]
@@ -37,27 +36,17 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", "status must be pending, running, succeeded or dead")
-            })
-        })
-        .transpose()?;
-    let window = Window::parse(q.order.as_deref(), q.since.as_deref(), q.until.as_deref())?;
-    let filter = DeliveryFilter {
-        status,
-        handler: q.handler.filter(|h| !h.is_empty()),
-        event_type: q.event_type.filter(|t| !t.is_empty()),
-        error: q.error.filter(|e| !e.is_empty()),
-        since_ms: window.since_ms,
-        until_ms: window.until_ms,
-        newest_first: window.newest_first,
-        after_id: q.cursor,
+    let filter = delivery_filter(&DeliveriesAsked {
+        status: q.status.as_deref(),
+        handler: q.handler.as_deref(),
+        event_type: q.event_type.as_deref(),
+        error: q.error.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+        order: q.order.as_deref(),
+        cursor: q.cursor.as_deref(),
         limit: limit(q.limit)?,
-    };
+    })?;
     Ok(Json(services.deliveries(&filter).await?.into()))
 }
 

@@ -8,8 +8,7 @@ use serde::Deserialize;
 
 use super::bodies::{EventBody, EventList, EventShow};
 use super::{ApiError, limit};
-use crate::services::{Redaction, Services, Window};
-use crate::store::EventFilter;
+use crate::services::{EventsAsked, Redaction, Services};
 
 /// Query of `GET /events`.
 #[derive(Debug, Deserialize)]
@@ -37,27 +36,16 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let window = Window::parse(q.order.as_deref(), q.since.as_deref(), q.until.as_deref())?;
-    let types = match q.event_type.as_deref().filter(|t| !t.trim().is_empty()) {
-        Some(pattern) => Some(services.event_types_matching(pattern).await?),
-        None => None,
-    };
-    let filter = EventFilter {
-        types,
-        since_ms: window.since_ms,
-        until_ms: window.until_ms,
-        newest_first: window.newest_first,
-        after_seq: q
-            .cursor
-            .as_deref()
-            .map(|c| {
-                c.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request("invalid_query", "cursor is not valid"))
-            })
-            .transpose()?,
+    let asked = EventsAsked {
+        types: q.event_type.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+        order: q.order.as_deref(),
+        cursor: q.cursor.as_deref(),
         unrouted: q.unrouted,
         limit: limit(q.limit)?,
     };
+    let filter = services.event_filter(&asked).await?;
     Ok(Json(services.events(&filter).await?.into()))
 }
 

@@ -24,7 +24,7 @@ use rand::RngCore;
 
 use super::Ui;
 use super::layout::{self, Visitor};
-use crate::http::same_secret;
+use crate::http::{bearer, same_secret};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "eddy_ui";
@@ -114,18 +114,13 @@ fn session_cookie(id: Option<&str>, headers: &HeaderMap) -> HeaderValue {
 
 /// The guard of every dashboard page and action but the sign-in and the assets.
 pub async fn admit(State(ui): State<std::sync::Arc<Ui>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &ui.token {
-        let bearer = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let Some(given) = bearer {
-            if !same_secret(given.as_bytes(), token.as_bytes()) {
-                return layout::error_page(StatusCode::UNAUTHORIZED, "The bearer token is not eddy's API token.");
-            }
-            return run(request, next, Visitor::script()).await;
+    if let Some(token) = &ui.token
+        && let Some(given) = bearer(request.headers())
+    {
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
+            return layout::error_page(StatusCode::UNAUTHORIZED, "The bearer token is not eddy's API token.");
         }
+        return run(request, next, Visitor::script()).await;
     }
     let session = cookie(request.headers(), COOKIE).and_then(|id| Some((id.to_owned(), ui.sessions.find(id)?)));
     match session {

@@ -12,9 +12,8 @@ use serde_json::Value;
 
 use super::layout::{self, Section, Visitor};
 use super::{ACTOR, PageError, given, link, segment};
-use crate::http::ApiError;
-use crate::services::{Services, Window};
-use crate::store::{AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, Replayed};
+use crate::services::{DeliveriesAsked, ServiceError, Services, delivery_filter, delivery_status};
+use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus, Replayed};
 
 /// Rows per page.
 const PAGE: usize = 50;
@@ -35,14 +34,8 @@ pub struct DeliveryQuery {
 
 impl DeliveryQuery {
     /// The status asked for, if any.
-    pub fn status(&self) -> Result<Option<DeliveryStatus>, ApiError> {
-        given(&self.status)
-            .map(|s| {
-                DeliveryStatus::parse(s).ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", "status must be pending, running, succeeded or dead")
-                })
-            })
-            .transpose()
+    pub fn status(&self) -> Result<Option<DeliveryStatus>, ServiceError> {
+        delivery_status(self.status.as_deref())
     }
 
     /// The filter fields, for links that keep them.
@@ -65,18 +58,17 @@ pub async fn deliveries(
     Extension(visitor): Extension<Visitor>,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Markup, PageError> {
-    let window = Window::parse(given(&q.order), given(&q.since), given(&q.until))?;
-    let filter = DeliveryFilter {
-        status: q.status()?,
-        handler: given(&q.handler).map(str::to_owned),
-        event_type: given(&q.event_type).map(str::to_owned),
-        error: given(&q.error).map(str::to_owned),
-        since_ms: window.since_ms,
-        until_ms: window.until_ms,
-        newest_first: window.newest_first,
-        after_id: given(&q.cursor).map(str::to_owned),
+    let filter = delivery_filter(&DeliveriesAsked {
+        status: q.status.as_deref(),
+        handler: q.handler.as_deref(),
+        event_type: q.event_type.as_deref(),
+        error: q.error.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+        order: q.order.as_deref(),
+        cursor: q.cursor.as_deref(),
         limit: PAGE,
-    };
+    })?;
     let page = services.deliveries(&filter).await?;
     let next = page.next.as_deref().map(|cursor| {
         let fields: Vec<_> = q.fields().into_iter().chain([("cursor", Some(cursor))]).collect();

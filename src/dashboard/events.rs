@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::layout::{self, Section, Visitor};
 use super::{PageError, diff, given};
-use crate::services::{EventDetail, Services, Window};
-use crate::store::{DeliveryRecord, DeliveryStatus, EventFilter, EventRecord};
+use crate::services::{EventDetail, EventsAsked, Services};
+use crate::store::{DeliveryRecord, DeliveryStatus, EventRecord};
 
 /// Rows per page.
 const PAGE: usize = 50;
@@ -37,23 +37,16 @@ pub async fn events(
     Extension(visitor): Extension<Visitor>,
     Query(q): Query<EventQuery>,
 ) -> Result<Markup, PageError> {
-    let window = Window::parse(given(&q.order), given(&q.since), given(&q.until))?;
-    let types = match given(&q.event_type) {
-        Some(pattern) => Some(services.event_types_matching(pattern).await?),
-        None => None,
-    };
-    let cursor = given(&q.cursor).map(|c| c.parse::<u64>()).transpose();
-    let cursor =
-        cursor.map_err(|_| crate::http::ApiError::bad_request("invalid_query", "the page cursor is not valid"))?;
-    let filter = EventFilter {
-        types,
-        since_ms: window.since_ms,
-        until_ms: window.until_ms,
-        newest_first: window.newest_first,
-        after_seq: cursor,
+    let asked = EventsAsked {
+        types: q.event_type.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+        order: q.order.as_deref(),
+        cursor: q.cursor.as_deref(),
+        unrouted: false,
         limit: PAGE,
-        ..EventFilter::default()
     };
+    let filter = services.event_filter(&asked).await?;
     let page = match given(&q.text) {
         Some(text) => services.events_containing(&filter, text, SEARCH_SCAN).await?,
         None => services.events(&filter).await?,

@@ -143,11 +143,7 @@ async fn require_token(State(app): State<App>, request: Request, next: Next) -> 
         edge::check_host(&request)?;
         return Ok(next.run(request).await);
     };
-    let given = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = crate::http::bearer(request.headers());
     if !given.is_some_and(|g| crate::http::same_secret(g.as_bytes(), token.as_bytes())) {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,

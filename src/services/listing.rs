@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Page, ServiceError, Services};
 use crate::router::Pattern;
-use crate::store::{EventFilter, EventRecord};
+use crate::store::{DeliveryFilter, DeliveryStatus, EventFilter, EventRecord};
 
 /// Events read per look at the store while searching their data.
 const SEARCH_PAGE: usize = 200;
@@ -66,7 +66,87 @@ fn query(detail: String) -> ServiceError {
     ServiceError::Query(detail)
 }
 
+/// A listing of events as a face was asked for it: the texts as written, where an empty one
+/// counts as absent (as a form leaves the fields it did not fill).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventsAsked<'a> {
+    /// A type, or a pattern of types.
+    pub types: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub order: Option<&'a str>,
+    /// The previous page's `next`.
+    pub cursor: Option<&'a str>,
+    pub unrouted: bool,
+    pub limit: usize,
+}
+
+/// A listing of deliveries as a face was asked for it (empty texts count as absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeliveriesAsked<'a> {
+    pub status: Option<&'a str>,
+    pub handler: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    /// Text the last error contains.
+    pub error: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub order: Option<&'a str>,
+    pub cursor: Option<&'a str>,
+    pub limit: usize,
+}
+
+/// `text` unless it is empty once trimmed.
+fn given(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// A delivery status as the API names it (`pending`, `running`, `succeeded`, `dead`).
+pub fn delivery_status(text: Option<&str>) -> Result<Option<DeliveryStatus>, ServiceError> {
+    given(text)
+        .map(|s| {
+            DeliveryStatus::parse(s).ok_or_else(|| query("status must be pending, running, succeeded or dead".into()))
+        })
+        .transpose()
+}
+
+/// The filter `asked` describes.
+pub fn delivery_filter(asked: &DeliveriesAsked<'_>) -> Result<DeliveryFilter, ServiceError> {
+    let window = Window::parse(given(asked.order), given(asked.since), given(asked.until))?;
+    let owned = |text: Option<&str>| given(text).map(str::to_owned);
+    Ok(DeliveryFilter {
+        status: delivery_status(asked.status)?,
+        handler: owned(asked.handler),
+        event_type: owned(asked.event_type),
+        error: owned(asked.error),
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        newest_first: window.newest_first,
+        after_id: owned(asked.cursor),
+        limit: asked.limit,
+    })
+}
+
 impl Services {
+    /// The filter `asked` describes, its type pattern resolved to the stored types it matches.
+    pub async fn event_filter(&self, asked: &EventsAsked<'_>) -> Result<EventFilter, ServiceError> {
+        let window = Window::parse(given(asked.order), given(asked.since), given(asked.until))?;
+        let types = match given(asked.types) {
+            Some(pattern) => Some(self.event_types_matching(pattern).await?),
+            None => None,
+        };
+        let cursor = given(asked.cursor).map(str::parse::<u64>).transpose();
+        Ok(EventFilter {
+            types,
+            since_ms: window.since_ms,
+            until_ms: window.until_ms,
+            newest_first: window.newest_first,
+            after_seq: cursor.map_err(|_| query("cursor is not valid".into()))?,
+            unrouted: asked.unrouted,
+            limit: asked.limit,
+        })
+    }
+
     /// The stored event types `pattern` matches (`crm.*`, `github.**`, or one type): one seek
     /// per stored type under the pattern's literal start.
     pub async fn event_types_matching(&self, pattern: &str) -> Result<Vec<String>, ServiceError> {
@@ -77,9 +157,7 @@ impl Services {
         let types = self.store.event_types(&pattern.literal_prefix()).await?;
         Ok(types.into_iter().filter(|kind| pattern.matches(kind)).collect())
     }
-}
 
-impl Services {
     /// Events `filter` lists whose data holds `text` (ignoring ASCII case, in the data as
     /// compact JSON), up to `filter.limit` of them, reading at most `scan` events. The page's
     /// cursor is set when there may be more: the page is full, or the scan stopped first.

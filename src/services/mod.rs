@@ -19,7 +19,7 @@ pub use bulk::Selection;
 pub use handlers::{HandlerStatus, Handlers, RELOAD_EVERY, check_exports};
 pub use inspect::{DeliveryDetail, EventDetail, Page};
 pub use jobs::{BulkReplay, Preview};
-pub use listing::{Window, time_bound};
+pub use listing::{DeliveriesAsked, EventsAsked, Window, delivery_filter, delivery_status, time_bound};
 pub use repair::{Redaction, is_data_path, merge_patch_between};
 
 use crate::delivery::{Engine, Replays};

@@ -215,11 +215,6 @@ impl HostLimits {
         all
     }
 
-    /// The rules, as configured.
-    pub fn rules(&self) -> &[HostRule] {
-        &self.rules
-    }
-
     fn host(&self, host: &str, port: u16) -> Arc<Host> {
         let key = format!("{host}:{port}");
         let mut hosts = lock(&self.hosts);
