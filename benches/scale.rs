@@ -171,7 +171,7 @@ impl Fill {
         let value = serde_json::json!({ "type": kind, "source": "bench", "data": data });
         NewEvent {
             event: Event::from_value(value, "bench").expect("event"),
-            handlers: handlers.iter().map(|h| h.to_string()).collect(),
+            handlers: handlers.iter().map(|h| (*h).into()).collect(),
         }
     }
 
@@ -182,6 +182,7 @@ impl Fill {
             0..90 => NextStep::Succeeded,
             90..95 => NextStep::Dead {
                 error: "Error: crm answered 422".into(),
+                holds_key: true,
             },
             _ => NextStep::Retry {
                 due_ms: eddy::clock::now_ms() + 365 * 24 * HOUR_MS,

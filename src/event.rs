@@ -154,6 +154,76 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// Longest order key kept, in bytes: a longer value makes no key (the event is unordered).
+pub const MAX_ORDER_KEY_BYTES: usize = 512;
+
+/// Where in an event a handler's `config.orderBy` finds its order key: `subject`, `source`,
+/// `type`, or a dotted path under `data` (`data.account.id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPath {
+    Subject,
+    Source,
+    Type,
+    /// The names under `data`, outermost first (`data` alone is the whole payload).
+    Data(Vec<String>),
+}
+
+impl KeyPath {
+    /// Parses `subject`, `source`, `type` or `data.a.b`; names may not be empty.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut names = text.split('.');
+        let first = names.next().unwrap_or_default();
+        let rest: Vec<String> = names.map(str::to_owned).collect();
+        if rest.iter().any(String::is_empty) {
+            return Err(format!("{text:?} has an empty name between its dots"));
+        }
+        match first {
+            "data" => Ok(Self::Data(rest)),
+            "subject" | "source" | "type" if !rest.is_empty() => Err(format!("{first} has no fields: {text:?}")),
+            "subject" => Ok(Self::Subject),
+            "source" => Ok(Self::Source),
+            "type" => Ok(Self::Type),
+            _ => Err(format!(
+                "{text:?} must be subject, source, type or a path under data (data.account.id)"
+            )),
+        }
+    }
+
+    /// The event's key: a string as it is, a number or boolean as its JSON text; none when
+    /// the path is missing, null, an object or an array, or longer than
+    /// [`MAX_ORDER_KEY_BYTES`].
+    pub fn key_of(&self, event: &Event) -> Option<String> {
+        let key = match self {
+            Self::Subject => event.subject.clone()?,
+            Self::Source => event.source.clone(),
+            Self::Type => event.kind.clone(),
+            Self::Data(names) => {
+                let value = names.iter().try_fold(&event.data, |value, name| value.get(name))?;
+                match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(_) | serde_json::Value::Bool(_) => value.to_string(),
+                    _ => return None,
+                }
+            }
+        };
+        (key.len() <= MAX_ORDER_KEY_BYTES).then_some(key)
+    }
+}
+
+impl std::fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Subject => f.write_str("subject"),
+            Self::Source => f.write_str("source"),
+            Self::Type => f.write_str("type"),
+            Self::Data(names) => {
+                f.write_str("data")?;
+                names.iter().try_for_each(|name| write!(f, ".{name}"))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +308,29 @@ mod tests {
         }
         assert!(validate_type(&"a".repeat(200)).is_ok());
         assert!(validate_type(&"a".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn an_order_key_comes_from_the_path_it_names() {
+        let text =
+            r#"{"type":"crm.account","subject":"s1","data":{"account":{"id":42,"name":"Ada","tags":[1]},"ok":true}}"#;
+        let e = Event::from_json(text, "crm").unwrap();
+        let key = |path: &str| KeyPath::parse(path).unwrap().key_of(&e);
+        assert_eq!(key("data.account.id").as_deref(), Some("42"));
+        assert_eq!(key("data.account.name").as_deref(), Some("Ada"));
+        assert_eq!(key("data.ok").as_deref(), Some("true"));
+        assert_eq!(key("subject").as_deref(), Some("s1"));
+        assert_eq!(key("source").as_deref(), Some("crm"));
+        assert_eq!(key("type").as_deref(), Some("crm.account"));
+        assert_eq!(key("data.account"), None, "an object is no key");
+        assert_eq!(key("data.account.tags"), None, "nor an array");
+        assert_eq!(key("data.missing.id"), None);
+        for bad in ["account.id", "data..id", "subject.x", "", "data."] {
+            assert!(KeyPath::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            KeyPath::parse("data.account.id").unwrap().to_string(),
+            "data.account.id"
+        );
     }
 }

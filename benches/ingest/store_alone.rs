@@ -108,7 +108,7 @@ async fn deliver(store: &Store, task: usize, n: u64, steps: &mut Steps) {
     };
     let new = NewEvent {
         event,
-        handlers: vec![HANDLER.to_owned()],
+        handlers: vec![HANDLER.into()],
     };
     let ingested = store.ingest(vec![new], now).expect("ingest");
     lap(&mut steps.ingest);

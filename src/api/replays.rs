@@ -30,6 +30,16 @@ pub async fn replay_one(
     Ok((status, Json(serde_json::json!({ "delivery": id, "status": word }))).into_response())
 }
 
+/// `POST /deliveries/{id}/skip`: a dead delivery its key waits for leaves the key's line.
+pub async fn skip(
+    State(services): State<Arc<Services>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    services.skip(&id, actor(&headers)).await?;
+    Ok(Json(serde_json::json!({ "delivery": id, "status": "skipped" })).into_response())
+}
+
 /// Body of `POST /replays`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,7 +103,7 @@ fn filter_of(request: &ReplayRequest) -> Result<ReplayFilter, ApiError> {
         since_ms: request.since.as_deref().map(|t| time_bound("since", t)).transpose()?,
         until_ms: request.until.as_deref().map(|t| time_bound("until", t)).transpose()?,
         error: request.error.clone(),
-        types: None,
+        ..ReplayFilter::default()
     })
 }
 

@@ -185,7 +185,7 @@ pub fn render_attempt(notice: &AttemptNotice, paint: Paint, now: u64) -> String 
                 format!(": {error} {}", paint.dim(&format!("(next try in {wait:.1} s{asked})"))),
             )
         }
-        NextStep::Dead { error } => {
+        NextStep::Dead { error, .. } => {
             let hint = format!("(to run it again: eddy replay {})", notice.delivery_id);
             (paint.red("DEAD "), format!(": {error} {}", paint.dim(&hint)))
         }
@@ -308,6 +308,7 @@ mod tests {
         ];
         let dead = NextStep::Dead {
             error: "Error: sync failed".into(),
+            holds_key: true,
         };
         let text = render_attempt(&notice(dead, Outcome::Failure(failure)), Paint(false), 0);
         assert!(

@@ -148,7 +148,7 @@ fn print_bulk(answer: &Value, verb: &str, json_output: bool) {
 pub enum DeliveriesCommand {
     /// List deliveries, newest first.
     List {
-        /// pending, running, succeeded or dead.
+        /// pending, blocked, running, succeeded or dead.
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
@@ -169,6 +169,13 @@ pub enum DeliveriesCommand {
     },
     /// Show one delivery with every attempt.
     Show {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Let the key a dead delivery holds move on: the delivery stays dead, and the next
+    /// delivery with its order key runs.
+    Skip {
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -335,6 +342,15 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
             match server.json {
                 true => say!("{}", serde_json::to_string_pretty(&answer).context("print")?),
                 false => say!("{}", super::show::delivery(&answer).trim_end()),
+            }
+        }
+        DeliveriesCommand::Skip { id, server } => {
+            let answer = Client::new(&server)?
+                .post(&format!("/deliveries/{id}/skip"), &json!({}))
+                .await?;
+            match server.json {
+                true => say!("{answer}"),
+                false => say!("{id} skipped: the next delivery of its key runs"),
             }
         }
     }

@@ -111,6 +111,9 @@ pub fn delivery(answer: &Value) -> String {
     );
     let _ = writeln!(out, "handler   {}", text_of(&d["handler"]));
     let _ = writeln!(out, "status    {}", text_of(&d["status"]));
+    if let Some(key) = d["order_key"].as_str() {
+        let _ = writeln!(out, "key       {key}{}", line_note(answer));
+    }
     let _ = writeln!(out, "created   {}", time_of(&d["created_ms"]));
     if !d["next_attempt_ms"].is_null() {
         let _ = writeln!(out, "next      {}", time_of(&d["next_attempt_ms"]));
@@ -130,6 +133,18 @@ pub fn delivery(answer: &Value) -> String {
         out.push_str(&attempt_detail(attempt));
     }
     out
+}
+
+/// Where an ordered delivery stands in its key's line, when that matters to a reader.
+fn line_note(answer: &Value) -> String {
+    let d = &answer["delivery"];
+    if let Some(front) = answer["blocked_by"].as_str() {
+        return format!(" (waits for {front})");
+    }
+    match (d["status"].as_str(), d["in_line"].as_bool()) {
+        (Some("dead"), Some(true)) => " (its key waits for it: replay it, or `eddy deliveries skip`)".to_owned(),
+        _ => String::new(),
+    }
 }
 
 fn attempt_row(a: &Value) -> Vec<String> {

@@ -98,7 +98,7 @@ fn filter_form(q: &DeliveryQuery) -> Markup {
             label { "Status "
                 select name="status" {
                     option value="" { "any" }
-                    @for s in ["pending", "running", "succeeded", "dead"] {
+                    @for s in ["pending", "blocked", "running", "succeeded", "dead"] {
                         option value=(s) selected[status == Some(s)] { (s) }
                     }
                 }
@@ -150,6 +150,21 @@ pub fn replay_button(visitor: &Visitor, id: &str) -> Markup {
     }
 }
 
+/// A dead delivery its key waits for.
+fn holds_key(d: &DeliveryRecord) -> bool {
+    d.status == DeliveryStatus::Dead && d.line_place.is_some()
+}
+
+/// The button that lets the key a dead delivery holds move on.
+fn skip_button(visitor: &Visitor, id: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/ui/deliveries/" (segment(id)) "/skip" } {
+            (visitor.csrf_field())
+            button type="submit" { "Skip" }
+        }
+    }
+}
+
 /// `GET /ui/deliveries/{id}`.
 pub async fn delivery(
     State(services): State<Arc<Services>>,
@@ -168,9 +183,23 @@ pub async fn delivery(
             dt { "created" } dd { (layout::time(d.created_ms)) }
             @if let Some(next) = d.next_attempt_ms { dt { "next attempt" } dd { (layout::time(next)) } }
             @if let Some(error) = &d.last_error { dt { "last error" } dd.error { (error) } }
+            @if let Some(key) = &d.order_key {
+                dt { "order key" }
+                dd #order-key {
+                    code { (key) }
+                    @if let Some(front) = &detail.blocked_by {
+                        " waits for " a href={ "/ui/deliveries/" (segment(front)) } { (front) }
+                    } @else if holds_key(d) {
+                        " waits for this delivery: replay it once fixed, or skip it"
+                    }
+                }
+            }
         }
         @if matches!(d.status, DeliveryStatus::Dead | DeliveryStatus::Succeeded) {
-            div.actions { (replay_button(&visitor, &d.id)) }
+            div.actions {
+                (replay_button(&visitor, &d.id))
+                @if holds_key(d) { (skip_button(&visitor, &d.id)) }
+            }
         }
         h2 { "Attempts" }
         @if detail.attempts.is_empty() { p.empty { "None yet." } }
@@ -253,6 +282,12 @@ fn text(value: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// `POST /ui/deliveries/{id}/skip`.
+pub async fn skip_one(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Redirect, PageError> {
+    services.skip(&id, ACTOR).await?;
+    Ok(Redirect::to(&format!("/ui/deliveries/{}?done=skipped", segment(&id))))
 }
 
 /// `POST /ui/deliveries/{id}/replay`.

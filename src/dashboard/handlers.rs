@@ -27,7 +27,8 @@ pub async fn handlers(
     let mut counts: HashMap<String, Counts> = HashMap::new();
     for c in services.delivery_counts().await? {
         let column = match c.status {
-            DeliveryStatus::Pending => 0,
+            // Blocked ones wait too, for their key's turn.
+            DeliveryStatus::Pending | DeliveryStatus::Blocked => 0,
             DeliveryStatus::Running => 1,
             DeliveryStatus::Dead => 2,
             DeliveryStatus::Succeeded => continue,

@@ -164,6 +164,7 @@ pub fn notice(done: Option<&str>) -> Markup {
         Some("redacted") => "Redacted from the event, its history and every captured log.",
         Some("deleted") => "The event and everything of it were deleted.",
         Some("cancelled") => "The job was cancelled; what it queued already stays queued.",
+        Some("skipped") => "Skipped: the delivery stays dead, and the next delivery of its key runs.",
         _ => return html! {},
     };
     html! { p.notice role="status" { (text) } }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use assets::asset;
 pub use auth::{admit, login, login_form, logout};
-pub use deliveries::{deliveries, delivery, replay_one};
+pub use deliveries::{deliveries, delivery, replay_one, skip_one};
 pub use edits::{delete, delete_form, edit, edit_form, redact};
 pub use events::{event, events};
 pub use handlers::handlers;

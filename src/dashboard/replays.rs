@@ -28,7 +28,7 @@ fn request(q: &DeliveryQuery) -> Result<BulkReplay, PageError> {
         since_ms: window.since_ms,
         until_ms: window.until_ms,
         error: given(&q.error).map(str::to_owned),
-        types: None,
+        ..ReplayFilter::default()
     };
     Ok(BulkReplay {
         filter,

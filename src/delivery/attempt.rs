@@ -6,7 +6,7 @@ use super::{AttemptNotice, Decision, Engine, RetryPolicy, Version};
 use crate::clock::now_ms;
 use crate::logs;
 use crate::metrics::AttemptOutcome;
-use crate::runtime::{InvocationReport, InvocationRequest, Outcome, idempotency_key};
+use crate::runtime::{InvocationReport, InvocationRequest, OnDead, Outcome, idempotency_key};
 use crate::store::{AttemptRecord, DeliveryRecord, NextStep};
 
 /// Runs the next attempt of a claimed delivery on `version` of its handler (none: the
@@ -16,7 +16,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
     let policy = version.map_or(&engine.settings.default_policy, |v| &v.limits.policy);
     let n = delivery.attempts + 1;
     let started_ms = now_ms();
-    let (next, attempt, ran) = match engine.store.event(&delivery.event_id).await {
+    let (mut next, attempt, ran) = match engine.store.event(&delivery.event_id).await {
         // Only an event that names this delivery makes it count: one it does not name is
         // not written yet (a backfill in progress) or was never accepted (left by a crash).
         Ok(Some(record)) if record.deliveries.contains(&delivery.id) => {
@@ -50,6 +50,10 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
             (next, attempt, None)
         }
     };
+    if let NextStep::Dead { holds_key, .. } = &mut next {
+        // A handler that is not loaded keeps its keys waiting, as `onDead` does by default.
+        *holds_key = version.is_none_or(|v| v.limits.on_dead == OnDead::Block);
+    }
     let soon = matches!(next, NextStep::Retry { due_ms, .. } | NextStep::Defer { due_ms, .. }
         if due_ms <= now_ms().saturating_add(1000));
     count_and_log(engine, &delivery, &attempt, &next);
@@ -132,7 +136,7 @@ fn count_and_log(engine: &Engine, delivery: &DeliveryRecord, attempt: &AttemptRe
                 "attempt {n} failed; retry at {due}"
             );
         }
-        NextStep::Dead { error } => tracing::error!(
+        NextStep::Dead { error, .. } => tracing::error!(
             target: logs::ATTEMPTS,
             event_id = %delivery.event_id,
             delivery_id = %delivery.id,
@@ -204,7 +208,7 @@ fn next_step(report: &InvocationReport, delivery: &DeliveryRecord, policy: &Retr
             due_ms: due_after(now_ms(), delay),
             error,
         },
-        Decision::GiveUp => NextStep::Dead { error },
+        Decision::GiveUp => NextStep::Dead { error, holds_key: true },
     }
 }
 
@@ -234,7 +238,11 @@ fn gone(n: u32, started_ms: u64, why: &str) -> (NextStep, AttemptRecord) {
         report: serde_json::json!({ "outcome": { "status": "failure", "message": why } }),
         replay: false,
     };
-    (NextStep::Dead { error: why.to_owned() }, attempt)
+    let next = NextStep::Dead {
+        error: why.to_owned(),
+        holds_key: true,
+    };
+    (next, attempt)
 }
 
 #[cfg(test)]

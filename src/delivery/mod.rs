@@ -26,7 +26,7 @@ pub use retry::{Decision, RetryError, RetryPolicy, RetrySchedule};
 
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::runtime::{InvocationReport, Runtime};
+use crate::runtime::{HandlerConfig, InvocationReport, Runtime};
 use crate::store::{NextStep, SharedStore, StoreError};
 
 /// Attempts buffered for slow listeners of [`Engine::subscribe`].
@@ -131,11 +131,16 @@ impl Engine {
     }
 
     /// A new version's limits: its own settings, else the engine's defaults.
-    pub fn limits(&self, concurrency: Option<u32>, policy: Option<RetryPolicy>) -> Limits {
-        Limits::new(
+    pub fn limits(&self, config: &HandlerConfig, policy: Option<RetryPolicy>) -> Limits {
+        let mut limits = Limits::new(
             policy.unwrap_or_else(|| self.settings.default_policy.clone()),
-            concurrency.map_or(self.settings.default_concurrency, |c| c as usize),
-        )
+            config
+                .concurrency
+                .map_or(self.settings.default_concurrency, |c| c as usize),
+        );
+        limits.order_by = config.order_by.clone();
+        limits.on_dead = config.on_dead;
+        limits
     }
 
     /// Tells the engine new work may be due.

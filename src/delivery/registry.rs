@@ -13,8 +13,10 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Semaphore;
 
 use super::RetryPolicy;
+use crate::event::{Event, KeyPath};
 use crate::router::{Pattern, RoutingTable, Stamp};
-use crate::runtime::HandlerPool;
+use crate::runtime::{HandlerPool, OnDead};
+use crate::store::Route;
 
 /// One handler version's delivery limits.
 #[derive(Clone)]
@@ -26,6 +28,10 @@ pub struct Limits {
     /// Taken by each attempt for as long as it runs; a new version gets a new one, so
     /// attempts of the old version keep theirs.
     pub permits: Arc<Semaphore>,
+    /// Where its deliveries' order key is, if they are ordered.
+    pub order_by: Option<KeyPath>,
+    /// What a dead delivery does to its key's line.
+    pub on_dead: OnDead,
 }
 
 impl Limits {
@@ -35,6 +41,8 @@ impl Limits {
             policy,
             concurrency,
             permits: Arc::new(Semaphore::new(concurrency)),
+            order_by: None,
+            on_dead: OnDead::Block,
         }
     }
 }
@@ -108,6 +116,26 @@ impl Registry {
     /// Ids of the handlers an event of `event_type` goes to, sorted; empty when unrouted.
     pub fn route(&self, event_type: &str) -> Vec<String> {
         self.routing.route(event_type)
+    }
+
+    /// The handlers an event goes to, each with the event's order key when the handler's
+    /// version in use orders its deliveries.
+    pub fn routes(&self, event: &Event) -> Vec<Route> {
+        let handlers = self.route(&event.kind);
+        handlers
+            .into_iter()
+            .map(|handler| Route {
+                order_key: self.order_key(&handler, event),
+                handler,
+            })
+            .collect()
+    }
+
+    /// `event`'s order key for handler `id`: none when the handler does not order its
+    /// deliveries or the event has no such key.
+    pub fn order_key(&self, id: &str, event: &Event) -> Option<String> {
+        let version = self.handlers.get(id)?.version.as_ref()?;
+        version.limits.order_by.as_ref()?.key_of(event)
     }
 
     /// Handler `id`, loaded or not.

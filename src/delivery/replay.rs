@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::clock::now_ms;
-use crate::event::new_id;
+use crate::event::{KeyPath, new_id};
 use crate::store::{
     AuditRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus, EventFilter, Replayed, SharedStore, StoreError,
 };
@@ -36,6 +36,10 @@ pub struct ReplayFilter {
     /// pattern) or, without it, from the handler's routes.
     #[serde(skip)]
     pub types: Option<Vec<String>>,
+    /// Backfills: where the handler in use finds each event's order key, if it orders its
+    /// deliveries (the job adds them to their keys' lines in ingest order).
+    #[serde(skip)]
+    pub order_by: Option<KeyPath>,
 }
 
 /// Where a job stands.
@@ -235,7 +239,9 @@ impl Replays {
             match delivery.map(|d| d.status) {
                 Some(DeliveryStatus::Succeeded) => outcomes.succeeded += 1,
                 Some(DeliveryStatus::Dead) => outcomes.failed_again += 1,
-                Some(DeliveryStatus::Pending | DeliveryStatus::Running) => outcomes.waiting += 1,
+                Some(DeliveryStatus::Pending | DeliveryStatus::Running | DeliveryStatus::Blocked) => {
+                    outcomes.waiting += 1
+                }
                 None => outcomes.gone += 1,
             }
         }
@@ -317,7 +323,8 @@ impl Replays {
                 }
             }
             let queued = if kind == "backfill" {
-                self.store.add_delivery(item, &handler, now_ms()).await?
+                let order_by = filter.order_by.as_ref();
+                self.store.add_delivery(item, &handler, order_by, now_ms()).await?
             } else {
                 let replayed = self.store.replay_delivery(item, now_ms()).await?;
                 (replayed == Replayed::Queued).then(|| item.clone())

@@ -68,6 +68,7 @@ impl From<crate::services::ServiceError> for ApiError {
             ServiceError::NoEvent(id) => Self::not_found("event", &id),
             ServiceError::NoDelivery(id) => Self::not_found("delivery", &id),
             ServiceError::NoJob(id) => Self::not_found("replay job", &id),
+            ServiceError::NotHolding(_) => Self::new(StatusCode::CONFLICT, "not_holding", e.to_string()),
             ServiceError::ReplayStatus => Self::unprocessable("invalid_status", e.to_string()),
             ServiceError::Rate => Self::unprocessable("invalid_rate", e.to_string()),
             ServiceError::BackfillFilter => Self::unprocessable("invalid_backfill", e.to_string()),

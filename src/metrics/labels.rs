@@ -48,6 +48,7 @@ pub enum GaugedStatus {
     Pending,
     Running,
     Dead,
+    Blocked,
 }
 
 impl GaugedStatus {
@@ -56,6 +57,7 @@ impl GaugedStatus {
             GaugedStatus::Pending => "pending",
             GaugedStatus::Running => "running",
             GaugedStatus::Dead => "dead",
+            GaugedStatus::Blocked => "blocked",
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::RuntimeConfig;
+use crate::event::KeyPath;
 
 /// Most deliveries of one handler a handler's `config.concurrency` may ask for.
 pub const MAX_CONCURRENCY: u64 = 1024;
@@ -25,6 +26,21 @@ pub struct HandlerConfig {
     pub concurrency: Option<u32>,
     /// This handler's retry schedule (read by delivery).
     pub retry: Option<RetryConfig>,
+    /// Where each event's order key is (read by delivery): deliveries with the same key run
+    /// one at a time, in the order they joined their key's line.
+    pub order_by: Option<KeyPath>,
+    /// What a dead delivery does to its key's line (read by delivery).
+    pub on_dead: OnDead,
+}
+
+/// `config.onDead`: what follows when an ordered delivery goes dead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDead {
+    /// The key waits until the dead delivery is replayed and succeeds, or is skipped.
+    #[default]
+    Block,
+    /// The next delivery of the key runs.
+    Continue,
 }
 
 /// The `config` export as JSON, numbers not yet checked: JavaScript numbers may be
@@ -40,6 +56,8 @@ struct Written {
     cpu_limit_ms: Option<Value>,
     concurrency: Option<Value>,
     retry: Option<RetryConfig>,
+    order_by: Option<String>,
+    on_dead: Option<String>,
 }
 
 /// `config.retry`.
@@ -73,6 +91,12 @@ pub enum ConfigExportError {
     Invalid(String),
     #[error("config.{key} must be a whole number from 1 to {max}, got {got}")]
     Range { key: &'static str, max: u64, got: String },
+    #[error("config.orderBy: {0}")]
+    OrderBy(String),
+    #[error("config.onDead must be \"block\" or \"continue\", got {0:?}")]
+    OnDead(String),
+    #[error("config.onDead says what a dead delivery does to its key's order: set config.orderBy too")]
+    OnDeadUnordered,
     #[error("config.{key} is {value}, above the operator's ceiling [runtime] {ceiling_key} = {ceiling}")]
     AboveCeiling {
         key: &'static str,
@@ -92,6 +116,13 @@ impl HandlerConfig {
             cpu_limit_ms: limit("cpuLimitMs", cpu, ceilings.max_cpu_limit_ms, Some("max_cpu_limit_ms"))?,
             // At most MAX_CONCURRENCY, so it fits.
             concurrency: limit("concurrency", written.concurrency.as_ref(), MAX_CONCURRENCY, None)?.map(|c| c as u32),
+            order_by: written
+                .order_by
+                .as_deref()
+                .map(KeyPath::parse)
+                .transpose()
+                .map_err(ConfigExportError::OrderBy)?,
+            on_dead: on_dead(written.on_dead.as_deref(), written.order_by.is_some())?,
             secrets: written.secrets,
             allow_net: written.allow_net,
             retry: written.retry,
@@ -106,6 +137,16 @@ impl HandlerConfig {
     /// The CPU limit, given the operator default; never above the wall-clock limit.
     pub fn cpu_limit(&self, default_ms: u64, timeout: Duration) -> Duration {
         Duration::from_millis(self.cpu_limit_ms.unwrap_or(default_ms)).min(timeout)
+    }
+}
+
+/// `config.onDead`, which only an ordered handler may set.
+fn on_dead(written: Option<&str>, ordered: bool) -> Result<OnDead, ConfigExportError> {
+    match written {
+        Some(_) if !ordered => Err(ConfigExportError::OnDeadUnordered),
+        None | Some("block") => Ok(OnDead::Block),
+        Some("continue") => Ok(OnDead::Continue),
+        Some(other) => Err(ConfigExportError::OnDead(other.to_owned())),
     }
 }
 
@@ -165,6 +206,18 @@ mod tests {
 
     fn parse(json: &str) -> Result<HandlerConfig, ConfigExportError> {
         HandlerConfig::from_json(json, CEILINGS)
+    }
+
+    #[test]
+    fn order_by_and_on_dead_are_checked() {
+        let c = parse(r#"{"orderBy":"data.account.id","onDead":"continue"}"#).unwrap();
+        assert_eq!(c.order_by, Some(KeyPath::Data(vec!["account".into(), "id".into()])));
+        assert_eq!(c.on_dead, OnDead::Continue);
+        assert_eq!(parse(r#"{"orderBy":"subject"}"#).unwrap().on_dead, OnDead::Block);
+        let err = |json| parse(json).unwrap_err().to_string();
+        assert!(err(r#"{"orderBy":"account.id"}"#).contains("path under data"));
+        assert!(err(r#"{"orderBy":"data.a","onDead":"skip"}"#).contains("\"block\" or \"continue\""));
+        assert!(err(r#"{"onDead":"continue"}"#).contains("set config.orderBy too"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use bounds::{
 pub use eddy_runtime_js::limits::HostStatus;
 pub use eddy_runtime_js::net;
 pub use eddy_runtime_js::{Capture, FetchRecord, HttpClient, HttpSettings, LogLine};
-pub use handler::{HandlerConfig, RetryConfig};
+pub use handler::{HandlerConfig, OnDead, RetryConfig};
 pub use report::{
     FailureCause, FailureKind, HandlerFailure, InvocationReport, InvocationRequest, Outcome, idempotency_key,
 };

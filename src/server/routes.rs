@@ -110,6 +110,7 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/deliveries/{id}/replay", Token, |m| {
         on(m, api::replays::replay_one)
     }),
+    route(Post, "/deliveries/{id}/skip", Token, |m| on(m, api::replays::skip)),
     route(Post, "/replays", Token, |m| on(m, api::replays::start)),
     route(Get, "/replays/{id}", Token, |m| on(m, api::replays::show)),
     route(Delete, "/replays/{id}", Token, |m| on(m, api::replays::cancel)),
@@ -135,6 +136,9 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/ui/deliveries/{id}", Dashboard, |m| on(m, dashboard::delivery)),
     route(Post, "/ui/deliveries/{id}/replay", Dashboard, |m| {
         on(m, dashboard::replay_one)
+    }),
+    route(Post, "/ui/deliveries/{id}/skip", Dashboard, |m| {
+        on(m, dashboard::skip_one)
     }),
     route(Get, "/ui/replay", Dashboard, |m| on(m, dashboard::preview_replay)),
     route(Post, "/ui/replay", Dashboard, |m| on(m, dashboard::start_replay)),

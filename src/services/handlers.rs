@@ -178,7 +178,7 @@ impl Handlers {
     /// A loaded module as a version to put in use, if its `on` and `config.retry` are valid.
     fn version(&self, pool: HandlerPool) -> Result<Version, String> {
         let (routes, policy) = check_exports(&pool.info)?;
-        let limits = self.engine.limits(pool.info.config.concurrency, policy);
+        let limits = self.engine.limits(&pool.info.config, policy);
         Ok(Version {
             pool,
             routes,

@@ -22,7 +22,7 @@ impl Services {
             events
                 .into_iter()
                 .map(|event| {
-                    let handlers = routing.route(&event.kind);
+                    let handlers = routing.routes(&event);
                     if logging_unrouted && handlers.is_empty() {
                         unrouted.insert(event.id.clone(), event.kind.clone());
                     }

@@ -35,6 +35,8 @@ pub struct EventDetail {
 pub struct DeliveryDetail {
     pub delivery: DeliveryRecord,
     pub attempts: Vec<AttemptRecord>,
+    /// A blocked delivery: the one its key waits for.
+    pub blocked_by: Option<String>,
 }
 
 impl Services {
@@ -77,7 +79,12 @@ impl Services {
             .await?
             .ok_or_else(|| ServiceError::NoDelivery(id.to_owned()))?;
         let attempts = self.store.attempts(id).await?;
-        Ok(DeliveryDetail { delivery, attempts })
+        let blocked_by = self.store.blocked_by(&delivery).await?;
+        Ok(DeliveryDetail {
+            delivery,
+            attempts,
+            blocked_by,
+        })
     }
 
     /// The newest `limit` audit entries, newest first.
@@ -143,6 +150,7 @@ fn gauged(count: HandlerCount) -> Option<(String, GaugedStatus, u64)> {
         DeliveryStatus::Pending => GaugedStatus::Pending,
         DeliveryStatus::Running => GaugedStatus::Running,
         DeliveryStatus::Dead => GaugedStatus::Dead,
+        DeliveryStatus::Blocked => GaugedStatus::Blocked,
         DeliveryStatus::Succeeded => return None,
     };
     Some((count.handler, status, count.count))

@@ -87,6 +87,9 @@ impl Services {
         self.check_bulk_replay(&request)?;
         if request.backfill {
             request.filter.types = Some(self.backfill_types(&request.filter).await?);
+            let handler = request.filter.handler.as_deref().unwrap_or_default();
+            let version = self.handlers.snapshot().version(handler);
+            request.filter.order_by = version.and_then(|v| v.limits.order_by.clone());
         }
         Ok(request)
     }

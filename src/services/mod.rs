@@ -57,6 +57,10 @@ pub enum ServiceError {
     NoDelivery(String),
     #[error("no replay job with id {0:?}")]
     NoJob(String),
+    #[error(
+        "delivery {0:?} holds no key's line: only a dead delivery of an ordered handler that its key waits for can be skipped"
+    )]
+    NotHolding(String),
     #[error("only dead or succeeded deliveries can be replayed")]
     ReplayStatus,
     #[error("rate must be a positive number")]

@@ -3,7 +3,7 @@
 
 use super::{ServiceError, Services};
 use crate::clock::now_ms;
-use crate::store::{AuditRecord, Edited, Replayed};
+use crate::store::{AuditRecord, Edited, Replayed, Skipped};
 
 /// What a redaction removes from an event, its history and its captured output.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +134,19 @@ impl Services {
             .await?;
         self.engine.wake();
         Ok(replayed)
+    }
+
+    /// Takes a dead delivery its key waits for out of its key's line (the delivery stays
+    /// dead), so the key's next delivery runs.
+    pub async fn skip(&self, id: &str, actor: &str) -> Result<(), ServiceError> {
+        match self.store.skip_delivery(id, now_ms()).await? {
+            Skipped::NotFound => return Err(ServiceError::NoDelivery(id.to_owned())),
+            Skipped::NotHolding => return Err(ServiceError::NotHolding(id.to_owned())),
+            Skipped::Released => {}
+        }
+        self.audited(actor, "skip", id, serde_json::json!({})).await?;
+        self.engine.wake();
+        Ok(())
     }
 
     /// Writes the audit entry of a change to `target` and commits both.

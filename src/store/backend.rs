@@ -22,9 +22,10 @@ use serde_json::Value;
 
 use super::{
     AttemptRecord, AuditRecord, DeliveryFilter, DeliveryRecord, Edited, EventFilter, EventRecord, EventVersion,
-    Expired, HandlerCount, HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, StateEntry, StateQuota,
-    Store, StoreError,
+    Expired, HandlerCount, HandlerState, Ingested, NewEvent, NextStep, Replayed, Retention, Skipped, StateEntry,
+    StateQuota, Store, StoreError,
 };
+use crate::event::KeyPath;
 
 /// The store as every part of eddy above it holds it.
 pub type SharedStore = Arc<dyn Backend>;
@@ -106,14 +107,24 @@ pub trait Backend: StateSource {
     fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed>;
     /// Adds a delivery of a stored event to `handler` (a backfill); `None` if the event is
     /// gone or already has one.
-    fn add_delivery<'a>(&'a self, event_id: &'a str, handler: &'a str, now_ms: u64) -> Pending<'a, Option<String>>;
+    fn add_delivery<'a>(
+        &'a self,
+        event_id: &'a str,
+        handler: &'a str,
+        order_by: Option<&'a KeyPath>,
+        now_ms: u64,
+    ) -> Pending<'a, Option<String>>;
+    /// Takes a dead delivery that holds its key's line out of it, so the next one runs.
+    fn skip_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Skipped>;
+    /// The delivery a blocked delivery waits for (the front of its key's line).
+    fn blocked_by<'a>(&'a self, delivery: &'a DeliveryRecord) -> Pending<'a, Option<String>>;
     fn audit<'a>(&'a self, record: &'a AuditRecord) -> Pending<'a, ()>;
     /// The newest audit entries first.
     fn audit_log(&self, limit: usize) -> Pending<'_, Vec<AuditRecord>>;
     /// Removes what is older than the retention allows.
     fn expire<'a>(&'a self, retention: &'a Retention, now_ms: u64) -> Pending<'a, Expired>;
-    /// Pending, running and dead deliveries per handler, for the metrics' gauges. Walks every
-    /// pending and dead delivery's index entry, so it runs on a blocking thread.
+    /// Pending, blocked, running and dead deliveries per handler, for the metrics' gauges. Walks every
+    /// pending, blocked and dead delivery's index entry, so it runs on a blocking thread.
     fn delivery_counts(&self) -> Pending<'_, Vec<HandlerCount>>;
 }
 
@@ -239,8 +250,20 @@ impl Backend for Store {
     fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed> {
         ready(Store::replay_delivery(self, id, now_ms))
     }
-    fn add_delivery<'a>(&'a self, event_id: &'a str, handler: &'a str, now_ms: u64) -> Pending<'a, Option<String>> {
-        ready(Store::add_delivery(self, event_id, handler, now_ms))
+    fn add_delivery<'a>(
+        &'a self,
+        event_id: &'a str,
+        handler: &'a str,
+        order_by: Option<&'a KeyPath>,
+        now_ms: u64,
+    ) -> Pending<'a, Option<String>> {
+        ready(Store::add_delivery(self, event_id, handler, order_by, now_ms))
+    }
+    fn skip_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Skipped> {
+        ready(Store::skip_delivery(self, id, now_ms))
+    }
+    fn blocked_by<'a>(&'a self, delivery: &'a DeliveryRecord) -> Pending<'a, Option<String>> {
+        ready(Store::blocked_by(self, delivery))
     }
     fn audit<'a>(&'a self, record: &'a AuditRecord) -> Pending<'a, ()> {
         ready(Store::audit(self, record))

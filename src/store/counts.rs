@@ -1,6 +1,6 @@
-//! Deliveries per handler and status, for the metrics' gauges: pending and dead counted from
+//! Deliveries per handler and status, for the metrics' gauges: pending, blocked and dead counted from
 //! the index by status and handler (its keys only, no record read), running from the claims
-//! held in memory. A scrape walks every pending and dead entry once.
+//! held in memory. A scrape walks every pending, blocked and dead entry once.
 
 use std::collections::BTreeMap;
 
@@ -16,14 +16,14 @@ pub struct HandlerCount {
 }
 
 impl Store {
-    /// Pending, running and dead deliveries per handler; handlers with none are left out.
+    /// Pending, blocked, running and dead deliveries per handler; handlers with none are left out.
     pub fn delivery_counts(&self) -> Result<Vec<HandlerCount>, StoreError> {
         let mut running: BTreeMap<String, u64> = BTreeMap::new();
         for (_, claim) in self.shared.claims.snapshot() {
             *running.entry(claim.handler).or_default() += 1;
         }
         let mut counts = Vec::new();
-        for status in [DeliveryStatus::Pending, DeliveryStatus::Dead] {
+        for status in [DeliveryStatus::Pending, DeliveryStatus::Dead, DeliveryStatus::Blocked] {
             for (handler, mut count) in self.count_by_handler(status)? {
                 if status == DeliveryStatus::Pending {
                     // A claimed delivery keeps its pending entries until its attempt ends.
@@ -79,7 +79,10 @@ mod tests {
             .collect();
         ingest(&store, "d", &["h2", "h1.more"], 10);
         testing::claim(&store, 10, &h1[0], 11).unwrap().expect("claimed");
-        let dead = NextStep::Dead { error: "no".into() };
+        let dead = NextStep::Dead {
+            error: "no".into(),
+            holds_key: true,
+        };
         testing::attempt(&store, &h1[1], dead, 12);
         let mut counts = store.delivery_counts().unwrap();
         counts.sort_by_key(|c| (c.handler.clone(), keys::status_code(c.status)));

@@ -96,7 +96,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(|| {
             let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
-            let _held = self.shared.stripes.lock(&delivery.id);
+            let held = self.shared.stripes.lock(&delivery.id);
+            let mut left_line = None;
             let finished = self.update_delivery_held(&delivery.id, |stored| {
                 self.trees
                     .attempts
@@ -104,6 +105,8 @@ impl Store {
                 stored.attempts = attempt.n;
                 stored.updated_ms = now_ms;
                 stored.replay_requested = false;
+                // A success leaves its key's line, and a death unless it holds the key.
+                let leaves = matches!(next, NextStep::Succeeded | NextStep::Dead { holds_key: false, .. });
                 let (status, due_ms, error) = match next {
                     NextStep::Succeeded => (DeliveryStatus::Succeeded, None, None),
                     NextStep::Retry { due_ms, error } => (DeliveryStatus::Pending, Some(due_ms), Some(error)),
@@ -111,8 +114,11 @@ impl Store {
                         stored.deferred += 1;
                         (DeliveryStatus::Pending, Some(due_ms), Some(error))
                     }
-                    NextStep::Dead { error } => (DeliveryStatus::Dead, None, Some(error)),
+                    NextStep::Dead { error, .. } => (DeliveryStatus::Dead, None, Some(error)),
                 };
+                if leaves && stored.line_place.take().is_some() {
+                    left_line = stored.order_key.clone();
+                }
                 if let Some(due_ms) = due_ms {
                     // Queued before the record says pending: a crash between the two runs the
                     // delivery again, which at-least-once allows; the other order could strand it.
@@ -126,8 +132,13 @@ impl Store {
             });
             // Released under the lock: a retry due at once may be claimed again right after.
             self.shared.claims.release(&delivery.id);
+            drop(held);
             if let Some((stored, _)) = finished? {
                 *delivery = stored;
+            }
+            // Its record says it left its line: the next delivery of its key may run.
+            if let Some(key) = left_line {
+                self.advance_line(&delivery.handler, &key, now_ms)?;
             }
             Ok(())
         })
@@ -138,6 +149,7 @@ impl Store {
     /// running when it stopped, due at `now_ms` (at least once across stops); returns how many.
     pub fn requeue_running(&self, now_ms: u64) -> Result<usize, StoreError> {
         self.write(|| {
+            self.repair_lines(now_ms)?;
             let mut count = self.requeue_claims()?;
             let running = keys::delivery_prefix(DeliveryStatus::Running, None);
             let ids = self
@@ -203,9 +215,16 @@ impl Store {
         id: &str,
         gone: impl Fn(&DeliveryRecord) -> bool,
     ) -> Result<bool, StoreError> {
-        let _held = self.shared.stripes.lock(id);
+        let held = self.shared.stripes.lock(id);
         match self.stored_delivery(id)? {
-            Some(delivery) if gone(&delivery) => self.erase_delivery(&delivery).map(|()| true),
+            Some(delivery) if gone(&delivery) => {
+                self.erase_delivery(&delivery)?;
+                drop(held);
+                if let (Some(key), Some(_)) = (&delivery.order_key, delivery.line_place) {
+                    self.advance_line(&delivery.handler, key, crate::clock::now_ms())?;
+                }
+                Ok(true)
+            }
             Some(_) => Ok(false),
             None => {
                 // Attempts of a delivery whose record is gone: left by an earlier crash.
@@ -336,7 +355,15 @@ mod tests {
         let id = one_delivery(&store);
         let mut d = crate::store::testing::claim(&store, 10, &id, 11).unwrap().unwrap();
         store
-            .finish_attempt(&mut d, &attempt(1, false), NextStep::Dead { error: "no".into() }, 12)
+            .finish_attempt(
+                &mut d,
+                &attempt(1, false),
+                NextStep::Dead {
+                    error: "no".into(),
+                    holds_key: true,
+                },
+                12,
+            )
             .unwrap();
         let dead = DeliveryFilter {
             status: Some(DeliveryStatus::Dead),

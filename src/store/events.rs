@@ -8,7 +8,30 @@ use crate::event::Event;
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event: Event,
-    pub handlers: Vec<String>,
+    pub handlers: Vec<Route>,
+}
+
+/// A handler an event goes to, with the event's order key if the handler orders its
+/// deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub handler: String,
+    pub order_key: Option<String>,
+}
+
+impl From<&str> for Route {
+    fn from(handler: &str) -> Self {
+        handler.to_owned().into()
+    }
+}
+
+impl From<String> for Route {
+    fn from(handler: String) -> Self {
+        Self {
+            handler,
+            order_key: None,
+        }
+    }
 }
 
 /// The result of accepting one event.
@@ -74,15 +97,15 @@ impl Store {
             return Ok(Ingested::Duplicate { id: new.event.id });
         }
         let (seq, order_ms) = self.next_seq(now_ms)?;
-        let deliveries: Vec<DeliveryRecord> = new
+        let mut deliveries: Vec<(DeliveryRecord, Option<String>)> = new
             .handlers
-            .iter()
-            .map(|handler| DeliveryRecord::new(&new.event, handler, now_ms))
+            .into_iter()
+            .map(|route| (DeliveryRecord::new(&new.event, &route.handler, now_ms), route.order_key))
             .collect();
         let record = EventRecord {
             seq,
             received_ms: now_ms,
-            deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
+            deliveries: deliveries.iter().map(|(d, _)| d.id.clone()).collect(),
             event: new.event,
             version: 1,
             redacted: Vec::new(),
@@ -95,9 +118,8 @@ impl Store {
         // writes in order, so a crash leaves at most a prefix: index entries and deliveries
         // whose event is missing, which listing and delivery skip and remove.
         self.index_event(&record, order_ms)?;
-        for delivery in &deliveries {
-            self.write_delivery(None, delivery)?;
-            self.enqueue(&delivery.handler, now_ms, &delivery.id)?;
+        for (delivery, order_key) in deliveries.iter_mut() {
+            self.add_new_delivery(delivery, order_key.as_deref(), now_ms)?;
         }
         let claimed = self
             .trees
@@ -111,11 +133,34 @@ impl Store {
         }
         // Accepted meanwhile by a write that does not take the id's lock (none does today):
         // undo this attempt's writes.
-        for delivery in &deliveries {
+        for (delivery, _) in &deliveries {
             self.forget_delivery(&delivery.id)?;
         }
         self.unindex_event(&record)?;
         Ok(Ingested::Duplicate { id })
+    }
+
+    /// Writes a new delivery, queued at `now_ms`, or with an order key, at the back of its
+    /// key's line.
+    pub(super) fn add_new_delivery(
+        &self,
+        delivery: &mut DeliveryRecord,
+        order_key: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let Some(key) = order_key else {
+            self.write_delivery(None, delivery)?;
+            return self.enqueue(&delivery.handler, now_ms, &delivery.id);
+        };
+        let _held = self.lock_line(&delivery.handler, key);
+        let front = self.join_line(delivery, key, now_ms)?;
+        // The record first, as above: no claim can take a new delivery's queue entry for
+        // stale while the record is still to come.
+        self.write_delivery(None, delivery)?;
+        if front {
+            self.enqueue(&delivery.handler, now_ms, &delivery.id)?;
+        }
+        Ok(())
     }
 
     /// The next ingest seq and its order ms (see [`keys::TREE_EVENTS_BY_TIME`]), taken

@@ -48,6 +48,10 @@ impl Store {
             let kind = under(keys::delivery_prefix(d.status, Some(&d.event_type)));
             entries.extend([(&t.deliveries_by_handler, handler), (&t.deliveries_by_type, kind)]);
         }
+        if let (Some(key), Some(place)) = (&d.order_key, d.line_place) {
+            let line = keys::line_prefix(&d.handler, key);
+            entries.push((&t.lines, keys::line_key(&line, place, &d.id)));
+        }
         entries
     }
 
@@ -189,7 +193,10 @@ mod tests {
     use crate::store::{NextStep, Replayed, Retention};
 
     fn dead(error: &str) -> NextStep {
-        NextStep::Dead { error: error.into() }
+        NextStep::Dead {
+            error: error.into(),
+            holds_key: true,
+        }
     }
 
     #[test]
@@ -212,7 +219,7 @@ mod tests {
         crate::store::testing::claim(&store, 60, &ids[0], 61).unwrap().unwrap();
         assert_eq!(store.requeue_running(70).unwrap(), 1);
         assert_consistent(&store);
-        store.add_delivery("e2", "h3", 80).unwrap().expect("added");
+        store.add_delivery("e2", "h3", None, 80).unwrap().expect("added");
         assert!(store.trees.events_unrouted.is_empty(), "e2 is routed now");
         store.redact_event("e1", None, 90).unwrap();
         assert_consistent(&store);

@@ -51,14 +51,21 @@ pub const TREE_DELIVERIES_BY_HANDLER: &str = "deliveries_by_handler";
 /// Running deliveries are left out, as in the status index.
 pub const TREE_DELIVERIES_BY_TYPE: &str = "deliveries_by_type";
 
+/// The lines of ordered deliveries: handler, 0x00, order key length (u32 big-endian), order
+/// key, place (u64 big-endian), delivery id -> empty. One line per handler and key, in the
+/// order its deliveries joined it; the first entry whose record still names its place is
+/// the delivery the key waits for (see `lines.rs`).
+pub const TREE_LINES: &str = "order_lines";
+
 /// Every index tree: rebuilt from the records by a schema upgrade and by compaction.
-pub const INDEX_TREES: [&str; 6] = [
+pub const INDEX_TREES: [&str; 7] = [
     TREE_EVENTS_BY_TYPE,
     TREE_EVENTS_BY_TIME,
     TREE_EVENTS_UNROUTED,
     TREE_DELIVERIES_BY_STATUS,
     TREE_DELIVERIES_BY_HANDLER,
     TREE_DELIVERIES_BY_TYPE,
+    TREE_LINES,
 ];
 
 /// Previous versions of edited events: event id, 0x00, version (u32 big-endian) ->
@@ -83,8 +90,10 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// ([`TREE_QUEUE`]), built from the delivery records; 5: claims held in memory, so after a
 /// crash a pending delivery may have no queue entry until the next open queues it (an older
 /// eddy, which would not, then refuses the folder); 6: no tree of events by seq alone (the
-/// time index lists all events in ingest order).
-pub const SCHEMA_VERSION: u32 = 6;
+/// time index lists all events in ingest order); 7: ordered deliveries, with the `blocked`
+/// status and [`TREE_LINES`] (an older eddy, which would run blocked deliveries or lose them,
+/// refuses the folder).
+pub const SCHEMA_VERSION: u32 = 7;
 /// The oldest schema version this build upgrades at open.
 pub const SCHEMA_UPGRADABLE_FROM: u32 = 1;
 
@@ -203,16 +212,47 @@ pub fn status_code(status: DeliveryStatus) -> u8 {
         DeliveryStatus::Running => 2,
         DeliveryStatus::Succeeded => 3,
         DeliveryStatus::Dead => 4,
+        DeliveryStatus::Blocked => 5,
     }
 }
 
 /// Every status, in code order.
-pub const STATUSES: [DeliveryStatus; 4] = [
+pub const STATUSES: [DeliveryStatus; 5] = [
     DeliveryStatus::Pending,
     DeliveryStatus::Running,
     DeliveryStatus::Succeeded,
     DeliveryStatus::Dead,
+    DeliveryStatus::Blocked,
 ];
+
+/// The prefix of the line of `handler`'s deliveries with order key `key`: the length makes
+/// it exact whatever bytes the key holds.
+pub fn line_prefix(handler: &str, key: &str) -> Vec<u8> {
+    let mut prefix = state_prefix(handler);
+    // Order keys are at most a few hundred bytes (see `event::MAX_ORDER_KEY_BYTES`).
+    prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    prefix.extend_from_slice(key.as_bytes());
+    prefix
+}
+
+/// The entry of a delivery at `place` in the line with `prefix`.
+pub fn line_key(prefix: &[u8], place: u64, delivery_id: &str) -> Vec<u8> {
+    [prefix, &place.to_be_bytes(), delivery_id.as_bytes()].concat()
+}
+
+/// `(line prefix, place, delivery id)` from a [`TREE_LINES`] key.
+pub fn parse_line_key(key: &[u8]) -> Result<(Vec<u8>, u64, String), StoreError> {
+    let corrupt = || StoreError::Corrupt("order line key".into());
+    let end = key.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
+    let (len, rest) = key[end + 1..].split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len + 8 {
+        return Err(corrupt());
+    }
+    let prefix_len = end + 1 + 4 + len;
+    let (place, id) = parse_position(&key[prefix_len..])?;
+    Ok((key[..prefix_len].to_vec(), place, id))
+}
 
 /// The prefix of a delivery index range: the status, then (for the handler and type indexes)
 /// the handler or type and a 0x00, which neither can contain.

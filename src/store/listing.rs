@@ -197,7 +197,15 @@ mod tests {
                 10 * (i as u64 + 1),
             ));
         }
-        attempt(&store, &all[1], NextStep::Dead { error: "x".into() }, 50);
+        attempt(
+            &store,
+            &all[1],
+            NextStep::Dead {
+                error: "x".into(),
+                holds_key: true,
+            },
+            50,
+        );
         attempt(&store, &all[2], NextStep::Succeeded, 51);
         let filter = |limit| DeliveryFilter {
             limit,
@@ -331,6 +339,7 @@ mod tests {
             &all[1],
             NextStep::Dead {
                 error: "crm said 500".into(),
+                holds_key: true,
             },
             60,
         );

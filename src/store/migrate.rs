@@ -3,7 +3,8 @@
 //! An upgrade only adds trees derived from the records (the index trees, schema 2; the state
 //! usage counters, schema 3; the queue keyed by handler, schema 4, which replaces the queue
 //! of one order; schema 5 adds nothing, it only keeps older versions out; schema 6 drops the
-//! events by seq alone, which the time index replaces), so it is rebuilt from scratch: those trees are cleared and
+//! events by seq alone, which the time index replaces; schema 7 adds the lines of ordered
+//! deliveries, empty in an older folder, which has none), so it is rebuilt from scratch: those trees are cleared and
 //! filled from the records, flushed, and only then is the new version recorded. A crash
 //! before that leaves the old version on disk and the next open starts again from scratch;
 //! no record is rewritten.
@@ -155,7 +156,15 @@ mod tests {
             let mut ids = ingest_typed(&store, "e1", "a", &["h1", "h2"], 300);
             ids.extend(ingest_typed(&store, "e2", "b", &["h1"], 200));
             ingest_typed(&store, "e3", "a", &[], 400);
-            attempt(&store, &ids[0], NextStep::Dead { error: "x".into() }, 500);
+            attempt(
+                &store,
+                &ids[0],
+                NextStep::Dead {
+                    error: "x".into(),
+                    holds_key: true,
+                },
+                500,
+            );
             attempt(&store, &ids[1], NextStep::Succeeded, 500);
             store.db.flush().unwrap();
             ids

@@ -21,6 +21,7 @@ mod failure;
 mod guard;
 mod index;
 mod keys;
+mod lines;
 mod listing;
 mod mark;
 mod migrate;
@@ -44,7 +45,8 @@ pub use compact::Compacted;
 pub use counts::HandlerCount;
 pub use deliveries::DeliveryFilter;
 pub use edit::{Edited, merge_patch};
-pub use events::{EventFilter, Ingested, NewEvent};
+pub use events::{EventFilter, Ingested, NewEvent, Route};
+pub use lines::Skipped;
 pub use on_use::OpenOnUse;
 pub use quota::{QuotaExceeded, StateQuota, StateUsage};
 pub use records::{AttemptRecord, AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord, EventVersion, NextStep};
@@ -130,6 +132,9 @@ struct Shared {
     /// Serialise ingests of one event id, so a duplicate is seen before anything is written.
     /// Held around delivery locks, never inside one, so the two cannot deadlock.
     event_stripes: index::Stripes,
+    /// Serialise changes to one order key's line (see `lines.rs`). Held around delivery
+    /// locks, never inside one.
+    line_stripes: index::Stripes,
     /// Entries in the queue tree: counted once at open, then moved only by what sled answers
     /// to each insert and remove, so it equals the tree's length without walking it.
     queued: AtomicUsize,
@@ -154,6 +159,7 @@ struct Trees {
     queue: sled::Tree,
     audit: sled::Tree,
     history: sled::Tree,
+    lines: sled::Tree,
 }
 
 impl Trees {
@@ -173,6 +179,7 @@ impl Trees {
             queue: db.open_tree(keys::TREE_QUEUE)?,
             audit: db.open_tree(keys::TREE_AUDIT)?,
             history: db.open_tree(keys::TREE_EVENT_HISTORY)?,
+            lines: db.open_tree(keys::TREE_LINES)?,
         })
     }
 }

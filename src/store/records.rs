@@ -50,6 +50,8 @@ pub enum DeliveryStatus {
     Succeeded,
     /// No more attempts: the handler said so, or the schedule ran out.
     Dead,
+    /// Waiting for an earlier delivery with the same order key (not queued until then).
+    Blocked,
 }
 
 impl DeliveryStatus {
@@ -60,6 +62,7 @@ impl DeliveryStatus {
             "running" => Some(Self::Running),
             "succeeded" => Some(Self::Succeeded),
             "dead" => Some(Self::Dead),
+            "blocked" => Some(Self::Blocked),
             _ => None,
         }
     }
@@ -71,6 +74,7 @@ impl DeliveryStatus {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Dead => "dead",
+            Self::Blocked => "blocked",
         }
     }
 }
@@ -103,6 +107,14 @@ pub struct DeliveryRecord {
     /// wait without using up the retry schedule, up to a bound.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred: u32,
+    /// The event's order key for this handler, when the handler orders its deliveries:
+    /// taken when the delivery was made, kept for its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<String>,
+    /// Its place in its key's line while it is in it: from when it is made or replayed until
+    /// it succeeds, goes dead under `onDead: "continue"`, or is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_place: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -126,6 +138,8 @@ impl DeliveryRecord {
             replay_requested: false,
             replay_from: 0,
             deferred: 0,
+            order_key: None,
+            line_place: None,
         }
     }
 }
@@ -175,5 +189,7 @@ pub enum NextStep {
     },
     Dead {
         error: String,
+        /// An ordered delivery keeps its key waiting (`onDead: "block"`).
+        holds_key: bool,
     },
 }

@@ -156,6 +156,7 @@ mod tests {
         };
         let next = NextStep::Dead {
             error: "Error: bad ada@example.com".into(),
+            holds_key: true,
         };
         store.finish_attempt(&mut claimed, &attempt, next, 4).unwrap();
 

@@ -3,6 +3,7 @@
 
 use super::records::{AuditRecord, DeliveryRecord, DeliveryStatus, EventRecord};
 use super::{Store, StoreError, codec, keys};
+use crate::event::KeyPath;
 use crate::event::new_id;
 
 /// The result of asking to replay one delivery.
@@ -18,16 +19,38 @@ pub enum Replayed {
 impl Store {
     /// Queues a finished (succeeded or dead) delivery to run again now; its next attempt is
     /// recorded as a replay. Two concurrent requests queue it once.
+    ///
+    /// An ordered delivery that still holds the front of its key's line (a dead one the key
+    /// waits for) runs there, first; any other joins the back of its key's line, behind the
+    /// deliveries of that key waiting now.
     pub fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
         self.write(|| {
+            let found = self.stored_delivery(id)?;
+            let key = found
+                .as_ref()
+                .and_then(|d| Some((d.handler.as_str(), d.order_key.as_deref()?)));
+            let _line = key.map(|(handler, key)| self.lock_line(handler, key));
             let replayed = self.update_delivery(id, |delivery| {
-                if matches!(delivery.status, DeliveryStatus::Pending | DeliveryStatus::Running) {
+                if matches!(
+                    delivery.status,
+                    DeliveryStatus::Pending | DeliveryStatus::Running | DeliveryStatus::Blocked
+                ) {
                     return Ok(None);
                 }
-                // Queued before the record says pending, as a retry is (see `finish_attempt`).
-                self.enqueue(&delivery.handler, now_ms, id)?;
-                delivery.status = DeliveryStatus::Pending;
-                delivery.next_attempt_ms = Some(now_ms);
+                match delivery.order_key.clone() {
+                    Some(key) if delivery.line_place.is_none() => {
+                        if self.join_line(delivery, &key, now_ms)? {
+                            // Under the delivery's lock, as below: queued before its record says so.
+                            self.enqueue(&delivery.handler, now_ms, id)?;
+                        }
+                    }
+                    _ => {
+                        // Queued before the record says pending, as a retry is (see `finish_attempt`).
+                        self.enqueue(&delivery.handler, now_ms, id)?;
+                        delivery.status = DeliveryStatus::Pending;
+                        delivery.next_attempt_ms = Some(now_ms);
+                    }
+                }
                 delivery.updated_ms = now_ms;
                 delivery.replay_requested = true;
                 delivery.replay_from = delivery.attempts;
@@ -42,9 +65,16 @@ impl Store {
         })
     }
 
-    /// Adds a delivery of event `event_id` to `handler`, due now, unless the event already
-    /// has one to that handler. Returns the new delivery id.
-    pub fn add_delivery(&self, event_id: &str, handler: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+    /// Adds a delivery of event `event_id` to `handler`, due now (or, when `order_by` finds an
+    /// order key in the event, at the back of that key's line), unless the event already has
+    /// one to that handler. Returns the new delivery id.
+    pub fn add_delivery(
+        &self,
+        event_id: &str,
+        handler: &str,
+        order_by: Option<&KeyPath>,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
         self.write(|| {
             loop {
                 let Some(raw) = self.trees.events.get(event_id.as_bytes())? else {
@@ -56,14 +86,14 @@ impl Store {
                         return Ok(None);
                     }
                 }
-                let delivery = DeliveryRecord::new(&record.event, handler, now_ms);
+                let mut delivery = DeliveryRecord::new(&record.event, handler, now_ms);
                 let was_unrouted = record.deliveries.is_empty();
                 record.deliveries.push(delivery.id.clone());
                 let updated = codec::encode(keys::EVENT_RECORD_V1, &record)?;
                 // Queued before the event names it, as at ingest: a crash in between leaves a
                 // delivery of no event, which the engine drops, not one that never runs.
-                self.write_delivery(None, &delivery)?;
-                self.enqueue(&delivery.handler, now_ms, &delivery.id)?;
+                let order_key = order_by.and_then(|path| path.key_of(&record.event));
+                self.add_new_delivery(&mut delivery, order_key.as_deref(), now_ms)?;
                 let swapped = self
                     .trees
                     .events
@@ -119,7 +149,15 @@ mod tests {
             replay: false,
         };
         store
-            .finish_attempt(&mut d, &attempt, NextStep::Dead { error: "x".into() }, 12)
+            .finish_attempt(
+                &mut d,
+                &attempt,
+                NextStep::Dead {
+                    error: "x".into(),
+                    holds_key: true,
+                },
+                12,
+            )
             .unwrap();
         id
     }
@@ -154,10 +192,18 @@ mod tests {
     fn backfill_adds_one_delivery_per_handler() {
         let store = Store::temporary().unwrap();
         dead_delivery(&store);
-        let added = store.add_delivery("e", "new_handler", 50).unwrap();
+        let added = store.add_delivery("e", "new_handler", None, 50).unwrap();
         assert!(added.is_some());
-        assert_eq!(store.add_delivery("e", "new_handler", 51).unwrap(), None, "only once");
-        assert_eq!(store.add_delivery("e", "h", 51).unwrap(), None, "h already has one");
+        assert_eq!(
+            store.add_delivery("e", "new_handler", None, 51).unwrap(),
+            None,
+            "only once"
+        );
+        assert_eq!(
+            store.add_delivery("e", "h", None, 51).unwrap(),
+            None,
+            "h already has one"
+        );
         assert_eq!(store.event("e").unwrap().unwrap().deliveries.len(), 2);
     }
 

@@ -205,11 +205,27 @@ mod tests {
         let mut ids = Vec::new();
         for (i, event) in ["a", "b", "c"].iter().enumerate() {
             let id = ingest(&store, event, &["h"], 10 + i as u64).remove(0);
-            attempt(&store, &id, NextStep::Dead { error: "x".into() }, 20);
+            attempt(
+                &store,
+                &id,
+                NextStep::Dead {
+                    error: "x".into(),
+                    holds_key: true,
+                },
+                20,
+            );
             ids.push(id);
         }
         store.replay_delivery(&ids[1], 5_000).unwrap();
-        attempt(&store, &ids[1], NextStep::Dead { error: "x".into() }, 5_000);
+        attempt(
+            &store,
+            &ids[1],
+            NextStep::Dead {
+                error: "x".into(),
+                holds_key: true,
+            },
+            5_000,
+        );
         let retention = Retention {
             succeeded_deliveries: Duration::from_secs(1),
             dead_deliveries: Duration::from_secs(1),

@@ -183,6 +183,8 @@ mod tests {
             replay_requested: false,
             replay_from: 0,
             deferred: 0,
+            order_key: None,
+            line_place: None,
         }
     }
 

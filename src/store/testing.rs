@@ -16,7 +16,7 @@ pub fn ingest(store: &Store, id: &str, handlers: &[&str], now_ms: u64) -> Vec<St
 /// Ingests event `id` of type `kind` routed to `handlers` at `now_ms`; returns its delivery ids.
 pub fn ingest_typed(store: &Store, id: &str, kind: &str, handlers: &[&str], now_ms: u64) -> Vec<String> {
     let event = Event::from_value(serde_json::json!({"id": id, "type": kind}), "test").expect("event");
-    let handlers = handlers.iter().map(|h| h.to_string()).collect();
+    let handlers = handlers.iter().map(|h| (*h).into()).collect();
     match store
         .ingest(vec![NewEvent { event, handlers }], now_ms)
         .expect("ingest")

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use eddy::config::Config;
-use eddy::event::{Event, new_id};
+use eddy::event::{Event, KeyPath, new_id};
 use eddy::runtime::{InvocationRequest, Runtime};
 use eddy::store::{
     AttemptRecord, AuditRecord, Backend, DeliveryFilter, DeliveryRecord, Edited, EventFilter, EventRecord,
-    EventVersion, Expired, HandlerCount, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, StateEntry,
-    StateQuota, StateSource, StateStore, Store,
+    EventVersion, Expired, HandlerCount, Ingested, NewEvent, NextStep, Pending, Replayed, Retention, Skipped,
+    StateEntry, StateQuota, StateSource, StateStore, Store,
 };
 use serde_json::{Value, json};
 
@@ -136,8 +136,26 @@ impl Backend for Later {
     fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed> {
         Box::pin(later(Backend::replay_delivery(&self.inner, id, now_ms)))
     }
-    fn add_delivery<'a>(&'a self, event_id: &'a str, handler: &'a str, now_ms: u64) -> Pending<'a, Option<String>> {
-        Box::pin(later(Backend::add_delivery(&self.inner, event_id, handler, now_ms)))
+    fn add_delivery<'a>(
+        &'a self,
+        event_id: &'a str,
+        handler: &'a str,
+        order_by: Option<&'a KeyPath>,
+        now_ms: u64,
+    ) -> Pending<'a, Option<String>> {
+        Box::pin(later(Backend::add_delivery(
+            &self.inner,
+            event_id,
+            handler,
+            order_by,
+            now_ms,
+        )))
+    }
+    fn skip_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Skipped> {
+        Box::pin(later(Backend::skip_delivery(&self.inner, id, now_ms)))
+    }
+    fn blocked_by<'a>(&'a self, delivery: &'a DeliveryRecord) -> Pending<'a, Option<String>> {
+        Box::pin(later(Backend::blocked_by(&self.inner, delivery)))
     }
     fn audit<'a>(&'a self, record: &'a AuditRecord) -> Pending<'a, ()> {
         Box::pin(later(Backend::audit(&self.inner, record)))

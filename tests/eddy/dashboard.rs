@@ -346,3 +346,54 @@ async fn pages_redact_delete_and_cancel_a_paced_replay_through_their_forms() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ordered_delivery_shows_what_it_waits_for_and_a_dead_one_is_skipped_from_its_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = dir.path().join("handlers");
+    crate::support::copy_dir(&crate::support::fixtures().join("../ordered"), &handlers);
+    let server = TestServer::start(&handlers, &dir.path().join("data"), "").await;
+    let entry =
+        |id: &str, bad: bool| json!({"id": id, "type": "ledger.entry", "subject": "acct-7", "data": {"bad": bad}});
+    server.send(entry("l0", true)).await;
+    let dead = server.wait_for_status("l0", "ledger", "dead").await;
+    let dead_id = dead["delivery"]["id"].as_str().unwrap().to_owned();
+    server.send(entry("l1", false)).await;
+    let blocked = server.wait_for_status("l1", "ledger", "blocked").await;
+    let blocked_id = blocked["delivery"]["id"].as_str().unwrap().to_owned();
+
+    // The dead delivery's page has forms (Replay, Skip) to take the CSRF token from.
+    let (cookie, csrf) = browser_session(&server, &format!("/ui/deliveries/{dead_id}")).await;
+    let page = |path: String| {
+        let request = client().get(server.url(&path)).header("cookie", &cookie);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let listed = page("/ui/deliveries?status=blocked".into()).await;
+    assert!(listed.contains(&format!("/ui/deliveries/{blocked_id}")), "{listed}");
+    let waiting = page(format!("/ui/deliveries/{blocked_id}")).await;
+    assert!(
+        waiting.contains(">acct-7</code> waits for <a href=\"/ui/deliveries/"),
+        "{waiting}"
+    );
+    assert!(waiting.contains(&dead_id), "{waiting}");
+    let holding = page(format!("/ui/deliveries/{dead_id}")).await;
+    assert!(holding.contains("/skip\""), "{holding}");
+    let skipped = client()
+        .post(server.url(&format!("/ui/deliveries/{dead_id}/skip")))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(skipped.status(), 303);
+    assert!(
+        skipped.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("?done=skipped")
+    );
+    server.wait_for_status("l1", "ledger", "succeeded").await;
+    let audit = server.get("/audit").await;
+    assert!(audit.to_string().contains("\"skip\""), "{audit}");
+    server.stop().await;
+}

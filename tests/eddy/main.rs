@@ -30,6 +30,7 @@ mod metrics;
 mod mutable;
 mod neighbours;
 mod network;
+mod ordering;
 mod pipeline;
 mod proxy;
 mod proxy_edges;

@@ -63,6 +63,9 @@ impl From<Page<DeliveryRecord>> for DeliveryList {
 pub struct DeliveryShow {
     pub delivery: DeliveryBody,
     pub attempts: Vec<AttemptBody>,
+    /// A blocked delivery: the delivery of its key it waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
 }
 
 impl From<DeliveryDetail> for DeliveryShow {
@@ -70,6 +73,7 @@ impl From<DeliveryDetail> for DeliveryShow {
         Self {
             delivery: d.delivery.into(),
             attempts: bodies(d.attempts),
+            blocked_by: d.blocked_by,
         }
     }
 }

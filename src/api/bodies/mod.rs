@@ -70,6 +70,7 @@ pub enum StatusBody {
     Running,
     Succeeded,
     Dead,
+    Blocked,
 }
 
 impl From<DeliveryStatus> for StatusBody {
@@ -79,6 +80,7 @@ impl From<DeliveryStatus> for StatusBody {
             DeliveryStatus::Running => Self::Running,
             DeliveryStatus::Succeeded => Self::Succeeded,
             DeliveryStatus::Dead => Self::Dead,
+            DeliveryStatus::Blocked => Self::Blocked,
         }
     }
 }
@@ -97,6 +99,13 @@ pub struct DeliveryBody {
     pub next_attempt_ms: Option<u64>,
     pub last_error: Option<String>,
     pub replay_requested: bool,
+    /// The event's order key for an ordered handler; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<String>,
+    /// Ordered deliveries: whether it stands in its key's line (waiting, running, or dead
+    /// with its key waiting for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_line: Option<bool>,
 }
 
 impl From<DeliveryRecord> for DeliveryBody {
@@ -113,6 +122,8 @@ impl From<DeliveryRecord> for DeliveryBody {
             next_attempt_ms: r.next_attempt_ms,
             last_error: r.last_error,
             replay_requested: r.replay_requested,
+            in_line: r.order_key.as_ref().map(|_| r.line_place.is_some()),
+            order_key: r.order_key,
         }
     }
 }
@@ -304,7 +315,19 @@ mod tests {
             replay_requested: false,
             replay_from: 0,
             deferred: 0,
+            order_key: None,
+            line_place: None,
         };
+        let ordered = DeliveryRecord {
+            order_key: Some("acct-1".into()),
+            line_place: Some(9),
+            ..delivery.clone()
+        };
+        let ordered = wire(DeliveryBody::from(ordered));
+        assert_eq!(
+            (&ordered["order_key"], &ordered["in_line"]),
+            (&json!("acct-1"), &json!(true))
+        );
         assert_eq!(
             wire(DeliveryBody::from(delivery)),
             json!({"id": "d", "event_id": "e", "event_type": "a.b",
