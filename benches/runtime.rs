@@ -123,6 +123,7 @@ async fn handlers() {
         attempt: 1,
         idempotency_key: "k".into(),
         event_version: 1,
+        recalled_steps: Default::default(),
     };
     spaced_cold_starts(&rt, &root, &request, &mut idle).await;
     for _ in 0..1000 {
@@ -196,6 +197,7 @@ async fn state_writes(rt: &Runtime, stateful: &HandlerPool) {
             attempt: 1,
             idempotency_key: "k".into(),
             event_version: 1,
+            recalled_steps: Default::default(),
         };
         let started = Instant::now();
         let report = rt.run(stateful, request).await;
@@ -242,6 +244,7 @@ async fn many_handlers() {
         attempt: 1,
         idempotency_key: "k".into(),
         event_version: 1,
+        recalled_steps: Default::default(),
     };
     let mut first = Vec::with_capacity(count);
     for handler in &handlers {

@@ -198,6 +198,8 @@ impl Fill {
             succeeded: next == NextStep::Succeeded,
             report: serde_json::json!({"outcome": "ok", "logs": [{"level": "log", "message": "synced"}]}),
             replay: false,
+            event_version: Some(1),
+            recorded_steps: false,
         };
         store
             .finish_attempt(&mut claimed, &attempt, next, at + 18)

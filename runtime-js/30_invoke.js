@@ -4,6 +4,7 @@ import { core, primordials } from "ext:core/mod.js";
 import { beginInvocation, endInvocation } from "ext:eddy/28_timers.js";
 
 const {
+  DateNow,
   Error,
   JSONParse,
   JSONStringify,
@@ -12,6 +13,9 @@ const {
   ObjectKeys,
   ObjectPrototypeIsPrototypeOf,
   PromisePrototypeThen,
+  SafeSet,
+  SetPrototypeAdd,
+  SetPrototypeHas,
   String,
   TypeError,
 } = primordials;
@@ -21,6 +25,10 @@ const {
   op_eddy_state_get,
   op_eddy_state_list,
   op_eddy_state_set,
+  op_eddy_step_check,
+  op_eddy_step_failed,
+  op_eddy_step_recall,
+  op_eddy_step_ran,
 } = core.ops;
 const { DOMException } = core.loadExtScript("ext:deno_web/01_dom_exception.js");
 
@@ -90,6 +98,43 @@ class HandlerState {
   }
 }
 ObjectFreeze(HandlerState.prototype);
+
+/**
+ * `ctx.step(name, fn)` of invocation `id`: returns the result an earlier attempt of the
+ * delivery recorded under `name`, or runs `fn` and records its result. Either way the result
+ * comes back as JSON carries it, so a handler sees the same value whether the step ran or was
+ * recalled.
+ */
+function stepper(id) {
+  const used = new SafeSet();
+  return async function step(name, fn) {
+    if (typeof name !== "string") throw new TypeError("ctx.step: the name must be a string");
+    const shown = JSONStringify(name);
+    if (typeof fn !== "function") {
+      throw new TypeError(`ctx.step(${shown}): the second argument must be a function`);
+    }
+    op_eddy_step_check(name);
+    if (SetPrototypeHas(used, name)) {
+      throw new TypeError(`ctx.step(${shown}): this name was used already in this delivery; step names are unique`);
+    }
+    SetPrototypeAdd(used, name);
+    const recalled = op_eddy_step_recall(id, name);
+    if (recalled !== null) return JSONParse(recalled);
+    const started = DateNow();
+    let value;
+    try {
+      value = await fn();
+    } catch (error) {
+      op_eddy_step_failed(id, name, describeOne(error).message, DateNow() - started);
+      throw error;
+    }
+    const json = value === undefined ? "null" : JSONStringify(value);
+    if (json === undefined) {
+      throw new TypeError(`ctx.step(${shown}): its result must be JSON-serialisable`);
+    }
+    return JSONParse(op_eddy_step_ran(id, name, json, DateNow() - started));
+  };
+}
 
 // How much of a thrown value is described. The host bounds every string and count again
 // (after redacting secrets); these only keep the description from walking a huge object.
@@ -284,6 +329,7 @@ function invoke(id, eventJson, deliveryId, attempt, idempotencyKey, eventVersion
       eventVersion,
       secrets,
       state: new HandlerState(id),
+      step: stepper(id),
     });
     PromisePrototypeThen(run(event, ctx), () => succeeded(id), (error) => failed(id, error));
   } finally {

@@ -134,6 +134,8 @@ async fn deliver(store: &Store, task: usize, n: u64, steps: &mut Steps) {
         report: serde_json::json!({"outcome": "ok", "logs": [],
             "fetches": [{"method": "POST", "url": "http://127.0.0.1:9/api", "status": 200, "ms": 0.4}]}),
         replay: false,
+        event_version: Some(1),
+        recorded_steps: false,
     };
     store
         .finish_attempt(&mut delivery, &attempt, NextStep::Succeeded, now)

@@ -60,6 +60,44 @@ pub struct FetchRecord {
     pub waited_ms: Option<f64>,
 }
 
+/// Most bytes of JSON one delivery's step results may hold, recalled and new together: they
+/// are stored with its attempts and handed back to later ones.
+pub const MAX_STEP_BYTES: usize = 256 * 1024;
+/// Most steps recorded per invocation. With the budget of results and the bounds of names
+/// and errors, the steps of a report always fit in it (the report drops console lines and
+/// fetch records first, never steps, which later attempts recall).
+pub const MAX_STEPS: usize = 100;
+/// Longest error kept for a step that threw.
+pub const MAX_STEP_ERROR_BYTES: usize = 512;
+/// Longest step name.
+pub const MAX_STEP_NAME_BYTES: usize = 256;
+
+/// How a step of `ctx.step` went in this invocation.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Its function ran and returned: its result is recorded.
+    Ran,
+    /// A result recorded by an earlier attempt was returned; the function did not run.
+    Recalled,
+    /// Its function threw: it runs again in the next attempt.
+    Failed,
+}
+
+/// One `ctx.step` of an invocation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepRecord {
+    pub name: String,
+    pub status: StepStatus,
+    pub duration_ms: f64,
+    /// The JSON result, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// What it threw, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Output captured for one invocation, bounded in size.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Capture {
@@ -71,6 +109,16 @@ pub struct Capture {
     pub dropped_logs: usize,
     /// Fetch records dropped.
     pub dropped_fetches: usize,
+    /// `ctx.step` calls, in the order they ended (or were recalled).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+    /// Bytes of step results recalled or recorded, against [`MAX_STEP_BYTES`].
+    #[serde(skip)]
+    pub step_bytes: usize,
+    /// Results earlier attempts recorded, by step name, as JSON text; a step takes its own
+    /// out when it is recalled.
+    #[serde(skip)]
+    pub recalled: std::collections::HashMap<String, String>,
     /// `ctx.state.set`/`delete` calls; a report with writes waits for a store flush.
     #[serde(skip)]
     pub state_writes: usize,

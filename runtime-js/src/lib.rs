@@ -43,6 +43,10 @@ deno_core::extension!(
         ops::state::op_eddy_state_set,
         ops::state::op_eddy_state_delete,
         ops::state::op_eddy_state_list,
+        ops::steps::op_eddy_step_check,
+        ops::steps::op_eddy_step_recall,
+        ops::steps::op_eddy_step_ran,
+        ops::steps::op_eddy_step_failed,
     ],
     esm_entry_point = "ext:eddy/00_bootstrap.js",
     esm = [

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,13 +22,23 @@ pub async fn replay_one(
     State(services): State<Arc<Services>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    query: Result<Query<ReplayOne>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (status, word) = match services.replay(&id, actor(&headers)).await? {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let fresh = query.fresh.unwrap_or(false);
+    let (status, word) = match services.replay(&id, fresh, actor(&headers)).await? {
         Replayed::Queued => (StatusCode::ACCEPTED, "queued"),
         // `replay` answers a missing delivery with an error.
         Replayed::AlreadyQueued | Replayed::NotFound => (StatusCode::OK, "already_queued"),
     };
     Ok((status, Json(serde_json::json!({ "delivery": id, "status": word }))).into_response())
+}
+
+/// `POST /deliveries/{id}/replay?fresh=true`: the delivery forgets its steps' results.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayOne {
+    fresh: Option<bool>,
 }
 
 /// `POST /deliveries/{id}/skip`: a dead delivery its key waits for leaves the key's line.
@@ -59,6 +70,9 @@ pub struct ReplayRequest {
     /// Create deliveries to `handler` for stored events of `type` instead of replaying.
     #[serde(default)]
     backfill: bool,
+    /// Replays: every step runs again (the results they recorded are forgotten).
+    #[serde(default)]
+    fresh: bool,
 }
 
 /// `POST /replays`: a dry run (count and first rows) or a background job (202).
@@ -82,6 +96,7 @@ pub async fn start(
         filter: filter_of(&request)?,
         rate: request.rate,
         backfill: request.backfill,
+        fresh: request.fresh,
     };
     if request.dry_run {
         return Ok(Json(dry_run(services.preview_replay(&bulk).await?)).into_response());

@@ -39,6 +39,9 @@ pub struct ReplayArgs {
     /// Run stored events of --type through --handler, which did not exist when they arrived.
     #[arg(long)]
     backfill: bool,
+    /// Forget the results the deliveries' steps recorded: every `ctx.step` runs again.
+    #[arg(long, conflicts_with = "backfill")]
+    fresh: bool,
     /// Replay without asking, however many match (from a terminal, more than
     /// `[replay] confirm_above` need it).
     #[arg(long, short = 'y')]
@@ -57,7 +60,10 @@ pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let client = Client::new(&args.server)?;
     if !args.ids.is_empty() {
         for id in &args.ids {
-            let answer = client.post(&format!("/deliveries/{id}/replay"), &json!({})).await?;
+            let fresh = if args.fresh { "?fresh=true" } else { "" };
+            let answer = client
+                .post(&format!("/deliveries/{id}/replay{fresh}"), &json!({}))
+                .await?;
             say!("{id} {}", answer["status"].as_str().unwrap_or_default());
         }
         return Ok(());
@@ -65,7 +71,7 @@ pub async fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let request = json!({
         "status": args.status, "handler": args.handler, "type": args.kind, "since": args.since,
         "until": args.until, "error": args.error, "dry_run": args.dry_run, "rate": args.rate,
-        "backfill": args.backfill,
+        "backfill": args.backfill, "fresh": args.fresh,
     });
     if !args.dry_run && !args.yes && std::io::stdin().is_terminal() {
         confirm(&client, &request, args.config.as_deref()).await?;

@@ -55,6 +55,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         attempt: 1,
         idempotency_key: crate::runtime::idempotency_key(&event.id, &id, 1),
         event_version: 1,
+        recalled_steps: Default::default(),
         event,
     };
     let report = runtime.run(&handler, request).await;

@@ -184,6 +184,9 @@ fn attempt_detail(a: &Value) -> String {
             text_of(&fetch["url"])
         ));
     }
+    for step in report["steps"].as_array().into_iter().flatten() {
+        lines.push(step_line(step));
+    }
     let outcome = &report["outcome"];
     if outcome["status"] == "failure" {
         lines.push(format!(
@@ -199,6 +202,18 @@ fn attempt_detail(a: &Value) -> String {
         return String::new();
     }
     format!("attempt {}\n{}", text_of(&a["n"]), indent(&lines.join("\n")))
+}
+
+/// One `ctx.step` of an attempt: `step "create contact" ran (12.0 ms)`, `... recalled`, or
+/// `... failed (3.1 ms): Error: ...`.
+fn step_line(step: &Value) -> String {
+    let name = text_of(&step["name"]);
+    let ms = step["duration_ms"].as_f64().unwrap_or(0.0);
+    match step["status"].as_str() {
+        Some("recalled") => format!("step {name:?} recalled (its recorded result, not run again)"),
+        Some("failed") => format!("step {name:?} failed ({ms:.1} ms): {}", text_of(&step["error"])),
+        _ => format!("step {name:?} ran ({ms:.1} ms)"),
+    }
 }
 
 /// `text` with every line indented by two spaces, ending in a newline.

@@ -150,6 +150,16 @@ pub fn replay_button(visitor: &Visitor, id: &str) -> Markup {
     }
 }
 
+/// The button that queues a delivery again with its steps' recorded results forgotten.
+fn fresh_button(visitor: &Visitor, id: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/ui/deliveries/" (segment(id)) "/replay?fresh=true" } {
+            (visitor.csrf_field())
+            button type="submit" title="Every step runs again" { "Replay fresh" }
+        }
+    }
+}
+
 /// A dead delivery its key waits for.
 fn holds_key(d: &DeliveryRecord) -> bool {
     d.status == DeliveryStatus::Dead && d.line_place.is_some()
@@ -198,6 +208,7 @@ pub async fn delivery(
         @if matches!(d.status, DeliveryStatus::Dead | DeliveryStatus::Succeeded) {
             div.actions {
                 (replay_button(&visitor, &d.id))
+                @if d.steps_since.is_some() { (fresh_button(&visitor, &d.id)) }
                 @if holds_key(d) { (skip_button(&visitor, &d.id)) }
             }
         }
@@ -233,8 +244,37 @@ fn attempt_section(a: &AttemptRecord) -> Markup {
                     @if let Some(stack) = outcome["stack"].as_str() { "\n" (stack.lines().skip(1).collect::<Vec<_>>().join("\n")) }
                 }
             }
+            (steps(&report["steps"]))
             (logs(&report["logs"]))
             (fetches(&report["fetches"]))
+        }
+    }
+}
+
+/// The attempt's `ctx.step` calls: whether each ran, was recalled or failed, and how long.
+fn steps(records: &Value) -> Markup {
+    let steps = records.as_array().cloned().unwrap_or_default();
+    html! {
+        @if !steps.is_empty() {
+            h4 { "Steps" }
+            table.list.steps {
+                thead { tr { th { "step" } th { "outcome" } th { "duration" } } }
+                tbody {
+                    @for step in &steps {
+                        tr {
+                            td { code { (text(&step["name"])) } }
+                            td {
+                                @match step["status"].as_str() {
+                                    Some("recalled") => "recalled: its recorded result, not run again",
+                                    Some("failed") => { "failed: " (text(&step["error"])) },
+                                    _ => "ran",
+                                }
+                            }
+                            td.num { (layout::duration_ms(step["duration_ms"].as_f64().unwrap_or(0.0))) }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -290,9 +330,20 @@ pub async fn skip_one(State(services): State<Arc<Services>>, Path(id): Path<Stri
     Ok(Redirect::to(&format!("/ui/deliveries/{}?done=skipped", segment(&id))))
 }
 
-/// `POST /ui/deliveries/{id}/replay`.
-pub async fn replay_one(State(services): State<Arc<Services>>, Path(id): Path<String>) -> Result<Redirect, PageError> {
-    let done = match services.replay(&id, ACTOR).await? {
+/// `?fresh=true` on a replay: forget the steps' recorded results.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplayQuery {
+    fresh: Option<String>,
+}
+
+/// `POST /ui/deliveries/{id}/replay[?fresh=true]`.
+pub async fn replay_one(
+    State(services): State<Arc<Services>>,
+    Path(id): Path<String>,
+    Query(q): Query<ReplayQuery>,
+) -> Result<Redirect, PageError> {
+    let fresh = given(&q.fresh) == Some("true");
+    let done = match services.replay(&id, fresh, ACTOR).await? {
         Replayed::AlreadyQueued => "already",
         Replayed::Queued | Replayed::NotFound => "replayed",
     };

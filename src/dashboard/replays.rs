@@ -34,6 +34,7 @@ fn request(q: &DeliveryQuery) -> Result<BulkReplay, PageError> {
         filter,
         rate: None,
         backfill: false,
+        fresh: false,
     })
 }
 
@@ -73,6 +74,8 @@ pub async fn preview_replay(
                 }
                 label { "At most " input name="rate" type="number" min="0.1" step="any" placeholder="as fast as possible" size="10"; " per second" }
                 " "
+                label { input type="checkbox" name="fresh" value="true"; " Fresh: every step runs again" }
+                " "
                 button type="submit" #confirm-replay { "Replay " (count) }
                 " "
                 a href=(back) { "Cancel" }
@@ -92,6 +95,8 @@ pub struct StartForm {
     #[serde(flatten)]
     query: DeliveryQuery,
     rate: Option<String>,
+    /// `true` when the steps' recorded results are to be forgotten.
+    fresh: Option<String>,
 }
 
 /// `POST /ui/replay`: starts the job and goes to its page.
@@ -105,6 +110,7 @@ pub async fn start_replay(
         Some(rate) => Some(rate.parse::<f64>().map_err(|_| crate::services::ServiceError::Rate)?),
         None => None,
     };
+    request.fresh = given(&form.fresh) == Some("true");
     let job = services.start_replay(request, ACTOR).await?;
     Ok(Redirect::to(&format!("/ui/jobs/{}", segment(&job.id))))
 }

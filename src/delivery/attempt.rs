@@ -21,23 +21,33 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         // not written yet (a backfill in progress) or was never accepted (left by a crash).
         Ok(Some(record)) if record.deliveries.contains(&delivery.id) => {
             let event_type = record.event.kind.clone();
+            let recalled_steps = super::steps::recall(&engine.store, &delivery, record.version)
+                .await
+                .unwrap_or_else(|e| {
+                    // The steps run again, as a first attempt's would: at least once holds.
+                    tracing::warn!(delivery_id = %delivery.id, "cannot read the steps of delivery {}: {e}", delivery.id);
+                    Default::default()
+                });
             let request = InvocationRequest {
                 event: record.event,
                 delivery_id: delivery.id.clone(),
                 attempt: n,
                 idempotency_key: idempotency_key(&delivery.event_id, &delivery.handler, record.version),
                 event_version: record.version,
+                recalled_steps,
             };
             let report = match version {
                 Some(version) => engine.runtime.run(&version.pool, request).await,
                 None => crate::runtime::not_loaded(&delivery.handler),
             };
             count_fetches(engine, &report);
-            let mut record = record_of(n, started_ms, &report);
-            record.replay = delivery.replay_requested;
+            let mut attempt = record_of(n, started_ms, &report);
+            attempt.replay = delivery.replay_requested;
+            attempt.event_version = Some(record.version);
+            attempt.recorded_steps = super::steps::any_ran(&report);
             (
                 next_step(&report, &delivery, policy),
-                record,
+                attempt,
                 Some((event_type, report)),
             )
         }
@@ -225,6 +235,8 @@ fn record_of(n: u32, started_ms: u64, report: &InvocationReport) -> AttemptRecor
         succeeded: report.outcome.is_success(),
         report: serde_json::to_value(report).unwrap_or(serde_json::Value::Null),
         replay: false,
+        event_version: None,
+        recorded_steps: false,
     }
 }
 
@@ -237,6 +249,8 @@ fn gone(n: u32, started_ms: u64, why: &str) -> (NextStep, AttemptRecord) {
         succeeded: false,
         report: serde_json::json!({ "outcome": { "status": "failure", "message": why } }),
         replay: false,
+        event_version: None,
+        recorded_steps: false,
     };
     let next = NextStep::Dead {
         error: why.to_owned(),

@@ -11,6 +11,7 @@ mod dispatch;
 pub mod registry;
 pub mod replay;
 pub mod retry;
+mod steps;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

@@ -61,6 +61,8 @@ pub struct ReplayJob {
     pub filter: ReplayFilter,
     /// Deliveries (or events) per second; none means as fast as possible.
     pub rate: Option<f64>,
+    /// Replays: the deliveries forget the results their steps recorded, so every step runs.
+    pub fresh: bool,
     pub state: JobState,
     /// Matching deliveries (or events) when the job started.
     pub total: usize,
@@ -191,6 +193,7 @@ impl Replays {
         kind: &'static str,
         filter: ReplayFilter,
         rate: Option<f64>,
+        fresh: bool,
         actor: &str,
     ) -> ReplayJob {
         let job = Arc::new(Job {
@@ -199,6 +202,7 @@ impl Replays {
                 kind,
                 filter,
                 rate,
+                fresh,
                 state: JobState::Running,
                 total: 0,
                 queued: 0,
@@ -256,9 +260,9 @@ impl Replays {
     }
 
     async fn run(self: Arc<Self>, job: Arc<Job>, actor: String) {
-        let (kind, filter, rate) = {
+        let (kind, filter, rate, fresh) = {
             let status = lock(&job.status);
-            (status.kind, status.filter.clone(), status.rate)
+            (status.kind, status.filter.clone(), status.rate, status.fresh)
         };
         let items: Result<Vec<String>, StoreError> = if kind == "backfill" {
             self.matching_events(&filter).await
@@ -267,7 +271,7 @@ impl Replays {
             deliveries.map(|ds| ds.into_iter().map(|d| d.id).collect())
         };
         let outcome = match items {
-            Ok(items) => self.work(&job, kind, &filter, rate, items).await,
+            Ok(items) => self.work(&job, (kind, fresh), &filter, rate, items).await,
             Err(e) => Err(e),
         };
         let finished = {
@@ -299,7 +303,7 @@ impl Replays {
     async fn work(
         &self,
         job: &Job,
-        kind: &str,
+        (kind, fresh): (&str, bool),
         filter: &ReplayFilter,
         rate: Option<f64>,
         items: Vec<String>,
@@ -326,7 +330,7 @@ impl Replays {
                 let order_by = filter.order_by.as_ref();
                 self.store.add_delivery(item, &handler, order_by, now_ms()).await?
             } else {
-                let replayed = self.store.replay_delivery(item, now_ms()).await?;
+                let replayed = self.store.replay_delivery(item, now_ms(), fresh).await?;
                 (replayed == Replayed::Queued).then(|| item.clone())
             };
             if let Some(delivery) = &queued {

@@ -72,7 +72,8 @@ pub fn failure(f: HandlerFailure, clean: &dyn Fn(&str) -> String) -> HandlerFail
 
 /// Brings `report` within [`MAX_REPORT_BYTES`] of JSON: drops console lines from the end,
 /// then fetch records, then the failure's details; then closes the capture, which notes
-/// what was dropped. Strings were cut already, so this only acts on many escaped ones.
+/// what was dropped. Strings were cut already, so this only acts on many escaped ones. Steps
+/// are never dropped (later attempts recall them): their bounds keep them well within.
 pub fn report(report: &mut InvocationReport) {
     let limit = MAX_REPORT_BYTES - CLOSING_ROOM;
     if size_at_most(report) <= limit {
@@ -135,11 +136,18 @@ fn size_at_most(report: &InvocationReport) -> usize {
         }
         super::Outcome::Success => 0,
     };
-    let texts = logs + fetches + failure + report.handler.len() + report.started_at.len();
-    let items = capture.logs.len() + capture.fetches.len() + 1;
+    let steps: usize = capture
+        .steps
+        .iter()
+        .map(|s| s.name.len() + s.error.as_ref().map_or(0, String::len))
+        .sum();
+    let texts = logs + fetches + failure + steps + report.handler.len() + report.started_at.len();
+    let items = capture.logs.len() + capture.fetches.len() + capture.steps.len() + 1;
+    // Step results are JSON already, counted as they were recorded.
     texts
         .saturating_mul(ESCAPED)
         .saturating_add(items.saturating_mul(FIELDS))
+        .saturating_add(capture.step_bytes)
 }
 
 fn opt_len(text: &Option<String>) -> usize {
@@ -234,5 +242,43 @@ mod tests {
         assert!(len <= MAX_REPORT_BYTES, "{len}");
         assert!(r.capture.dropped_logs > 900, "{}", r.capture.dropped_logs);
         assert!(r.capture.logs.last().unwrap().message.starts_with("…[dropped"));
+    }
+
+    #[test]
+    fn steps_at_their_bounds_are_kept_whole_and_the_report_still_fits() {
+        use eddy_runtime_js::capture::{
+            MAX_STEP_BYTES, MAX_STEP_ERROR_BYTES, MAX_STEP_NAME_BYTES, MAX_STEPS, StepRecord, StepStatus,
+        };
+        let line = LogLine {
+            time: String::new(),
+            level: "log".into(),
+            message: "\u{1}".repeat(8 * 1024),
+        };
+        let mut r = InvocationReport {
+            handler: "h".into(),
+            outcome: Outcome::Failure(failure(big_failure(), &|s| s.to_owned())),
+            started_at: String::new(),
+            duration_ms: 0.0,
+            capture: Capture::default(),
+        };
+        r.capture.logs = vec![line; 1000];
+        let result = serde_json::json!("\u{1}".repeat(MAX_STEP_BYTES / MAX_STEPS / 8));
+        let step = |n: usize| StepRecord {
+            name: format!("{n:0>width$}", width = MAX_STEP_NAME_BYTES),
+            status: if n.is_multiple_of(2) {
+                StepStatus::Ran
+            } else {
+                StepStatus::Failed
+            },
+            duration_ms: 1.0,
+            result: n.is_multiple_of(2).then(|| result.clone()),
+            error: (!n.is_multiple_of(2)).then(|| "\u{1}".repeat(MAX_STEP_ERROR_BYTES)),
+        };
+        r.capture.steps = (0..MAX_STEPS).map(step).collect();
+        r.capture.step_bytes = MAX_STEP_BYTES;
+        assert!(size_at_most(&r) >= json_len(&r));
+        report(&mut r);
+        assert_eq!(r.capture.steps.len(), MAX_STEPS);
+        assert!(json_len(&r) <= MAX_REPORT_BYTES, "{}", json_len(&r));
     }
 }

@@ -109,7 +109,7 @@ impl Invocations {
         Poll::Pending
     }
 
-    fn start(&mut self, job: Job) {
+    fn start(&mut self, mut job: Job) {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let entry = InFlight {
@@ -119,7 +119,8 @@ impl Invocations {
             started_at: crate::event::now_rfc3339(),
             reply: job.reply,
         };
-        register_capture(&mut self.isolate.runtime, id);
+        let recalled = std::mem::take(&mut job.request.recalled_steps);
+        register_capture(&mut self.isolate.runtime, id, recalled);
         self.isolate.meter.start(id, self.loaded.cpu_limit);
         let request = &job.request;
         let started = match serde_json::to_string(&request.event) {

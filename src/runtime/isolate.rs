@@ -5,6 +5,7 @@
 //! channel closes or when the isolate is stopped (CPU or heap limit, uncaught error); the
 //! pool then makes a fresh one.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -223,11 +224,13 @@ fn linger(rx: &mpsc::UnboundedReceiver<Box<Job>>) -> bool {
 }
 
 /// A fresh, empty capture for a new invocation.
-pub fn register_capture(runtime: &mut JsRuntime, id: u32) {
+pub fn register_capture(runtime: &mut JsRuntime, id: u32, recalled: HashMap<String, String>) {
     let state = runtime.op_state();
     let mut state = state.borrow_mut();
     let host = state.borrow_mut::<HostState>();
-    host.captures.insert(id, Capture::default());
+    let mut capture = Capture::default();
+    capture.recalled = recalled;
+    host.captures.insert(id, capture);
     host.begin_invocation(id);
 }
 

@@ -1,6 +1,6 @@
 //! What goes into an invocation and what comes out of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,9 @@ pub struct InvocationRequest {
     pub idempotency_key: String,
     /// The event's version: 1, then one more at each edit of its data.
     pub event_version: u32,
+    /// Results of `ctx.step` recorded by earlier attempts, by step name, as JSON text:
+    /// those steps return them instead of running again.
+    pub recalled_steps: HashMap<String, String>,
 }
 
 /// `ctx.idempotencyKey` of `handler`'s delivery of version `version` of event `event_id`:

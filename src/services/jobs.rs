@@ -14,6 +14,8 @@ pub struct BulkReplay {
     /// Items per second; none means as fast as possible.
     pub rate: Option<f64>,
     pub backfill: bool,
+    /// Replays: forget the results the deliveries' steps recorded.
+    pub fresh: bool,
 }
 
 impl BulkReplay {
@@ -59,7 +61,9 @@ impl Services {
     pub async fn start_replay(&self, request: BulkReplay, actor: &str) -> Result<ReplayJob, ServiceError> {
         let request = self.checked(request).await?;
         let kind = request.kind();
-        Ok(self.replays.start(kind, request.filter, request.rate, actor))
+        Ok(self
+            .replays
+            .start(kind, request.filter, request.rate, request.fresh, actor))
     }
 
     /// Job `id`'s progress.

@@ -123,15 +123,21 @@ impl Services {
 
     /// Queues delivery `id` again unless it is pending or running; audited as done by
     /// `actor`, committed, and the engine woken.
-    pub async fn replay(&self, id: &str, actor: &str) -> Result<Replayed, ServiceError> {
-        let replayed = self.store.replay_delivery(id, now_ms()).await?;
+    /// With `fresh`, the delivery forgets the results its steps recorded, so every step runs.
+    pub async fn replay(&self, id: &str, fresh: bool, actor: &str) -> Result<Replayed, ServiceError> {
+        let replayed = self.store.replay_delivery(id, now_ms(), fresh).await?;
         let result = match replayed {
             Replayed::NotFound => return Err(ServiceError::NoDelivery(id.to_owned())),
             Replayed::AlreadyQueued => "already_queued",
             Replayed::Queued => "queued",
         };
-        self.audited(actor, "replay", id, serde_json::json!({ "result": result }))
-            .await?;
+        self.audited(
+            actor,
+            "replay",
+            id,
+            serde_json::json!({ "result": result, "fresh": fresh }),
+        )
+        .await?;
         self.engine.wake();
         Ok(replayed)
     }

@@ -103,8 +103,9 @@ pub trait Backend: StateSource {
     fn redact_event<'a>(&'a self, id: &'a str, fields: Option<&'a [String]>, now_ms: u64) -> Pending<'a, bool>;
     /// Removes an event with all its deliveries, attempts and history.
     fn delete_event<'a>(&'a self, id: &'a str) -> Pending<'a, bool>;
-    /// Queues a finished delivery again.
-    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed>;
+    /// Queues a finished delivery again; with `fresh`, it forgets the results its steps
+    /// recorded.
+    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64, fresh: bool) -> Pending<'a, Replayed>;
     /// Adds a delivery of a stored event to `handler` (a backfill); `None` if the event is
     /// gone or already has one.
     fn add_delivery<'a>(
@@ -247,8 +248,8 @@ impl Backend for Store {
     fn delete_event<'a>(&'a self, id: &'a str) -> Pending<'a, bool> {
         ready(Store::delete_event(self, id))
     }
-    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed> {
-        ready(Store::replay_delivery(self, id, now_ms))
+    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64, fresh: bool) -> Pending<'a, Replayed> {
+        ready(Store::replay_delivery(self, id, now_ms, fresh))
     }
     fn add_delivery<'a>(
         &'a self,
@@ -346,6 +347,8 @@ mod tests {
             succeeded: true,
             report: Value::Null,
             replay: false,
+            event_version: None,
+            recorded_steps: false,
         };
         store
             .finish_attempt(&mut claimed, &attempt, NextStep::Succeeded, 1_002)
@@ -353,7 +356,10 @@ mod tests {
             .unwrap();
         assert_eq!(store.attempts(&id).await.unwrap(), vec![attempt]);
         assert_eq!(store.queue_depth(), 0);
-        assert_eq!(store.replay_delivery(&id, 1_003).await.unwrap(), Replayed::Queued);
+        assert_eq!(
+            store.replay_delivery(&id, 1_003, false).await.unwrap(),
+            Replayed::Queued
+        );
         assert_eq!(store.queue_heads().await.unwrap(), [("h".to_owned(), 1_003)]);
     }
 

@@ -103,6 +103,9 @@ impl Store {
                     .attempts
                     .insert(keys::attempt_key(&stored.id, attempt.n), raw)?;
                 stored.attempts = attempt.n;
+                if attempt.recorded_steps && stored.steps_since.is_none() {
+                    stored.steps_since = Some(attempt.n);
+                }
                 stored.updated_ms = now_ms;
                 stored.replay_requested = false;
                 // A success leaves its key's line, and a death unless it holds the key.
@@ -277,6 +280,8 @@ mod tests {
             succeeded,
             report: json!({}),
             replay: false,
+            event_version: None,
+            recorded_steps: false,
         }
     }
 

@@ -337,6 +337,8 @@ mod tests {
             succeeded: true,
             report: json!({}),
             replay: false,
+            event_version: None,
+            recorded_steps: false,
         };
         store
             .finish_attempt(&mut claimed, &attempt, crate::store::NextStep::Succeeded, 4)

@@ -214,7 +214,7 @@ mod tests {
         attempt(&store, &ids[0], dead("no"), 50);
         attempt(&store, &ids[1], NextStep::Succeeded, 21);
         assert_consistent(&store);
-        assert_eq!(store.replay_delivery(&ids[0], 60).unwrap(), Replayed::Queued);
+        assert_eq!(store.replay_delivery(&ids[0], 60, false).unwrap(), Replayed::Queued);
         assert_consistent(&store);
         crate::store::testing::claim(&store, 60, &ids[0], 61).unwrap().unwrap();
         assert_eq!(store.requeue_running(70).unwrap(), 1);

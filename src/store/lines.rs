@@ -234,7 +234,7 @@ mod tests {
         attempt(&store, &ids[0], dead(true), 20);
         assert_eq!(status(&store, &ids[1]), DeliveryStatus::Blocked, "held by the dead one");
         assert_eq!(
-            store.replay_delivery(&ids[0], 21).unwrap(),
+            store.replay_delivery(&ids[0], 21, false).unwrap(),
             crate::store::Replayed::Queued
         );
         assert_eq!(queued(&store), [ids[0].clone()], "the replay runs at the front");
@@ -263,7 +263,7 @@ mod tests {
         attempt(&store, &first, NextStep::Succeeded, 11);
         let second = keyed(&store, "e2", "k", 12);
         let third = keyed(&store, "e3", "k", 13);
-        store.replay_delivery(&first, 14).unwrap();
+        store.replay_delivery(&first, 14, false).unwrap();
         let replayed = store.delivery(&first).unwrap().unwrap();
         assert_eq!(replayed.status, DeliveryStatus::Blocked);
         assert_eq!(store.blocked_by(&replayed).unwrap(), Some(second.clone()));
@@ -274,7 +274,7 @@ mod tests {
         let again = attempt(&store, &first, NextStep::Succeeded, 17);
         assert!(again.line_place.is_none());
         // Alone in its line, a replay runs at once.
-        store.replay_delivery(&first, 18).unwrap();
+        store.replay_delivery(&first, 18, false).unwrap();
         assert_eq!(queued(&store), [first]);
         assert_consistent(&store);
     }

@@ -115,6 +115,11 @@ pub struct DeliveryRecord {
     /// it succeeds, goes dead under `onDead: "continue"`, or is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_place: Option<u64>,
+    /// The first attempt whose recorded step results later attempts recall (those of the
+    /// event's version they run on); none while no step result is to be recalled, and again
+    /// after a fresh replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_since: Option<u32>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -140,6 +145,7 @@ impl DeliveryRecord {
             deferred: 0,
             order_key: None,
             line_place: None,
+            steps_since: None,
         }
     }
 }
@@ -157,6 +163,12 @@ pub struct AttemptRecord {
     /// This attempt was asked for by a replay.
     #[serde(default)]
     pub replay: bool,
+    /// The version of the event it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_version: Option<u32>,
+    /// Its report records the results of steps that ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recorded_steps: bool,
 }
 
 /// Who asked for a change, what, and to what: kept for people to audit.

@@ -153,6 +153,8 @@ mod tests {
             succeeded: false,
             report,
             replay: false,
+            event_version: None,
+            recorded_steps: false,
         };
         let next = NextStep::Dead {
             error: "Error: bad ada@example.com".into(),

@@ -23,7 +23,9 @@ impl Store {
     /// An ordered delivery that still holds the front of its key's line (a dead one the key
     /// waits for) runs there, first; any other joins the back of its key's line, behind the
     /// deliveries of that key waiting now.
-    pub fn replay_delivery(&self, id: &str, now_ms: u64) -> Result<Replayed, StoreError> {
+    ///
+    /// With `fresh`, the delivery forgets the step results its attempts recorded.
+    pub fn replay_delivery(&self, id: &str, now_ms: u64, fresh: bool) -> Result<Replayed, StoreError> {
         self.write(|| {
             let found = self.stored_delivery(id)?;
             let key = found
@@ -52,6 +54,9 @@ impl Store {
                     }
                 }
                 delivery.updated_ms = now_ms;
+                if fresh {
+                    delivery.steps_since = None;
+                }
                 delivery.replay_requested = true;
                 delivery.replay_from = delivery.attempts;
                 delivery.deferred = 0;
@@ -147,6 +152,8 @@ mod tests {
             succeeded: false,
             report: json!({}),
             replay: false,
+            event_version: None,
+            recorded_steps: false,
         };
         store
             .finish_attempt(
@@ -166,12 +173,12 @@ mod tests {
     fn replay_queues_once() {
         let store = Store::temporary().unwrap();
         let id = dead_delivery(&store);
-        assert_eq!(store.replay_delivery(&id, 100).unwrap(), Replayed::Queued);
-        assert_eq!(store.replay_delivery(&id, 101).unwrap(), Replayed::AlreadyQueued);
+        assert_eq!(store.replay_delivery(&id, 100, false).unwrap(), Replayed::Queued);
+        assert_eq!(store.replay_delivery(&id, 101, false).unwrap(), Replayed::AlreadyQueued);
         assert_eq!(crate::store::testing::due(&store, 200), [(100, id.clone())]);
         let d = store.delivery(&id).unwrap().unwrap();
         assert!(d.replay_requested && d.status == DeliveryStatus::Pending);
-        assert_eq!(store.replay_delivery("nope", 1).unwrap(), Replayed::NotFound);
+        assert_eq!(store.replay_delivery("nope", 1, false).unwrap(), Replayed::NotFound);
     }
 
     #[test]
@@ -180,7 +187,7 @@ mod tests {
         let id = dead_delivery(&store);
         let results: Vec<Replayed> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| store.replay_delivery(&id, 100).unwrap()))
+                .map(|_| s.spawn(|| store.replay_delivery(&id, 100, false).unwrap()))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

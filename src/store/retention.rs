@@ -148,6 +148,8 @@ mod tests {
             succeeded: true,
             report: json!({}),
             replay: false,
+            event_version: None,
+            recorded_steps: false,
         };
         store
             .finish_attempt(&mut done, &attempt, NextStep::Succeeded, 90_001)
@@ -216,7 +218,7 @@ mod tests {
             );
             ids.push(id);
         }
-        store.replay_delivery(&ids[1], 5_000).unwrap();
+        store.replay_delivery(&ids[1], 5_000, false).unwrap();
         attempt(
             &store,
             &ids[1],

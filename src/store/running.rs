@@ -185,6 +185,7 @@ mod tests {
             deferred: 0,
             order_key: None,
             line_place: None,
+            steps_since: None,
         }
     }
 
@@ -255,6 +256,8 @@ mod tests {
                                     succeeded: true,
                                     report: serde_json::json!({}),
                                     replay: false,
+                                    event_version: None,
+                                    recorded_steps: false,
                                 };
                                 store.finish_attempt(&mut d, &attempt, NextStep::Succeeded, 12).unwrap();
                                 mine.push(id);

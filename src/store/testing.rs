@@ -67,6 +67,8 @@ pub fn attempt(store: &Store, id: &str, next: NextStep, now_ms: u64) -> Delivery
         succeeded: next == NextStep::Succeeded,
         report: serde_json::json!({}),
         replay: false,
+        event_version: None,
+        recorded_steps: false,
     };
     store.finish_attempt(&mut delivery, &record, next, now_ms).unwrap();
     delivery

@@ -133,8 +133,8 @@ impl Backend for Later {
     fn delete_event<'a>(&'a self, id: &'a str) -> Pending<'a, bool> {
         Box::pin(later(Backend::delete_event(&self.inner, id)))
     }
-    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Replayed> {
-        Box::pin(later(Backend::replay_delivery(&self.inner, id, now_ms)))
+    fn replay_delivery<'a>(&'a self, id: &'a str, now_ms: u64, fresh: bool) -> Pending<'a, Replayed> {
+        Box::pin(later(Backend::replay_delivery(&self.inner, id, now_ms, fresh)))
     }
     fn add_delivery<'a>(
         &'a self,
@@ -182,6 +182,7 @@ fn request() -> InvocationRequest {
     InvocationRequest {
         idempotency_key: event.id.clone(),
         event_version: 1,
+        recalled_steps: Default::default(),
         event,
         delivery_id: new_id(),
         attempt: 1,

@@ -45,6 +45,7 @@ mod scaffold;
 mod scheduling;
 mod secrets;
 mod server_support;
+mod steps;
 mod store_failure;
 mod support;
 mod webhooks;

@@ -114,6 +114,7 @@ pub async fn invoke(rt: &TestRuntime, id: &str, data: Value) -> InvocationReport
         event,
         delivery_id: new_id(),
         attempt: 1,
+        recalled_steps: Default::default(),
     };
     rt.invoke(id, request).await
 }

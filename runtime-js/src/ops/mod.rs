@@ -5,3 +5,4 @@ pub mod crypto;
 pub mod fetch;
 pub mod invoke;
 pub mod state;
+pub mod steps;

@@ -85,6 +85,8 @@ pub struct JobBody {
     pub kind: &'static str,
     pub filter: FilterBody,
     pub rate: Option<f64>,
+    /// Replays: the steps' recorded results were forgotten.
+    pub fresh: bool,
     /// `running`, `done`, `cancelled` or `failed`.
     pub state: &'static str,
     pub total: usize,
@@ -127,6 +129,7 @@ impl From<ReplayJob> for JobBody {
             kind: j.kind,
             filter: j.filter.into(),
             rate: j.rate,
+            fresh: j.fresh,
             state: match j.state {
                 JobState::Running => "running",
                 JobState::Done => "done",
@@ -161,6 +164,7 @@ mod tests {
             kind: "replay",
             filter,
             rate: Some(2.0),
+            fresh: true,
             state: JobState::Cancelled,
             total: 3,
             queued: 1,
@@ -171,7 +175,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(JobBody::from(job)).unwrap(),
-            json!({"id": "j", "kind": "replay", "rate": 2.0, "state": "cancelled",
+            json!({"id": "j", "kind": "replay", "rate": 2.0, "fresh": true, "state": "cancelled",
             "total": 3, "queued": 1, "skipped": 1, "created_ms": 8, "finished_ms": 9, "error": null,
             "filter": {"status": "succeeded", "handler": "h", "type": null, "since_ms": null, "until_ms": null, "error": null}})
         );

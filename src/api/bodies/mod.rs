@@ -137,6 +137,9 @@ pub struct AttemptBody {
     pub succeeded: bool,
     pub report: Value,
     pub replay: bool,
+    /// The version of the event the attempt ran on (absent for attempts that ran on none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_version: Option<u32>,
 }
 
 impl From<AttemptRecord> for AttemptBody {
@@ -148,6 +151,7 @@ impl From<AttemptRecord> for AttemptBody {
             succeeded: a.succeeded,
             report: a.report,
             replay: a.replay,
+            event_version: a.event_version,
         }
     }
 }
@@ -317,6 +321,7 @@ mod tests {
             deferred: 0,
             order_key: None,
             line_place: None,
+            steps_since: None,
         };
         let ordered = DeliveryRecord {
             order_key: Some("acct-1".into()),
@@ -341,6 +346,8 @@ mod tests {
             succeeded: true,
             report: json!({"ok": true}),
             replay: true,
+            event_version: None,
+            recorded_steps: false,
         };
         assert_eq!(
             wire(AttemptBody::from(attempt)),
