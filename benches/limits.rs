@@ -43,9 +43,7 @@ async fn start_api() -> (Arc<Api>, String) {
     let app = Router::new()
         .route("/call", axum::routing::post(call))
         .with_state(api.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = crate::support::serve_loopback(app).await;
     (api, base)
 }
 

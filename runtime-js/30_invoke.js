@@ -106,7 +106,8 @@ ObjectFreeze(HandlerState.prototype);
  * recalled.
  */
 function stepper(id) {
-  const used = new SafeSet();
+  // Made at the first step: most invocations take none, and they are the hot path.
+  let used = null;
   return async function step(name, fn) {
     if (typeof name !== "string") throw new TypeError("ctx.step: the name must be a string");
     const shown = JSONStringify(name);
@@ -114,6 +115,7 @@ function stepper(id) {
       throw new TypeError(`ctx.step(${shown}): the second argument must be a function`);
     }
     op_eddy_step_check(name);
+    used ??= new SafeSet();
     if (SetPrototypeHas(used, name)) {
       throw new TypeError(`ctx.step(${shown}): this name was used already in this delivery; step names are unique`);
     }

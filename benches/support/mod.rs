@@ -16,6 +16,15 @@ pub mod procs;
 
 use std::time::Duration;
 
+/// Serves `app` on 127.0.0.1 (a fake third-party API) for as long as the process runs; its
+/// base URL.
+pub async fn serve_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
 /// The 50th and 99th percentiles; zero for no samples.
 pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     if samples.is_empty() {

@@ -63,7 +63,12 @@ fn table(statuses: &[HandlerStatus], counts: &HashMap<String, Counts>) -> Markup
                     @let row = counts.get(&h.id).copied().unwrap_or_default();
                     tr id={ "handler-" (h.id) } {
                         td { strong { (h.id) } br; small.muted { (h.file.display()) } }
-                        td { @for route in &h.routes { code { (route) } " " } }
+                        td {
+                            @for route in &h.routes { code { (route) } " " }
+                            @if let Some((path, on_dead)) = &h.order_by {
+                                br; small.muted.order { "in order by " code { (path) } ", on dead: " (on_dead) }
+                            }
+                        }
                         td {
                             @if let Some(error) = &h.error {
                                 span class="status dead" { "load error" }

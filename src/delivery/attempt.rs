@@ -21,13 +21,7 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         // not written yet (a backfill in progress) or was never accepted (left by a crash).
         Ok(Some(record)) if record.deliveries.contains(&delivery.id) => {
             let event_type = record.event.kind.clone();
-            let recalled_steps = super::steps::recall(&engine.store, &delivery, record.version)
-                .await
-                .unwrap_or_else(|e| {
-                    // The steps run again, as a first attempt's would: at least once holds.
-                    tracing::warn!(delivery_id = %delivery.id, "cannot read the steps of delivery {}: {e}", delivery.id);
-                    Default::default()
-                });
+            let recalled_steps = super::steps::recall(&engine.store, &delivery, record.version).await;
             let request = InvocationRequest {
                 event: record.event,
                 delivery_id: delivery.id.clone(),
@@ -80,10 +74,15 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
         report,
         next: next.clone(),
     });
+    let in_line = delivery.line_place.is_some();
     let finished = engine
         .store
         .finish_attempt(&mut delivery, &attempt, next, now_ms())
         .await;
+    let finished = match finished {
+        Ok(()) if in_line && delivery.line_place.is_none() => advance_line(engine, &delivery).await,
+        other => other,
+    };
     if let Err(e) = finished {
         tracing::error!(
             event_id = %delivery.event_id,
@@ -101,6 +100,18 @@ pub async fn run(engine: &Engine, mut delivery: DeliveryRecord, version: Option<
     if soon {
         engine.wake();
     }
+}
+
+/// Lets the next delivery of `delivery`'s key run, once its leaving the line is on disk: a
+/// crash before that runs it again, and the next one must not have run by then.
+async fn advance_line(engine: &Engine, delivery: &DeliveryRecord) -> Result<(), crate::store::StoreError> {
+    let Some(key) = &delivery.order_key else {
+        return Ok(());
+    };
+    engine.store.commit().await?;
+    engine.store.advance_line(&delivery.handler, key, now_ms()).await?;
+    engine.wake();
+    Ok(())
 }
 
 /// Counts the attempt's fetches by host (with its port when the URL names one) and status.

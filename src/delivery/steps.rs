@@ -7,20 +7,24 @@
 use std::collections::HashMap;
 
 use crate::runtime::InvocationReport;
-use crate::store::{AttemptRecord, DeliveryRecord, SharedStore, StoreError};
+use crate::store::{AttemptRecord, DeliveryRecord, SharedStore};
 
 /// The step results `delivery`'s attempts recorded for version `version` of its event, by
 /// step name, as JSON text; a later attempt's result for a name replaces an earlier one's.
-pub async fn recall(
-    store: &SharedStore,
-    delivery: &DeliveryRecord,
-    version: u32,
-) -> Result<HashMap<String, String>, StoreError> {
+/// When the attempts cannot be read, none: the steps run again, as a first attempt's would
+/// (at least once holds).
+pub async fn recall(store: &SharedStore, delivery: &DeliveryRecord, version: u32) -> HashMap<String, String> {
     let Some(since) = delivery.steps_since else {
-        return Ok(HashMap::new());
+        return HashMap::new();
     };
-    let attempts = store.attempts(&delivery.id).await?;
-    Ok(recorded_in(&attempts, since, version))
+    match store.attempts(&delivery.id).await {
+        Ok(attempts) => recorded_in(&attempts, since, version),
+        Err(e) => {
+            let id = &delivery.id;
+            tracing::warn!(delivery_id = %id, "cannot read the steps of delivery {id}: {e}");
+            HashMap::new()
+        }
+    }
 }
 
 fn recorded_in(attempts: &[AttemptRecord], since: u32, version: u32) -> HashMap<String, String> {

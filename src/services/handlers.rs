@@ -35,6 +35,9 @@ pub struct HandlerStatus {
     /// How long one attempt may take, and how much CPU time.
     pub timeout: Option<std::time::Duration>,
     pub cpu_limit: Option<std::time::Duration>,
+    /// Where the version in use finds each event's order key, and what a dead delivery does
+    /// to its key (`block` or `continue`), when it orders its deliveries.
+    pub order_by: Option<(String, &'static str)>,
 }
 
 impl HandlerStatus {
@@ -51,6 +54,13 @@ impl HandlerStatus {
             retry: version.map_or_else(Vec::new, |v| v.limits.policy.delays().to_vec()),
             timeout: version.map(|v| v.pool.info.timeout),
             cpu_limit: version.map(|v| v.pool.info.cpu_limit),
+            order_by: version.and_then(|v| {
+                let on_dead = match v.limits.on_dead {
+                    crate::runtime::OnDead::Block => "block",
+                    crate::runtime::OnDead::Continue => "continue",
+                };
+                Some((v.limits.order_by.as_ref()?.to_string(), on_dead))
+            }),
         }
     }
 }

@@ -88,6 +88,9 @@ pub trait Backend: StateSource {
         next: NextStep,
         now_ms: u64,
     ) -> Pending<'a, ()>;
+    /// Queues the next delivery of `handler`'s line for `key`, after one left it (see
+    /// `lines.rs`).
+    fn advance_line<'a>(&'a self, handler: &'a str, key: &'a str, now_ms: u64) -> Pending<'a, ()>;
     /// Puts a running delivery back in the queue at `due_ms` without counting an attempt.
     fn postpone<'a>(&'a self, id: &'a str, due_ms: u64, now_ms: u64) -> Pending<'a, bool>;
     /// Queues again the deliveries claimed and not finished, and those an earlier process
@@ -262,6 +265,9 @@ impl Backend for Store {
     }
     fn skip_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Skipped> {
         ready(Store::skip_delivery(self, id, now_ms))
+    }
+    fn advance_line<'a>(&'a self, handler: &'a str, key: &'a str, now_ms: u64) -> Pending<'a, ()> {
+        ready(Store::advance_line(self, handler, key, now_ms))
     }
     fn blocked_by<'a>(&'a self, delivery: &'a DeliveryRecord) -> Pending<'a, Option<String>> {
         ready(Store::blocked_by(self, delivery))

@@ -97,7 +97,6 @@ impl Store {
         self.write(|| {
             let raw = codec::encode(keys::ATTEMPT_RECORD_V1, attempt)?;
             let held = self.shared.stripes.lock(&delivery.id);
-            let mut left_line = None;
             let finished = self.update_delivery_held(&delivery.id, |stored| {
                 self.trees
                     .attempts
@@ -119,8 +118,10 @@ impl Store {
                     }
                     NextStep::Dead { error, .. } => (DeliveryStatus::Dead, None, Some(error)),
                 };
-                if leaves && stored.line_place.take().is_some() {
-                    left_line = stored.order_key.clone();
+                if leaves {
+                    // Its key's next delivery is queued by the caller, once this is on disk
+                    // (see `Store::advance_line`).
+                    stored.line_place = None;
                 }
                 if let Some(due_ms) = due_ms {
                     // Queued before the record says pending: a crash between the two runs the
@@ -138,10 +139,6 @@ impl Store {
             drop(held);
             if let Some((stored, _)) = finished? {
                 *delivery = stored;
-            }
-            // Its record says it left its line: the next delivery of its key may run.
-            if let Some(key) = left_line {
-                self.advance_line(&delivery.handler, &key, now_ms)?;
             }
             Ok(())
         })

@@ -6,9 +6,11 @@
 //!
 //! A line's lock is held while a delivery joins it and while its front is promoted, so a
 //! joiner either sees the line empty and is queued itself, or is promoted later. A delivery
-//! leaving writes its record first and promotes after, so a crash between the two leaves a
-//! line whose front entry names a record that moved on, or a blocked front: the engine's
-//! start ([`Store::repair_lines`]) drops such entries and promotes every line's front.
+//! leaving writes its record first and promotes after (after an attempt, only once its record
+//! is on disk: otherwise a crash could run it again after its successor ran), so a crash
+//! between the two leaves a line whose front entry names a record that moved on, or a blocked
+//! front: the engine's start ([`Store::repair_lines`]) drops such entries and promotes every
+//! line's front.
 
 use super::records::{DeliveryRecord, DeliveryStatus};
 use super::{Store, StoreError, keys};
@@ -48,10 +50,13 @@ impl Store {
     }
 
     /// After a delivery of `handler` with `key` left its line (its record written): queues the
-    /// line's new front if it is blocked.
-    pub(super) fn advance_line(&self, handler: &str, key: &str, now_ms: u64) -> Result<(), StoreError> {
-        let _held = self.lock_line(handler, key);
-        self.promote_front(&keys::line_prefix(handler, key), now_ms)
+    /// line's new front if it is blocked. The engine calls it once an attempt's leaving is on
+    /// disk, so that no crash can run a delivery again after the next of its key ran.
+    pub fn advance_line(&self, handler: &str, key: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.write(|| {
+            let _held = self.lock_line(handler, key);
+            self.promote_front(&keys::line_prefix(handler, key), now_ms)
+        })
     }
 
     /// Queues the front of the line with prefix `line`, due at `now_ms`, if it is blocked.
@@ -276,6 +281,36 @@ mod tests {
         // Alone in its line, a replay runs at once.
         store.replay_delivery(&first, 18, false).unwrap();
         assert_eq!(queued(&store), [first]);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn an_attempt_leaves_its_line_and_the_next_is_queued_only_when_the_caller_says() {
+        let store = Store::temporary().unwrap();
+        let first = keyed(&store, "e1", "k", 10);
+        let next = keyed(&store, "e2", "k", 11);
+        let mut claimed = crate::store::testing::claim(&store, 10, &first, 12).unwrap().unwrap();
+        let record = crate::store::AttemptRecord {
+            n: 1,
+            started_ms: 12,
+            duration_ms: 1.0,
+            succeeded: true,
+            report: serde_json::json!({}),
+            replay: false,
+            event_version: Some(1),
+            recorded_steps: false,
+        };
+        store
+            .finish_attempt(&mut claimed, &record, NextStep::Succeeded, 13)
+            .unwrap();
+        assert!(claimed.line_place.is_none());
+        assert_eq!(
+            status(&store, &next),
+            DeliveryStatus::Blocked,
+            "not before the caller's commit"
+        );
+        store.advance_line("h", "k", 14).unwrap();
+        assert_eq!(queued(&store), [next]);
         assert_consistent(&store);
     }
 

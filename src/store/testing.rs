@@ -70,7 +70,12 @@ pub fn attempt(store: &Store, id: &str, next: NextStep, now_ms: u64) -> Delivery
         event_version: None,
         recorded_steps: false,
     };
+    let in_line = delivery.line_place.is_some();
     store.finish_attempt(&mut delivery, &record, next, now_ms).unwrap();
+    // As the engine does once the attempt is on disk.
+    if let (true, None, Some(key)) = (in_line, delivery.line_place, &delivery.order_key) {
+        store.advance_line(&delivery.handler, key, now_ms).unwrap();
+    }
     delivery
 }
 

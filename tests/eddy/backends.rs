@@ -154,6 +154,9 @@ impl Backend for Later {
     fn skip_delivery<'a>(&'a self, id: &'a str, now_ms: u64) -> Pending<'a, Skipped> {
         Box::pin(later(Backend::skip_delivery(&self.inner, id, now_ms)))
     }
+    fn advance_line<'a>(&'a self, handler: &'a str, key: &'a str, now_ms: u64) -> Pending<'a, ()> {
+        Box::pin(later(Backend::advance_line(&self.inner, handler, key, now_ms)))
+    }
     fn blocked_by<'a>(&'a self, delivery: &'a DeliveryRecord) -> Pending<'a, Option<String>> {
         Box::pin(later(Backend::blocked_by(&self.inner, delivery)))
     }

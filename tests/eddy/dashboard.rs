@@ -376,6 +376,11 @@ async fn an_ordered_delivery_shows_what_it_waits_for_and_a_dead_one_is_skipped_f
         "{waiting}"
     );
     assert!(waiting.contains(&dead_id), "{waiting}");
+    let handlers = page("/ui/handlers".into()).await;
+    assert!(
+        handlers.contains("in order by <code>subject</code>, on dead: block"),
+        "{handlers}"
+    );
     let holding = page(format!("/ui/deliveries/{dead_id}")).await;
     assert!(holding.contains("/skip\""), "{holding}");
     let skipped = client()

@@ -180,6 +180,20 @@ async fn a_dead_delivery_blocks_its_key_across_a_restart_until_replayed_or_skipp
     wait_for_count(&server, &crm, "audit", 4).await;
     assert_eq!(crm.applied("audit", "x"), [1, 2]);
 
+    let handlers = server.get("/handlers").await;
+    let declared = |id: &str| {
+        let h = handlers["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == id)
+            .cloned();
+        let h = h.unwrap_or_else(|| panic!("no {id} in {handlers}"));
+        (h["order_by"].clone(), h["on_dead"].clone())
+    };
+    assert_eq!(declared("sync"), (json!("data.account.id"), json!("block")));
+    assert_eq!(declared("audit"), (json!("data.account.id"), json!("continue")));
+
     let blocked = server.delivery("x-1", "sync").await;
     assert_eq!(blocked["delivery"]["status"], "blocked", "{blocked}");
     assert_eq!(blocked["blocked_by"], dead["delivery"]["id"], "{blocked}");

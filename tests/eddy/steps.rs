@@ -262,5 +262,23 @@ async fn retries_and_replays_recall_steps_that_ran_until_a_fresh_replay_or_an_ed
         [3, 3, 4],
         "and are recalled for that version from then on"
     );
+
+    let (status, refused) = server
+        .post(
+            &format!("/deliveries/{delivery}/replay?fresh=maybe"),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!((status, &refused["error"]), (400, &json!("invalid_query")), "{refused}");
+    let page = reqwest::get(server.url(&format!("/ui/deliveries/{delivery}")))
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("/replay?fresh=true") && page.contains("Replay fresh"),
+        "{page}"
+    );
+    assert!(page.contains("recalled: its recorded result, not run again"), "{page}");
     server.stop().await;
 }

@@ -194,6 +194,11 @@ pub struct HandlerBody {
     /// How long one attempt may take, and how much CPU time (none while no version is loaded).
     pub timeout_ms: Option<u128>,
     pub cpu_limit_ms: Option<u128>,
+    /// `config.orderBy` and `config.onDead` of an ordered handler; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_dead: Option<&'static str>,
 }
 
 impl From<HandlerStatus> for HandlerBody {
@@ -213,6 +218,8 @@ impl From<HandlerStatus> for HandlerBody {
                 .collect(),
             timeout_ms: h.timeout.map(|d| d.as_millis()),
             cpu_limit_ms: h.cpu_limit.map(|d| d.as_millis()),
+            on_dead: h.order_by.as_ref().map(|(_, on_dead)| *on_dead),
+            order_by: h.order_by.map(|(path, _)| path),
         }
     }
 }
