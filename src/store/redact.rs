@@ -145,7 +145,8 @@ mod tests {
         store.edit_event("e", &json!({"plan": "free"}), 2).unwrap();
         let delivery = store.event("e").unwrap().unwrap().deliveries[0].clone();
         let mut claimed = crate::store::testing::claim(&store, 1, &delivery, 3).unwrap().unwrap();
-        let report = json!({"logs": [{"message": "mailing ada@example.com"}], "fetches": [{"url": "https://x/?p=+44 20 1234"}, {"url": "https://x/?e=ada%40example.com&p=%2B44%2020%201234"}]});
+        let report = json!({"logs": [{"message": "mailing ada@example.com"}], "fetches": [{"url": "https://x/?p=+44 20 1234"}, {"url": "https://x/?e=ada%40example.com&p=%2B44%2020%201234"}],
+            "steps": [{"name": "contact", "status": "ran", "result": {"contact": {"email": "ada@example.com"}}}]});
         let attempt = AttemptRecord {
             n: 1,
             started_ms: 3,
@@ -189,6 +190,10 @@ mod tests {
             "{everything}"
         );
         assert!(everything.contains("mailing [redacted]"), "{everything}");
+        assert!(
+            everything.contains("\"email\": String(\"[redacted]\")"),
+            "a step's recorded result too: {everything}"
+        );
     }
 
     #[test]
