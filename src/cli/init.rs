@@ -21,7 +21,12 @@ struct Template {
     shared: bool,
 }
 
-const TEMPLATES: [Template; 5] = [
+/// The types of the handler API, for editors (`eddy types` writes them again).
+pub const TYPES: &str = include_str!("init/eddy.d.ts");
+/// Tells editors to check the handlers' JavaScript against [`TYPES`].
+pub const JSCONFIG: &str = include_str!("init/jsconfig.json");
+
+const TEMPLATES: [Template; 7] = [
     Template {
         path: "eddy.toml",
         text: include_str!("init/eddy.toml"),
@@ -45,6 +50,16 @@ const TEMPLATES: [Template; 5] = [
     Template {
         path: "README.md",
         text: include_str!("init/README.md"),
+        shared: true,
+    },
+    Template {
+        path: "eddy.d.ts",
+        text: TYPES,
+        shared: true,
+    },
+    Template {
+        path: "jsconfig.json",
+        text: JSCONFIG,
         shared: true,
     },
 ];
@@ -94,7 +109,7 @@ fn project_name(dir: &Path) -> String {
 }
 
 /// Writes a file that must not exist yet (a file appearing meanwhile is not overwritten).
-fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(super) fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

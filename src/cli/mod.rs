@@ -24,6 +24,7 @@ mod replay;
 mod run;
 mod serve;
 mod show;
+mod types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ struct Cli {
 enum Command {
     /// Create a project: eddy.toml, handlers/ with a working handler, .env.example, a README.
     Init(init::InitArgs),
+    /// Write eddy.d.ts, the types of the handler API, so editors complete and check handlers.
+    Types(types::TypesArgs),
     /// Run one event through one handler and print what happened.
     Run(run::RunArgs),
     /// Load every handler and report syntax and load errors as file:line:col: message.
@@ -150,6 +153,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Init(args) => init::init(args),
+            Command::Types(args) => types::types(args),
             Command::Run(args) => run::run(args).await,
             Command::Check(args) => check::check(args).await,
             Command::Serve(args) => serve::serve(args).await,

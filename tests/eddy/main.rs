@@ -48,4 +48,5 @@ mod server_support;
 mod steps;
 mod store_failure;
 mod support;
+mod types;
 mod webhooks;

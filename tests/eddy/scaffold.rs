@@ -18,7 +18,14 @@ fn init_makes_a_project_whose_handler_runs_and_never_overwrites() {
         "{stdout}"
     );
     let project = dir.path().join("shop");
-    for file in ["eddy.toml", ".env.example", ".gitignore", "README.md"] {
+    for file in [
+        "eddy.toml",
+        ".env.example",
+        ".gitignore",
+        "README.md",
+        "eddy.d.ts",
+        "jsconfig.json",
+    ] {
         assert!(project.join(file).is_file(), "{file} is created");
         // The files stand alone: nothing points into eddy's source repository.
         let text = std::fs::read_to_string(project.join(file)).unwrap();

@@ -1,6 +1,7 @@
 // Handles `user.signup` events. Try it:
 //   eddy run handlers/user.signup.js --event '{"type":"user.signup","data":{"name":"Ada","email":"ada@example.com"}}'
 // or run `eddy dev` and send one: eddy send user.signup '{"name":"Ada","email":"ada@example.com"}'
+/** @type {eddy.Config} */
 export const config = {
   timeoutMs: 10000,
   // To call an API, allow its host and list the secrets the handler needs (eddy.toml grants
@@ -9,6 +10,10 @@ export const config = {
   // secrets: ["EXAMPLE_API_TOKEN"],
 };
 
+/**
+ * @param {eddy.Event<{ name?: string, email?: string }>} event
+ * @param {eddy.Context} ctx
+ */
 export default async function (event, ctx) {
   const { name, email } = event.data ?? {};
   if (!email) throw new NonRetryableError("a signup without an email cannot be processed");
