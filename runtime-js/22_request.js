@@ -28,6 +28,7 @@ import {
   takeBody,
   unusableReason,
 } from "ext:eddy/21_body.js";
+import { _options, optionMembers, optionsOf, referrerText } from "ext:eddy/21_request_options.js";
 
 const {
   FunctionPrototypeCall,
@@ -83,6 +84,7 @@ const convertRequestInit = webidl.createDictionaryConverter("RequestInit", [
     key: "signal",
     converter: webidl.createNullableConverter(webidl.converters.AbortSignal),
   },
+  ...new SafeArrayIterator(optionMembers),
 ]);
 
 // Per the Fetch spec only these are upper-cased; others (e.g. "patch") are
@@ -136,6 +138,7 @@ class Request {
   [_body];
   [_redirect];
   [_signal];
+  [_options];
 
   constructor(input, init = undefined) {
     const prefix = "Failed to construct 'Request'";
@@ -148,7 +151,9 @@ class Request {
     let parentSignal = null;
     let inputBody = null;
     let headerList = [];
+    let inputOptions = null;
     if (isBranded(input, RequestPrototype)) {
+      inputOptions = input[_options];
       url = input[_url];
       method = input[_method];
       redirect = input[_redirect];
@@ -176,6 +181,7 @@ class Request {
       method = normalizeMethod(init.method, prefix);
     }
     if (init.redirect !== undefined) redirect = init.redirect;
+    const options = optionsOf(inputOptions, init, method, prefix);
     // An explicit `signal: null` drops the input Request's signal.
     if (init.signal !== undefined) parentSignal = init.signal;
 
@@ -226,6 +232,7 @@ class Request {
     this[_body] = body;
     this[_redirect] = redirect;
     this[_signal] = signal;
+    this[_options] = options;
   }
 
   get method() {
@@ -253,6 +260,61 @@ class Request {
     return this[_signal];
   }
 
+  get destination() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return "";
+  }
+
+  get referrer() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return referrerText(this[_options]);
+  }
+
+  get referrerPolicy() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].referrerPolicy;
+  }
+
+  get mode() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].mode;
+  }
+
+  get credentials() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].credentials;
+  }
+
+  get cache() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].cache;
+  }
+
+  get integrity() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].integrity;
+  }
+
+  get keepalive() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].keepalive;
+  }
+
+  get isReloadNavigation() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].reloadNavigation;
+  }
+
+  get isHistoryNavigation() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return this[_options].historyNavigation;
+  }
+
+  get duplex() {
+    webidl.assertBranded(this, RequestPrototype, "Request");
+    return "half";
+  }
+
   clone() {
     webidl.assertBranded(this, RequestPrototype, "Request");
     const prefix = "Failed to execute 'clone' on 'Request'";
@@ -268,6 +330,7 @@ class Request {
     clone[_body] = this[_body] === null ? null : newBody(this[_body].bytes);
     clone[_redirect] = this[_redirect];
     clone[_signal] = followSignal(this[_signal], prefix);
+    clone[_options] = { ...this[_options] };
     return clone;
   }
 
@@ -278,9 +341,19 @@ class Request {
         evaluate: isBranded(this, RequestPrototype),
         keys: [
           "bodyUsed",
+          "cache",
+          "credentials",
+          "destination",
           "headers",
+          "integrity",
+          "isHistoryNavigation",
+          "isReloadNavigation",
+          "keepalive",
           "method",
+          "mode",
           "redirect",
+          "referrer",
+          "referrerPolicy",
           "url",
         ],
       }),
@@ -295,6 +368,7 @@ const RequestPrototype = Request.prototype;
 
 export {
   _headers,
+  _options,
   _method,
   _redirect,
   _signal,

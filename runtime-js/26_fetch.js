@@ -16,6 +16,7 @@ import { _body, copyBytes, newBody } from "ext:eddy/21_body.js";
 import {
   _headers,
   _method,
+  _options,
   _redirect,
   _signal,
   _url,
@@ -172,11 +173,25 @@ function sendRequest(request, signal) {
   });
 }
 
+/** Why fetch cannot do what a request's options ask, or null. */
+function unsupported(options) {
+  if (options.integrity !== "") {
+    return "eddy does not check subresource integrity; leave 'integrity' empty";
+  }
+  if (options.cache === "only-if-cached") {
+    // The standard's answer to a cache miss: eddy keeps no HTTP cache, so it always misses.
+    return "eddy keeps no HTTP cache, so an 'only-if-cached' request finds nothing";
+  }
+  return null;
+}
+
 function fetch(input, init = undefined) {
   // Every failure, including bad arguments, is a rejection, never a throw.
   try {
     webidl.requiredArguments(arguments.length, 1, "Failed to execute 'fetch'");
     const request = new Request(input, init);
+    const refused = unsupported(request[_options]);
+    if (refused !== null) return PromiseReject(new TypeError(`Failed to execute 'fetch': ${refused}`));
     const signal = request[_signal];
     if (FunctionPrototypeCall(signalAborted, signal)) {
       return PromiseReject(FunctionPrototypeCall(signalReason, signal));

@@ -54,6 +54,7 @@ deno_core::extension!(
         "10_console.js",
         "20_headers.js",
         "21_body.js",
+        "21_request_options.js",
         "22_request.js",
         "23_response.js",
         "26_fetch.js",

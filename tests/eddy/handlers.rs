@@ -30,6 +30,13 @@ async fn fetch_classes_follow_the_standard() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn request_options_follow_the_standard() {
+    let rt = runtime();
+    load(&rt, "web_request_options").await;
+    assert_ok(&invoke(&rt, "web_request_options", json!({})).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn synchronous_handlers_work_and_fail_like_async_ones() {
     let rt = runtime();
     load(&rt, "sync_handler").await;
