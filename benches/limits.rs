@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use eddy::config::Config;
 
 /// Events posted per run; each is one call by each of the two handlers.
 const EVENTS: usize = 300;
@@ -80,24 +79,11 @@ struct Run {
 
 async fn run_once(folder: &Path) -> Run {
     let (api, base) = start_api().await;
-    let handlers = folder.join("handlers");
-    write_handlers(&handlers);
-    let text = format!(
-        "handlers = {:?}\ndata = {:?}\n[net]\nallow_private = [\"127.0.0.1/32\"]\n\
-         [limits.\"127.0.0.1\"]\nrate = \"{RATE}/s\"\nburst = {BURST}\nconcurrency = {CONCURRENCY}\n",
-        handlers.display().to_string(),
-        folder.join("data").display().to_string(),
-    );
-    let config = Config::parse(&text, &folder.join("eddy.toml")).expect("config");
-    let server = support::in_process::start(config).await;
-    support::eddy::wait_for_handlers(&server.url, 2)
-        .await
-        .expect("handlers load");
+    write_handlers(&folder.join("handlers"));
+    let limits = format!("[limits.\"127.0.0.1\"]\nrate = \"{RATE}/s\"\nburst = {BURST}\nconcurrency = {CONCURRENCY}\n");
+    let server = support::in_process::start_project(folder, &limits, 2).await;
     let http = support::load::http_client();
-    let events: Vec<String> = (0..EVENTS)
-        .map(|i| format!(r#"{{"id":"e{i}","type":"work","data":{{"base":"{base}"}}}}"#))
-        .collect();
-    let body = format!("[{}]", events.join(","));
+    let body = support::load::work_events(EVENTS, &base);
     let posted = support::load::post_json(&http, &format!("{}/events", server.url), body).await;
     assert!(posted.ok(), "the events were not accepted");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -117,12 +103,7 @@ async fn run_once(folder: &Path) -> Run {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let folder = tempfile::tempdir().expect("temporary folder");
-    support::machine::print_start("limits", folder.path());
+    let (runtime, folder) = support::begin("limits");
     let runs = support::runs(3);
     println!(
         "{} events, each called by 2 handlers; [limits.\"127.0.0.1\"] rate = \"{RATE}/s\", burst = {BURST}, \

@@ -285,12 +285,7 @@ fn key_count() -> usize {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let folder = tempfile::tempdir().expect("temporary folder");
-    support::machine::print_start("ordering", folder.path());
+    let (runtime, folder) = support::begin("ordering");
     let runs = support::runs(1);
     let keys = key_count();
     println!(

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
-use eddy::config::Config;
 
 const EVENTS: usize = 200;
 
@@ -100,12 +99,7 @@ async fn succeeded(http: &reqwest::Client, url: &str, handler: &str) -> usize {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let folder = tempfile::tempdir().expect("temporary folder");
-    support::machine::print_start("steps", folder.path());
+    let (runtime, folder) = support::begin("steps");
     println!(
         "{EVENTS} events, each delivered to 2 handlers that make 3 calls (contact, deal, notify); \
          notify fails once per event, so each delivery is retried once; then every delivery is replayed\n"
@@ -130,28 +124,12 @@ fn main() {
 
 async fn run(folder: &Path) -> (HashMap<&'static str, usize>, HashMap<&'static str, usize>) {
     let (crm, base) = start_crm().await;
-    let handlers = folder.join("handlers");
-    write_handlers(&handlers);
-    let text = format!(
-        "handlers = {:?}\ndata = {:?}\n[net]\nallow_private = [\"127.0.0.1/32\"]\n[breaker]\nfailures = 100000\n",
-        handlers.display().to_string(),
-        folder.join("data").display().to_string(),
-    );
-    let config = Config::parse(&text, &folder.join("eddy.toml")).expect("config");
-    let server = support::in_process::start(config).await;
-    support::eddy::wait_for_handlers(&server.url, 2)
-        .await
-        .expect("handlers load");
+    write_handlers(&folder.join("handlers"));
+    // Notify's failures are on cue, not a reason to stop calling the CRM.
+    let server = support::in_process::start_project(folder, "[breaker]\nfailures = 100000\n", 2).await;
     let http = support::load::http_client();
-    let events: Vec<String> = (0..EVENTS)
-        .map(|i| format!(r#"{{"id":"e{i}","type":"work","data":{{"base":"{base}"}}}}"#))
-        .collect();
-    let posted = support::load::post_json(
-        &http,
-        &format!("{}/events", server.url),
-        format!("[{}]", events.join(",")),
-    )
-    .await;
+    let body = support::load::work_events(EVENTS, &base);
+    let posted = support::load::post_json(&http, &format!("{}/events", server.url), body).await;
     assert!(posted.ok(), "the events were not accepted");
     let deadline = Instant::now() + Duration::from_secs(120);
     for handler in ["plain", "stepped"] {

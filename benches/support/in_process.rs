@@ -39,6 +39,22 @@ pub async fn start(config: Config) -> InProcess {
     InProcess { url, store, stop, task }
 }
 
+/// Starts a server over `folder/handlers` (written by the caller) and `folder/data`, the fake
+/// APIs on 127.0.0.1 allowed and `extra` added to its config, once `handlers` handlers loaded.
+pub async fn start_project(folder: &std::path::Path, extra: &str, handlers: usize) -> InProcess {
+    let text = format!(
+        "handlers = {:?}\ndata = {:?}\n[net]\nallow_private = [\"127.0.0.1/32\"]\n{extra}",
+        folder.join("handlers").display().to_string(),
+        folder.join("data").display().to_string(),
+    );
+    let config = Config::parse(&text, &folder.join("eddy.toml")).expect("config");
+    let server = start(config).await;
+    super::eddy::wait_for_handlers(&server.url, handlers)
+        .await
+        .expect("handlers load");
+    server
+}
+
 impl InProcess {
     /// Stops the server and waits until it has.
     pub async fn stop(self) {

@@ -143,6 +143,14 @@ pub async fn paced<F: FnMut(usize) -> String>(pace: Pace<'_, F>, duration: Durat
     posted
 }
 
+/// A JSON array of `n` events `e<i>` of type `work` whose data names the fake API's `base`.
+pub fn work_events(n: usize, base: &str) -> String {
+    let events: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"id":"e{i}","type":"work","data":{{"base":"{base}"}}}}"#))
+        .collect();
+    format!("[{}]", events.join(","))
+}
+
 /// Posts `body` as JSON and reads the answer.
 pub fn post_json(http: &reqwest::Client, url: &str, body: String) -> impl Future<Output = Posted> + use<> {
     let request = http.post(url).header("content-type", "application/json").body(body);

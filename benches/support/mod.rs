@@ -16,6 +16,18 @@ pub mod procs;
 
 use std::time::Duration;
 
+/// What a bench's `main` starts with: a multi-threaded runtime, and a temporary folder for its
+/// data, whose machine and load it prints first.
+pub fn begin(name: &str) -> (tokio::runtime::Runtime, tempfile::TempDir) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let folder = tempfile::tempdir().expect("temporary folder");
+    machine::print_start(name, folder.path());
+    (runtime, folder)
+}
+
 /// Serves `app` on 127.0.0.1 (a fake third-party API) for as long as the process runs; its
 /// base URL.
 pub async fn serve_loopback(app: axum::Router) -> String {
