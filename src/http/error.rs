@@ -72,6 +72,7 @@ impl From<crate::services::ServiceError> for ApiError {
             ServiceError::ReplayStatus => Self::unprocessable("invalid_status", e.to_string()),
             ServiceError::Rate => Self::unprocessable("invalid_rate", e.to_string()),
             ServiceError::BackfillFilter => Self::unprocessable("invalid_backfill", e.to_string()),
+            ServiceError::FreshBackfill => Self::unprocessable("invalid_fresh", e.to_string()),
             ServiceError::UnknownHandler(_) => Self::unprocessable("unknown_handler", e.to_string()),
             ServiceError::NoFilter => Self::unprocessable("no_filter", e.to_string()),
             ServiceError::Where(_) => Self::unprocessable("invalid_where", e.to_string()),

@@ -129,6 +129,9 @@ impl Services {
         if request.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err(ServiceError::Rate);
         }
+        if request.backfill && request.fresh {
+            return Err(ServiceError::FreshBackfill);
+        }
         if request.backfill {
             self.check_backfill(&request.filter)?;
         }

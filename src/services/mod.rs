@@ -67,6 +67,8 @@ pub enum ServiceError {
     Rate,
     #[error("a backfill needs the handler to run")]
     BackfillFilter,
+    #[error("fresh is for replays: a backfill's deliveries are new and have no steps recorded")]
+    FreshBackfill,
     #[error("no loaded handler {0:?}")]
     UnknownHandler(String),
     #[error("give where (and/or type) to choose events")]

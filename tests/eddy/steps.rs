@@ -271,6 +271,9 @@ async fn retries_and_replays_recall_steps_that_ran_until_a_fresh_replay_or_an_ed
         )
         .await;
     assert_eq!((status, &refused["error"]), (400, &json!("invalid_query")), "{refused}");
+    let both = json!({"backfill": true, "handler": "contacts", "fresh": true}).to_string();
+    let (status, refused) = server.post("/replays", "application/json", both).await;
+    assert_eq!((status, &refused["error"]), (422, &json!("invalid_fresh")), "{refused}");
     let page = reqwest::get(server.url(&format!("/ui/deliveries/{delivery}")))
         .await
         .unwrap();
