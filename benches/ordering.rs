@@ -171,6 +171,9 @@ async fn post_batches(url: String, base: String, keys: usize, from: usize, acked
     EVENTS / BATCH
 }
 
+/// A line of the printed table: what, what it must be, the figure of a run, its decimals.
+type Row = (&'static str, &'static str, fn(&Run) -> f64, usize);
+
 struct Run {
     keys: usize,
     calls: usize,
@@ -307,40 +310,57 @@ fn main() {
     println!("| | must be | measured (median, lowest–highest) |");
     println!("|---|--:|--:|");
     println!("| events | | {EVENTS} |");
-    println!("| keys (accounts) | | {} |", of(|r| r.keys as f64, 0));
-    println!("| calls received by the CRM | | {} |", of(|r| r.calls as f64, 0));
-    println!("| calls arrived at the kill | | {} |", of(|r| r.at_kill as f64, 0));
-    println!(
-        "| events acknowledged before the kill | | {} |",
-        of(|r| r.acked_before_kill as f64, 0)
-    );
-    println!(
-        "| events posted again after the restart | | {} |",
-        of(|r| r.reposted as f64, 0)
-    );
-    println!(
-        "| duplicates (calls beyond one per event) | | {} |",
-        of(|r| r.duplicates as f64, 0)
-    );
-    println!(
-        "| order violations (an older change after a newer one) | 0 | {} |",
-        of(|r| r.violations as f64, 0)
-    );
-    println!(
-        "| overlapping calls of one account | 0 | {} |",
-        of(|r| r.overlaps as f64, 0)
-    );
-    println!(
-        "| kill to the restarted handler loaded, ms | | {} |",
-        of(|r| support::ms(r.down), 0)
-    );
-    println!(
-        "| wall time, first post to every change applied, s | | {} |",
-        of(|r| r.wall.as_secs_f64(), 2)
-    );
-    println!(
-        "| events per second end to end | | {} |",
-        of(|r| EVENTS as f64 / r.wall.as_secs_f64(), 0)
-    );
+    let rows: [Row; 11] = [
+        ("keys (accounts)", "", |r| r.keys as f64, 0),
+        ("calls received by the CRM", "", |r| r.calls as f64, 0),
+        ("calls arrived at the kill", "", |r| r.at_kill as f64, 0),
+        (
+            "events acknowledged before the kill",
+            "",
+            |r| r.acked_before_kill as f64,
+            0,
+        ),
+        ("events posted again after the restart", "", |r| r.reposted as f64, 0),
+        (
+            "duplicates (calls beyond one per event)",
+            "",
+            |r| r.duplicates as f64,
+            0,
+        ),
+        (
+            "order violations (an older change after a newer one)",
+            "0",
+            |r| r.violations as f64,
+            0,
+        ),
+        ("overlapping calls of one account", "0", |r| r.overlaps as f64, 0),
+        (
+            "kill to the restarted handler loaded, ms",
+            "",
+            |r| support::ms(r.down),
+            0,
+        ),
+        (
+            "wall time, first post to every change applied, s",
+            "",
+            |r| r.wall.as_secs_f64(),
+            2,
+        ),
+        (
+            "events per second end to end",
+            "",
+            |r| EVENTS as f64 / r.wall.as_secs_f64(),
+            0,
+        ),
+    ];
+    for (what, must, figure, decimals) in rows {
+        // An empty cell is one space, as in the header's rows.
+        let must = if must.is_empty() {
+            " ".to_owned()
+        } else {
+            format!(" {must} ")
+        };
+        println!("| {what} |{must}| {} |", of(figure, decimals));
+    }
     support::machine::print_end();
 }

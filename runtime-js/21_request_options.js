@@ -124,4 +124,4 @@ function referrerText(options) {
   return options.referrer;
 }
 
-export { _options, defaultOptions, optionMembers, optionsOf, referrerText };
+export { _options, optionMembers, optionsOf, referrerText };

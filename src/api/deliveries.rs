@@ -29,7 +29,7 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-/// `GET /deliveries?status=pending|running|succeeded|dead&handler=&type=&error=&since=&until=&order=newest|oldest&limit=&cursor=`:
+/// `GET /deliveries?status=pending|blocked|running|succeeded|dead&handler=&type=&error=&since=&until=&order=newest|oldest&limit=&cursor=`:
 /// newest first unless asked, by when each delivery was created.
 pub async fn list(
     State(services): State<Arc<Services>>,

@@ -105,7 +105,8 @@ fn given(text: Option<&str>) -> Option<&str> {
 pub fn delivery_status(text: Option<&str>) -> Result<Option<DeliveryStatus>, ServiceError> {
     given(text)
         .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| query("status must be pending, running, succeeded or dead".into()))
+            DeliveryStatus::parse(s)
+                .ok_or_else(|| query("status must be pending, blocked, running, succeeded or dead".into()))
         })
         .transpose()
 }

@@ -240,8 +240,8 @@ pub fn line_key(prefix: &[u8], place: u64, delivery_id: &str) -> Vec<u8> {
     [prefix, &place.to_be_bytes(), delivery_id.as_bytes()].concat()
 }
 
-/// `(line prefix, place, delivery id)` from a [`TREE_LINES`] key.
-pub fn parse_line_key(key: &[u8]) -> Result<(Vec<u8>, u64, String), StoreError> {
+/// The prefix of the line a [`TREE_LINES`] key belongs to.
+pub fn line_of_key(key: &[u8]) -> Result<&[u8], StoreError> {
     let corrupt = || StoreError::Corrupt("order line key".into());
     let end = key.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
     let (len, rest) = key[end + 1..].split_first_chunk::<4>().ok_or_else(corrupt)?;
@@ -249,9 +249,7 @@ pub fn parse_line_key(key: &[u8]) -> Result<(Vec<u8>, u64, String), StoreError> 
     if rest.len() < len + 8 {
         return Err(corrupt());
     }
-    let prefix_len = end + 1 + 4 + len;
-    let (place, id) = parse_position(&key[prefix_len..])?;
-    Ok((key[..prefix_len].to_vec(), place, id))
+    Ok(&key[..end + 1 + 4 + len])
 }
 
 /// The prefix of a delivery index range: the status, then (for the handler and type indexes)

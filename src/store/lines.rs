@@ -84,14 +84,10 @@ impl Store {
     /// entry's place, with that place; with `tidy` (the line's lock held), the entries before
     /// it, which a crash or a removal left, are dropped.
     fn line_front(&self, line: &[u8], tidy: bool) -> Result<Option<(u64, DeliveryRecord)>, StoreError> {
+        // A line's prefix holds its key's length, so no other line's entries start with it.
         for item in self.trees.lines.scan_prefix(line) {
             let (key, _) = item?;
-            let (prefix, place, id) = keys::parse_line_key(&key)?;
-            if prefix != line {
-                // Cannot happen (a line's prefix holds its key's length), but a key read
-                // wrongly must not make another line's delivery this one's front.
-                continue;
-            }
+            let (place, id) = keys::parse_position(&key[line.len()..])?;
             match self.stored_delivery(&id)? {
                 Some(d) if d.line_place == Some(place) => return Ok(Some((place, d))),
                 _ if tidy => {
@@ -146,12 +142,13 @@ impl Store {
     pub(super) fn repair_lines(&self, now_ms: u64) -> Result<(), StoreError> {
         let mut from = Vec::new();
         while let Some(item) = self.trees.lines.range(from.as_slice()..).next() {
-            let (line, ..) = keys::parse_line_key(&item?.0)?;
+            let key = item?.0;
+            let line = keys::line_of_key(&key)?;
             {
-                let _held = self.shared.line_stripes.lock(&line);
-                self.promote_front(&line, now_ms)?;
+                let _held = self.shared.line_stripes.lock(line);
+                self.promote_front(line, now_ms)?;
             }
-            match keys::prefix_end(&line) {
+            match keys::prefix_end(line) {
                 Some(next) => from = next,
                 None => break,
             }
